@@ -1,0 +1,95 @@
+"""The `shipctl` Typer application and its error edge.
+
+User errors (`ShipctlError`) become one line on stderr and their exit code, inside the command call so that
+CliRunner tests see the same codes as a shell. Anything else is a bug: one line and exit 1, with the traceback
+only under `--debug` / SHIPCTL_DEBUG=1, and even then with secrets scrubbed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from shipctl import __version__
+from shipctl.cli import console
+from shipctl.errors import ShipctlError
+from shipctl.exit_codes import ExitCode
+from shipctl.secrets import scrub
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(func: F) -> F:
+    """Turn exceptions from a command body into one line on stderr and the right exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ShipctlError as exc:
+            console.error(scrub(exc.message))
+            raise typer.Exit(int(exc.exit_code)) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:  # the last line of defence: never a raw traceback for a user
+            if console.debug_enabled():
+                import traceback
+
+                console.err.print(scrub(traceback.format_exc()), markup=False)
+            console.error(scrub(f"unexpected {type(exc).__name__}: {exc}") + " (rerun with --debug for details)")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    """`app.command` with the error edge applied; every command module registers through this."""
+
+    def decorate(func: F) -> F:
+        app.command(*args, **kwargs)(guarded(func))
+        return func
+
+    return decorate
+
+
+app = typer.Typer(
+    name="shipctl",
+    help="Buy shipping labels in bulk from a manifest, through EasyPost (or the built-in sandbox).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"shipctl {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+) -> None:
+    if debug:
+        os.environ["SHIPCTL_DEBUG"] = "1"
+
+
+def main() -> None:
+    app()
+
+
+# Each command module registers itself on `app` (imported last: they import `app` from here).
+from shipctl.cli import commands  # noqa: E402,F401

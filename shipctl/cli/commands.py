@@ -1,0 +1,3 @@
+"""Import every command module so each registers itself on the app. One line per command."""
+
+from shipctl.cli import validate  # noqa: F401

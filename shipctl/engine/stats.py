@@ -1,0 +1,45 @@
+"""Live counters the engine mutates and a display polls.
+
+Polling plain integers is the cheapest possible interface: the engine pays one attribute increment per event,
+never a call into rich, and the display samples at its own pace (at most 10 Hz) from another thread. Reads
+may be a moment stale; they are never torn (each field is one Python int).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunStats:
+    total: int | None = None
+    """Rows to do in this run (None while still unknown, e.g. streaming stdin)."""
+    done: int = 0
+    """Rows finished, whatever their outcome (succeeded + failed + skipped)."""
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    resumed: int = 0
+    """Rows re-emitted from the journal without any API call."""
+    retries: int = 0
+    rate_limited: int = 0
+    """429 answers seen (each also halves `limit`)."""
+    inflight: int = 0
+    """API calls in flight right now."""
+    limit: int = 16
+    """The current in-flight limit (moves under AIMD)."""
+    max_limit: int = 16
+    workers: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+
+    def elapsed(self) -> float:
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        return end - self.started_at
+
+    def throughput(self) -> float:
+        """Rows finished per second over the whole run (resumed rows excluded: they cost nothing)."""
+        elapsed = self.elapsed()
+        worked = self.done - self.resumed
+        return worked / elapsed if elapsed > 0 else 0.0

@@ -1,0 +1,18 @@
+"""Exit codes, one name each; the README documents every one and tests/test_exit_codes.py proves each."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    """Every row (or code, or shipment) was done."""
+    ERROR = 1
+    """An unexpected error: a bug, the API unreachable, the journal unusable."""
+    USAGE = 2
+    """Bad usage or an invalid manifest; nothing was bought."""
+    PARTIAL = 3
+    """The run finished but some rows failed; the rest are done and journaled."""
+    INTERRUPTED = 130
+    """Stopped by Ctrl-C or SIGTERM; what finished is journaled, rerun to resume."""

@@ -1,0 +1,31 @@
+"""The per-row result record that every bulk command emits, and the column order writers use."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Status = Literal["bought", "failed", "skipped", "planned"]
+
+
+@dataclass
+class ResultRecord:
+    reference: str
+    status: Status
+    shipment_id: str | None = None
+    tracking_code: str | None = None
+    carrier: str | None = None
+    service: str | None = None
+    rate: str | None = None
+    currency: str | None = None
+    delivery_days: int | None = None
+    label_url: str | None = None
+    label_path: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord))

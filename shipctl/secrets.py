@@ -1,0 +1,23 @@
+"""Keep the API key out of every byte shipctl writes.
+
+`scrub` is applied at the edges that could carry a key by accident: error messages from the SDK or requests,
+tracebacks under --debug, and anything we store in the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+# EasyPost keys: EZAK... (production) and EZTK... (test), followed by hex/alphanumerics.
+_KEY_PATTERN = re.compile(r"EZ[AT]K[0-9A-Za-z]{8,}")
+_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def scrub(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
+    secrets = [s for s in (os.environ.get("EASYPOST_API_KEY", ""), *extra_secrets) if len(s) >= 4]
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    text = _KEY_PATTERN.sub(REDACTED, text)
+    return _BEARER.sub(r"\1" + REDACTED, text)
