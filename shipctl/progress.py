@@ -1,0 +1,372 @@
+"""Progress on stderr while a bulk run works: a rich live display on a terminal, plain lines for cron.
+
+The engine never calls into this module. It mutates the plain integer counters of a `RunStats`; the display
+*polls* them from its own thread — rich's refresh thread (live) or a timer thread (plain) — at most
+`LIVE_REFRESH_PER_SECOND` times a second. So the engine pays nothing per event, and psutil is asked for CPU
+figures only while a frame is being drawn (and at most once a second).
+
+    with open_progress(stats, mode="auto", interval=10.0, noun="shipments"):
+        ...  # the engine runs here, mutating `stats`
+
+Modes: "auto" is "live" when the console is a terminal, "plain" otherwise; "off" (``--quiet``) draws nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import IO, TYPE_CHECKING, Literal, get_args
+
+import psutil
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from shipctl.engine.stats import RunStats
+
+ProgressMode = Literal["auto", "live", "plain", "off"]
+PROGRESS_MODES: tuple[str, ...] = get_args(ProgressMode)
+
+LIVE_REFRESH_PER_SECOND = 5.0
+"""Frames per second of the live display (the contract allows at most 10)."""
+ROLLING_WINDOW = 5.0
+"""Seconds over which the live display's "now" throughput is measured."""
+CPU_SAMPLE_EVERY = 1.0
+"""psutil is asked at most this often; shorter CPU windows are noise, not information."""
+
+Clock = Callable[[], float]
+
+
+# --- figures shared by both displays -------------------------------------------------------------------
+
+
+def format_duration(seconds: float) -> str:
+    """`0:00:23`, `1:02:03` — the shape of a clock, as the plain line and the bar show it."""
+    return str(timedelta(seconds=max(0, round(seconds))))
+
+
+def eta_seconds(stats: RunStats, rate: float) -> float | None:
+    """Seconds until `total` at `rate` rows/s; None when unknowable (no total, or nothing done yet)."""
+    if stats.total is None:
+        return None
+    remaining = stats.total - stats.done
+    if remaining <= 0:
+        return 0.0
+    if rate <= 0:
+        return None
+    return remaining / rate
+
+
+class RollingRate:
+    """Rows per second over the last `window` seconds, from samples taken at refresh time (not per event)."""
+
+    def __init__(self, window: float = ROLLING_WINDOW) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def sample(self, now: float, worked: int) -> float | None:
+        """Record `worked` rows at `now`; the rate over the window, or None until two samples span time."""
+        samples = self._samples
+        samples.append((now, worked))
+        # Keep one sample at or just beyond the window's edge, so the span is the full window.
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+        first_t, first_n = samples[0]
+        span = now - first_t
+        if span <= 0:
+            return None
+        return max(0, worked - first_n) / span
+
+
+class CpuSampler:
+    """This process's CPU % and each core's, from psutil, cached for `every` seconds.
+
+    psutil's percentages are "since the previous call", so the first call only primes them; `prime()` is made
+    when the display starts so that the first frame after a second already shows a real figure.
+    """
+
+    def __init__(self, every: float = CPU_SAMPLE_EVERY, clock: Clock = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self.cores = psutil.cpu_count() or 1
+        self._process = psutil.Process()
+        self._last_at: float | None = None
+        self._last: tuple[float, list[float]] = (0.0, [0.0] * self.cores)
+
+    def prime(self) -> None:
+        self._process.cpu_percent(interval=None)
+        psutil.cpu_percent(interval=None, percpu=True)
+        self._last_at = self.clock()
+
+    def sample(self) -> tuple[float, list[float]]:
+        """(process %, where 100 = one whole core; [per-core %])."""
+        now = self.clock()
+        if self._last_at is None or now - self._last_at >= self.every:
+            per_core = list(psutil.cpu_percent(interval=None, percpu=True))
+            self._last = (float(self._process.cpu_percent(interval=None)), per_core)
+            self._last_at = now
+        return self._last
+
+
+# --- the live display ----------------------------------------------------------------------------------
+
+
+def _pct_style(pct: float) -> str:
+    return "green" if pct < 60 else "yellow" if pct < 85 else "red"
+
+
+class LiveView:
+    """Builds one frame of the live display from `stats`. Called by rich's refresh thread only.
+
+    Separate from `open_progress` so tests can render a frame deterministically (fake clock, fake CPU).
+    """
+
+    def __init__(
+        self,
+        stats: RunStats,
+        *,
+        noun: str = "shipments",
+        clock: Clock = time.monotonic,
+        cpu: CpuSampler | Callable[[], tuple[float, Sequence[float]]] | None = None,
+        window: float = ROLLING_WINDOW,
+    ) -> None:
+        self.stats = stats
+        self.noun = noun
+        self.clock = clock
+        self._cpu: Callable[[], tuple[float, Sequence[float]]]
+        if cpu is None:
+            cpu = CpuSampler()
+        self._cpu = cpu.sample if isinstance(cpu, CpuSampler) else cpu
+        self._rate = RollingRate(window)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> RenderableType:
+        with self._lock:
+            return self._frame()
+
+    def _frame(self) -> RenderableType:
+        s = self.stats
+        # Read each counter once, so the frame is consistent with itself even if slightly stale.
+        total, done, failed, resumed = s.total, s.done, s.failed, s.resumed
+        retries, rate_limited = s.retries, s.rate_limited
+        inflight, limit, max_limit = s.inflight, s.limit, s.max_limit
+        elapsed = s.elapsed()
+        finished = s.finished_at is not None
+
+        overall = s.throughput()
+        rolling = self._rate.sample(self.clock(), done - resumed)
+        now_rate = overall if rolling is None or finished else rolling
+        eta = eta_seconds(s, now_rate)
+
+        grid = Table.grid(padding=(0, 1), expand=False)
+        grid.add_column(justify="left", no_wrap=True, min_width=11)
+        grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True)
+
+        # Row 1: the bar.
+        if total is None:
+            bar = ProgressBar(total=None, completed=done, width=40, pulse=not finished)
+            counts = Text(f"{done} done", style="bold")
+        else:
+            bar = ProgressBar(total=max(total, 1), completed=min(done, total) if total else 1, width=40)
+            pct = 100.0 * done / total if total else 100.0
+            counts = Text.assemble((f"{done}/{total}", "bold"), f" {pct:3.0f}%")
+        timing = Text.assemble(" ", (format_duration(elapsed), "cyan"))
+        if not finished:
+            timing.append("  ETA ")
+            timing.append(format_duration(eta) if eta is not None else "-:--:--", style="cyan")
+        grid.add_row(Text(self.noun, style="bold"), bar, Text.assemble(counts, timing))
+
+        # Row 2: throughput.
+        rate_text = Text.assemble(
+            (f"{now_rate:.1f} {self.noun}/s", "bold magenta"),
+            " now " if not finished else " ",
+            (f"(last {self._rate.window:.0f} s)" if not finished else "", "dim"),
+            "  " if not finished else "",
+            f"{overall:.1f}/s overall",
+        )
+        if resumed:
+            rate_text.append(f"  ({resumed} resumed from the journal)", style="dim")
+        grid.add_row(Text("throughput"), rate_text, Text(""))
+
+        # Row 3: API calls in flight against the current (AIMD) limit; a halving turns it yellow.
+        cap = max(max_limit, limit, 1)
+        throttled = limit < max_limit
+        flight_bar = ProgressBar(
+            total=cap,
+            completed=min(inflight, cap),
+            width=40,
+            complete_style="yellow" if throttled else "blue",
+        )
+        flight = Text.assemble((f"{inflight}", "bold"), " / limit ")
+        flight.append(f"{limit}", style="bold yellow" if throttled else "bold")
+        flight.append(f" (max {max_limit})")
+        if throttled:
+            flight.append(" throttled by 429", style="yellow")
+        grid.add_row(Text("in flight"), flight_bar, flight)
+
+        # Row 4: retries and failures.
+        health = Text.assemble(
+            ("retries ", ""),
+            (f"{retries}", "yellow" if retries else ""),
+            "   429s ",
+            (f"{rate_limited}", "yellow" if rate_limited else ""),
+            "   failed ",
+            (f"{failed}", "bold red" if failed else ""),
+        )
+        grid.add_row(Text("health"), health, Text(""))
+
+        # Rows 5+: CPU, this process then each core.
+        proc_pct, per_core = self._cpu()
+        cores = max(len(per_core), 1)
+        proc_bar = ProgressBar(
+            total=100.0 * cores,
+            completed=min(proc_pct, 100.0 * cores),
+            width=40,
+            complete_style=_pct_style(proc_pct / cores),
+        )
+        grid.add_row(
+            Text("cpu shipctl"), proc_bar, Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)")
+        )
+        return Group(grid, self._core_grid(per_core))
+
+    @staticmethod
+    def _core_grid(per_core: Sequence[float]) -> RenderableType:
+        """One small bar per core, four to a row so a 64-core machine still fits a screen."""
+        per_row = 4 if len(per_core) > 2 else max(len(per_core), 1)
+        grid = Table.grid(padding=(0, 1))
+        for column in range(per_row):
+            grid.add_column(no_wrap=True, min_width=11 if column == 0 else 0)
+            grid.add_column(no_wrap=True)
+            grid.add_column(no_wrap=True, justify="right", min_width=4)
+        for start in range(0, len(per_core), per_row):
+            cells: list[RenderableType] = []
+            for i, pct in enumerate(per_core[start : start + per_row], start):
+                cells.append(Text(f"cpu{i}"))
+                cells.append(
+                    ProgressBar(total=100.0, completed=pct, width=10, complete_style=_pct_style(pct))
+                )
+                cells.append(Text(f"{pct:3.0f}%"))
+            grid.add_row(*cells)
+        return grid
+
+
+# --- the plain line ------------------------------------------------------------------------------------
+
+
+def plain_line(stats: RunStats, rate: float, now: float | None = None) -> str:
+    """`12:00:05 340/1000 done, 2 failed, 28.1/s, ETA 0:00:23`, then retries and 429s when nonzero."""
+    clock = time.strftime("%H:%M:%S", time.localtime(now))
+    done = stats.done
+    counted = f"{done}/{stats.total}" if stats.total is not None else f"{done}"
+    parts = [f"{clock} {counted} done", f"{stats.failed} failed", f"{rate:.1f}/s"]
+    eta = eta_seconds(stats, rate)
+    if stats.total is not None:
+        parts.append("ETA " + (format_duration(eta) if eta is not None else "unknown"))
+    if stats.retries:
+        parts.append(f"{stats.retries} retries")
+    if stats.rate_limited:
+        parts.append(f"{stats.rate_limited} rate-limited (limit {stats.limit}/{stats.max_limit})")
+    return ", ".join(parts)
+
+
+def _plain_loop(
+    stats: RunStats, console: Console, interval: float, stop: threading.Event, clock: Clock
+) -> None:
+    last_t, last_n = clock(), stats.done - stats.resumed
+    while not stop.wait(interval):
+        now, worked = clock(), stats.done - stats.resumed
+        span = now - last_t
+        # The rate over the last interval shows a stall at once; the overall rate would hide it.
+        rate = (worked - last_n) / span if span > 0 else stats.throughput()
+        last_t, last_n = now, worked
+        console.print(plain_line(stats, rate), markup=False, highlight=False, soft_wrap=True, emoji=False)
+
+
+# --- the context manager the commands use ----------------------------------------------------------------
+
+
+def resolve_mode(mode: ProgressMode, console: Console) -> Literal["live", "plain", "off"]:
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"progress mode must be one of {', '.join(PROGRESS_MODES)}, not {mode!r}")
+    if mode == "auto":
+        return "live" if console.is_terminal and not console.is_dumb_terminal else "plain"
+    return mode
+
+
+def _same_terminal(a: IO[str], b: IO[str]) -> bool:
+    """True when both streams are the same terminal (a person reading stdout on the screen the bar is on)."""
+    import os
+
+    try:
+        return a.isatty() and b.isatty() and os.ttyname(a.fileno()) == os.ttyname(b.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+@contextmanager
+def open_progress(
+    stats: RunStats,
+    *,
+    mode: ProgressMode = "auto",
+    interval: float = 10.0,
+    noun: str = "shipments",
+    console: Console | None = None,
+) -> Iterator[None]:
+    """Show progress of `stats` on `console` (stderr by default) while the block runs.
+
+    Nothing is printed after the block exits: the live display leaves its last frame, the plain display stops
+    mid-interval, and the caller prints the summary.
+    """
+    if console is None:
+        from shipctl.cli.console import err  # imported late: progress must not drag the CLI into the engine
+
+        console = err
+    if interval <= 0:
+        raise ValueError(f"progress interval must be positive, not {interval!r}")
+    resolved = resolve_mode(mode, console)
+
+    if resolved == "off":
+        yield
+        return
+
+    if resolved == "plain":
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_plain_loop,
+            args=(stats, console, interval, stop, time.monotonic),
+            name="shipctl-progress",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+        return
+
+    cpu = CpuSampler()
+    cpu.prime()
+    view = LiveView(stats, noun=noun, cpu=cpu)
+    # stdout is data: rich may route it above the bar only when a person reads both on one terminal.
+    # Never when stdout is a pipe or file — then `| jq` sees exactly the bytes written.
+    redirect_stdout = console.file is sys.stderr and _same_terminal(sys.stdout, sys.stderr)
+    live = Live(
+        console=console,
+        get_renderable=view,
+        refresh_per_second=LIVE_REFRESH_PER_SECOND,
+        transient=False,
+        redirect_stdout=redirect_stdout,
+        redirect_stderr=console.file is sys.stderr,
+    )
+    with live:
+        yield

@@ -1,0 +1,238 @@
+"""The end-of-run summary on stderr: what happened, what it cost, how fast, and where everything was written.
+
+`Summary.add` is called once per emitted `ResultRecord` (from one thread — the one that writes results) and
+costs a few dict updates; money is `Decimal` throughout, never float. `render` prints the summary once at the
+end, in full or — with ``--quiet`` — as one line:
+
+    1000 shipments: 998 bought, 2 failed, $7,412.30, 41.2 s (24.3/s)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypedDict
+
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from shipctl.engine.stats import RunStats
+    from shipctl.results import ResultRecord
+
+DEFAULT_CURRENCY = "USD"
+UNKNOWN = "unknown"
+STATUS_ORDER: tuple[str, ...] = ("bought", "failed", "skipped", "planned")
+MAX_ERROR_KINDS = 5
+_NO_PATHS: Mapping[str, str] = MappingProxyType({})
+
+CostKey = tuple[str, str, str]
+"""(carrier, service, currency)."""
+
+
+class Totals(TypedDict):
+    counts: dict[str, int]
+    """Rows by status."""
+    cost: dict[CostKey, Decimal]
+    """Sum of the bought rows' rates by (carrier, service, currency)."""
+    bought_by: dict[CostKey, int]
+    """Bought rows that carry a price, by (carrier, service, currency)."""
+    total: dict[str, Decimal]
+    """Sum of all bought rows' rates by currency."""
+    unpriced: int
+    """Bought rows whose rate was missing or not a number (counted, not costed)."""
+
+
+def parse_money(value: str | None) -> Decimal | None:
+    """EasyPost's rate string (`"7.43"`) as a Decimal; None when missing or not a finite number."""
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """`$7,412.30` for USD; `1,234.50 EUR` for anything else (a bare `$` would be ambiguous for CAD, AUD…)."""
+    figure = f"{amount:,.2f}"
+    if currency == DEFAULT_CURRENCY:
+        return "-$" + figure[1:] if figure.startswith("-") else "$" + figure
+    return f"{figure} {currency}"
+
+
+def format_elapsed(seconds: float) -> str:
+    """`41.2 s` under a minute, then `0:03:05`."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return str(timedelta(seconds=round(seconds)))
+
+
+class Summary:
+    def __init__(self, noun: str = "shipments") -> None:
+        self.noun = noun
+        self._counts: Counter[str] = Counter()
+        self._cost: dict[CostKey, Decimal] = {}
+        self._bought_by: Counter[CostKey] = Counter()
+        self._unpriced = 0
+        self._errors: Counter[str] = Counter()
+
+    # --- per row ---------------------------------------------------------------------------------------
+
+    def add(self, record: ResultRecord) -> None:
+        self._counts[record.status] += 1
+        if record.status == "failed":
+            self._errors[record.error_code or "error"] += 1
+        elif record.status == "bought":
+            amount = parse_money(record.rate)
+            if amount is None:
+                self._unpriced += 1
+                return
+            key = (
+                record.carrier or UNKNOWN,
+                record.service or UNKNOWN,
+                (record.currency or DEFAULT_CURRENCY).strip().upper() or DEFAULT_CURRENCY,
+            )
+            self._cost[key] = self._cost.get(key, Decimal(0)) + amount
+            self._bought_by[key] += 1
+
+    # --- figures ----------------------------------------------------------------------------------------
+
+    @property
+    def rows(self) -> int:
+        return sum(self._counts.values())
+
+    def totals(self) -> Totals:
+        total: dict[str, Decimal] = {}
+        for (_, _, currency), amount in self._cost.items():
+            total[currency] = total.get(currency, Decimal(0)) + amount
+        return Totals(
+            counts=dict(self._counts),
+            cost=dict(self._cost),
+            bought_by=dict(self._bought_by),
+            total=total,
+            unpriced=self._unpriced,
+        )
+
+    def _status_counts(self) -> list[tuple[str, int]]:
+        known = [(s, self._counts[s]) for s in STATUS_ORDER if self._counts[s]]
+        others = sorted((s, n) for s, n in self._counts.items() if s not in STATUS_ORDER and n)
+        return known + others
+
+    def _money(self) -> str:
+        totals = self.totals()["total"]
+        ordered = sorted(totals.items(), key=lambda item: (item[0] != DEFAULT_CURRENCY, item[0]))
+        return " + ".join(format_money(amount, currency) for currency, amount in ordered)
+
+    def _planned_rows(self, stats: RunStats) -> int:
+        return max(stats.total or 0, self.rows)
+
+    # --- output -----------------------------------------------------------------------------------------
+
+    def one_line(self, stats: RunStats) -> str:
+        """`1000 shipments: 998 bought, 2 failed, $7,412.30, 41.2 s (24.3/s)`."""
+        planned = self._planned_rows(stats)
+        parts = [f"{n} {status}" for status, n in self._status_counts()] or ["nothing done"]
+        if planned > self.rows:
+            parts.append(f"{planned - self.rows} not done")
+        money = self._money()
+        if money:
+            parts.append(money)
+        parts.append(f"{format_elapsed(stats.elapsed())} ({stats.throughput():.1f}/s)")
+        return f"{planned} {self.noun}: " + ", ".join(parts)
+
+    def renderable(self, stats: RunStats, paths: Mapping[str, str] = _NO_PATHS) -> RenderableType:
+        planned = self._planned_rows(stats)
+        parts: list[RenderableType] = [
+            Text.assemble(
+                ("Summary: ", "bold"),
+                (f"{planned} {self.noun}", "bold"),
+                f" in {format_elapsed(stats.elapsed())}, ",
+                (f"{stats.throughput():.1f}/s", "bold magenta"),
+                " overall",
+            )
+        ]
+
+        counts = Table.grid(padding=(0, 2))
+        counts.add_column(no_wrap=True)
+        counts.add_column(justify="right", no_wrap=True)
+        counts.add_column()
+        styles = {"bought": "green", "failed": "red", "skipped": "yellow"}
+        for status, n in self._status_counts():
+            note = Text("")
+            if status == "bought" and stats.resumed:
+                note = Text(f"{stats.resumed} resumed from the journal, no API call", style="dim")
+            elif status == "failed":
+                kinds = self._errors.most_common(MAX_ERROR_KINDS)
+                note = Text(", ".join(f"{code} ×{k}" for code, k in kinds))
+                if len(self._errors) > MAX_ERROR_KINDS:
+                    note.append(f", {len(self._errors) - MAX_ERROR_KINDS} more kinds")
+            counts.add_row(Text(status, style=styles.get(status, "")), str(n), note)
+        if planned > self.rows:
+            counts.add_row(Text("not done", style="yellow"), str(planned - self.rows), Text(""))
+        if not self.rows and planned == 0:
+            counts.add_row(Text("nothing to do"), "", Text(""))
+        parts.append(Padding(counts, (0, 0, 0, 2), expand=False))
+
+        totals = self.totals()
+        if totals["cost"]:
+            cost = Table.grid(padding=(0, 2))
+            cost.add_column(no_wrap=True)
+            cost.add_column(no_wrap=True)
+            cost.add_column(justify="right", no_wrap=True)
+            cost.add_column(justify="right", no_wrap=True)
+            for (carrier, service, currency), amount in sorted(totals["cost"].items()):
+                n = totals["bought_by"][(carrier, service, currency)]
+                cost.add_row(Text(carrier), Text(service), str(n), format_money(amount, currency))
+            for currency, amount in sorted(totals["total"].items()):
+                label = "total" if len(totals["total"]) == 1 else f"total {currency}"
+                n = sum(k for key, k in totals["bought_by"].items() if key[2] == currency)
+                cost.add_row(
+                    Text(label, style="bold"),
+                    Text(""),
+                    str(n),
+                    Text(format_money(amount, currency), style="bold"),
+                )
+            parts.append(Text("cost", style="bold"))
+            parts.append(Padding(cost, (0, 0, 0, 2), expand=False))
+        if totals["unpriced"]:
+            parts.append(Text(f"{totals['unpriced']} bought rows carried no price", style="yellow"))
+
+        api = Text.assemble(
+            ("api ", "bold"),
+            f"retries {stats.retries}, 429 answers {stats.rate_limited}",
+        )
+        if stats.rate_limited or stats.limit < stats.max_limit:
+            api.append(f" (in-flight limit ended at {stats.limit} of {stats.max_limit})")
+        parts.append(api)
+
+        written = [(label, where) for label, where in paths.items() if where]
+        if written:
+            where_grid = Table.grid(padding=(0, 2))
+            where_grid.add_column(no_wrap=True)
+            where_grid.add_column(overflow="fold")
+            for label, where in written:
+                where_grid.add_row(Text(label), Text(where))
+            parts.append(Text("written", style="bold"))
+            parts.append(Padding(where_grid, (0, 0, 0, 2), expand=False))
+        return Group(*parts)
+
+    def render(
+        self,
+        console: Console,
+        *,
+        stats: RunStats,
+        quiet: bool = False,
+        paths: Mapping[str, str] = _NO_PATHS,
+    ) -> None:
+        """Print the summary to `console` (the stderr console): the full form, or one line when `quiet`."""
+        if quiet:
+            console.print(self.one_line(stats), markup=False, highlight=False, soft_wrap=True, emoji=False)
+        else:
+            console.print(self.renderable(stats, paths), highlight=False)
