@@ -1,0 +1,129 @@
+"""Shipment operations over the SDK, returning plain frozen types.
+
+Each function is blocking and runs in a worker thread (the engine's job); conversion from the SDK's objects to
+plain data happens there too, so nothing downstream depends on the SDK's classes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from shipctl.carrier.client import session_of
+
+
+@dataclass(frozen=True)
+class Rate:
+    id: str | None
+    carrier: str
+    service: str
+    rate: str
+    currency: str
+    delivery_days: int | None
+    delivery_date: str | None = None
+
+    @property
+    def amount(self) -> Decimal:
+        try:
+            return Decimal(self.rate)
+        except InvalidOperation:
+            return Decimal("Infinity")
+
+
+@dataclass(frozen=True)
+class Shipment:
+    id: str
+    mode: str
+    rates: tuple[Rate, ...]
+    selected_rate: Rate | None
+    tracking_code: str | None
+    label_url: str | None
+    refund_status: str | None
+
+    @property
+    def bought(self) -> bool:
+        return self.label_url is not None
+
+
+def _field(obj: Any, key: str) -> Any:
+    if obj is None:
+        return None
+    getter = getattr(obj, "get", None)
+    if getter is not None:
+        return getter(key)
+    return getattr(obj, key, None)
+
+
+def rate_from(obj: Any) -> Rate:
+    days = _field(obj, "delivery_days")
+    if days is None:
+        days = _field(obj, "est_delivery_days")
+    return Rate(
+        id=_field(obj, "id"),
+        carrier=str(_field(obj, "carrier") or ""),
+        service=str(_field(obj, "service") or ""),
+        rate=str(_field(obj, "rate") or ""),
+        currency=str(_field(obj, "currency") or "USD"),
+        delivery_days=int(days) if days is not None else None,
+        delivery_date=_field(obj, "delivery_date"),
+    )
+
+
+def shipment_from(obj: Any) -> Shipment:
+    label = _field(obj, "postage_label")
+    selected = _field(obj, "selected_rate")
+    return Shipment(
+        id=str(_field(obj, "id")),
+        mode=str(_field(obj, "mode") or "test"),
+        rates=tuple(rate_from(r) for r in (_field(obj, "rates") or ())),
+        selected_rate=rate_from(selected) if selected else None,
+        tracking_code=_field(obj, "tracking_code"),
+        label_url=_field(label, "label_url") if label else None,
+        refund_status=_field(obj, "refund_status"),
+    )
+
+
+def create_shipment(client: Any, params: dict[str, Any]) -> Shipment:
+    return shipment_from(client.shipment.create(**params))
+
+
+def retrieve_shipment(client: Any, shipment_id: str) -> Shipment:
+    return shipment_from(client.shipment.retrieve(shipment_id))
+
+
+def buy_shipment(client: Any, shipment_id: str, rate_id: str, insurance: Decimal | None = None) -> Shipment:
+    params: dict[str, Any] = {"rate": {"id": rate_id}}
+    if insurance is not None:
+        params["insurance"] = str(insurance)
+    return shipment_from(client.shipment.buy(shipment_id, **params))
+
+
+def label_url(client: Any, shipment_id: str, file_format: str) -> str:
+    """Convert the label through the API (EasyPost: GET /shipments/:id/label) and return that format's URL."""
+    obj = client.shipment.label(shipment_id, file_format=file_format)
+    label = _field(obj, "postage_label")
+    key = {"PDF": "label_pdf_url", "ZPL": "label_zpl_url", "EPL2": "label_epl2_url"}.get(file_format, "label_url")
+    url = _field(label, key) or _field(label, "label_url")
+    if not url:
+        raise RuntimeError(f"the API returned no {file_format} label for {shipment_id}")
+    return str(url)
+
+
+def download(client: Any, url: str, dest: Path, timeout: float = 60.0) -> Path:
+    """Download to a temporary file beside `dest`, then rename: a crash never leaves half a label."""
+    response = session_of(client).get(url, timeout=timeout)
+    response.raise_for_status()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(response.content)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest

@@ -1,0 +1,242 @@
+"""The SQLite run journal: what was planned, created and bought, so a rerun never buys twice.
+
+Protocol (DESIGN §5): a row is journaled `planned` before any call; the shipment id is committed (`created`)
+before `buy` is called; `buy` is only ever called on that journaled shipment; after `buy` the tracking code,
+rate and label URL are committed (`bought`) before the row counts as done.
+
+WAL mode with synchronous=NORMAL: each commit survives a crash or kill -9 of the process (only an OS crash
+could lose the last commits, and then the next run reconciles through the API). The file is created 0600.
+One process at a time: an exclusive `flock` on `<journal>.lock`, released by the OS if the process dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from shipctl.errors import ShipctlError
+from shipctl.exit_codes import ExitCode
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    reference     TEXT PRIMARY KEY,
+    line          INTEGER,
+    digest        TEXT,
+    state         TEXT NOT NULL CHECK (state IN ('planned', 'created', 'bought', 'failed')),
+    shipment_id   TEXT,
+    rate_id       TEXT,
+    carrier       TEXT,
+    service       TEXT,
+    rate          TEXT,
+    currency      TEXT,
+    delivery_days INTEGER,
+    tracking_code TEXT,
+    label_url     TEXT,
+    label_path    TEXT,
+    error_code    TEXT,
+    error_message TEXT,
+    refund_status TEXT,
+    updated_at    TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class JournalRow:
+    reference: str
+    line: int | None
+    digest: str | None
+    state: str
+    shipment_id: str | None = None
+    rate_id: str | None = None
+    carrier: str | None = None
+    service: str | None = None
+    rate: str | None = None
+    currency: str | None = None
+    delivery_days: int | None = None
+    tracking_code: str | None = None
+    label_url: str | None = None
+    label_path: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    refund_status: str | None = None
+    updated_at: str | None = None
+
+
+_COLUMNS = tuple(f.name for f in fields(JournalRow))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class JournalLocked(ShipctlError):
+    exit_code = ExitCode.ERROR
+
+
+class Journal:
+    def __init__(self, path: Path, *, fresh: bool = False) -> None:
+        self.path = path
+        self.fresh = fresh
+        self.set_aside: Path | None = None
+        self._lock_fd: int | None = None
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def open(self) -> Journal:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        try:
+            if self.fresh and self.path.exists():
+                self.set_aside = self._set_aside()
+            if not self.path.exists():
+                # Create it 0600 before SQLite touches it; the WAL and SHM files inherit the mode.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (_now(),))
+            self._db = db
+        except sqlite3.DatabaseError as exc:
+            self._release_lock()
+            raise ShipctlError(f"journal {self.path} is not usable: {exc}") from None
+        return self
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._release_lock()
+
+    def __enter__(self) -> Journal:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _set_aside(self) -> Path:
+        """--fresh: keep the old journal (it records real purchases) under a dated name, never delete it."""
+        old = sqlite3.connect(self.path)
+        try:
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            old.close()
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        backup = self.path.with_name(f"{self.path.name}.{stamp}.bak")
+        os.replace(self.path, backup)
+        for suffix in ("-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+        return backup
+
+    def bind_target(self, identity: str) -> None:
+        """A journal belongs to one API account/server: resuming it against another would lie about purchases."""
+        bound = self.meta("target")
+        if bound is None:
+            self.set_meta("target", identity)
+        elif bound != identity:
+            raise ShipctlError(
+                f"journal {self.path} records purchases made against {bound}, but this run targets {identity}; "
+                "pass --journal PATH for a separate journal, or --fresh to start a new one",
+                ExitCode.USAGE,
+            )
+
+    def _acquire_lock(self) -> None:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            import fcntl
+        except ImportError:  # Windows: SQLite's own locking still keeps the file consistent
+            self._lock_fd = fd
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise JournalLocked(
+                f"journal {self.path} is in use by another shipctl process (pid {holder}); "
+                "wait for it to finish, or pass --journal to use a different one"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("journal is not open")
+        return self._db
+
+    # -- meta --------------------------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- rows --------------------------------------------------------------------------------------------
+
+    def get(self, reference: str) -> JournalRow | None:
+        cur = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM rows WHERE reference = ?", (reference,))
+        row = cur.fetchone()
+        return None if row is None else JournalRow(*row)
+
+    def get_many(self, references: Iterable[str]) -> dict[str, JournalRow]:
+        refs = list(references)
+        if not refs:
+            return {}
+        marks = ", ".join("?" * len(refs))
+        cur = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM rows WHERE reference IN ({marks})", refs)
+        return {r[0]: JournalRow(*r) for r in cur.fetchall()}
+
+    def all(self) -> Iterator[JournalRow]:
+        cur = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM rows ORDER BY line, reference")
+        for row in cur:
+            yield JournalRow(*row)
+
+    def plan(self, rows: Iterable[tuple[str, int, str]]) -> None:
+        """Record (reference, line, digest) as planned in one transaction; rows already known are kept."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT INTO rows (reference, line, digest, state, updated_at) VALUES (?, ?, ?, 'planned', ?) "
+                "ON CONFLICT(reference) DO UPDATE SET line = excluded.line",
+                [(ref, line, digest, _now()) for ref, line, digest in rows],
+            )
+
+    def update(self, reference: str, **values: Any) -> None:
+        unknown = set(values) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown journal columns: {sorted(unknown)}")
+        values["updated_at"] = _now()
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*values.values(), reference))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
