@@ -43,7 +43,8 @@ def test_a_second_process_is_refused(tmp_path: Path) -> None:
     with Journal(path):
         code = (
             "import sys; from pathlib import Path; from shipctl.journal import Journal, JournalLocked\n"
-            "try:\n    Journal(Path(sys.argv[1])).open()\nexcept JournalLocked as e:\n    print(e.message); sys.exit(7)\n"
+            "try:\n    Journal(Path(sys.argv[1])).open()\n"
+            "except JournalLocked as e:\n    print(e.message); sys.exit(7)\n"
         )
         proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 7
