@@ -186,13 +186,15 @@ class LiveView:
         grid.add_row(Text(self.noun, style="bold"), bar, Text.assemble(counts, timing))
 
         # Row 2: throughput.
-        rate_text = Text.assemble(
-            (f"{now_rate:.1f} {self.noun}/s", "bold magenta"),
-            " now " if not finished else " ",
-            (f"(last {self._rate.window:.0f} s)" if not finished else "", "dim"),
-            "  " if not finished else "",
-            f"{overall:.1f}/s overall",
-        )
+        if finished:
+            rate_text = Text.assemble((f"{overall:.1f} {self.noun}/s", "bold magenta"), " overall")
+        else:
+            rate_text = Text.assemble(
+                (f"{now_rate:.1f} {self.noun}/s", "bold magenta"),
+                " now ",
+                (f"(last {self._rate.window:.0f} s)", "dim"),
+                f"  {overall:.1f}/s overall",
+            )
         if resumed:
             rate_text.append(f"  ({resumed} resumed from the journal)", style="dim")
         grid.add_row(Text("throughput"), rate_text, Text(""))

@@ -159,12 +159,10 @@ class Summary:
             )
         ]
 
-        counts = Table.grid(padding=(0, 2))
-        counts.add_column(no_wrap=True)
-        counts.add_column(justify="right", no_wrap=True)
-        counts.add_column()
-        styles = {"bought": "green", "failed": "red", "skipped": "yellow"}
-        for status, n in self._status_counts():
+        # Plain lines rather than a grid: a grid pads its last column, leaving trailing blanks in cron logs.
+        styles = {"bought": "green", "failed": "red", "skipped": "yellow", "not done": "yellow"}
+        rows: list[tuple[str, str, Text]] = []
+        for status, count in self._status_counts():
             note = Text("")
             if status == "bought" and stats.resumed:
                 note = Text(f"{stats.resumed} resumed from the journal, no API call", style="dim")
@@ -173,12 +171,21 @@ class Summary:
                 note = Text(", ".join(f"{code} ×{k}" for code, k in kinds))
                 if len(self._errors) > MAX_ERROR_KINDS:
                     note.append(f", {len(self._errors) - MAX_ERROR_KINDS} more kinds")
-            counts.add_row(Text(status, style=styles.get(status, "")), str(n), note)
+            rows.append((status, str(count), note))
         if planned > self.rows:
-            counts.add_row(Text("not done", style="yellow"), str(planned - self.rows), Text(""))
-        if not self.rows and planned == 0:
-            counts.add_row(Text("nothing to do"), "", Text(""))
-        parts.append(Padding(counts, (0, 0, 0, 2), expand=False))
+            rows.append(("not done", str(planned - self.rows), Text("")))
+        if not rows:
+            rows.append(("nothing to do", "", Text("")))
+        label_w = max(len(r[0]) for r in rows)
+        count_w = max(len(r[1]) for r in rows)
+        for status, count_text, note in rows:
+            line = Text("  ")
+            line.append(status.ljust(label_w), style=styles.get(status, ""))
+            line.append("  " + count_text.rjust(count_w))
+            if note:
+                line.append("  ")
+                line.append_text(note)
+            parts.append(line)
 
         totals = self.totals()
         if totals["cost"]:
@@ -214,13 +221,10 @@ class Summary:
 
         written = [(label, where) for label, where in paths.items() if where]
         if written:
-            where_grid = Table.grid(padding=(0, 2))
-            where_grid.add_column(no_wrap=True)
-            where_grid.add_column(overflow="fold")
-            for label, where in written:
-                where_grid.add_row(Text(label), Text(where))
             parts.append(Text("written", style="bold"))
-            parts.append(Padding(where_grid, (0, 0, 0, 2), expand=False))
+            label_w = max(len(label) for label, _ in written)
+            for label, where in written:
+                parts.append(Text(f"  {label.ljust(label_w)}  {where}", overflow="fold"))
         return Group(*parts)
 
     def render(

@@ -113,7 +113,7 @@ def test_finished_frame_has_no_eta() -> None:
     out = text_of(buffer)
     assert "10/10 100%" in out
     assert "ETA" not in out
-    assert "5.0 shipments/s" in out
+    assert "5.0 shipments/s overall" in out
 
 
 def test_rolling_rate_forgets_beyond_the_window() -> None:
