@@ -147,6 +147,8 @@ class LiveView:
         self._cpu = cpu.sample if isinstance(cpu, CpuSampler) else cpu
         self._rate = RollingRate(window)
         self._lock = threading.Lock()
+        self.final = False
+        """Set when the block exits: the last frame is drawn as finished even if `finished_at` is not set yet."""
 
     def __call__(self) -> RenderableType:
         with self._lock:
@@ -159,7 +161,7 @@ class LiveView:
         retries, rate_limited = s.retries, s.rate_limited
         inflight, limit, max_limit = s.inflight, s.limit, s.max_limit
         elapsed = s.elapsed()
-        finished = s.finished_at is not None
+        finished = self.final or s.finished_at is not None
 
         overall = s.throughput()
         rolling = self._rate.sample(self.clock(), done - resumed)
@@ -235,9 +237,7 @@ class LiveView:
             width=40,
             complete_style=_pct_style(proc_pct / cores),
         )
-        grid.add_row(
-            Text("cpu shipctl"), proc_bar, Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)")
-        )
+        grid.add_row(Text("cpu shipctl"), proc_bar, Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)"))
         return Group(grid, self._core_grid(per_core))
 
     @staticmethod
@@ -253,9 +253,7 @@ class LiveView:
             cells: list[RenderableType] = []
             for i, pct in enumerate(per_core[start : start + per_row], start):
                 cells.append(Text(f"cpu{i}"))
-                cells.append(
-                    ProgressBar(total=100.0, completed=pct, width=10, complete_style=_pct_style(pct))
-                )
+                cells.append(ProgressBar(total=100.0, completed=pct, width=10, complete_style=_pct_style(pct)))
                 cells.append(Text(f"{pct:3.0f}%"))
             grid.add_row(*cells)
         return grid
@@ -280,9 +278,7 @@ def plain_line(stats: RunStats, rate: float, now: float | None = None) -> str:
     return ", ".join(parts)
 
 
-def _plain_loop(
-    stats: RunStats, console: Console, interval: float, stop: threading.Event, clock: Clock
-) -> None:
+def _plain_loop(stats: RunStats, console: Console, interval: float, stop: threading.Event, clock: Clock) -> None:
     last_t, last_n = clock(), stats.done - stats.resumed
     while not stop.wait(interval):
         now, worked = clock(), stats.done - stats.resumed
@@ -371,4 +367,7 @@ def open_progress(
         redirect_stderr=console.file is sys.stderr,
     )
     with live:
-        yield
+        try:
+            yield
+        finally:
+            view.final = True  # live.stop() draws the last frame: no ETA, the overall rate

@@ -37,9 +37,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def terminal(buffer: io.StringIO) -> Console:
-    return Console(
-        file=buffer, force_terminal=True, width=WIDTH, color_system="standard", legacy_windows=False
-    )
+    return Console(file=buffer, force_terminal=True, width=WIDTH, color_system="standard", legacy_windows=False)
 
 
 def cron(buffer: io.StringIO) -> Console:
@@ -173,9 +171,12 @@ def test_live_display_draws_and_follows_the_counters() -> None:
 
         stats.done = stats.succeeded = 1000
         stats.inflight = 0
-        stats.finished_at = time.monotonic()
-    # The last frame is left on screen with the final figures.
-    assert "1000/1000 100%" in text_of(buffer)
+        wait_for(lambda: "1000/1000 100%" in text_of(buffer), "the full bar")
+        mark = len(buffer.getvalue())
+    # The last frame is left on screen, drawn as finished although the caller sets finished_at only later.
+    last = ANSI.sub("", buffer.getvalue()[mark:])
+    assert "1000/1000 100%" in last
+    assert "ETA" not in last and "shipments/s overall" in last
 
 
 def test_live_display_refreshes_at_most_ten_times_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
