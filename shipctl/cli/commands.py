@@ -1,3 +1,4 @@
 """Import every command module so each registers itself on the app. One line per command."""
 
 from shipctl.cli import validate  # noqa: F401
+from shipctl.cli import sandbox  # noqa: F401

@@ -1,0 +1,86 @@
+"""`shipctl sandbox serve`: run the offline EasyPost-compatible sandbox standalone.
+
+The base URL is the first line on stdout (flushed at once), so a script or test can start the server with
+`--port 0` and read where it listens; SIGINT or SIGTERM stops it cleanly with exit 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from shipctl.cli.app import app, guarded
+from shipctl.errors import UsageError
+
+sandbox_app = typer.Typer(
+    help="The built-in EasyPost-compatible sandbox (offline; no real labels are bought).",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+_LATENCIES = ("none", "fast", "realistic")
+
+
+@sandbox_app.command("serve")
+@guarded
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on; 0 picks a free one.")] = 0,
+    latency: Annotated[str, typer.Option("--latency", help="Latency profile: none, fast or realistic.")] = "none",
+    faults: Annotated[str | None, typer.Option(
+        "--faults", metavar="SPEC",
+        help="Fault injection, e.g. rate_limit=0.05,server_error=0.03,commit_then_drop=0.01,drop=0.01.",
+    )] = None,
+    max_inflight: Annotated[int | None, typer.Option(
+        "--max-inflight", metavar="N", help="Answer 429 + Retry-After above N concurrent requests.",
+    )] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible faults and latencies.")] = None,
+    ledger: Annotated[Path | None, typer.Option(
+        "--ledger", metavar="FILE", help="Append every purchase to FILE as a JSON line.")] = None,
+    state: Annotated[Path | None, typer.Option(
+        "--state", metavar="FILE", help="Keep objects in this SQLite file (default: in memory).")] = None,
+) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM; the base URL is the first line on stdout."""
+    from shipctl.sandbox import Sandbox
+    from shipctl.sandbox.faults import FaultSpec
+
+    if latency not in _LATENCIES:
+        raise UsageError(f"--latency must be one of {', '.join(_LATENCIES)}, not {latency!r}")
+    if max_inflight is not None and max_inflight < 1:
+        raise UsageError("--max-inflight must be at least 1")
+    try:
+        FaultSpec.parse(faults)
+    except ValueError as exc:
+        raise UsageError(f"--faults: {exc}") from None
+    try:
+        sb = Sandbox(latency=latency, faults=faults, seed=seed, max_inflight=max_inflight,  # type: ignore[arg-type]
+                     state_path=state, ledger_path=ledger, host=host, port=port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sb.start()
+        sys.stdout.write(sb.api_base + "\n")
+        sys.stdout.flush()
+        sys.stderr.write(f"shipctl sandbox: serving at {sb.api_base} (latency {latency}"
+                         f"{', faults ' + faults if faults else ''}); no real labels are bought. "
+                         "Stop with Ctrl-C.\n")
+        sys.stderr.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sb.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

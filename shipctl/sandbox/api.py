@@ -1,0 +1,556 @@
+"""The EasyPost-compatible endpoints, independent of HTTP: (method, path, query, body, mode) -> (status, JSON).
+
+Routes are the paths the official SDK sends (`/v2/...`, and `/beta/rates`), with its wrapped bodies
+(`{"shipment": {...}}`, `{"address": {...}, "verify": true}`, `{"rate": {"id": ...}}`, ...).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable
+from typing import Any
+
+from shipctl.sandbox import labels, model, tracking
+from shipctl.sandbox.model import JSON, ApiError, not_found, required
+from shipctl.sandbox.store import Store
+
+Handler = Callable[["Request"], tuple[int, JSON]]
+
+
+class Request:
+    __slots__ = ("base", "body", "method", "mode", "params", "path", "query")
+
+    def __init__(self, method: str, path: str, query: dict[str, str], body: JSON, mode: str, base: str) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = body
+        self.mode = mode
+        self.base = base  # "http://host:port", for label URLs
+        self.params: tuple[str, ...] = ()
+
+
+_ID = r"([^/]+)"
+# (method, pattern, endpoint name). The name keys latency profiles and fault rules.
+ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    (m, re.compile(p + r"\Z"), name) for m, p, name in [
+        ("POST", r"/v2/shipments", "shipment.create"),
+        ("GET", r"/v2/shipments", "shipment.list"),
+        ("GET", rf"/v2/shipments/{_ID}", "shipment.retrieve"),
+        ("POST", rf"/v2/shipments/{_ID}/buy", "shipment.buy"),
+        ("POST", rf"/v2/shipments/{_ID}/rerate", "shipment.rerate"),
+        ("POST", rf"/v2/shipments/{_ID}/refund", "shipment.refund"),
+        ("POST", rf"/v2/shipments/{_ID}/insure", "shipment.insure"),
+        ("GET", rf"/v2/shipments/{_ID}/label", "shipment.label"),
+        ("POST", r"/v2/addresses", "address.create"),
+        ("GET", r"/v2/addresses", "address.list"),
+        ("POST", r"/v2/addresses/create_and_verify", "address.create_and_verify"),
+        ("GET", rf"/v2/addresses/{_ID}", "address.retrieve"),
+        ("GET", rf"/v2/addresses/{_ID}/verify", "address.verify"),
+        ("POST", r"/v2/trackers", "tracker.create"),
+        ("GET", r"/v2/trackers", "tracker.list"),
+        ("GET", rf"/v2/trackers/{_ID}", "tracker.retrieve"),
+        ("GET", rf"/v2/rates/{_ID}", "rate.retrieve"),
+        ("POST", r"/beta/rates", "beta.rates"),
+        ("POST", r"/v2/parcels", "parcel.create"),
+        ("GET", rf"/v2/parcels/{_ID}", "parcel.retrieve"),
+        ("POST", r"/v2/customs_infos", "customs_info.create"),
+        ("GET", rf"/v2/customs_infos/{_ID}", "customs_info.retrieve"),
+        ("POST", r"/v2/customs_items", "customs_item.create"),
+        ("GET", rf"/v2/customs_items/{_ID}", "customs_item.retrieve"),
+    ]
+]
+_EXACT: dict[tuple[str, str], str] = {}
+_PATTERNS: list[tuple[str, re.Pattern[str], str]] = []
+for _m, _p, _n in ROUTES:
+    if "(" in _p.pattern:
+        _PATTERNS.append((_m, _p, _n))
+    else:
+        _EXACT[(_m, _p.pattern[:-2])] = _n
+
+
+def match(method: str, path: str) -> tuple[str, tuple[str, ...]] | None:
+    """The endpoint name and path parameters for a request, or None."""
+    name = _EXACT.get((method, path))
+    if name is not None:
+        return name, ()
+    for m, pattern, name in _PATTERNS:
+        if m == method:
+            found = pattern.match(path)
+            if found:
+                return name, found.groups()
+    return None
+
+
+def _iso_now_precise() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _wrapped(body: JSON, key: str) -> JSON:
+    inner = body.get(key)
+    if not isinstance(inner, dict) or not inner:
+        raise required(key)
+    return inner
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("true", "1", "yes")
+    if isinstance(value, list):
+        return bool(value)
+    return bool(value)
+
+
+def _page_size(query: dict[str, str]) -> int:
+    try:
+        size = int(query.get("page_size", "20"))
+    except ValueError:
+        raise model.invalid("page_size", "must be an integer") from None
+    if not 1 <= size <= 100:
+        raise model.invalid("page_size", "must be between 1 and 100")
+    return size
+
+
+class SandboxApi:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.handlers: dict[str, Handler] = {
+            "shipment.create": self.shipment_create, "shipment.list": self.shipment_list,
+            "shipment.retrieve": self.shipment_retrieve, "shipment.buy": self.shipment_buy,
+            "shipment.rerate": self.shipment_rerate, "shipment.refund": self.shipment_refund,
+            "shipment.insure": self.shipment_insure, "shipment.label": self.shipment_label,
+            "address.create": self.address_create, "address.list": self.address_list,
+            "address.create_and_verify": self.address_create_and_verify,
+            "address.retrieve": self._retrieve_kind("adr_"), "address.verify": self.address_verify,
+            "tracker.create": self.tracker_create, "tracker.list": self.tracker_list,
+            "tracker.retrieve": self._retrieve_kind("trk_"), "rate.retrieve": self._retrieve_kind("rate_"),
+            "beta.rates": self.beta_rates, "parcel.create": self.parcel_create,
+            "parcel.retrieve": self._retrieve_kind("prcl_"), "customs_info.create": self.customs_info_create,
+            "customs_info.retrieve": self._retrieve_kind("cstinfo_"),
+            "customs_item.create": self.customs_item_create,
+            "customs_item.retrieve": self._retrieve_kind("cstitem_"),
+        }
+
+    def handle(self, endpoint: str, req: Request) -> tuple[int, JSON]:
+        return self.handlers[endpoint](req)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _retrieve_kind(self, prefix: str) -> Handler:
+        def retrieve(req: Request) -> tuple[int, JSON]:
+            oid = req.params[0]
+            obj = self.store.get(oid) if oid.startswith(prefix) else None
+            if obj is None:
+                raise not_found()
+            return 200, obj
+        return retrieve
+
+    def _address(self, value: Any, field: str, mode: str) -> JSON:
+        if isinstance(value, dict) and set(value) == {"id"}:
+            found = self.store.get(str(value["id"]))
+            if found is None or found.get("object") != "Address":
+                raise model.invalid(field, f"address {value['id']} not found")
+            return found
+        if not isinstance(value, dict) or not value:
+            raise required(field)
+        addr = model.build_address(value, mode)
+        verify_strict = _truthy(value.get("verify_strict"))
+        if verify_strict or _truthy(value.get("verify")):
+            addr = model.verify_address(addr)
+            if verify_strict and not addr["verifications"]["delivery"]["success"]:
+                raise model.verify_failure(addr)
+        return self.store.put("address", addr)
+
+    def _parcel(self, value: Any, mode: str) -> JSON:
+        if isinstance(value, dict) and set(value) == {"id"}:
+            found = self.store.get(str(value["id"]))
+            if found is None or found.get("object") != "Parcel":
+                raise model.invalid("parcel", f"parcel {value['id']} not found")
+            return found
+        return self.store.put("parcel", model.build_parcel(value, mode))
+
+    def _customs_info(self, value: Any, mode: str) -> JSON | None:
+        if value is None or value == {}:
+            return None
+        if isinstance(value, dict) and set(value) == {"id"}:
+            found = self.store.get(str(value["id"]))
+            if found is None or found.get("object") != "CustomsInfo":
+                raise model.invalid("customs_info", f"customs info {value['id']} not found")
+            return found
+        if not isinstance(value, dict):
+            raise model.invalid("customs_info", "must be an object")
+        items = []
+        for item in value.get("customs_items") or []:
+            if isinstance(item, dict) and set(item) == {"id"}:
+                found = self.store.get(str(item["id"]))
+                if found is None:
+                    raise model.invalid("customs_items", f"customs item {item['id']} not found")
+                items.append(found)
+            elif isinstance(item, dict):
+                items.append(self.store.put("customs_item", model.build_customs_item(item, mode)))
+        return self.store.put("customs_info", model.build_customs_info(value, mode, items))
+
+    def _shipment(self, key: str) -> JSON:
+        shp = self.store.get(key) if key.startswith("shp_") else None
+        if shp is None:
+            shp = self.store.shipment_by_reference(key)
+        if shp is None:
+            raise not_found()
+        return shp
+
+    @staticmethod
+    def present(shp: JSON, base: str) -> JSON:
+        """A shipment as sent: label URLs are stored relative and made absolute for this server."""
+        label = shp.get("postage_label")
+        if not label:
+            return shp
+        out = dict(shp)
+        out_label = dict(label)
+        for key in ("label_url", "label_pdf_url", "label_zpl_url", "label_epl2_url"):
+            value = out_label.get(key)
+            if isinstance(value, str) and value.startswith("/"):
+                out_label[key] = base + value
+        out["postage_label"] = out_label
+        return out
+
+    def _store_rates(self, rates: list[JSON]) -> None:
+        for rate in rates:
+            self.store.put("rate", rate)
+
+    # ------------------------------------------------------------------ shipments
+
+    def shipment_create(self, req: Request) -> tuple[int, JSON]:
+        params = _wrapped(req.body, "shipment")
+        mode = req.mode
+        to_addr = self._address(params.get("to_address"), "to_address", mode)
+        from_addr = self._address(params.get("from_address"), "from_address", mode)
+        parcel = self._parcel(params.get("parcel"), mode)
+        customs = self._customs_info(params.get("customs_info"), mode)
+        return_addr = (self._address(params["return_address"], "return_address", mode)
+                       if params.get("return_address") else from_addr)
+        buyer_addr = (self._address(params["buyer_address"], "buyer_address", mode)
+                      if params.get("buyer_address") else to_addr)
+        options: JSON = {"currency": "USD", "payment": {"type": "SENDER"}, "date_advance": 0}
+        user_options = params.get("options")
+        if isinstance(user_options, dict):
+            options = {**user_options, **{k: v for k, v in options.items() if k not in user_options}}
+        options.setdefault("label_format", "PNG")
+        ts = model.now_z()
+        shp_id = model.new_id("shp")
+        rates = model.build_rates(shp_id, from_addr, to_addr, parcel, mode)
+        self._store_rates(rates)
+        reference = params.get("reference")
+        shipment: JSON = {
+            "id": shp_id, "created_at": ts, "is_return": bool(params.get("is_return", False)),
+            "messages": [], "mode": mode, "options": options,
+            "reference": None if reference is None else str(reference),
+            "status": "unknown", "tracking_code": None, "updated_at": ts,
+            "batch_id": None, "batch_status": None, "batch_message": None, "customs_info": customs,
+            "from_address": from_addr, "insurance": None, "order_id": None, "parcel": parcel,
+            "postage_label": None, "rates": rates, "refund_status": None, "scan_form": None,
+            "selected_rate": None, "tracker": None, "to_address": to_addr,
+            "usps_zone": model.usps_zone(from_addr.get("zip"), to_addr.get("zip")),
+            "return_address": return_addr, "buyer_address": buyer_addr, "forms": [], "fees": [],
+            "object": "Shipment",
+        }
+        self.store.put("shipment", shipment)
+        return 201, shipment
+
+    def shipment_list(self, req: Request) -> tuple[int, JSON]:
+        q = req.query
+        size = _page_size(q)
+        ids = self.store.listing("shipment")
+        ids.reverse()  # newest first
+        if q.get("before_id") in ids:
+            ids = ids[ids.index(q["before_id"]) + 1:]
+        elif q.get("after_id") in ids:
+            ids = ids[: ids.index(q["after_id"])]
+        purchased = q.get("purchased")
+        reference = q.get("reference")
+        page: list[JSON] = []
+        has_more = False
+        for oid in ids:
+            shp = self.store.get(oid)
+            if shp is None or shp.get("mode") != req.mode:
+                continue
+            if purchased is not None and purchased != "" and _truthy(purchased) != bool(shp.get("postage_label")):
+                continue
+            if reference and shp.get("reference") != reference:
+                continue
+            if len(page) == size:
+                has_more = True
+                break
+            page.append(self.present(shp, req.base))
+        return 200, {"shipments": page, "has_more": has_more}
+
+    def shipment_retrieve(self, req: Request) -> tuple[int, JSON]:
+        return 200, self.present(self._shipment(req.params[0]), req.base)
+
+    def shipment_buy(self, req: Request) -> tuple[int, JSON]:
+        key = req.params[0]
+        shp_id = self._shipment(key)["id"]
+        rate_param = req.body.get("rate")
+        rate_id = rate_param.get("id") if isinstance(rate_param, dict) else rate_param
+        if not rate_id:
+            raise required("rate")
+        with self.store.purchase(shp_id) as shp:
+            if shp is None:
+                raise not_found()
+            if shp.get("postage_label"):
+                raise ApiError(422, "SHIPMENT.POSTAGE.EXISTS", "Postage already exists for this shipment.")
+            rate = next((r for r in shp["rates"] if r.get("id") == rate_id), None)
+            if rate is None:
+                raise ApiError(422, "SHIPMENT.RATE.INVALID", "The rate provided does not belong to this shipment.",
+                               [{"field": "rate", "message": f"{rate_id} is not a rate of {shp_id}"}])
+            insurance = req.body.get("insurance")
+            bought = dict(shp)
+            ts = model.now_z()
+            serial = self.store.next_serial()
+            code = model.tracking_code_for(rate["carrier"], serial, self.store.salt)
+            pl_id = model.new_id("pl")
+            fmt = str((shp.get("options") or {}).get("label_format") or "PNG").upper()
+            label: JSON = {
+                "object": "PostageLabel", "id": pl_id, "created_at": ts, "updated_at": ts, "date_advance": 0,
+                "integrated_form": "none", "label_date": ts, "label_resolution": 300, "label_size": "4x6",
+                "label_type": "default", "label_file_type": "image/png", "label_url": f"/labels/{pl_id}.png",
+                "label_pdf_url": f"/labels/{pl_id}.pdf" if fmt == "PDF" else None,
+                "label_zpl_url": f"/labels/{pl_id}.zpl" if fmt == "ZPL" else None,
+                "label_epl2_url": None, "label_file": None,
+            }
+            fees: list[JSON] = [
+                {"object": "Fee", "type": "LabelFee", "amount": "0.00000", "charged": True, "refunded": False},
+                {"object": "Fee", "type": "PostageFee", "amount": f"{float(rate['rate']):.5f}", "charged": True,
+                 "refunded": False},
+            ]
+            if insurance not in (None, "", 0):
+                amount = self._insurance_amount(insurance)
+                bought["insurance"] = f"{amount:.2f}"
+                fees.append(self._insurance_fee(amount))
+            bought.update({"tracking_code": code, "postage_label": label, "selected_rate": rate,
+                           "fees": fees, "updated_at": ts, "status": "unknown"})
+            tracker = tracking.build_tracker(code, rate["carrier"], req.mode, status="unknown", shipment_id=shp_id)
+            tracker["tracking_details"] = []
+            tracker["carrier_detail"] = None
+            bought["tracker"] = tracker
+            self.store.put("tracker", tracker)
+            self.store.put("postage_label", {"id": pl_id, "object": "PostageLabel", "shipment_id": shp_id})
+            self.store.put("shipment", bought)
+            self.store.record_purchase({
+                "shipment_id": shp_id, "reference": shp.get("reference"), "rate_id": rate["id"],
+                "carrier": rate["carrier"], "service": rate["service"], "amount": rate["rate"],
+                "time": _iso_now_precise(),
+            })
+        return 200, self.present(bought, req.base)
+
+    @staticmethod
+    def _insurance_amount(value: Any) -> float:
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            raise model.invalid("insurance", "must be a number") from None
+        if not 0 < amount <= 5000:
+            raise model.invalid("insurance", "must be between 0 and 5000")
+        return amount
+
+    @staticmethod
+    def _insurance_fee(amount: float) -> JSON:
+        return {"object": "Fee", "type": "InsuranceFee", "amount": f"{max(1.0, amount * 0.01):.5f}",
+                "charged": True, "refunded": False}
+
+    def shipment_rerate(self, req: Request) -> tuple[int, JSON]:
+        with self.store.lock:
+            shp = dict(self._shipment(req.params[0]))
+            rates = model.build_rates(shp["id"], shp["from_address"], shp["to_address"], shp["parcel"], shp["mode"])
+            self._store_rates(rates)
+            shp["rates"] = rates
+            shp["updated_at"] = model.now_z()
+            self.store.put("shipment", shp)
+        return 200, {"rates": rates}
+
+    def shipment_refund(self, req: Request) -> tuple[int, JSON]:
+        with self.store.lock:
+            shp = dict(self._shipment(req.params[0]))
+            if not shp.get("postage_label"):
+                raise ApiError(422, "SHIPMENT.REFUND.UNAVAILABLE",
+                               "Unable to refund a shipment that has not been purchased.")
+            if shp.get("refund_status"):
+                raise ApiError(422, "SHIPMENT.REFUND.EXISTS",
+                               "A refund has already been requested for this shipment.")
+            shp["refund_status"] = "submitted"
+            shp["updated_at"] = model.now_z()
+            self.store.put("shipment", shp)
+        return 200, self.present(shp, req.base)
+
+    def shipment_insure(self, req: Request) -> tuple[int, JSON]:
+        amount = self._insurance_amount(req.body.get("amount"))
+        with self.store.lock:
+            shp = dict(self._shipment(req.params[0]))
+            if not shp.get("postage_label"):
+                raise ApiError(422, "SHIPMENT.INSURE.UNAVAILABLE",
+                               "The shipment must be purchased before it is insured.")
+            if shp.get("insurance"):
+                raise ApiError(422, "SHIPMENT.INSURE.EXISTS", "This shipment is already insured.")
+            shp["insurance"] = f"{amount:.2f}"
+            shp["fees"] = [*shp.get("fees", []), self._insurance_fee(amount)]
+            shp["updated_at"] = model.now_z()
+            self.store.put("shipment", shp)
+        return 200, self.present(shp, req.base)
+
+    def shipment_label(self, req: Request) -> tuple[int, JSON]:
+        fmt = req.query.get("file_format", "").upper()
+        if not fmt:
+            raise required("file_format")
+        keys = {"PNG": "label_url", "PDF": "label_pdf_url", "ZPL": "label_zpl_url"}
+        if fmt not in keys:
+            raise model.invalid("file_format", "must be one of PNG, PDF, ZPL")
+        with self.store.lock:
+            shp = dict(self._shipment(req.params[0]))
+            label = shp.get("postage_label")
+            if not label:
+                raise ApiError(422, "SHIPMENT.POSTAGE.REQUIRED",
+                               "The shipment must be purchased before its label can be converted.")
+            label = dict(label)
+            label[keys[fmt]] = f"/labels/{label['id']}.{fmt.lower()}"
+            label["updated_at"] = model.now_z()
+            shp["postage_label"] = label
+            self.store.put("shipment", shp)
+        return 200, self.present(shp, req.base)
+
+    def label_file(self, name: str) -> tuple[str, bytes] | None:
+        """(content type, bytes) for `/labels/<pl_id>.<ext>`, or None."""
+        pl_id, _, ext = name.partition(".")
+        ref = self.store.get(pl_id) if pl_id.startswith("pl_") else None
+        shp = self.store.get(ref["shipment_id"]) if ref else None
+        if shp is None or not shp.get("postage_label"):
+            return None
+        rate = shp["selected_rate"] or {}
+        text = labels.LabelText(
+            tracking_code=str(shp["tracking_code"]), carrier=str(rate.get("carrier", "")),
+            service=str(rate.get("service", "")), from_lines=labels.address_lines(shp.get("from_address")),
+            to_lines=labels.address_lines(shp.get("to_address")), reference=shp.get("reference"))
+        if ext == "png":
+            return "image/png", labels.render_png(text)
+        if ext == "pdf":
+            return "application/pdf", labels.render_pdf(text)
+        if ext == "zpl":
+            return "text/plain; charset=utf-8", labels.render_zpl(text)
+        return None
+
+    # ------------------------------------------------------------------ addresses
+
+    def address_create(self, req: Request) -> tuple[int, JSON]:
+        params = dict(_wrapped(req.body, "address"))
+        if _truthy(req.body.get("verify_strict")):
+            params["verify_strict"] = True
+        if _truthy(req.body.get("verify")):
+            params["verify"] = True
+        return 201, self._address(params, "address", req.mode)
+
+    def address_list(self, req: Request) -> tuple[int, JSON]:
+        size = _page_size(req.query)
+        ids = self.store.listing("address")[::-1]
+        if req.query.get("before_id") in ids:
+            ids = ids[ids.index(req.query["before_id"]) + 1:]
+        page = [a for a in (self.store.get(i) for i in ids[: size + 1]) if a is not None]
+        return 200, {"addresses": page[:size], "has_more": len(page) > size}
+
+    def address_create_and_verify(self, req: Request) -> tuple[int, JSON]:
+        params = dict(_wrapped(req.body, "address"))
+        params["verify_strict"] = True
+        return 200, {"address": self._address(params, "address", req.mode)}
+
+    def address_verify(self, req: Request) -> tuple[int, JSON]:
+        oid = req.params[0]
+        addr = self.store.get(oid) if oid.startswith("adr_") else None
+        if addr is None:
+            raise not_found()
+        verified = model.verify_address(addr)
+        if not verified["verifications"]["delivery"]["success"]:
+            raise model.verify_failure(verified)
+        self.store.put("address", verified)
+        return 200, {"address": verified}
+
+    # ------------------------------------------------------------------ trackers, rates, parcels, customs
+
+    def tracker_create(self, req: Request) -> tuple[int, JSON]:
+        params = _wrapped(req.body, "tracker")
+        code = str(params.get("tracking_code") or "").strip()
+        if not code:
+            raise required("tracker.tracking_code")
+        carrier = params.get("carrier")
+        with self.store.lock:
+            existing = self.store.trackers_by_code.get(code)
+            if existing is not None:
+                tracker = self.store.get(existing)
+                # EasyPost returns the tracker it already has for a code; the one exception here is the
+                # placeholder tracker made at purchase, which gets its history on first tracking.
+                if tracker is not None and (tracker.get("tracking_details") or not tracker.get("shipment_id")):
+                    return 200, tracker
+            label_tracker = self.store.get(existing) if existing else None
+            if code in tracking.TEST_CODES:
+                tracker = tracking.build_tracker(code, carrier or "USPS", req.mode, status=tracking.TEST_CODES[code],
+                                                 shipment_id=None)
+            elif label_tracker is not None:
+                # A label bought here: it has been printed, so the history starts.
+                tracker = dict(label_tracker)
+                fresh = tracking.build_tracker(code, label_tracker["carrier"], label_tracker["mode"],
+                                               status="pre_transit", shipment_id=label_tracker["shipment_id"])
+                for key in ("status", "status_detail", "tracking_details", "carrier_detail", "est_delivery_date"):
+                    tracker[key] = fresh[key]
+                tracker["updated_at"] = model.now_z()
+            else:
+                tracker = tracking.build_tracker(code, carrier or "USPS", req.mode, status="unknown",
+                                                 shipment_id=None)
+            self.store.put("tracker", tracker)
+            self.store.trackers_by_code[code] = tracker["id"]
+        return 200, tracker
+
+    def tracker_list(self, req: Request) -> tuple[int, JSON]:
+        size = _page_size(req.query)
+        code = req.query.get("tracking_code")
+        ids = self.store.listing("tracker")[::-1]
+        if req.query.get("before_id") in ids:
+            ids = ids[ids.index(req.query["before_id"]) + 1:]
+        page: list[JSON] = []
+        has_more = False
+        for oid in ids:
+            trk = self.store.get(oid)
+            if trk is None or (code and trk.get("tracking_code") != code):
+                continue
+            if len(page) == size:
+                has_more = True
+                break
+            page.append(trk)
+        return 200, {"trackers": page, "has_more": has_more}
+
+    def beta_rates(self, req: Request) -> tuple[int, JSON]:
+        params = _wrapped(req.body, "shipment")
+        to_addr = params.get("to_address")
+        from_addr = params.get("from_address")
+        if not isinstance(to_addr, dict) or not to_addr:
+            raise required("to_address")
+        if not isinstance(from_addr, dict) or not from_addr:
+            raise required("from_address")
+        parcel = model.build_parcel(params.get("parcel") or {}, req.mode)
+        rates = model.build_rates(None, from_addr, to_addr, parcel, req.mode)
+
+        def plain(addr: JSON) -> JSON:
+            return {"object": "Address", **{k: addr.get(k) for k in model.ADDRESS_FIELDS if addr.get(k) is not None}}
+
+        parcel_out = {k: parcel[k] for k in ("length", "width", "height", "weight", "predefined_package")}
+        return 200, {"from_address": plain(from_addr), "to_address": plain(to_addr), "rates": rates,
+                     "options": params.get("options") or {}, "parcel": {"object": "Parcel", **parcel_out},
+                     "messages": []}
+
+    def parcel_create(self, req: Request) -> tuple[int, JSON]:
+        return 201, self.store.put("parcel", model.build_parcel(req.body.get("parcel") or {}, req.mode))
+
+    def customs_info_create(self, req: Request) -> tuple[int, JSON]:
+        info = self._customs_info(_wrapped(req.body, "customs_info"), req.mode)
+        assert info is not None
+        return 201, info
+
+    def customs_item_create(self, req: Request) -> tuple[int, JSON]:
+        params = _wrapped(req.body, "customs_item")
+        return 201, self.store.put("customs_item", model.build_customs_item(params, req.mode))

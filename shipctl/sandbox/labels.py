@@ -1,0 +1,219 @@
+"""Real label files from the standard library: a 4×6 PNG, a one-page PDF and ZPL text.
+
+The PNG is 1200×1800 (4×6 in at 300 dpi), 1-bit grey, with a border, the addresses and tracking code drawn
+in a small bitmap font, a barcode-like pattern derived from the tracking code, and the same text in tEXt
+chunks so a test (or a person with `pngcheck -t`) can read it back.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from shipctl.sandbox.font import GLYPH_HEIGHT, GLYPH_WIDTH, glyph
+
+WIDTH, HEIGHT = 1200, 1800  # 4x6 inches at 300 dpi; the width must stay a multiple of 8
+
+
+@dataclass(frozen=True)
+class LabelText:
+    tracking_code: str
+    carrier: str
+    service: str
+    from_lines: list[str]
+    to_lines: list[str]
+    reference: str | None
+
+
+def address_lines(addr: dict[str, object] | None) -> list[str]:
+    if not addr:
+        return []
+    def s(key: str) -> str:
+        value = addr.get(key)
+        return "" if value is None else str(value)
+    lines = [s("name"), s("company"), s("street1"), s("street2"),
+             " ".join(p for p in (s("city") + ("," if s("city") else ""), s("state"), s("zip")) if p),
+             s("country")]
+    return [line for line in lines if line.strip()]
+
+
+# ----------------------------------------------------------------------------------------------- PNG
+
+class _Canvas:
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self.rows = [bytearray(width) for _ in range(height)]  # 1 = black
+
+    def fill(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        x0, x1 = max(0, x0), min(self.width, x1)
+        for y in range(max(0, y0), min(self.height, y1)):
+            self.rows[y][x0:x1] = b"\x01" * (x1 - x0)
+
+    def text(self, x: int, y: int, text: str, scale: int) -> None:
+        for ch in text.upper():
+            if x + GLYPH_WIDTH * scale > self.width:
+                break
+            bits = glyph(ch)
+            for row, mask in enumerate(bits):
+                for col in range(GLYPH_WIDTH):
+                    if mask & (1 << (GLYPH_WIDTH - 1 - col)):
+                        px, py = x + col * scale, y + row * scale
+                        self.fill(px, py, px + scale, py + scale)
+            x += (GLYPH_WIDTH + 1) * scale
+
+    def pack(self) -> bytes:
+        """PNG scanlines for 1-bit greyscale (1 = white): filter byte 0, then 8 pixels per byte."""
+        to_bits = bytes.maketrans(b"\x00\x01", b"10")
+        nbytes = self.width // 8
+        raw = bytearray()
+        for row in self.rows:
+            raw.append(0)
+            raw += int(bytes(row).translate(to_bits), 2).to_bytes(nbytes, "big")
+        return bytes(raw)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _latin1(text: str) -> bytes:
+    return text.encode("latin-1", "replace")
+
+
+def render_png(label: LabelText) -> bytes:
+    c = _Canvas(WIDTH, HEIGHT)
+    # Border and separators.
+    c.fill(20, 20, WIDTH - 20, 28)
+    c.fill(20, HEIGHT - 28, WIDTH - 20, HEIGHT - 20)
+    c.fill(20, 20, 28, HEIGHT - 20)
+    c.fill(WIDTH - 28, 20, WIDTH - 20, HEIGHT - 20)
+    line_h = (GLYPH_HEIGHT + 3)
+    y = 60
+    c.text(60, y, "FROM:", 4)
+    y += line_h * 4
+    for line in label.from_lines[:6]:
+        c.text(60, y, line[:36], 4)
+        y += line_h * 4
+    c.fill(20, 440, WIDTH - 20, 448)
+    y = 480
+    c.text(60, y, "SHIP TO:", 5)
+    y += line_h * 5 + 10
+    for line in label.to_lines[:6]:
+        c.text(60, y, line[:28], 5)
+        y += line_h * 5
+    c.fill(20, 1000, WIDTH - 20, 1008)
+    c.text(60, 1040, f"{label.carrier} {label.service}"[:36], 4)
+    # A barcode-like pattern: each character of the code gives four bars of varying width.
+    x = 100
+    for ch in label.tracking_code:
+        v = ord(ch)
+        for k in range(4):
+            bar = 3 + ((v >> k) & 3) * 3
+            c.fill(x, 1120, x + bar, 1460)
+            x += bar + 4 + ((v >> (k + 1)) & 1) * 3
+    c.text(100, 1490, label.tracking_code, 5)
+    if label.reference:
+        c.text(60, 1640, f"REF {label.reference}"[:36], 4)
+    c.text(860, 1700, "SANDBOX", 3)
+
+    header = struct.pack(">IIBBBBB", WIDTH, HEIGHT, 1, 0, 0, 0, 0)
+    texts = [
+        ("Title", "shipctl sandbox postage label (not valid for shipping)"),
+        ("TrackingCode", label.tracking_code),
+        ("Carrier", label.carrier),
+        ("Service", label.service),
+        ("From", "\n".join(label.from_lines)),
+        ("To", "\n".join(label.to_lines)),
+    ]
+    if label.reference:
+        texts.append(("Reference", label.reference))
+    out = bytearray(b"\x89PNG\r\n\x1a\n")
+    out += _chunk(b"IHDR", header)
+    out += _chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1))  # 300 dpi in pixels per metre
+    for key, value in texts:
+        out += _chunk(b"tEXt", _latin1(key) + b"\x00" + _latin1(value))
+    out += _chunk(b"IDAT", zlib.compress(c.pack(), 6))
+    out += _chunk(b"IEND", b"")
+    return bytes(out)
+
+
+# ----------------------------------------------------------------------------------------------- PDF
+
+def _pdf_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def render_pdf(label: LabelText) -> bytes:
+    """A one-page 4×6 in (288×432 pt) PDF with the addresses and the tracking code as text."""
+    ops: list[str] = ["2 w 10 10 268 412 re S", "BT /F1 9 Tf 20 400 Td 11 TL (FROM:) Tj"]
+    for line in label.from_lines:
+        ops.append(f"T* ({_pdf_escape(line)}) Tj")
+    ops.append("ET 10 320 m 278 320 l S")
+    ops.append("BT /F1 13 Tf 20 300 Td 16 TL (SHIP TO:) Tj")
+    for line in label.to_lines:
+        ops.append(f"T* ({_pdf_escape(line)}) Tj")
+    ops.append("ET 10 170 m 278 170 l S")
+    ops.append(f"BT /F1 10 Tf 20 150 Td ({_pdf_escape(label.carrier + ' ' + label.service)}) Tj ET")
+    x = 24.0
+    for ch in label.tracking_code:
+        v = ord(ch)
+        for k in range(4):
+            bar = 0.8 + ((v >> k) & 3) * 0.7
+            ops.append(f"{x:.1f} 70 {bar:.1f} 65 re f")
+            x += bar + 1.2
+    ops.append(f"BT /F1 12 Tf 24 50 Td ({_pdf_escape(label.tracking_code)}) Tj ET")
+    if label.reference:
+        ops.append(f"BT /F1 8 Tf 24 25 Td (REF {_pdf_escape(label.reference)}) Tj ET")
+    stream = "\n".join(ops).encode("latin-1", "replace")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 288 432] /Resources << /Font << /F1 4 0 R >> >> "
+        b"/Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Title (shipctl sandbox label " + _pdf_escape(label.tracking_code).encode() + b") >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info {len(objects)} 0 R >>\n"
+            f"startxref\n{xref}\n%%EOF\n").encode()
+    return bytes(out)
+
+
+# ----------------------------------------------------------------------------------------------- ZPL
+
+def _zpl_escape(text: str) -> str:
+    return text.replace("^", " ").replace("~", " ")
+
+
+def render_zpl(label: LabelText) -> bytes:
+    lines = ["^XA", "^CI28", "^PW812", "^LL1218", "^FO20,20^GB772,1178,3^FS", "^CF0,28"]
+    y = 50
+    lines.append(f"^FO40,{y}^FDFROM:^FS")
+    for line in label.from_lines:
+        y += 32
+        lines.append(f"^FO40,{y}^FD{_zpl_escape(line)}^FS")
+    y = 330
+    lines.append(f"^FO20,{y - 20}^GB772,3,3^FS")
+    lines.append("^CF0,40")
+    lines.append(f"^FO40,{y}^FDSHIP TO:^FS")
+    for line in label.to_lines:
+        y += 46
+        lines.append(f"^FO40,{y}^FD{_zpl_escape(line)}^FS")
+    lines.append("^FO20,700^GB772,3,3^FS")
+    lines.append(f"^CF0,30^FO40,730^FD{_zpl_escape(label.carrier)} {_zpl_escape(label.service)}^FS")
+    lines.append(f"^FO60,800^BY3^BCN,220,Y,N,N^FD{_zpl_escape(label.tracking_code)}^FS")
+    if label.reference:
+        lines.append(f"^CF0,24^FO40,1120^FDREF {_zpl_escape(label.reference)}^FS")
+    lines.append("^XZ")
+    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -1,0 +1,164 @@
+"""Fault injection: SDK exception classes, Retry-After, seeded reproducibility, commit-then-drop, in-flight cap."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import easypost
+import pytest
+import requests
+from easypost.errors import (
+    EasyPostError,
+    HttpError,
+    InternalServerError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+
+from shipctl.sandbox import Sandbox, start_sandbox
+from shipctl.sandbox.examples import shipment_params
+from shipctl.sandbox.faults import FaultPlan, FaultSpec
+
+
+@contextmanager
+def sdk(sb: Sandbox) -> Iterator[easypost.EasyPostClient]:
+    c = easypost.EasyPostClient("EZTKfaults", api_base=sb.api_base)
+    try:
+        yield c
+    finally:
+        c._requests_session.close()
+
+
+def _outcomes(faults: str, seed: int, n: int = 60) -> list[str]:
+    out: list[str] = []
+    with start_sandbox(faults=faults, seed=seed) as sb, sdk(sb) as c:
+        for _ in range(n):
+            try:
+                c.shipment.create(**shipment_params())
+                out.append("ok")
+            except EasyPostError as exc:
+                out.append(type(exc).__name__)
+    return out
+
+
+def test_fault_spec_parsing() -> None:
+    spec = FaultSpec.parse("rate_limit=0.05,server_error=0.03,commit_then_drop=0.01,drop=0.01")
+    assert (spec.rate_limit, spec.server_error, spec.commit_then_drop, spec.drop) == (0.05, 0.03, 0.01, 0.01)
+    assert FaultSpec.parse(None).total == 0 and FaultSpec.parse("").total == 0
+    for bad in ("nope=0.1", "rate_limit", "rate_limit=x", "drop=1.5", "drop=0.6,rate_limit=0.6"):
+        with pytest.raises(ValueError):
+            FaultSpec.parse(bad)
+
+
+def test_same_seed_same_fault_sequence() -> None:
+    spec = "rate_limit=0.2,server_error=0.2"
+    first = _outcomes(spec, seed=7)
+    assert first == _outcomes(spec, seed=7)
+    assert first != _outcomes(spec, seed=8)
+    assert {"ok", "RateLimitError"} <= set(first)
+    assert {"InternalServerError", "ServiceUnavailableError"} & set(first)
+
+
+def test_fault_plan_is_deterministic_per_seed() -> None:
+    spec = FaultSpec.parse("rate_limit=0.1,server_error=0.1,commit_then_drop=0.1,drop=0.1")
+    a = [FaultPlan(spec, "none", 42).draw(True) for _ in range(1)]
+    plan1, plan2 = FaultPlan(spec, "none", 42), FaultPlan(spec, "none", 42)
+    assert [plan1.draw(True) for _ in range(200)] == [plan2.draw(True) for _ in range(200)]
+    assert a[0] == FaultPlan(spec, "none", 42).draw(True)
+    non_buy = FaultPlan(spec, "none", 1)
+    assert "commit_then_drop" not in {non_buy.draw(False) for _ in range(500)}
+
+
+def test_rate_limit_is_429_with_retry_after(sandbox: Sandbox) -> None:
+    with start_sandbox(faults="rate_limit=1", seed=1) as sb, sdk(sb) as c:
+        with pytest.raises(RateLimitError) as exc:
+            c.shipment.create(**shipment_params())
+        assert exc.value.http_status == 429
+        assert json.loads(exc.value.http_body)["error"]["code"]
+        with requests.Session() as s:
+            r = s.post(sb.api_base + "/shipments", json={}, headers={"Authorization": "Bearer EZTKx"}, timeout=5)
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+
+
+def test_server_errors_map_to_sdk_classes() -> None:
+    seen: set[type] = set()
+    with start_sandbox(faults="server_error=1", seed=3) as sb, sdk(sb) as c:
+        for _ in range(20):
+            with pytest.raises((InternalServerError, ServiceUnavailableError)) as exc:
+                c.shipment.retrieve("shp_" + "1" * 32)
+            seen.add(type(exc.value))
+            assert json.loads(exc.value.http_body)["error"]["message"]
+    assert seen == {InternalServerError, ServiceUnavailableError}
+
+
+def test_drop_closes_the_connection_without_an_answer() -> None:
+    with start_sandbox(faults="drop=1", seed=1) as sb, sdk(sb) as c, pytest.raises(HttpError):
+        c.shipment.create(**shipment_params())
+
+
+def test_commit_then_drop_buys_but_never_answers() -> None:
+    with start_sandbox(faults="commit_then_drop=1", seed=1) as sb, sdk(sb) as c:
+        shp = c.shipment.create(**shipment_params("ctd"))  # not a buy: passes
+        with pytest.raises(HttpError):
+            c.shipment.buy(shp.id, rate=shp.lowest_rate())
+        assert [e["shipment_id"] for e in sb.ledger()] == [shp.id]
+        # The reconciliation a client must do: retrieve shows the label; buying again is refused.
+        seen = c.shipment.retrieve(shp.id)
+        assert seen.postage_label is not None and seen.tracking_code
+        with pytest.raises(EasyPostError):
+            c.shipment.buy(shp.id, rate=shp.lowest_rate())
+        assert len(sb.ledger()) == 1
+
+
+def test_max_inflight_answers_429_above_the_cap() -> None:
+    with start_sandbox(latency="fast", max_inflight=2, seed=5) as sb:
+        codes: list[int] = []
+        retry_after: set[str] = set()
+        lock = threading.Lock()
+        barrier = threading.Barrier(8)
+
+        def call() -> None:
+            with requests.Session() as s:
+                barrier.wait()
+                r = s.post(sb.api_base + "/shipments/shp_x/buy", json={"rate": {"id": "rate_x"}},
+                           headers={"Authorization": "Bearer EZTKx"}, timeout=10)
+            with lock:
+                codes.append(r.status_code)
+                if r.status_code == 429:
+                    retry_after.add(r.headers.get("Retry-After", ""))
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert codes.count(429) >= 1 and codes.count(404) >= 1
+    assert retry_after == {"1"}
+
+
+def test_latency_profile_slows_requests_but_not_each_other() -> None:
+    with start_sandbox(latency="fast", seed=11) as sb:
+        durations: list[float] = []
+        lock = threading.Lock()
+
+        def label_then_retrieve(i: int) -> None:
+            with requests.Session() as s:
+                t0 = time.perf_counter()
+                s.get(sb.api_base + "/shipments/shp_nope", headers={"Authorization": "Bearer EZTKx"}, timeout=10)
+                with lock:
+                    durations.append(time.perf_counter() - t0)
+
+        threads = [threading.Thread(target=label_then_retrieve, args=(i,)) for i in range(10)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+    # Each retrieve sleeps ~7 ms (fast = realistic/10); ten in parallel must not queue behind each other.
+    assert min(durations) > 0.001
+    assert wall < sum(durations)
