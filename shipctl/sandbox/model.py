@@ -5,8 +5,11 @@ Everything here is pure (no I/O, no locks): the API layer decides what to store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
+import os
 import time
 import uuid
 from typing import Any
@@ -41,8 +44,13 @@ def not_found() -> ApiError:
     return ApiError(404, "NOT_FOUND", "The requested resource could not be found.")
 
 
+# Ids are 32 hex digits like EasyPost's: 16 random per process, then a 16-digit counter (unique, cheap).
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big") << 16)
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def now_z() -> str:
@@ -303,11 +311,16 @@ def rate_table(from_addr: JSON, to_addr: JSON, parcel: JSON) -> list[tuple[str, 
     """(carrier, service, rate, retail_rate, delivery_days) for a shipment, cheapest first."""
     weight_oz = float(parcel.get("weight") or 1.0)
     lbs = max(1, math.ceil(weight_oz / 16.0))
-    to_country = str(to_addr.get("country") or "US").upper()
-    from_country = str(from_addr.get("country") or "US").upper()
+    return _rate_table(str(from_addr.get("country") or "US").upper(), str(from_addr.get("zip") or "")[:3],
+                       str(to_addr.get("country") or "US").upper(), str(to_addr.get("zip") or "")[:3], lbs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rate_table(from_country: str, from_zip3: str, to_country: str, to_zip3: str,
+                lbs: int) -> list[tuple[str, str, float, float, int]]:
     rows: list[tuple[str, str, float, float, int]] = []
     if to_country == from_country == "US":
-        zone = usps_zone(from_addr.get("zip"), to_addr.get("zip"))
+        zone = usps_zone(from_zip3, to_zip3)
         ground_days = 2 + (zone - 1) // 2  # 2..5
         for carrier, service, mult, base, per_lb, days_rule in _DOMESTIC:
             price = mult * (base * (1 + 0.08 * zone) + per_lb * lbs * (1 + 0.12 * zone))
