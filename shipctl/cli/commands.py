@@ -2,3 +2,6 @@
 
 from shipctl.cli import validate  # noqa: F401
 from shipctl.cli import sandbox  # noqa: F401
+from shipctl.cli import create  # noqa: F401
+from shipctl.cli import track  # noqa: F401
+from shipctl.cli import refund  # noqa: F401

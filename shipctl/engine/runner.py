@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +26,9 @@ from shipctl.engine.failures import CallFailure
 from shipctl.engine.limiter import AdaptiveLimiter
 from shipctl.engine.sizing import Sizing
 from shipctl.engine.stats import RunStats
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -154,8 +158,25 @@ class Engine:
 
 
 def run_async(main: Callable[[], Awaitable[R]]) -> R:
-    """Run under anyio on asyncio, with uvloop as the loop where it is installed."""
-    return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop_available()})
+    """Run under anyio on asyncio, with uvloop as the loop where it is installed.
+
+    Task groups wrap what they raise in exception groups; a group holding a single error is unwrapped so the
+    CLI's edge sees the `ShipctlError` (or bug) itself and reports it as one line with the right exit code.
+    """
+    try:
+        return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop_available()})
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
 
 
 def uvloop_available() -> bool:

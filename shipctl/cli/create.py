@@ -1,0 +1,124 @@
+"""`shipctl create`: buy a label for every row of a manifest, resumably, never twice."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import typer
+
+from shipctl.cli.app import command
+from shipctl.cli.options import cleanup, default_journal, parse_sizing, require_file, split_list, spool_stdin
+from shipctl.errors import UsageError
+
+
+def _decimal(value: str | None, flag: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value.replace("$", "").replace(",", ""))
+    except InvalidOperation:
+        raise UsageError(f"{flag} must be an amount like 250 or 250.00, not {value!r}") from None
+    if amount < 0:
+        raise UsageError(f"{flag} must not be negative")
+    return amount
+
+
+def _format_for(path: Path) -> str:
+    return {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}.get(path.suffix.lower(), "ndjson")
+
+
+@command()
+def create(
+    manifest: str = typer.Argument(..., help="Manifest file (CSV, JSON or NDJSON), or - for stdin."),
+    fmt: str | None = typer.Option(None, "--format", help="Manifest format: csv, json or ndjson (default: sniffed)."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Manifest text encoding (default UTF-8)."),
+    from_: str | None = typer.Option(None, "--from", help="Default origin address: a JSON file or inline JSON."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="table, json, ndjson or csv (default: table on a terminal, else ndjson)."
+    ),
+    results: Path | None = typer.Option(None, "--results", help="Also write every result to this file."),
+    failed: Path | None = typer.Option(None, "--failed", help="Write failed rows here as a manifest to rerun."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows instead of stopping."),
+    rejects: Path | None = typer.Option(None, "--rejects", help="Where --skip-invalid writes invalid rows."),
+    select: str = typer.Option("cheapest", "--select", help="Rate rule for unpinned rows: cheapest or fastest."),
+    carriers: str | None = typer.Option(None, "--carriers", help="Only these carriers (comma-separated)."),
+    services: str | None = typer.Option(None, "--services", help="Only these services (comma-separated)."),
+    label_format: str | None = typer.Option(None, "--label-format", help="PDF, PNG or ZPL (default PNG)."),
+    labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Download each label to DIR/<reference>.<ext>."),
+    journal_path: Path | None = typer.Option(None, "--journal", help="Journal file (default: beside the manifest)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start a new run: set the old journal aside."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Create shipments and choose rates; buy nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Buy in production mode without asking."),
+    max_cost: str | None = typer.Option(None, "--max-cost", help="Refuse to buy if the estimate is higher."),
+    concurrency: str = typer.Option("16", "--concurrency", help="In-flight API calls, or 'auto' to probe upward."),
+    max_concurrency: int = typer.Option(64, "--max-concurrency", help="Ceiling for --concurrency auto."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit)."),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", help="Rows read and dispatched per chunk (8)."),
+    progress: str = typer.Option("auto", "--progress", help="auto, live, plain or off."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and a one-line summary on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print engine sizing and the event loop in use."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Use the built-in sandbox even if a key is set."),
+) -> None:
+    """Buy a label for every row of MANIFEST; rerun the same command to resume after any interruption."""
+    from shipctl.cli.run_create import CreateArgs, execute
+
+    if select not in ("cheapest", "fastest"):
+        raise UsageError("--select must be cheapest or fastest")
+    if fmt is not None and fmt not in ("csv", "json", "ndjson"):
+        raise UsageError("--format must be csv, json or ndjson")
+    if output is not None and output not in ("table", "json", "ndjson", "csv"):
+        raise UsageError("--output must be table, json, ndjson or csv")
+    if label_format is not None:
+        label_format = label_format.upper()
+        if label_format not in ("PDF", "PNG", "ZPL"):
+            raise UsageError("--label-format must be PDF, PNG or ZPL")
+    if progress not in ("auto", "live", "plain", "off"):
+        raise UsageError("--progress must be auto, live, plain or off")
+    if progress_interval <= 0:
+        raise UsageError("--progress-interval must be positive")
+    sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
+
+    spooled: Path | None = None
+    stdin_digest: str | None = None
+    if manifest == "-":
+        spooled, stdin_digest = spool_stdin()
+        path = spooled
+    else:
+        path = require_file(manifest)
+    try:
+        code = execute(
+            CreateArgs(
+                manifest=path,
+                manifest_label="<stdin>" if spooled else manifest,
+                fmt=fmt,
+                encoding=encoding,
+                from_arg=from_,
+                output=output,
+                results=results,
+                failed=failed,
+                skip_invalid=skip_invalid,
+                rejects=rejects or (None if spooled else path.with_name(path.name + ".rejects.csv")),
+                select=select,  # type: ignore[arg-type]
+                carriers=split_list(carriers),
+                services=split_list(services),
+                label_format=label_format,
+                labels_dir=labels_dir,
+                journal=journal_path or default_journal(None if spooled else path, stdin_digest),
+                fresh=fresh,
+                dry_run=dry_run,
+                yes=yes,
+                max_cost=_decimal(max_cost, "--max-cost"),
+                sizing=sizing,
+                progress="off" if quiet else progress,  # type: ignore[arg-type]
+                progress_interval=progress_interval,
+                quiet=quiet,
+                verbose=verbose,
+                force_sandbox=sandbox,
+            )
+        )
+    finally:
+        cleanup(spooled)
+    raise typer.Exit(int(code))
+

@@ -1,0 +1,50 @@
+"""Which API a command talks to: EasyPost with a key, any server via EASYPOST_API_BASE, or the built-in sandbox.
+
+No EASYPOST_API_KEY (or `--sandbox`): the sandbox starts in-process on loopback, keeping its objects in a SQLite
+file under the state directory so that what one command bought the next can track or refund. One line on
+stderr says so. The key itself is never printed; only whether one is in use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from shipctl.cli import console
+from shipctl.paths import state_dir
+
+EASYPOST_API_BASE = "https://api.easypost.com/v2"
+# Any non-empty key works with a sandbox; this one says what it is if it ever shows up anywhere.
+SANDBOX_KEY = "sandbox-no-real-key"
+
+
+@dataclass(frozen=True)
+class Target:
+    api_key: str
+    api_base: str
+    identity: str
+    """Stable name of the account/server, stored in journals: 'sandbox' for the built-in one, else the URL."""
+    embedded: bool
+
+    def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback's locals
+        return f"Target(api_base={self.api_base!r}, identity={self.identity!r}, embedded={self.embedded})"
+
+
+@contextlib.contextmanager
+def api_target(*, force_sandbox: bool = False, quiet: bool = False) -> Iterator[Target]:
+    key = os.environ.get("EASYPOST_API_KEY", "").strip()
+    base = os.environ.get("EASYPOST_API_BASE", "").strip()
+    if force_sandbox or (not key and not base):
+        from shipctl.sandbox import start_sandbox
+
+        with start_sandbox(latency="fast", state_path=state_dir() / "sandbox.sqlite3") as sandbox:
+            if not quiet:
+                console.info(
+                    f"shipctl: no EASYPOST_API_KEY set, using the built-in sandbox at {sandbox.api_base} "
+                    "(no real labels are bought)"
+                )
+            yield Target(SANDBOX_KEY, sandbox.api_base, "sandbox", embedded=True)
+        return
+    yield Target(key or SANDBOX_KEY, base or EASYPOST_API_BASE, base or EASYPOST_API_BASE, embedded=False)

@@ -1,0 +1,221 @@
+"""The `create` run: validate, then quote and buy every row through the engine, emitting one result per row.
+
+Phases. A test-mode run pipelines each row (create -> choose -> buy). A run that must know the total before it
+spends anything -- production mode, `--max-cost`, `--dry-run` -- quotes every row first (phase one, shipments
+journaled with their chosen rates), asks the money guard, and only then buys (phase two). Which mode the API
+is in is learned from the first chunk's shipments, before any buy.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from shipctl.engine.failures import CallFailure
+from shipctl.engine.runner import Engine
+from shipctl.journal import Journal
+from shipctl.manifest import Address, ShipmentRow, ValidRow, iter_rows
+from shipctl.purchase import PurchaseOptions, Purchaser, Quote, record_from_journal, row_digest
+from shipctl.results import ResultRecord
+
+Emit = Callable[[ResultRecord, ShipmentRow], None]
+# Called with (row count, totals by currency); returns True to buy. Raises to refuse with a message.
+Guard = Callable[[int, dict[str, Decimal]], bool]
+
+
+@dataclass
+class ManifestSource:
+    path: Path
+    fmt: str | None = None
+    encoding: str | None = None
+    default_from: Address | None = None
+
+    def valid_rows(self) -> Iterator[ValidRow]:
+        for item in iter_rows(self.path, fmt=self.fmt, encoding=self.encoding,  # type: ignore[arg-type]
+                              default_from=self.default_from):
+            if isinstance(item, ValidRow):
+                yield item
+
+
+@dataclass
+class CreateOutcome:
+    interrupted: bool = False
+    refused: str | None = None
+    quoted: int = 0
+    estimate: dict[str, Decimal] = field(default_factory=dict)
+    mode: str | None = None
+
+
+@dataclass
+class _Item:
+    valid: ValidRow
+    digest: str
+
+
+class CreateRun:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        client: Any,
+        journal: Journal,
+        source: ManifestSource,
+        options: PurchaseOptions,
+        emit: Emit,
+        guard: Guard,
+        dry_run: bool = False,
+        max_cost: Decimal | None = None,
+        on_warning: Callable[[str], None] = lambda _m: None,
+        on_info: Callable[[str], None] = lambda _m: None,
+        stop_grace: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.journal = journal
+        self.source = source
+        self.emit = emit
+        self.guard = guard
+        self.dry_run = dry_run
+        self.max_cost = max_cost
+        self.on_info = on_info
+        self.stop_grace = stop_grace
+        self.purchaser = Purchaser(engine, client, journal, options, on_warning=on_warning)
+        self.outcome = CreateOutcome()
+        self._finished: set[str] = set()
+        self._interrupts = 0
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+
+    def _items(self, skip: int = 0) -> Iterator[_Item]:
+        for n, valid in enumerate(self.source.valid_rows()):
+            if n >= skip and valid.row.reference not in self._finished:
+                yield _Item(valid, row_digest(valid.row))
+
+    def _plan(self, chunk: list[_Item]) -> None:
+        self.journal.plan((i.valid.row.reference, i.valid.line, i.digest) for i in chunk)
+
+    def _done(self, record: ResultRecord, row: ShipmentRow) -> None:
+        self._finished.add(row.reference)
+        stats = self.engine.stats
+        stats.done += 1
+        if record.status == "failed":
+            stats.failed += 1
+        elif record.status == "skipped":
+            stats.skipped += 1
+        else:
+            stats.succeeded += 1
+        self.emit(record, row)
+
+    async def _quote(self, item: _Item) -> Quote | None:
+        row = item.valid.row
+        try:
+            result = await self.purchaser.quote(row, item.valid.line, item.digest)
+        except CallFailure as failure:
+            result = self.purchaser._fail(row.reference, failure.code, failure.message, shipment_id=None)
+        if isinstance(result, ResultRecord):
+            self._done(result, row)
+            return None
+        return result
+
+    async def _buy(self, item: _Item, quote: Quote) -> None:
+        row = item.valid.row
+        try:
+            record = await self.purchaser.buy(row, quote)
+        except CallFailure as failure:
+            record = self.purchaser._fail(row.reference, failure.code, failure.message, shipment_id=None)
+        self._done(record, row)
+
+    # -- handlers for each phase -------------------------------------------------------------------------
+
+    async def _pipeline(self, item: _Item) -> None:
+        quote = await self._quote(item)
+        if quote is not None:
+            await self._buy(item, quote)
+
+    async def _quote_only(self, item: _Item) -> None:
+        quote = await self._quote(item)
+        if quote is None:
+            return
+        self.outcome.quoted += 1
+        currency = quote.rate.currency
+        self.outcome.estimate[currency] = self.outcome.estimate.get(currency, Decimal(0)) + quote.rate.amount
+        if self.dry_run:
+            entry = self.journal.get(item.valid.row.reference)
+            assert entry is not None
+            self._done(record_from_journal(entry), item.valid.row)
+
+    async def _buy_quoted(self, item: _Item) -> None:
+        # Phase two: the shipment is journaled and (in this process) known unbought, so quote() costs no call.
+        await self._pipeline(item)
+
+    # -- the run -----------------------------------------------------------------------------------------
+
+    async def run(self) -> CreateOutcome:
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._watch_signals, group.cancel_scope)
+            try:
+                await self._run_phases()
+            finally:
+                group.cancel_scope.cancel()
+        return self.outcome
+
+    async def _run_phases(self) -> None:
+        engine = self.engine
+        first = self.engine.sizing.chunk_size
+        two_phase = self.dry_run or self.max_cost is not None
+        # Probe: quote the first chunk only, to learn the API's mode before anything is bought.
+        await engine.run(
+            (i for n, i in enumerate(self._items()) if n < first),
+            self._quote_only,
+            before_chunk=self._plan,
+        )
+        mode = self.purchaser.mode
+        self.outcome.mode = mode
+        two_phase = two_phase or mode == "production"
+        if engine.stopping:
+            return
+        if two_phase:
+            await engine.run(self._items(skip=first), self._quote_only, before_chunk=self._plan)
+            if engine.stopping or self.dry_run:
+                return
+            refusal = self._money_guard()
+            if refusal is not None:
+                self.outcome.refused = refusal
+                return
+        await engine.run(self._items(), self._buy_quoted, before_chunk=self._plan)
+
+    def _money_guard(self) -> str | None:
+        if self.max_cost is not None:
+            total = sum(self.outcome.estimate.values(), Decimal(0))
+            if total > self.max_cost:
+                return (
+                    f"estimated total {total:.2f} for {self.outcome.quoted} labels is above --max-cost "
+                    f"{self.max_cost:.2f}; nothing was bought"
+                )
+        confirmed = self.outcome.mode != "production" or not self.outcome.quoted
+        if not confirmed and not self.guard(self.outcome.quoted, dict(self.outcome.estimate)):
+            return "purchase not confirmed; nothing was bought"
+        return None
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _signum in signals:
+                self._interrupts += 1
+                self.outcome.interrupted = True
+                if self._interrupts > 1:
+                    self.on_info("second interrupt: stopping now (the journal is consistent; rerun to resume)")
+                    scope.cancel()
+                    return
+                inflight = self.engine.stats.inflight
+                self.on_info(
+                    f"interrupted: no new rows will start; waiting for {inflight} calls in flight "
+                    f"(up to {self.stop_grace:.0f} s; Ctrl-C again to stop now)"
+                )
+                self.engine.stop()
+                scope.deadline = anyio.current_time() + self.stop_grace
+

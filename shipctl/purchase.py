@@ -1,0 +1,238 @@
+"""One row through the never-buy-twice protocol (DESIGN §5), on top of the engine, carrier and journal.
+
+For each row: reuse what the journal knows, reconcile an unfinished shipment through the API, create one if
+needed and commit its id *before* buying, choose the rate, buy only that journaled shipment, and on an
+unknown outcome (timeout, dropped connection, 5xx) retrieve it: a postage label means it was bought.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from shipctl.carrier import shipments as api
+from shipctl.carrier.shipments import Rate, Shipment
+from shipctl.engine.failures import CallFailure
+from shipctl.engine.runner import Engine
+from shipctl.journal import Journal, JournalRow
+from shipctl.manifest import ShipmentRow
+from shipctl.results import ResultRecord
+from shipctl.selection import NoMatchingRate, SelectRule, choose_rate
+
+POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"
+MAX_BUY_ROUNDS = 6
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def row_digest(row: ShipmentRow) -> str:
+    """A fingerprint of what would be shipped, to notice a row edited between runs."""
+    payload = json.dumps(row.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
+
+
+def label_filename(reference: str, url: str) -> str:
+    ext = Path(url.split("?", 1)[0]).suffix.lower() or ".png"
+    safe = _UNSAFE_NAME.sub("_", reference).strip("._") or "label"
+    return safe + ext
+
+
+@dataclass(frozen=True)
+class PurchaseOptions:
+    select: SelectRule = "cheapest"
+    carriers: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    label_format: str | None = None
+    labels_dir: Path | None = None
+
+
+@dataclass
+class Quote:
+    """What phase one (create + choose) learned about a row."""
+
+    reference: str
+    shipment_id: str
+    mode: str
+    rate: Rate
+
+
+class Purchaser:
+    def __init__(
+        self,
+        engine: Engine,
+        client: Any,
+        journal: Journal,
+        options: PurchaseOptions,
+        *,
+        on_warning: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.journal = journal
+        self.options = options
+        self.on_warning = on_warning
+        # Shipments this process created and has not tried to buy: no retrieve is needed to know their state.
+        self._fresh: dict[str, Shipment] = {}
+        self.mode: str | None = None
+
+    # -- phase one: a shipment with a chosen rate --------------------------------------------------------
+
+    async def quote(self, row: ShipmentRow, line: int, digest: str) -> Quote | ResultRecord:
+        """Return the journaled shipment and its chosen rate, or a final record (already bought / failed)."""
+        ref = row.reference
+        entry = self.journal.get(ref)
+        shipment: Shipment | None = None
+        if entry is not None and entry.shipment_id:
+            if entry.state == "bought":
+                if entry.digest and entry.digest != digest:
+                    self.on_warning(
+                        f"row {line}: reference {ref} was already bought with different content; "
+                        "not buying it again (use a new reference to ship the edited row)"
+                    )
+                return await self._finish_resumed(row, entry)
+            shipment = self._fresh.get(entry.shipment_id)
+            if shipment is None:
+                shipment = await self._reconcile(entry.shipment_id)
+            if shipment is not None and shipment.bought:
+                return await self._record_bought(row, shipment)
+            if shipment is not None and entry.digest and entry.digest != digest:
+                shipment = None  # edited since: never buy the stale shipment; make a new one
+        if shipment is None:
+            shipment = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
+            self.journal.update(ref, state="created", shipment_id=shipment.id, digest=digest,
+                                error_code=None, error_message=None)
+            self._fresh[shipment.id] = shipment
+        self.mode = self.mode or shipment.mode
+        try:
+            rate = choose_rate(
+                shipment.rates,
+                carrier=row.carrier,
+                service=row.service,
+                rule=self.options.select,
+                carriers=self.options.carriers,
+                services=self.options.services,
+            )
+        except NoMatchingRate as exc:
+            return self._fail(ref, "NO_MATCHING_RATE", exc.message, shipment_id=shipment.id)
+        self.journal.update(
+            ref, rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
+            currency=rate.currency, delivery_days=rate.delivery_days,
+        )
+        return Quote(reference=ref, shipment_id=shipment.id, mode=shipment.mode, rate=rate)
+
+    async def _reconcile(self, shipment_id: str) -> Shipment | None:
+        try:
+            return await self.engine.call(api.retrieve_shipment, self.client, shipment_id)
+        except CallFailure as failure:
+            if failure.http_status == 404:
+                return None  # gone (another account, a wiped sandbox): a new shipment is safe
+            raise
+
+    # -- phase two: buy ----------------------------------------------------------------------------------
+
+    async def buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord:
+        ref = row.reference
+        insurance: Decimal | None = row.insurance
+        shipment: Shipment | None = None
+        last: CallFailure | None = None
+        for _ in range(MAX_BUY_ROUNDS):
+            self._fresh.pop(quote.shipment_id, None)
+            try:
+                shipment = await self.engine.call(
+                    api.buy_shipment, self.client, quote.shipment_id, str(quote.rate.id), insurance,
+                    retry_unknown=False,
+                )
+                break
+            except CallFailure as failure:
+                last = failure
+                if not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS):
+                    return self._fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
+                # The buy may have happened: the shipment itself is the only truth.
+                current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
+                if current.bought:
+                    shipment = current
+                    break
+                if failure.code == POSTAGE_EXISTS:
+                    return self._fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
+                self.engine.stats.retries += 1
+        if shipment is None:
+            code, message = (last.code, last.message) if last else ("BUY_FAILED", "buy did not complete")
+            return self._fail(ref, code, message, shipment_id=quote.shipment_id)
+        return await self._record_bought(row, shipment)
+
+    async def _record_bought(self, row: ShipmentRow, shipment: Shipment) -> ResultRecord:
+        rate = shipment.selected_rate
+        values: dict[str, Any] = {
+            "state": "bought",
+            "shipment_id": shipment.id,
+            "tracking_code": shipment.tracking_code,
+            "label_url": shipment.label_url,
+            "error_code": None,
+            "error_message": None,
+        }
+        if rate is not None:
+            values.update(
+                rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
+                currency=rate.currency, delivery_days=rate.delivery_days,
+            )
+        self.journal.update(row.reference, **values)
+        entry = self.journal.get(row.reference)
+        assert entry is not None
+        return await self._finish_label(row, entry)
+
+    async def _finish_resumed(self, row: ShipmentRow, entry: JournalRow) -> ResultRecord:
+        self.engine.stats.resumed += 1
+        return await self._finish_label(row, entry)
+
+    async def _finish_label(self, row: ShipmentRow, entry: JournalRow) -> ResultRecord:
+        """Convert and download the label when asked; a bought row stays bought if this part fails."""
+        labels_dir = self.options.labels_dir
+        wanted = row.label_format or self.options.label_format
+        if labels_dir is None or not entry.shipment_id or not entry.label_url:
+            return record_from_journal(entry)
+        if entry.label_path and Path(entry.label_path).exists():
+            return record_from_journal(entry)
+        try:
+            url = entry.label_url
+            if wanted and wanted != "PNG" and not url.lower().split("?")[0].endswith("." + wanted.lower()):
+                url = await self.engine.call(api.label_url, self.client, entry.shipment_id, wanted)
+            dest = labels_dir / label_filename(entry.reference, url)
+            await self.engine.call(api.download, self.client, url, dest)
+        except CallFailure as failure:
+            record = record_from_journal(entry)
+            record.error_code = "LABEL_NOT_SAVED"
+            record.error_message = f"bought, but the label file was not saved ({failure.message}); rerun to retry"
+            return record
+        self.journal.update(entry.reference, label_path=str(dest))
+        entry.label_path = str(dest)
+        return record_from_journal(entry)
+
+    def _fail(self, reference: str, code: str, message: str, *, shipment_id: str | None) -> ResultRecord:
+        self.journal.update(reference, state="failed", error_code=code, error_message=message)
+        entry = self.journal.get(reference)
+        assert entry is not None
+        return record_from_journal(entry)
+
+
+def record_from_journal(entry: JournalRow) -> ResultRecord:
+    status = {"bought": "bought", "failed": "failed"}.get(entry.state, "planned")
+    return ResultRecord(
+        reference=entry.reference,
+        status=status,  # type: ignore[arg-type]
+        shipment_id=entry.shipment_id,
+        tracking_code=entry.tracking_code,
+        carrier=entry.carrier,
+        service=entry.service,
+        rate=entry.rate,
+        currency=entry.currency,
+        delivery_days=entry.delivery_days,
+        label_url=entry.label_url,
+        label_path=entry.label_path,
+        error_code=entry.error_code,
+        error_message=entry.error_message,
+    )

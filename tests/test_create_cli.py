@@ -1,0 +1,222 @@
+"""`shipctl create` end to end: the real SDK over real HTTP to the sandbox, a real SQLite journal."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from shipctl.cli.app import app
+from shipctl.journal import Journal
+from shipctl.sandbox import Sandbox, start_sandbox
+from tests.manifests import make_manifest, row, write_manifest
+
+TEST_KEY = "EZTK0123456789abcdef0123456789"
+PROD_KEY = "EZAK0123456789abcdef0123456789"
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    with start_sandbox(latency="none") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def env(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
+    monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
+    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
+    return sb
+
+
+def invoke(*args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def ndjson(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def bought_per_reference(sb: Sandbox) -> Counter[str]:
+    return Counter(entry["reference"] for entry in sb.ledger())
+
+
+def test_buys_every_row_exactly_once_and_rerun_resumes(env: Sandbox, tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 40)
+    first = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
+    assert first.exit_code == 0, first.stderr
+    results = ndjson(first.stdout)
+    assert sorted(r["reference"] for r in results) == [f"ORD-{i:05d}" for i in range(40)]
+    assert all(r["status"] == "bought" and r["tracking_code"] and r["label_url"] for r in results)
+    assert bought_per_reference(env) == Counter({f"ORD-{i:05d}": 1 for i in range(40)})
+    assert (tmp_path / "orders.csv.journal.db").exists()
+
+    second = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
+    assert second.exit_code == 0, second.stderr
+    again = {r["reference"]: r for r in ndjson(second.stdout)}
+    assert again == {r["reference"]: r for r in results}  # re-emitted from the journal, identical
+    assert len(env.ledger()) == 40  # nothing bought twice
+
+
+def test_invalid_manifest_reports_every_row_and_buys_nothing(env: Sandbox, tmp_path: Path) -> None:
+    rows = [row(0), row(1, weight="heavy"), row(2), row(3, to_zip="ABCDE"), row(4, weight="-3")]
+    manifest = write_manifest(tmp_path / "bad.csv", rows)
+    result = invoke("create", str(manifest))
+    assert result.exit_code == 2
+    assert "row 3, column weight" in result.stderr
+    assert "row 5, column to_zip" in result.stderr
+    assert "row 6, column weight" in result.stderr
+    assert "nothing was bought" in result.stderr
+    assert result.stdout == ""
+    assert env.ledger() == []
+
+
+def test_skip_invalid_buys_the_rest_and_keeps_the_rejects(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "mixed.csv", [row(0), row(1, weight="heavy"), row(2)])
+    rejects = tmp_path / "rejects.csv"
+    result = invoke("create", str(manifest), "--skip-invalid", "--rejects", str(rejects), "-o", "ndjson")
+    assert result.exit_code == 3
+    assert sorted(r["reference"] for r in ndjson(result.stdout)) == ["ORD-00000", "ORD-00002"]
+    assert set(bought_per_reference(env)) == {"ORD-00000", "ORD-00002"}
+    with rejects.open(newline="") as fh:
+        rejected = list(csv.DictReader(fh))
+    assert [r["reference"] for r in rejected] == ["ORD-00001"]
+    assert "weight" in rejected[0]["error"]
+
+
+def test_a_failing_row_does_not_stop_the_others_and_the_failed_file_reruns(env: Sandbox, tmp_path: Path) -> None:
+    rows = [row(i) for i in range(6)]
+    rows[2] = row(2, carrier="NoSuchCarrier")
+    manifest = write_manifest(tmp_path / "orders.csv", rows)
+    failed = tmp_path / "failed.csv"
+    result = invoke("create", str(manifest), "--failed", str(failed), "-o", "ndjson")
+    assert result.exit_code == 3
+    by_ref = {r["reference"]: r for r in ndjson(result.stdout)}
+    assert by_ref["ORD-00002"]["status"] == "failed"
+    assert by_ref["ORD-00002"]["error_code"] == "NO_MATCHING_RATE"
+    assert "offered: " in by_ref["ORD-00002"]["error_message"]
+    assert sum(r["status"] == "bought" for r in by_ref.values()) == 5
+
+    with failed.open(newline="") as fh:
+        failed_rows = list(csv.DictReader(fh))
+    assert [r["reference"] for r in failed_rows] == ["ORD-00002"]
+    failed_rows[0]["carrier"] = ""  # the fix a clerk would make
+    fixed = write_manifest(tmp_path / "fixed.csv", failed_rows)
+    rerun = invoke("create", str(fixed), "-o", "ndjson")
+    assert rerun.exit_code == 0, rerun.stderr
+    assert [r["status"] for r in ndjson(rerun.stdout)] == ["bought"]
+    assert bought_per_reference(env)["ORD-00002"] == 1
+
+
+def test_dry_run_quotes_but_buys_nothing(env: Sandbox, tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 12)
+    result = invoke("create", str(manifest), "--dry-run", "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    quoted = ndjson(result.stdout)
+    assert len(quoted) == 12
+    assert all(r["status"] == "planned" and r["rate"] and r["shipment_id"] for r in quoted)
+    total = sum(float(r["rate"]) for r in quoted)
+    assert f"{total:.2f}" in result.stderr
+    assert env.ledger() == []
+
+
+def test_select_fastest_and_carrier_filter(env: Sandbox, tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 4)
+
+    def dry(journal: str, *flags: str) -> list[dict[str, Any]]:
+        args = ("create", str(manifest), "--dry-run", "-o", "ndjson", "--journal", str(tmp_path / journal), *flags)
+        return sorted(ndjson(invoke(*args).stdout), key=lambda r: r["reference"])
+
+    cheap, fast, ups = dry("a"), dry("b", "--select", "fastest"), dry("c", "--carriers", "UPS")
+    assert len(cheap) == len(fast) == len(ups) == 4
+    for c, f in zip(cheap, fast, strict=True):
+        assert f["delivery_days"] <= c["delivery_days"]
+        assert float(f["rate"]) >= float(c["rate"])
+    assert {r["carrier"] for r in ups} == {"UPS"}
+
+
+def test_production_mode_refuses_without_confirmation(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
+    manifest = make_manifest(tmp_path / "orders.csv", 10)
+    refused = invoke("create", str(manifest), "-o", "ndjson")
+    assert refused.exit_code == 2
+    assert "production mode" in refused.stderr and "--yes" in refused.stderr
+    assert env.ledger() == []
+    assert PROD_KEY not in refused.stderr + refused.stdout
+
+    confirmed = invoke("create", str(manifest), "-o", "ndjson", "--yes")
+    assert confirmed.exit_code == 0, confirmed.stderr
+    assert len(ndjson(confirmed.stdout)) == 10
+    assert len(env.ledger()) == 10
+    assert PROD_KEY not in confirmed.stderr + confirmed.stdout
+
+
+def test_max_cost_refuses_when_the_estimate_is_higher(env: Sandbox, tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 10)
+    result = invoke("create", str(manifest), "--max-cost", "1.00")
+    assert result.exit_code == 2
+    assert "--max-cost" in result.stderr
+    assert env.ledger() == []
+    allowed = invoke("create", str(manifest), "--max-cost", "100000", "-o", "ndjson")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert len(env.ledger()) == 10
+
+
+def test_labels_are_downloaded_and_converted(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1, label_format="PDF"), row(2)])
+    labels = tmp_path / "labels"
+    result = invoke("create", str(manifest), "--labels-dir", str(labels), "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    by_ref = {r["reference"]: r for r in ndjson(result.stdout)}
+    png = Path(by_ref["ORD-00000"]["label_path"])
+    pdf = Path(by_ref["ORD-00001"]["label_path"])
+    assert png == labels / "ORD-00000.png" and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert pdf == labels / "ORD-00001.pdf" and pdf.read_bytes().startswith(b"%PDF-")
+
+
+def test_a_journal_in_use_is_refused(env: Sandbox, tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 3)
+    with Journal(tmp_path / "orders.csv.journal.db"):
+        result = invoke("create", str(manifest))
+    assert result.exit_code == 1
+    assert "in use by another shipctl process" in result.stderr
+    assert env.ledger() == []
+
+
+def test_a_journal_is_bound_to_its_api(env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 2)
+    assert invoke("create", str(manifest), "-q").exit_code == 0
+    with start_sandbox(latency="none") as other:
+        monkeypatch.setenv("EASYPOST_API_BASE", other.api_base)
+        result = invoke("create", str(manifest))
+        assert result.exit_code == 2
+        assert "--fresh" in result.stderr
+        assert other.ledger() == []
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_exactly_once_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    faults = "rate_limit=0.08,server_error=0.05,commit_then_drop=0.05,drop=0.03"
+    with start_sandbox(latency="none", faults=faults, seed=seed) as sb:
+        monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
+        monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
+        monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
+        manifest = make_manifest(tmp_path / "orders.csv", 120)
+        result = invoke("create", str(manifest), "-o", "ndjson", "--quiet")
+        results = ndjson(result.stdout)
+        assert result.exit_code == 0, result.stderr
+        assert len(results) == 120
+        assert all(r["status"] == "bought" and r["tracking_code"] and r["shipment_id"] for r in results)
+        ledger = bought_per_reference(sb)
+        assert ledger == Counter({f"ORD-{i:05d}": 1 for i in range(120)})
+        # Each result names the shipment the ledger says was bought for it.
+        bought_ids = {e["reference"]: e["shipment_id"] for e in sb.ledger()}
+        assert {r["reference"]: r["shipment_id"] for r in results} == bought_ids
