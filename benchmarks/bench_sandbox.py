@@ -155,8 +155,9 @@ def main() -> None:
     print(f"{loaded['clients']} clients     : {loaded['req_per_s']:>6} req/s  p50 {loaded['p50_ms']:.2f} ms  "
           f"p99 {loaded['p99_ms']:.2f} ms  ({loaded['requests']} requests, {loaded['errors']} errors, "
           f"{loaded['seconds']} s)")
-    target = loaded["req_per_s"] >= 1500 and alone["p99_ms"] <= 5.0
-    print("target (>= 1500 req/s, <= 5 ms added at p99):", "met" if target else "NOT met")
+    print("throughput >= 1500 req/s:", "met" if loaded["req_per_s"] >= 1500 else "NOT met")
+    print("added p99 <= 5 ms (1 client, no queueing):", "met" if alone["p99_ms"] <= 5.0 else "NOT met")
+    print("p99 <= 5 ms with 16 clients saturating:", "met" if loaded["p99_ms"] <= 5.0 else "NOT met")
 
 
 if __name__ == "__main__":
