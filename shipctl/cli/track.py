@@ -1,0 +1,400 @@
+"""`shipctl track`: where are these parcels? Many codes at once through the engine; `--watch` until delivered.
+
+Also home to the small pieces the one-off commands (`rates`, `track`, `refund`) share: option checks, the
+engine session, and `InOrder`, which streams results yet keeps them in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import typer
+
+from shipctl.cli import console
+from shipctl.cli.app import command
+from shipctl.errors import UsageError
+from shipctl.exit_codes import ExitCode
+
+T = TypeVar("T")
+
+OUTPUT_FORMATS = ("table", "json", "ndjson", "csv")
+PROGRESS_MODES = ("auto", "live", "plain", "off")
+
+
+# --- shared by rates, track and refund -------------------------------------------------------------------
+
+
+def check_output(output: str | None) -> str | None:
+    if output is not None and output not in OUTPUT_FORMATS:
+        raise UsageError("--output must be table, json, ndjson or csv")
+    return output
+
+
+def check_progress(progress: str, interval: float) -> None:
+    if progress not in PROGRESS_MODES:
+        raise UsageError("--progress must be auto, live, plain or off")
+    if interval <= 0:
+        raise UsageError("--progress-interval must be positive")
+
+
+def read_stdin_lines(what: str) -> list[str]:
+    """Non-blank lines of stdin, stripped (read only because the user passed `-`)."""
+    lines = [line.strip() for line in sys.stdin.read().splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise UsageError(f"no {what} on stdin")
+    return lines
+
+
+def expand_args(values: Sequence[str], what: str) -> list[str]:
+    """The arguments with `-` replaced by the lines of stdin; duplicates dropped, first order kept."""
+    if list(values).count("-") > 1:
+        raise UsageError("- (stdin) may be given only once")
+    expanded: list[str] = []
+    for value in values:
+        expanded.extend(read_stdin_lines(what) if value == "-" else [value])
+    return list(dict.fromkeys(expanded))
+
+
+class InOrder(Generic[T]):
+    """Emit results in input order while they complete out of order: item i goes out once 0..i-1 have.
+
+    Output still streams (NDJSON shows each row as soon as everything before it is done) and is the same on
+    every run, whatever the completion order of concurrent calls.
+    """
+
+    def __init__(self, emit: Callable[[T], None], start: int = 0) -> None:
+        self._emit = emit
+        self._next = start
+        self._waiting: dict[int, T] = {}
+
+    def put(self, index: int, item: T) -> None:
+        self._waiting[index] = item
+        while self._next in self._waiting:
+            self._emit(self._waiting.pop(self._next))
+            self._next += 1
+
+
+@dataclass
+class Session:
+    """What an engine-driven command needs: the target it talks to, one shared client, the engine, its stats."""
+
+    target: Any
+    client: Any
+    engine: Any
+    stats: Any
+
+
+@contextlib.contextmanager
+def engine_session(sizing: Any, *, force_sandbox: bool, quiet: bool, total: int | None) -> Iterator[Session]:
+    from shipctl.carrier.client import make_client, session_of
+    from shipctl.carrier.errors import classify
+    from shipctl.cli.target import api_target
+    from shipctl.engine.runner import Engine
+    from shipctl.engine.stats import RunStats
+
+    with api_target(force_sandbox=force_sandbox, quiet=quiet) as target:
+        stats = RunStats(total=total)
+        client = make_client(target.api_key, target.api_base, pool_size=sizing.ceiling + 4)
+        try:
+            yield Session(target, client, Engine(sizing, stats, classify), stats)
+        finally:
+            stats.finished_at = stats.finished_at or time.monotonic()
+            session_of(client).close()
+
+
+def describe_engine(sizing: Any) -> None:
+    import asyncio
+
+    loop = type(asyncio.get_running_loop())
+    console.info(f"engine: {sizing.describe()}; event loop {loop.__module__}.{loop.__qualname__}")
+
+
+def only(columns: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any]:
+    return {c: row.get(c) for c in columns}
+
+
+# --- track -----------------------------------------------------------------------------------------------
+
+TRACK_COLUMNS = (
+    "tracking_code", "carrier", "status", "status_detail", "est_delivery_date",
+    "last_event", "last_event_at", "last_location", "error_code", "error_message",
+)
+HISTORY_COLUMNS = (
+    "tracking_code", "carrier", "datetime", "status", "status_detail", "message", "location",
+    "error_code", "error_message",
+)
+
+
+@dataclass
+class _Code:
+    index: int
+    code: str
+    tracking: Any = None  # carrier.trackers.Tracking once tracked
+    error_code: str | None = None
+    error_message: str | None = None
+    shown_events: int = 0
+    signature: tuple[object, ...] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+
+def _summary_row(item: _Code) -> dict[str, Any]:
+    t = item.tracking
+    if t is None:
+        return {"tracking_code": item.code, "error_code": item.error_code, "error_message": item.error_message}
+    last = t.last_event
+    return {
+        "tracking_code": t.tracking_code or item.code, "carrier": t.carrier, "status": t.status,
+        "status_detail": t.status_detail, "est_delivery_date": t.est_delivery_date,
+        "last_event": last.message if last else None, "last_event_at": last.datetime if last else None,
+        "last_location": last.location if last else None,
+        "error_code": item.error_code, "error_message": item.error_message,
+    }
+
+
+def _history_rows(item: _Code, since: int) -> list[dict[str, Any]]:
+    t = item.tracking
+    if t is None:
+        return [{"tracking_code": item.code, "error_code": item.error_code, "error_message": item.error_message}]
+    code = t.tracking_code or item.code
+    if not t.events:
+        return [] if since else [{"tracking_code": code, "carrier": t.carrier, "status": t.status,
+                                  "status_detail": t.status_detail}]
+    return [
+        {"tracking_code": code, "carrier": t.carrier, "datetime": e.datetime, "status": e.status,
+         "status_detail": e.status_detail, "message": e.message, "location": e.location}
+        for e in t.events[since:]
+    ]
+
+
+@dataclass
+class _Watch:
+    interval: float
+    timeout: float | None
+    polls: int = 0
+    timed_out: bool = False
+    changes: int = 0
+    pending: dict[int, _Code] = field(default_factory=dict)
+
+
+@command()
+def track(
+    codes: list[str] | None = typer.Argument(None, help="Tracking codes, or - to read one a line from stdin."),
+    carrier: str | None = typer.Option(None, "--carrier", help="The carrier of every code (default: detected)."),
+    history: bool = typer.Option(False, "--history", help="One row per tracking event instead of per code."),
+    watch: bool = typer.Option(False, "--watch", help="Re-poll until every code is delivered, returned or failed."),
+    interval: float = typer.Option(60.0, "--interval", help="Seconds between polls with --watch."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Stop watching after this many seconds (exit 3)."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="table, json, ndjson or csv (default: table on a terminal, else ndjson)."
+    ),
+    concurrency: str = typer.Option("16", "--concurrency", help="In-flight API calls, or 'auto' to probe upward."),
+    max_concurrency: int = typer.Option(64, "--max-concurrency", help="Ceiling for --concurrency auto."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit)."),
+    chunk_size: int | None = typer.Option(None, "--chunk-size", help="Codes dispatched per chunk (8)."),
+    progress: str = typer.Option("auto", "--progress", help="auto, live, plain or off."),
+    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and a one-line summary on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print engine sizing and the event loop in use."),
+    sandbox: bool = typer.Option(False, "--sandbox", help="Use the built-in sandbox even if a key is set."),
+) -> None:
+    """Track parcels by tracking code: status, estimated delivery and the latest event of each."""
+    from shipctl.cli.options import parse_sizing
+
+    check_output(output)
+    check_progress(progress, progress_interval)
+    if interval <= 0:
+        raise UsageError("--interval must be positive")
+    if timeout is not None and timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    if (timeout is not None or interval != 60.0) and not watch:
+        raise UsageError("--interval and --timeout go with --watch")
+    sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
+    if not codes:
+        raise UsageError("give tracking codes as arguments, or - to read them from stdin")
+    from shipctl.carrier.trackers import normalize_code
+
+    items = [_Code(i, normalize_code(c)) for i, c in enumerate(expand_args(codes, "tracking codes"))]
+    code = _execute(
+        items,
+        carrier=carrier,
+        history=history,
+        watch=_Watch(interval, timeout) if watch else None,
+        output=output,
+        sizing=sizing,
+        progress="off" if quiet else progress,
+        progress_interval=progress_interval,
+        quiet=quiet,
+        verbose=verbose,
+        force_sandbox=sandbox,
+    )
+    raise typer.Exit(int(code))
+
+
+def _execute(
+    items: list[_Code],
+    *,
+    carrier: str | None,
+    history: bool,
+    watch: _Watch | None,
+    output: str | None,
+    sizing: Any,
+    progress: str,
+    progress_interval: float,
+    quiet: bool,
+    verbose: bool,
+    force_sandbox: bool,
+) -> ExitCode:
+    import anyio
+
+    from shipctl.carrier.trackers import code_problem, create_tracker, retrieve_tracker
+    from shipctl.engine.failures import CallFailure
+    from shipctl.engine.runner import run_async
+    from shipctl.output import default_format, open_writer
+    from shipctl.progress import open_progress
+
+    fmt: Any = output or default_format(sys.stdout)
+    columns = HISTORY_COLUMNS if history else TRACK_COLUMNS
+
+    def rows_of(item: _Code) -> list[dict[str, Any]]:
+        if history:
+            rows = _history_rows(item, item.shown_events)
+            if item.tracking is not None:
+                item.shown_events = len(item.tracking.events)
+            return rows
+        return [_summary_row(item)]
+
+    with contextlib.ExitStack() as stack:
+        session = stack.enter_context(engine_session(sizing, force_sandbox=force_sandbox, quiet=quiet,
+                                                     total=len(items)))
+        engine, stats, client = session.engine, session.stats, session.client
+        # A table sizes its columns from every row, so a watch prints one table per poll; the streaming formats
+        # keep one writer for the whole run (one JSON array, one CSV header).
+        per_round = fmt == "table" and watch is not None
+        whole_run = None if per_round else stack.enter_context(open_writer(fmt, sys.stdout, columns))
+
+        def writer_for_round() -> contextlib.AbstractContextManager[Any]:
+            if whole_run is not None:
+                return contextlib.nullcontext(whole_run)
+            return open_writer(fmt, sys.stdout, columns)
+
+        async def first(item: _Code, emit: InOrder[list[dict[str, Any]]]) -> None:
+            problem = code_problem(item.code)
+            if problem:
+                item.error_code, item.error_message = "TRACKING_CODE.INVALID", problem
+            else:
+                try:
+                    item.tracking = await engine.call(create_tracker, client, item.code, carrier)
+                    item.signature = item.tracking.signature()
+                except CallFailure as failure:
+                    item.error_code, item.error_message = failure.code, failure.message
+            stats.done += 1
+            if item.failed:
+                stats.failed += 1
+            else:
+                stats.succeeded += 1
+            emit.put(item.index, rows_of(item))
+
+        async def poll(item: _Code, changed: dict[int, _Code]) -> None:
+            try:
+                tracking = await engine.call(retrieve_tracker, client, item.tracking.id)
+            except CallFailure as failure:
+                if failure.transient:  # try again next poll
+                    console.warn(f"{item.code}: {failure.code}: {failure.message} (will poll again)")
+                    return
+                item.error_code, item.error_message = failure.code, failure.message
+                changed[item.index] = item
+                return
+            item.tracking = tracking
+            if tracking.signature() != item.signature:
+                item.signature = tracking.signature()
+                changed[item.index] = item
+
+        async def main() -> None:
+            if verbose:
+                describe_engine(sizing)
+            with writer_for_round() as writer:
+
+                def write_rows(rows: list[dict[str, Any]]) -> None:
+                    for row in rows:
+                        writer.write(only(columns, row))
+
+                emit: InOrder[list[dict[str, Any]]] = InOrder(write_rows)
+                with open_progress(stats, mode=progress, interval=progress_interval, noun="codes"):  # type: ignore[arg-type]
+                    await engine.run(items, lambda item: first(item, emit))
+            if watch is None:
+                return
+            watch.pending = {i.index: i for i in items if i.tracking is not None and not i.tracking.final}
+            deadline = None if watch.timeout is None else time.monotonic() + watch.timeout
+            while watch.pending:
+                wait = watch.interval
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        watch.timed_out = True
+                        break
+                    wait = min(wait, left)
+                if not quiet:
+                    console.info(f"{time.strftime('%H:%M:%S')} {_codes(len(watch.pending))} not final yet; "
+                                 f"next poll in {_seconds(wait)}")
+                await anyio.sleep(wait)
+                if deadline is not None and time.monotonic() >= deadline:
+                    watch.timed_out = True
+                    break
+                changed: dict[int, _Code] = {}
+                await engine.run(list(watch.pending.values()), functools.partial(poll, changed=changed))
+                watch.polls += 1
+                with writer_for_round() as writer:
+                    for index in sorted(changed):
+                        item = changed[index]
+                        for row in rows_of(item):
+                            writer.write(only(columns, row))
+                        if item.failed:
+                            stats.succeeded -= 1
+                            stats.failed += 1
+                watch.changes += len(changed)
+                for index, item in changed.items():
+                    if item.failed or item.tracking.final:
+                        watch.pending.pop(index, None)
+
+        run_async(main)
+        stats.finished_at = time.monotonic()
+
+    _summarise(items, stats, watch)
+    if stats.failed or (watch is not None and watch.timed_out):
+        return ExitCode.PARTIAL
+    return ExitCode.OK
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g} s"
+
+
+def _codes(n: int) -> str:
+    return f"{n} code" if n == 1 else f"{n} codes"
+
+
+def _summarise(items: list[_Code], stats: Any, watch: _Watch | None) -> None:
+    statuses = Counter(i.tracking.status for i in items if i.tracking is not None and not i.failed)
+    parts = [f"{_codes(len(items))}: {stats.succeeded} tracked"]
+    if stats.failed:
+        parts.append(f"{stats.failed} failed")
+    line = ", ".join(parts)
+    if statuses:
+        line += " (" + ", ".join(f"{n} {status}" for status, n in statuses.most_common()) + ")"
+    line += f", {stats.elapsed():.1f} s"
+    if watch is not None:
+        line += f", {watch.polls} polls"
+        if watch.timed_out:
+            line += f"; --timeout reached with {_codes(len(watch.pending))} not final"
+    console.info(line)
