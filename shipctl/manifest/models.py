@@ -1,0 +1,344 @@
+"""The pydantic row models: what a valid manifest row is, normalised, and its EasyPost request shape.
+
+Validators normalise as they check (DESIGN §3): countries to ISO alpha-2, US states to 2 letters, US ZIPs to
+5 digits or ZIP+4, weights to ounces, dimensions to inches. Cross-field rules (all three dimensions or none,
+customs on international rows) live here too, so a `ShipmentRow` is valid however it was built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from shipctl.manifest import normalize
+
+ContentsType = Literal[
+    "documents", "gift", "merchandise", "returned_goods", "sample", "dangerous_goods",
+    "humanitarian_donation", "other",
+]
+LabelFormat = Literal["PDF", "PNG", "ZPL"]
+
+_CONFIG = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+def _problem(field: str, message: str) -> PydanticCustomError:
+    """A cross-field error pinned to one field (the reader turns `field` into the column name)."""
+    return PydanticCustomError("shipctl", message, {"field": field})
+
+
+class Address(BaseModel):
+    """A postal address in EasyPost's field names.
+
+    Strict by default (street, city, and for the US state and ZIP, are required). Validated with
+    `context={"partial": True}` it may be only a ZIP, for one-off rate quotes (`--to 94107`).
+    """
+
+    model_config = _CONFIG
+
+    company: str | None = None
+    name: str | None = Field(default=None, validate_default=True)
+    street1: str | None = Field(default=None, validate_default=True)
+    street2: str | None = None
+    city: str | None = Field(default=None, validate_default=True)
+    country: str = "US"
+    state: str | None = Field(default=None, validate_default=True)
+    zip: str | None = Field(default=None, validate_default=True)
+    phone: str | None = None
+    email: str | None = None
+    residential: bool | None = None
+
+    @field_validator("name", "street1", "city", mode="after")
+    @classmethod
+    def _required(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value or (info.context and info.context.get("partial")):
+            return value or None
+        if info.field_name == "name":
+            if info.data.get("company"):
+                return None
+            raise PydanticCustomError("shipctl", "a name or a company is required")
+        raise PydanticCustomError("shipctl", "required")
+
+    @field_validator("country", mode="after")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return normalize.country(value)
+
+    @field_validator("state", mode="after")
+    @classmethod
+    def _state(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if not value:
+            if country == "US" and not (info.context and info.context.get("partial")):
+                raise PydanticCustomError("shipctl", "required for US addresses")
+            return None
+        if country in normalize.US_ZIP_COUNTRIES:
+            return normalize.us_state(value)
+        return value.upper() if len(value) <= 3 else value
+
+    @field_validator("zip", mode="after")
+    @classmethod
+    def _zip(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if not value:
+            if country in normalize.US_ZIP_COUNTRIES:
+                raise PydanticCustomError("shipctl", "required for US addresses")
+            return None
+        if country in normalize.US_ZIP_COUNTRIES:
+            return normalize.us_zip(value)
+        return value.upper()
+
+    @field_validator("email", mode="after")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value and ("@" not in value or any(c.isspace() for c in value)):
+            raise ValueError(f"{value!r} is not an email address")
+        return value or None
+
+    def to_easypost(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if value is not None}
+
+
+class Parcel(BaseModel):
+    """Weight in ounces; dimensions in inches (all three or none); or a predefined package."""
+
+    model_config = _CONFIG
+
+    weight: float
+    length: float | None = None
+    width: float | None = None
+    height: float | None = None
+    predefined_package: str | None = None
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight(cls, value: Any) -> float:
+        return normalize.weight_oz(value)
+
+    @field_validator("length", "width", "height", mode="before")
+    @classmethod
+    def _length(cls, value: Any) -> float | None:
+        if value is None or value == "":
+            return None
+        return normalize.length_in(value)
+
+    @model_validator(mode="after")
+    def _all_three_or_none(self) -> Parcel:
+        dims = {"length": self.length, "width": self.width, "height": self.height}
+        given = [name for name, value in dims.items() if value is not None]
+        if given and len(given) < 3:
+            missing = next(name for name, value in dims.items() if value is None)
+            raise _problem(missing, f"give length, width and height together (only {', '.join(given)} given)")
+        return self
+
+    def to_easypost(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if value is not None}
+
+
+class CustomsItem(BaseModel):
+    model_config = _CONFIG
+
+    description: str = Field(min_length=1)
+    quantity: int = Field(ge=1)
+    value: Decimal
+    weight: float
+    hs_tariff_number: str | None = None
+    origin_country: str
+    code: str | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value(cls, value: Any) -> Decimal:
+        return normalize.money(value)
+
+    @field_validator("weight", mode="before")
+    @classmethod
+    def _weight(cls, value: Any) -> float:
+        return normalize.weight_oz(value)
+
+    @field_validator("hs_tariff_number", mode="after")
+    @classmethod
+    def _tariff(cls, value: str | None) -> str | None:
+        return normalize.hs_tariff(value) if value else None
+
+    @field_validator("origin_country", mode="after")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        return normalize.country(value)
+
+    def to_easypost(self) -> dict[str, Any]:
+        data = {key: value for key, value in self.__dict__.items() if value is not None}
+        data["value"] = str(self.value)
+        return data
+
+
+class CustomsInfo(BaseModel):
+    """EasyPost's customs form: who signs, what is inside, and at least one item."""
+
+    model_config = _CONFIG
+
+    contents_type: ContentsType
+    customs_signer: str = Field(min_length=1)
+    contents_explanation: str | None = None
+    customs_certify: bool = True
+    eel_pfc: str = "NOEEI 30.37(a)"
+    non_delivery_option: Literal["return", "abandon"] = "return"
+    restriction_type: Literal["none", "other", "quarantine", "sanitary_phytosanitary_inspection"] = "none"
+    restriction_comments: str | None = None
+    customs_items: list[CustomsItem] = Field(min_length=1)
+
+    @field_validator("contents_type", "non_delivery_option", "restriction_type", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower().replace(" ", "_") if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _explained(self) -> CustomsInfo:
+        if self.contents_type == "other" and not self.contents_explanation:
+            raise _problem("contents_explanation", "required when the contents type is other")
+        return self
+
+    def to_easypost(self) -> dict[str, Any]:
+        data = {key: value for key, value in self.__dict__.items() if value is not None}
+        data["customs_items"] = [item.to_easypost() for item in self.customs_items]
+        return data
+
+
+def domestic_zone(country: str) -> str:
+    """The customs zone of a country code: US territories ship as US domestic."""
+    return "US" if country in normalize.US_ZIP_COUNTRIES else country
+
+
+class ShipmentRow(BaseModel):
+    """One manifest row, validated and normalised; `to_easypost()` is the `shipment.create` request."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reference: str = Field(min_length=1)
+    to_address: Address
+    from_address: Address
+    parcel: Parcel
+    customs_info: CustomsInfo | None = None
+    carrier: str | None = None
+    service: str | None = None
+    label_format: LabelFormat | None = None
+    insurance: Decimal | None = None
+
+    @field_validator("label_format", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("insurance", mode="before")
+    @classmethod
+    def _insurance(cls, value: Any) -> Decimal | None:
+        if value is None or value == "":
+            return None
+        return normalize.money(value)
+
+    @model_validator(mode="after")
+    def _customs_when_international(self) -> ShipmentRow:
+        origin, destination = self.from_address.country, self.to_address.country
+        if self.customs_info is None and domestic_zone(origin) != domestic_zone(destination):
+            raise _problem(
+                "customs_*",
+                f"an international shipment ({origin} → {destination}) needs customs: customs_contents_type, "
+                "customs_signer and item_description, item_quantity, item_value, item_weight, "
+                "item_origin_country",
+            )
+        return self
+
+    @property
+    def international(self) -> bool:
+        return domestic_zone(self.from_address.country) != domestic_zone(self.to_address.country)
+
+    def to_easypost(self) -> dict[str, Any]:
+        """Keyword arguments for `client.shipment.create(**params)`; JSON-safe (money as strings)."""
+        params: dict[str, Any] = {
+            "reference": self.reference,
+            "to_address": self.to_address.to_easypost(),
+            "from_address": self.from_address.to_easypost(),
+            "parcel": self.parcel.to_easypost(),
+            "options": {"label_format": self.label_format} if self.label_format else {},
+        }
+        if self.customs_info is not None:
+            params["customs_info"] = self.customs_info.to_easypost()
+        return params
+
+    def to_flat(self) -> dict[str, str]:
+        """The canonical flat columns (`FLAT_COLUMNS`), every one present, `""` when unset.
+
+        Written as a CSV row and read back, it gives an equal `ShipmentRow`. A customs form with more than
+        one item goes into the `customs_items` column as JSON, the `item_*` columns then stay empty.
+        """
+        flat = dict.fromkeys(FLAT_COLUMNS, "")
+        flat["reference"] = self.reference
+        for prefix, address in (("to_", self.to_address), ("from_", self.from_address)):
+            for key, value in address.__dict__.items():
+                if value is not None:
+                    flat[prefix + key] = _cell(value)
+        for key, value in self.parcel.__dict__.items():
+            if value is not None:
+                flat[key] = _cell(value)
+        for key in ("carrier", "service", "label_format", "insurance"):
+            value = getattr(self, key)
+            if value is not None:
+                flat[key] = _cell(value)
+        customs = self.customs_info
+        if customs is not None:
+            for key, value in customs.__dict__.items():
+                if key != "customs_items" and value is not None:
+                    flat[CUSTOMS_COLUMNS[key]] = _cell(value)
+            if len(customs.customs_items) == 1:
+                for key, value in customs.customs_items[0].__dict__.items():
+                    if value is not None:
+                        flat["item_" + key] = _cell(value)
+            else:
+                flat["customs_items"] = json.dumps(
+                    [item.to_easypost() for item in customs.customs_items], separators=(",", ":")
+                )
+        return flat
+
+    def content_key(self) -> str:
+        """A stable key from the row's normalised content (reference excluded): `row-` + 12 hex digits."""
+        flat = self.to_flat()
+        del flat["reference"]
+        digest = hashlib.blake2b("\x1f".join(flat.values()).encode(), digest_size=6)
+        return "row-" + digest.hexdigest()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (float, Decimal)):
+        return normalize.fmt_number(value)
+    return str(value)
+
+
+ADDRESS_FIELDS: tuple[str, ...] = (
+    "name", "company", "street1", "street2", "city", "state", "zip", "country", "phone", "email", "residential",
+)
+assert set(ADDRESS_FIELDS) == set(Address.model_fields)
+PARCEL_FIELDS: tuple[str, ...] = tuple(Parcel.model_fields)
+ITEM_FIELDS: tuple[str, ...] = tuple(CustomsItem.model_fields)
+CUSTOMS_COLUMNS: dict[str, str] = {
+    field: field if field.startswith("customs_") else "customs_" + field
+    for field in CustomsInfo.model_fields
+    if field != "customs_items"
+}
+"""CustomsInfo field → its flat column (`contents_type` → `customs_contents_type`)."""
+FLAT_COLUMNS: tuple[str, ...] = (
+    "reference",
+    *("to_" + f for f in ADDRESS_FIELDS),
+    *("from_" + f for f in ADDRESS_FIELDS),
+    *PARCEL_FIELDS,
+    "carrier", "service", "label_format", "insurance",
+    *CUSTOMS_COLUMNS.values(),
+    *("item_" + f for f in ITEM_FIELDS),
+    "customs_items",
+)
+"""Every canonical flat column, in the order `to_flat()` and CSV output use."""

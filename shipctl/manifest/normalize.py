@@ -1,0 +1,282 @@
+"""Value normalisers for manifest cells: countries, US states and ZIPs, weights, dimensions, money.
+
+Each takes what a person typed (a string, or a number from JSON) and returns the canonical value, or raises
+`ValueError` with a message meant for that person. They are plain functions so the pydantic models call them
+from validators and the tests call them directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# ISO 3166-1: alpha-2 and alpha-3, in pairs (plus XK, Kosovo, which carriers accept).
+_ISO_TABLE = (
+    "AD AND AE ARE AF AFG AG ATG AI AIA AL ALB AM ARM AO AGO AQ ATA AR ARG AS ASM AT AUT AU AUS AW ABW "
+    "AX ALA AZ AZE BA BIH BB BRB BD BGD BE BEL BF BFA BG BGR BH BHR BI BDI BJ BEN BL BLM BM BMU BN BRN "
+    "BO BOL BQ BES BR BRA BS BHS BT BTN BV BVT BW BWA BY BLR BZ BLZ CA CAN CC CCK CD COD CF CAF CG COG "
+    "CH CHE CI CIV CK COK CL CHL CM CMR CN CHN CO COL CR CRI CU CUB CV CPV CW CUW CX CXR CY CYP CZ CZE "
+    "DE DEU DJ DJI DK DNK DM DMA DO DOM DZ DZA EC ECU EE EST EG EGY EH ESH ER ERI ES ESP ET ETH FI FIN "
+    "FJ FJI FK FLK FM FSM FO FRO FR FRA GA GAB GB GBR GD GRD GE GEO GF GUF GG GGY GH GHA GI GIB GL GRL "
+    "GM GMB GN GIN GP GLP GQ GNQ GR GRC GS SGS GT GTM GU GUM GW GNB GY GUY HK HKG HM HMD HN HND HR HRV "
+    "HT HTI HU HUN ID IDN IE IRL IL ISR IM IMN IN IND IO IOT IQ IRQ IR IRN IS ISL IT ITA JE JEY JM JAM "
+    "JO JOR JP JPN KE KEN KG KGZ KH KHM KI KIR KM COM KN KNA KP PRK KR KOR KW KWT KY CYM KZ KAZ LA LAO "
+    "LB LBN LC LCA LI LIE LK LKA LR LBR LS LSO LT LTU LU LUX LV LVA LY LBY MA MAR MC MCO MD MDA ME MNE "
+    "MF MAF MG MDG MH MHL MK MKD ML MLI MM MMR MN MNG MO MAC MP MNP MQ MTQ MR MRT MS MSR MT MLT MU MUS "
+    "MV MDV MW MWI MX MEX MY MYS MZ MOZ NA NAM NC NCL NE NER NF NFK NG NGA NI NIC NL NLD NO NOR NP NPL "
+    "NR NRU NU NIU NZ NZL OM OMN PA PAN PE PER PF PYF PG PNG PH PHL PK PAK PL POL PM SPM PN PCN PR PRI "
+    "PS PSE PT PRT PW PLW PY PRY QA QAT RE REU RO ROU RS SRB RU RUS RW RWA SA SAU SB SLB SC SYC SD SDN "
+    "SE SWE SG SGP SH SHN SI SVN SJ SJM SK SVK SL SLE SM SMR SN SEN SO SOM SR SUR SS SSD ST STP SV SLV "
+    "SX SXM SY SYR SZ SWZ TC TCA TD TCD TF ATF TG TGO TH THA TJ TJK TK TKL TL TLS TM TKM TN TUN TO TON "
+    "TR TUR TT TTO TV TUV TW TWN TZ TZA UA UKR UG UGA UM UMI US USA UY URY UZ UZB VA VAT VC VCT VE VEN "
+    "VG VGB VI VIR VN VNM VU VUT WF WLF WS WSM YE YEM YT MYT ZA ZAF ZM ZMB ZW ZWE XK XKX"
+)
+_ISO_PAIRS = _ISO_TABLE.split()
+ALPHA2: frozenset[str] = frozenset(_ISO_PAIRS[0::2])
+_COUNTRY_KEYS: dict[str, str] = {a2.lower(): a2 for a2 in ALPHA2}
+_COUNTRY_KEYS.update({a3.lower(): a2 for a2, a3 in zip(_ISO_PAIRS[0::2], _ISO_PAIRS[1::2], strict=True)})
+_COUNTRY_NAMES = {
+    "US": "united states|united states of america|america|us of a|usa|u s|u s a",
+    "GB": "uk|united kingdom|great britain|britain|england|scotland|wales|northern ireland",
+    "CA": "canada",
+    "MX": "mexico|méxico",
+    "DE": "germany|deutschland",
+    "FR": "france",
+    "IT": "italy|italia",
+    "ES": "spain|españa|espana",
+    "NL": "netherlands|the netherlands|holland|nederland",
+    "BE": "belgium",
+    "CH": "switzerland",
+    "AT": "austria",
+    "SE": "sweden",
+    "NO": "norway",
+    "DK": "denmark",
+    "FI": "finland",
+    "IE": "ireland",
+    "PT": "portugal",
+    "PL": "poland",
+    "CZ": "czechia|czech republic",
+    "GR": "greece",
+    "HU": "hungary",
+    "RO": "romania",
+    "IS": "iceland",
+    "LU": "luxembourg",
+    "UA": "ukraine",
+    "TR": "turkey|türkiye|turkiye",
+    "IL": "israel",
+    "AE": "uae|united arab emirates",
+    "SA": "saudi arabia",
+    "ZA": "south africa",
+    "EG": "egypt",
+    "NG": "nigeria",
+    "KE": "kenya",
+    "IN": "india",
+    "CN": "china",
+    "HK": "hong kong",
+    "TW": "taiwan",
+    "JP": "japan",
+    "KR": "south korea|korea|republic of korea",
+    "SG": "singapore",
+    "MY": "malaysia",
+    "TH": "thailand",
+    "VN": "vietnam|viet nam",
+    "ID": "indonesia",
+    "PH": "philippines",
+    "AU": "australia",
+    "NZ": "new zealand",
+    "BR": "brazil|brasil",
+    "AR": "argentina",
+    "CL": "chile",
+    "CO": "colombia",
+    "PE": "peru",
+    "CR": "costa rica",
+    "PR": "puerto rico",
+    "GU": "guam",
+    "VI": "us virgin islands|u s virgin islands|virgin islands",
+    "AS": "american samoa",
+    "MP": "northern mariana islands",
+}
+for _code, _names in _COUNTRY_NAMES.items():
+    _COUNTRY_KEYS.update(dict.fromkeys(_names.split("|"), _code))
+
+US_TERRITORIES: frozenset[str] = frozenset({"PR", "GU", "VI", "AS", "MP", "UM"})
+"""Country codes that ship as US domestic (no customs between them and the US)."""
+US_ZIP_COUNTRIES: frozenset[str] = US_TERRITORIES | {"US"}
+
+_US_STATES = {
+    "AL": "alabama", "AK": "alaska", "AZ": "arizona", "AR": "arkansas", "CA": "california",
+    "CO": "colorado", "CT": "connecticut", "DE": "delaware", "FL": "florida", "GA": "georgia",
+    "HI": "hawaii", "ID": "idaho", "IL": "illinois", "IN": "indiana", "IA": "iowa", "KS": "kansas",
+    "KY": "kentucky", "LA": "louisiana", "ME": "maine", "MD": "maryland", "MA": "massachusetts",
+    "MI": "michigan", "MN": "minnesota", "MS": "mississippi", "MO": "missouri", "MT": "montana",
+    "NE": "nebraska", "NV": "nevada", "NH": "new hampshire", "NJ": "new jersey", "NM": "new mexico",
+    "NY": "new york", "NC": "north carolina", "ND": "north dakota", "OH": "ohio", "OK": "oklahoma",
+    "OR": "oregon", "PA": "pennsylvania", "RI": "rhode island", "SC": "south carolina",
+    "SD": "south dakota", "TN": "tennessee", "TX": "texas", "UT": "utah", "VT": "vermont",
+    "VA": "virginia", "WA": "washington", "WV": "west virginia", "WI": "wisconsin", "WY": "wyoming",
+    "DC": "district of columbia|washington dc|washington d c",
+    "PR": "puerto rico", "GU": "guam", "VI": "virgin islands|us virgin islands|u s virgin islands",
+    "AS": "american samoa", "MP": "northern mariana islands",
+    "UM": "united states minor outlying islands|us minor outlying islands",
+    "FM": "micronesia|federated states of micronesia", "MH": "marshall islands", "PW": "palau",
+    "AA": "armed forces americas", "AE": "armed forces europe", "AP": "armed forces pacific",
+}
+_STATE_KEYS: dict[str, str] = {code.lower(): code for code in _US_STATES}
+for _code, _names in _US_STATES.items():
+    _STATE_KEYS.update(dict.fromkeys(_names.split("|"), _code))
+
+_NAME_JUNK = re.compile(r"[.,]+")
+_SPACES = re.compile(r"\s+")
+
+
+def _name_key(value: str) -> str:
+    return _SPACES.sub(" ", _NAME_JUNK.sub(" ", value.lower())).strip()
+
+
+@functools.lru_cache(maxsize=1024)
+def country(value: str) -> str:
+    """ISO 3166-1 alpha-2, upper case, from a code (alpha-2 or alpha-3) or a common English name."""
+    key = value.strip().lower()
+    code = _COUNTRY_KEYS.get(key) or _COUNTRY_KEYS.get(_name_key(key))
+    if code is None:
+        raise ValueError(f"{value!r} is not a country (use an ISO code such as US, CA, GB)")
+    return code
+
+
+@functools.lru_cache(maxsize=1024)
+def us_state(value: str) -> str:
+    """The 2-letter USPS code of a US state, territory or military state, from a code or a name."""
+    key = value.strip().lower()
+    code = _STATE_KEYS.get(key) or _STATE_KEYS.get(_name_key(key))
+    if code is None:
+        raise ValueError(f"{value!r} is not a US state (use a 2-letter code such as CA, NY)")
+    return code
+
+
+_US_ZIP = re.compile(r"(\d{3,5})(?:[-\s]?(\d{4}))?")
+
+
+def us_zip(value: str) -> str:
+    """`12345` or `12345-6789`. Leading zeros that a spreadsheet dropped (`2134` → `02134`) are restored."""
+    text = value.strip()
+    if len(text) == 5 and text.isdigit():
+        return text
+    match = _US_ZIP.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{value!r} is not a US ZIP code (use 5 digits or ZIP+4, e.g. 94107 or 94107-1234)")
+    head, plus4 = match.groups()
+    head = head.zfill(5)
+    return f"{head}-{plus4}" if plus4 else head
+
+
+_QUANTITY = re.compile(r"([0-9]*[.,]?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z\"#]*)\.?")
+_AMBIGUOUS_COMMA = re.compile(r"\d{1,3},\d{3}")
+_WEIGHT_UNITS = {
+    "": 1.0, "oz": 1.0, "ozs": 1.0, "ounce": 1.0, "ounces": 1.0,
+    "lb": 16.0, "lbs": 16.0, "pound": 16.0, "pounds": 16.0, "#": 16.0,
+    "g": 0.035273961949580414, "gr": 0.035273961949580414, "gram": 0.035273961949580414,
+    "grams": 0.035273961949580414,
+    "kg": 35.273961949580414, "kgs": 35.273961949580414, "kilo": 35.273961949580414,
+    "kilos": 35.273961949580414, "kilogram": 35.273961949580414, "kilograms": 35.273961949580414,
+}
+_LENGTH_UNITS = {
+    "": 1.0, "in": 1.0, "inch": 1.0, "inches": 1.0, '"': 1.0,
+    "cm": 1 / 2.54, "mm": 1 / 25.4,
+}
+
+
+def _quantity(value: Any, units: dict[str, float], what: str, example: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a {what} (e.g. {example})")
+    if isinstance(value, (int, float)):
+        number, factor = float(value), 1.0
+    elif isinstance(value, str):
+        match = _QUANTITY.fullmatch(value.strip().lower())
+        factor_or_none = units.get(match.group(2)) if match else None
+        if match is None or factor_or_none is None:
+            raise ValueError(f"{value!r} is not a {what} (e.g. {example})")
+        digits = match.group(1)
+        if "," in digits:
+            if _AMBIGUOUS_COMMA.fullmatch(digits):
+                raise ValueError(f"{value!r} is ambiguous: write {digits.replace(',', '')} or "
+                                 f"{digits.replace(',', '.')}")
+            digits = digits.replace(",", ".")
+        number, factor = float(digits), factor_or_none
+    else:
+        raise ValueError(f"expected a {what} (e.g. {example})")
+    result = round(number * factor, 4)
+    if not math.isfinite(result) or number <= 0 or result <= 0:
+        raise ValueError(f"{value!r} must be greater than 0")
+    return result
+
+
+def weight_oz(value: Any) -> float:
+    """Ounces from `12`, `12oz`, `1.5 lb`, `500g`, `2kg` (a bare number is ounces); must be > 0."""
+    if type(value) is str:
+        return _weight_text(value)
+    return _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg")
+
+
+def length_in(value: Any) -> float:
+    """Inches from `10`, `10in`, `25cm` (a bare number is inches); must be > 0."""
+    if type(value) is str:
+        return _length_text(value)
+    return _quantity(value, _LENGTH_UNITS, "length", "10, 10in or 25cm")
+
+
+# Manifests repeat the same few weights and sizes; parsing each distinct text once is a measurable saving.
+@functools.lru_cache(maxsize=4096)
+def _weight_text(value: str) -> float:
+    return _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg")
+
+
+@functools.lru_cache(maxsize=4096)
+def _length_text(value: str) -> float:
+    return _quantity(value, _LENGTH_UNITS, "length", "10, 10in or 25cm")
+
+
+_MONEY_JUNK = re.compile(r"^\s*(?:usd|us\$|\$)?\s*|\s*(?:usd)?\s*$", re.IGNORECASE)
+
+
+def money(value: Any) -> Decimal:
+    """A non-negative amount in USD: `100`, `100.00`, `$1,250.50`, `100 USD`."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an amount (e.g. 100 or 49.95)")
+    if isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, (int, float)):
+        amount = Decimal(str(value))
+    elif isinstance(value, str):
+        text = _MONEY_JUNK.sub("", value).replace(",", "")
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not an amount (e.g. 100 or 49.95)") from None
+    else:
+        raise ValueError("expected an amount (e.g. 100 or 49.95)")
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not an amount (e.g. 100 or 49.95)")
+    if amount < 0:
+        raise ValueError(f"{value!r} must be 0 or more")
+    return amount
+
+
+_TARIFF = re.compile(r"\d(?:\.?\d){5,9}")
+
+
+def hs_tariff(value: str) -> str:
+    """An HS tariff number: 6 to 10 digits, dots allowed (`6109.10`); returned as digits only."""
+    text = value.strip()
+    if not _TARIFF.fullmatch(text):
+        raise ValueError(f"{value!r} is not an HS tariff number (6 to 10 digits, dots allowed)")
+    return text.replace(".", "")
+
+
+def fmt_number(value: float | Decimal) -> str:
+    """A number as a short, exact string: `24` rather than `24.0`; floats keep their shortest repr."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,155 @@
+"""Result writers for stdout: table, json, ndjson, csv (DESIGN §6).
+
+All but the table stream: a JSON array is opened before the first record and closed at the end (`[]` when
+nothing came), NDJSON is flushed a line at a time so a pipeline sees each row as it is done, CSV writes its
+header at once. The table needs every row to size its columns, so it prints when the writer closes.
+CSV cells a spreadsheet would run as a formula are neutralised with a leading `'`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any, Literal, Protocol, TextIO
+
+OutputFormat = Literal["table", "json", "ndjson", "csv"]
+FORMATS: tuple[OutputFormat, ...] = ("table", "json", "ndjson", "csv")
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class Writer(Protocol):
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+
+def default_format(stream: TextIO) -> OutputFormat:
+    """A table for a person at a terminal, NDJSON for a pipe or a file."""
+    try:
+        return "table" if stream.isatty() else "ndjson"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return "ndjson"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text. pydantic-core's encoder (Rust) is ~3x the standard library's on result rows."""
+    import pydantic_core
+
+    return pydantic_core.to_json(value, fallback=_json_default).decode()
+
+
+def cell(value: Any) -> str:
+    """A value as one text cell: nested values as JSON, None as empty, booleans as true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list, tuple)):
+        return _dumps(value)
+    return str(value)
+
+
+def neutralise(text: str) -> str:
+    """Prefix `'` to a cell a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab, CR first)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+class _NdjsonWriter:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.stream.write(_dumps(record) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class _JsonWriter:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.count = 0
+        stream.write("[")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.stream.write(("\n" if self.count == 0 else ",\n") + _dumps(record))
+        self.count += 1
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("]\n" if self.count == 0 else "\n]\n")
+        self.stream.flush()
+
+
+class _CsvWriter:
+    def __init__(self, stream: TextIO, columns: Sequence[str]) -> None:
+        self.stream = stream
+        self.columns = tuple(columns)
+        self.writer = csv.writer(stream, lineterminator="\n")
+        self.writer.writerow([neutralise(c) for c in self.columns])
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.writer.writerow([neutralise(cell(record.get(c))) for c in self.columns])
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class _TableWriter:
+    def __init__(self, stream: TextIO, columns: Sequence[str]) -> None:
+        self.stream = stream
+        self.columns = tuple(columns)
+        self.rows: list[list[str]] = []
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.rows.append([cell(record.get(c)) for c in self.columns])
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*self.columns, show_edge=False, header_style="bold")
+        for row in self.rows:
+            table.add_row(*row)
+        Console(file=self.stream, highlight=False, soft_wrap=False).print(table)
+
+
+@contextmanager
+def open_writer(fmt: OutputFormat, stream: TextIO, columns: Sequence[str]) -> Iterator[Writer]:
+    """A writer for `fmt` on `stream`; closing it ends the JSON array, prints the table, flushes.
+
+    It closes on error too, so what was written stays well-formed (a JSON array is still closed).
+    """
+    writer: _NdjsonWriter | _JsonWriter | _CsvWriter | _TableWriter
+    if fmt == "ndjson":
+        writer = _NdjsonWriter(stream)
+    elif fmt == "json":
+        writer = _JsonWriter(stream)
+    elif fmt == "csv":
+        writer = _CsvWriter(stream, columns)
+    elif fmt == "table":
+        writer = _TableWriter(stream, columns)
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    try:
+        yield writer
+    finally:
+        writer.close()
