@@ -5,3 +5,4 @@ from shipctl.cli import sandbox  # noqa: F401
 from shipctl.cli import create  # noqa: F401
 from shipctl.cli import track  # noqa: F401
 from shipctl.cli import refund  # noqa: F401
+from shipctl.cli import rates  # noqa: F401
