@@ -30,6 +30,7 @@ REFUND_COLUMNS = (
     "reference", "shipment_id", "tracking_code", "carrier", "status", "refund_status", "error_code",
     "error_message",
 )
+REFUND_TABLE_COLUMNS = ("reference", "shipment_id", "tracking_code", "status", "error_message")
 _SHIPMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _RECONCILE_ATTEMPTS = 3
 
@@ -179,6 +180,7 @@ def _execute(
     from shipctl.progress import open_progress
 
     fmt: Any = output or default_format(sys.stdout)
+    columns = REFUND_TABLE_COLUMNS if fmt == "table" else REFUND_COLUMNS
     with contextlib.ExitStack() as stack:
         session = stack.enter_context(engine_session(sizing, force_sandbox=force_sandbox, quiet=quiet, total=None))
         engine, stats, client = session.engine, session.stats, session.client
@@ -259,8 +261,8 @@ def _execute(
             if journal is not None and target.reference and result.refund_status:
                 journal.update(target.reference, refund_status=result.refund_status)
             if not writers:
-                writers.append(stack.enter_context(open_writer(fmt, sys.stdout, REFUND_COLUMNS)))
-            writers[0].write(only(REFUND_COLUMNS, {
+                writers.append(stack.enter_context(open_writer(fmt, sys.stdout, columns)))
+            writers[0].write(only(columns, {
                 "reference": target.reference, "shipment_id": result.shipment_id or None,
                 "tracking_code": result.tracking_code, "carrier": result.carrier, "status": outcome,
                 "refund_status": result.refund_status, "error_code": result.error_code,

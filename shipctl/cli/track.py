@@ -127,6 +127,10 @@ TRACK_COLUMNS = (
     "tracking_code", "carrier", "status", "status_detail", "est_delivery_date",
     "last_event", "last_event_at", "last_location", "error_code", "error_message",
 )
+TRACK_TABLE_COLUMNS = (  # a terminal is narrow: the table leaves out what the other formats spell out
+    "tracking_code", "carrier", "status", "est_delivery_date", "last_event", "last_event_at", "last_location",
+    "error_message",
+)
 HISTORY_COLUMNS = (
     "tracking_code", "carrier", "datetime", "status", "status_detail", "message", "location",
     "error_code", "error_message",
@@ -264,7 +268,7 @@ def _execute(
     from shipctl.progress import open_progress
 
     fmt: Any = output or default_format(sys.stdout)
-    columns = HISTORY_COLUMNS if history else TRACK_COLUMNS
+    columns = HISTORY_COLUMNS if history else TRACK_TABLE_COLUMNS if fmt == "table" else TRACK_COLUMNS
 
     def rows_of(item: _Code) -> list[dict[str, Any]]:
         if history:
