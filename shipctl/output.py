@@ -103,7 +103,9 @@ class _CsvWriter:
     def __init__(self, stream: TextIO, columns: Sequence[str]) -> None:
         self.stream = stream
         self.columns = tuple(columns)
-        self.writer = csv.writer(stream, lineterminator="\n")
+        # CRLF (RFC 4180), not "\n": csv quotes a field only for characters of the line terminator, so with
+        # "\n" a cell holding a bare "\r" would go out unquoted and split the row for every reader.
+        self.writer = csv.writer(stream, lineterminator="\r\n")
         self.writer.writerow([neutralise(c) for c in self.columns])
 
     def write(self, record: Mapping[str, Any]) -> None:

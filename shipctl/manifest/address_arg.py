@@ -25,7 +25,7 @@ def parse_address_arg(value: str, *, allow_zip: bool = False) -> Address:
     text = value.strip()
     if allow_zip and _BARE_ZIP.fullmatch(text):
         return Address.model_validate({"zip": text, "country": "US"}, context={"partial": True})
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         source = "inline JSON"
     else:
         source = text

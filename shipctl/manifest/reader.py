@@ -207,7 +207,11 @@ def _problems(line: int, exc: ValidationError) -> list[Problem]:
             message = message.removeprefix("Value error, ")
         elif kind not in ("shipctl",) and isinstance(error.get("input"), str):
             message = f"{message} (got {error['input']!r})"
-        problems.append(Problem(line, _column(loc), message))
+        column = _column(loc)
+        if column == "item_*":
+            message = ("at least one item is required: item_description, item_quantity, item_value, item_weight,"
+                       " item_origin_country")
+        problems.append(Problem(line, column, message))
     return problems
 
 
@@ -227,7 +231,7 @@ def _column(loc: list[Any]) -> str:
         if loc[1] != "customs_items":
             return CUSTOMS_COLUMNS.get(str(loc[1]), str(loc[1]))
         if len(loc) < 4:
-            return "customs_items"
+            return "item_*"
         column = f"item_{loc[3]}"
         return column if loc[2] == 0 else f"{column}[{int(loc[2]) + 1}]"
     return str(head)
@@ -357,6 +361,8 @@ def _json_values(head: str, chunks: Iterator[str]) -> Iterator[Any]:
                 raise ManifestError(f"line {line_base}: a single row is longer than 16 MiB")
 
     def fail(message: str, at: int) -> ManifestError:
+        if not buf[at:].strip():  # cut short: name the last line that has text, not the blank end
+            at = len(buf[:at].rstrip())
         return ManifestError(f"line {line_base + buf.count(chr(10), 0, at)}: {message}")
 
     def skip_space() -> None:

@@ -1,0 +1,97 @@
+"""Output writers: streaming JSON/NDJSON, CSV with formula neutralising, the table, the default format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from shipctl.output import default_format, open_writer
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_default_format_table_on_a_tty_ndjson_otherwise() -> None:
+    assert default_format(Tty()) == "table"
+    assert default_format(io.StringIO()) == "ndjson"
+
+
+def test_json_streams_an_array_and_closes_it() -> None:
+    stream = io.StringIO()
+    with open_writer("json", stream, ["a"]) as writer:
+        writer.write({"a": 1, "b": {"c": Decimal("1.50")}})
+        assert stream.getvalue().startswith("[\n{")  # written as it arrives, before the close
+        writer.write({"a": 2})
+    assert json.loads(stream.getvalue()) == [{"a": 1, "b": {"c": "1.50"}}, {"a": 2}]
+
+
+def test_json_empty_is_an_empty_array() -> None:
+    stream = io.StringIO()
+    with open_writer("json", stream, []):
+        pass
+    assert stream.getvalue() == "[]\n"
+
+
+def test_json_array_is_closed_even_when_the_run_fails() -> None:
+    stream = io.StringIO()
+    with pytest.raises(RuntimeError), open_writer("json", stream, []) as writer:
+        writer.write({"a": 1})
+        raise RuntimeError("boom")
+    assert json.loads(stream.getvalue()) == [{"a": 1}]
+
+
+class FlushCounter(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_ndjson_one_object_a_line_flushed_each() -> None:
+    stream = FlushCounter()
+    when = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    with open_writer("ndjson", stream, []) as writer:
+        writer.write({"n": 1, "at": when, "amount": Decimal("9.99"), "text": "café"})
+        assert stream.flushes == 1
+        writer.write({"n": 2})
+        assert stream.flushes == 2
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"n": 1, "at": "2024-05-01T12:00:00Z", "amount": "9.99", "text": "café"}, {"n": 2}]
+
+
+def test_csv_header_rows_nested_json_and_formula_neutralising() -> None:
+    stream = io.StringIO()
+    columns = ["reference", "note", "nested", "flag", "missing"]
+    with open_writer("csv", stream, columns) as writer:
+        assert stream.getvalue() == "reference,note,nested,flag,missing\r\n"  # header at once
+        for note in ["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"]:
+            writer.write({"reference": "R", "note": note, "nested": {"a": [1]}, "flag": True})
+    rows = list(csv.reader(io.StringIO(stream.getvalue(), newline="")))
+    assert rows[0] == columns
+    assert [r[1] for r in rows[1:]] == ["'=HYPERLINK(\"x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "plain", "a=b"]
+    assert rows[1][2:] == ['{"a":[1]}', "true", ""]
+
+
+def test_table_collects_and_prints_at_close() -> None:
+    stream = io.StringIO()
+    with open_writer("table", stream, ["reference", "status", "detail"]) as writer:
+        writer.write({"reference": "R1", "status": "bought", "detail": {"k": 1}})
+        writer.write({"reference": "R2", "status": "failed"})
+        assert stream.getvalue() == ""
+    text = stream.getvalue()
+    for expected in ("reference", "status", "R1", "bought", "R2", "failed", '{"k":1}'):
+        assert expected in text
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown output format"), open_writer("xml", io.StringIO(), []):  # type: ignore[arg-type]
+        pass
