@@ -8,6 +8,7 @@ for `buy`); read errors are never retried here: the engine decides, knowing whet
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,21 +43,53 @@ def take_retry_after() -> float | None:
         return None
 
 
-def _adapter(pool_size: int) -> HTTPAdapter:
+def _adapter(pool_size: int, ca_bundle: str | None) -> HTTPAdapter:
     retry = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, raise_on_status=False)
-    return HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=retry, pool_block=False)
+    adapter = _Adapter(pool_connections=2, pool_maxsize=pool_size, max_retries=retry, pool_block=False)
+    adapter.ca_bundle = ca_bundle
+    return adapter
+
+
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def _proxies_configured() -> bool:
+    return any(k.lower() in _PROXY_VARIABLES for k in os.environ)
+
+
+def _ca_bundle() -> str | None:
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+
+
+class _Adapter(HTTPAdapter):
+    """A pooled adapter that applies the environment's CA bundle itself (see `make_client`)."""
+
+    ca_bundle: str | None = None
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.ca_bundle and kwargs.get("verify") is True:
+            kwargs["verify"] = self.ca_bundle
+        return super().send(request, *args, **kwargs)
 
 
 def make_client(api_key: str, api_base: str, *, pool_size: int, timeout: int = DEFAULT_TIMEOUT) -> Any:
     client = easypost.EasyPostClient(api_key, api_base=api_base, timeout=timeout)
     session: requests.Session = client._requests_session
+    ca_bundle = None
+    if not _proxies_configured():
+        # requests re-reads the environment (proxies, CA bundle) and ~/.netrc on every call: a measurable share
+        # of CPU per shipment. Without proxy variables the only setting it could find is a CA bundle, which our
+        # adapter applies itself; skipping the scan also keeps a ~/.netrc entry from replacing the Bearer key
+        # with Basic auth. With proxy variables set, requests keeps its full per-request behaviour.
+        session.trust_env = False
+        ca_bundle = _ca_bundle()
     parts = urlsplit(api_base)
     origin = f"{parts.scheme}://{parts.netloc}"
     # The origin adapter serves API calls (and the sandbox's label files); the scheme-wide ones serve label
     # downloads from other hosts (EasyPost stores labels on a CDN).
-    session.mount(origin, _adapter(pool_size))
-    session.mount("https://", _adapter(pool_size))
-    session.mount("http://", _adapter(pool_size))
+    session.mount(origin, _adapter(pool_size, ca_bundle))
+    session.mount("https://", _adapter(pool_size, ca_bundle))
+    session.mount("http://", _adapter(pool_size, ca_bundle))
     client.subscribe_to_response_hook(_remember_retry_after)
     return client
 

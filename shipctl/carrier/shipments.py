@@ -50,12 +50,12 @@ class Shipment:
 
 
 def _field(obj: Any, key: str) -> Any:
+    """Read a key from an SDK object (its values live in __dict__) or a plain dict, cheaply."""
     if obj is None:
         return None
-    getter = getattr(obj, "get", None)
-    if getter is not None:
-        return getter(key)
-    return getattr(obj, key, None)
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, "__dict__", {}).get(key)
 
 
 def rate_from(obj: Any) -> Rate:

@@ -244,7 +244,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if fault == "commit_then_drop" and status < 300:
             self.close_connection = True
             return
-        runtime = time.perf_counter() - started + delay
+        runtime = time.perf_counter() - started  # `started` precedes the injected sleep: it is included once
         self._send_json(status, payload, {"X-Runtime": f"{runtime:.6f}"})
 
 
