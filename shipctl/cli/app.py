@@ -20,7 +20,6 @@ from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
 from shipctl.secrets import scrub
 
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -36,6 +35,11 @@ def guarded(func: F) -> F:
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as an interruption, and keep the interpreter's final
+            # flush from failing again on the closed pipe.
+            console.silence_stdout()
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except KeyboardInterrupt:
             console.error("interrupted")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None

@@ -1,8 +1,3 @@
-"""Import every command module so each registers itself on the app. One line per command."""
+"""Import every command module so each registers itself on the app."""
 
-from shipctl.cli import validate  # noqa: F401
-from shipctl.cli import sandbox  # noqa: F401
-from shipctl.cli import create  # noqa: F401
-from shipctl.cli import track  # noqa: F401
-from shipctl.cli import refund  # noqa: F401
-from shipctl.cli import rates  # noqa: F401
+from shipctl.cli import create, rates, refund, sandbox, track, validate  # noqa: F401

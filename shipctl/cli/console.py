@@ -7,6 +7,7 @@ Both resolve sys.stdout / sys.stderr at write time (so CliRunner and redirection
 from __future__ import annotations
 
 import os
+import sys
 from typing import NoReturn
 
 from rich.console import Console
@@ -31,6 +32,17 @@ def info(message: str) -> None:
 
 def error(message: str) -> None:
     err.print("error: " + message, markup=False, style="red")
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null once the reader has closed the pipe, so later writes and the final flush pass."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. under a test runner): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
 
 
 def abort(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -201,7 +200,7 @@ def _run(
                 except BrokenPipeError:
                     # The reader went away (`| head`): stop starting rows, as for Ctrl-C; the rest stay resumable.
                     reader_gone.append(True)
-                    _silence_stdout()
+                    console.silence_stdout()
                     engine.stop()
                     console.warn("stdout was closed: no new rows will start; rerun the command to resume")
             if results_writer is not None:
@@ -246,13 +245,6 @@ def _run(
     finally:
         journal.close()
     return outcome, summary, stats
-
-
-def _silence_stdout() -> None:
-    """Point fd 1 at /dev/null so later writes (and the interpreter's final flush) don't fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 class _Summary:
