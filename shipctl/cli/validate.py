@@ -72,7 +72,7 @@ def validate(
             else:
                 invalid += 1
                 for problem in result.problems:
-                    console.err.print(str(problem), markup=False, highlight=False)
+                    console.err.print(str(problem), markup=False, highlight=False, emoji=False)
     total = valid + invalid
     if invalid or not quiet:
         console.info(f"{total} row{'' if total == 1 else 's'}: {valid} valid, {invalid} invalid")

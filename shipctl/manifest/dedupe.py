@@ -43,14 +43,6 @@ class ReferenceSet:
             self._flush()
         return None
 
-    def __contains__(self, reference: str) -> bool:
-        h = hash(reference)
-        bloom = self._bloom
-        i1, i2, i3 = h & _MASK, (h >> 24) & _MASK, ((h >> 48) ^ (h << 8)) & _MASK
-        if not (bloom[i1 >> 3] >> (i1 & 7)) & (bloom[i2 >> 3] >> (i2 & 7)) & (bloom[i3 >> 3] >> (i3 & 7)) & 1:
-            return False
-        return self._lookup(reference) is not None
-
     def _lookup(self, reference: str) -> int | None:
         for ref, line in self._pending:
             if ref == reference:
