@@ -14,8 +14,9 @@ from rich.console import Console
 
 from shipctl.exit_codes import ExitCode
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+# emoji=False: text from manifests (a column named ":smile:") must print as written.
+out = Console(soft_wrap=True, highlight=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 
 def debug_enabled() -> bool:
