@@ -1,3 +1,8 @@
-"""Import every command module so each registers itself on the app."""
+"""Import every command module so each registers itself on the app.
 
-from shipctl.cli import create, rates, refund, sandbox, track, validate  # noqa: F401
+The import order is the order `shipctl --help` lists the commands in (track before rates, as it always was).
+"""
+
+# isort: off
+from shipctl.cli import create, track, rates, refund, sandbox, validate  # noqa: F401
+# isort: on

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from shipctl.cli.app import command
+from shipctl.cli.bulk import check_output, check_progress
 from shipctl.cli.options import cleanup, default_journal, parse_sizing, require_file, split_list, spool_stdin
 from shipctl.errors import UsageError
 
@@ -68,16 +69,12 @@ def create(
         raise UsageError("--select must be cheapest or fastest")
     if fmt is not None and fmt not in ("csv", "json", "ndjson"):
         raise UsageError("--format must be csv, json or ndjson")
-    if output is not None and output not in ("table", "json", "ndjson", "csv"):
-        raise UsageError("--output must be table, json, ndjson or csv")
+    check_output(output)
     if label_format is not None:
         label_format = label_format.upper()
         if label_format not in ("PDF", "PNG", "ZPL"):
             raise UsageError("--label-format must be PDF, PNG or ZPL")
-    if progress not in ("auto", "live", "plain", "off"):
-        raise UsageError("--progress must be auto, live, plain or off")
-    if progress_interval <= 0:
-        raise UsageError("--progress-interval must be positive")
+    check_progress(progress, progress_interval)
     sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
 
     spooled: Path | None = None

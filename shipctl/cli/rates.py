@@ -21,7 +21,7 @@ import typer
 
 from shipctl.cli import console
 from shipctl.cli.app import command
-from shipctl.cli.track import InOrder, check_output, check_progress, describe_engine, engine_session, only
+from shipctl.cli.bulk import InOrder, check_output, check_progress, describe_engine, engine_session, only
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
 
@@ -161,7 +161,6 @@ def rates(
                 raise UsageError(f"{flag} is for a one-off quote; a manifest gives it per row")
         if fmt is not None and fmt not in ("csv", "json", "ndjson"):
             raise UsageError("--format must be csv, json or ndjson")
-        check_progress(progress, progress_interval)
         code = _bulk(manifest, fmt, encoding, from_, wanted, show_all, progress="off" if quiet else progress,
                      progress_interval=progress_interval, **common)  # type: ignore[arg-type]
     raise typer.Exit(int(code))

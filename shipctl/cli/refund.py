@@ -22,7 +22,7 @@ import typer
 
 from shipctl.cli import console
 from shipctl.cli.app import command
-from shipctl.cli.track import InOrder, check_output, check_progress, describe_engine, engine_session, expand_args, only
+from shipctl.cli.bulk import InOrder, check_output, check_progress, describe_engine, engine_session, expand_args, only
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipctl.cli import console
+from shipctl.cli.bulk import describe_engine
 from shipctl.cli.target import api_target
 from shipctl.engine.sizing import Sizing
 from shipctl.errors import ShipctlError
@@ -231,10 +232,7 @@ def _run(
 
         async def main() -> Any:
             if args.verbose:
-                import asyncio
-
-                loop = type(asyncio.get_running_loop())
-                console.info(f"engine: {args.sizing.describe()}; event loop {loop.__module__}.{loop.__qualname__}")
+                describe_engine(args.sizing)
             with open_progress(stats, mode=args.progress, interval=args.progress_interval, noun="shipments"):
                 outcome = await run.run()
             return outcome

@@ -1,0 +1,112 @@
+"""What the engine-driven commands (`create`, `rates`, `track`, `refund`) share.
+
+Option checks, reading arguments from stdin, the engine session, and `InOrder`, which streams results yet keeps
+them in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from shipctl.cli import console
+from shipctl.errors import UsageError
+
+T = TypeVar("T")
+
+OUTPUT_FORMATS = ("table", "json", "ndjson", "csv")
+PROGRESS_MODES = ("auto", "live", "plain", "off")
+
+
+def check_output(output: str | None) -> str | None:
+    if output is not None and output not in OUTPUT_FORMATS:
+        raise UsageError("--output must be table, json, ndjson or csv")
+    return output
+
+
+def check_progress(progress: str, interval: float) -> None:
+    if progress not in PROGRESS_MODES:
+        raise UsageError("--progress must be auto, live, plain or off")
+    if interval <= 0:
+        raise UsageError("--progress-interval must be positive")
+
+
+def read_stdin_lines(what: str) -> list[str]:
+    """Non-blank lines of stdin, stripped (read only because the user passed `-`)."""
+    lines = [line.strip() for line in sys.stdin.read().splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise UsageError(f"no {what} on stdin")
+    return lines
+
+
+def expand_args(values: Sequence[str], what: str) -> list[str]:
+    """The arguments with `-` replaced by the lines of stdin; duplicates dropped, first order kept."""
+    if list(values).count("-") > 1:
+        raise UsageError("- (stdin) may be given only once")
+    expanded: list[str] = []
+    for value in values:
+        expanded.extend(read_stdin_lines(what) if value == "-" else [value])
+    return list(dict.fromkeys(expanded))
+
+
+class InOrder(Generic[T]):
+    """Emit results in input order while they complete out of order: item i goes out once 0..i-1 have.
+
+    Output still streams (NDJSON shows each row as soon as everything before it is done) and is the same on
+    every run, whatever the completion order of concurrent calls.
+    """
+
+    def __init__(self, emit: Callable[[T], None], start: int = 0) -> None:
+        self._emit = emit
+        self._next = start
+        self._waiting: dict[int, T] = {}
+
+    def put(self, index: int, item: T) -> None:
+        self._waiting[index] = item
+        while self._next in self._waiting:
+            self._emit(self._waiting.pop(self._next))
+            self._next += 1
+
+
+@dataclass
+class Session:
+    """What an engine-driven command needs: the target it talks to, one shared client, the engine, its stats."""
+
+    target: Any
+    client: Any
+    engine: Any
+    stats: Any
+
+
+@contextlib.contextmanager
+def engine_session(sizing: Any, *, force_sandbox: bool, quiet: bool, total: int | None) -> Iterator[Session]:
+    from shipctl.carrier.client import make_client, session_of
+    from shipctl.carrier.errors import classify
+    from shipctl.cli.target import api_target
+    from shipctl.engine.runner import Engine
+    from shipctl.engine.stats import RunStats
+
+    with api_target(force_sandbox=force_sandbox, quiet=quiet) as target:
+        stats = RunStats(total=total)
+        client = make_client(target.api_key, target.api_base, pool_size=sizing.ceiling + 4)
+        try:
+            yield Session(target, client, Engine(sizing, stats, classify), stats)
+        finally:
+            stats.finished_at = stats.finished_at or time.monotonic()
+            session_of(client).close()
+
+
+def describe_engine(sizing: Any) -> None:
+    import asyncio
+
+    loop = type(asyncio.get_running_loop())
+    console.info(f"engine: {sizing.describe()}; event loop {loop.__module__}.{loop.__qualname__}")
+
+
+def only(columns: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any]:
+    return {c: row.get(c) for c in columns}
