@@ -220,3 +220,28 @@ def test_exactly_once_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         # Each result names the shipment the ledger says was bought for it.
         bought_ids = {e["reference"]: e["shipment_id"] for e in sb.ledger()}
         assert {r["reference"]: r["shipment_id"] for r in results} == bought_ids
+
+
+def test_a_permanent_buy_failure_fails_only_its_row_and_an_edited_rerun_buys_it(env: Sandbox, tmp_path: Path) -> None:
+    rows = [row(i) for i in range(5)]
+    rows[3] = row(3, insurance="9000")  # the API refuses to insure above 5,000 at buy time
+    manifest = write_manifest(tmp_path / "orders.csv", rows)
+    failed = tmp_path / "failed.csv"
+    first = invoke("create", str(manifest), "-o", "ndjson", "--failed", str(failed))
+    assert first.exit_code == 3
+    by_ref = {r["reference"]: r for r in ndjson(first.stdout)}
+    assert by_ref["ORD-00003"]["status"] == "failed"
+    assert by_ref["ORD-00003"]["shipment_id"]  # created, journaled, never bought
+    assert "insurance" in by_ref["ORD-00003"]["error_message"]
+    with failed.open(newline="") as fh:
+        assert [r["reference"] for r in csv.DictReader(fh)] == ["ORD-00003"]
+    assert set(bought_per_reference(env)) == {"ORD-00000", "ORD-00001", "ORD-00002", "ORD-00004"}
+
+    rows[3] = row(3, insurance="200")  # the clerk fixes the row in place and reruns the same command
+    write_manifest(manifest, rows)
+    second = invoke("create", str(manifest), "-o", "ndjson")
+    assert second.exit_code == 0, second.stderr
+    again = {r["reference"]: r for r in ndjson(second.stdout)}
+    assert again["ORD-00003"]["status"] == "bought"
+    assert again["ORD-00003"]["shipment_id"] != by_ref["ORD-00003"]["shipment_id"]  # the stale one is never bought
+    assert bought_per_reference(env) == Counter({f"ORD-{i:05d}": 1 for i in range(5)})

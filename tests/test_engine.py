@@ -47,11 +47,11 @@ def test_limiter_halves_once_per_congestion_event_and_recovers() -> None:
     stats = RunStats()
     limiter = AdaptiveLimiter(16, 16, stats)
     gen = limiter.generation
-    for _ in range(5):  # a burst of 429s answering calls from the same generation
-        limiter.rate_limited(gen)
+    for _ in range(5):  # a burst of 429s answering calls sent at full load, in the same generation
+        limiter.rate_limited(gen, level=16)
     assert limiter.limit == 8
     assert stats.rate_limited == 5
-    for _ in range(7):  # fast recovery below the last good level: one slot per success
+    for _ in range(7):  # fast recovery below the level that was refused: one slot per success
         limiter.succeeded()
     assert limiter.limit == 15
     for _ in range(15):  # then additive: one slot per window of `limit` successes
@@ -68,12 +68,50 @@ def test_auto_probes_up_to_the_ceiling_until_a_429() -> None:
     for _ in range(30):
         limiter.succeeded()
     assert limiter.limit == 46
-    limiter.rate_limited(limiter.generation)
-    assert limiter.limit == 23
-    for _ in range(100):
-        limiter.succeeded()
-    assert 45 <= limiter.limit <= 50  # fast back to just below the level that hurt, then slow
     assert stats.max_limit == 46
+
+
+def test_capacity_is_learnt_from_the_load_a_refused_call_was_sent_at_not_the_overshoot() -> None:
+    stats = RunStats()
+    limiter = AdaptiveLimiter(16, 64, stats)
+    for _ in range(48):
+        limiter.succeeded()
+    assert limiter.limit == 64  # the probe overshot a server that takes 40 before the first 429 came back
+    gen = limiter.generation
+    limiter.rate_limited(gen, level=45)
+    limiter.rate_limited(gen, level=41)  # the same event: the lowest refused load is the best estimate
+    limiter.rate_limited(gen, level=60)
+    assert limiter.limit == 32  # halved once
+    for _ in range(8):
+        limiter.succeeded()
+    assert limiter.limit == 40  # fast back to the server's capacity, not to the overshoot
+    for _ in range(200):
+        limiter.succeeded()
+    assert limiter.limit > 40  # then probes again, slowly
+
+
+def test_a_probe_refused_at_the_same_wall_waits_longer_next_time() -> None:
+    stats = RunStats()
+    limiter = AdaptiveLimiter(16, 64, stats)
+    limiter.rate_limited(limiter.generation, level=41)  # capacity 40 learnt; limit 8
+    for _ in range(32):
+        limiter.succeeded()
+    assert limiter.limit == 40
+
+    def successes_to_probe() -> int:
+        count = 0
+        while limiter.limit == 40:
+            limiter.succeeded()
+            count += 1
+        return count
+
+    first = successes_to_probe()
+    limiter.rate_limited(limiter.generation, level=41)  # refused at the same wall again
+    for _ in range(20):
+        limiter.succeeded()
+    assert limiter.limit == 40
+    second = successes_to_probe()
+    assert first == 40 and second == 80
 
 
 async def _exercise_limit(limit: int, calls: int) -> int:
@@ -201,7 +239,9 @@ def test_rate_limited_calls_are_retried_even_when_money_is_involved() -> None:
     calls, stats = anyio.run(main)
     assert calls == 2
     assert stats.rate_limited == 1
-    assert stats.limit == 5  # halved from 8 to 4, then one success of fast recovery
+    # Halved from 8 to 4. The refused call was alone in flight, so nothing above 4 is known good: recovery
+    # from here is additive and one success is not enough to grow.
+    assert stats.limit == 4
 
 
 def test_stop_lets_started_rows_finish_and_starts_no_more() -> None:

@@ -95,12 +95,13 @@ class Engine:
         while True:
             attempt += 1
             generation = await self.limiter.acquire()
+            level = self.limiter.inflight
             try:
                 result = await anyio.to_thread.run_sync(self._in_thread, bound, limiter=self._threads)
             except CallFailure as failure:
                 self.limiter.release()
                 if failure.rate_limited:
-                    self.limiter.rate_limited(generation)
+                    self.limiter.rate_limited(generation, level)
                 if not failure.transient or attempt >= self.retry.max_attempts:
                     raise
                 if failure.outcome_unknown and not failure.rate_limited and not retry_unknown:
