@@ -1,7 +1,7 @@
 """What the engine-driven commands (`create`, `rates`, `track`, `refund`) share.
 
-Option checks, reading arguments from stdin, the engine session, and `InOrder`, which streams results yet keeps
-them in input order.
+Option checks, reading arguments from stdin, the manifest validation pass, the engine session, and `InOrder`,
+which streams results yet keeps them in input order.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from shipctl.cli import console
@@ -52,6 +53,42 @@ def expand_args(values: Sequence[str], what: str) -> list[str]:
     for value in values:
         expanded.extend(read_stdin_lines(what) if value == "-" else [value])
     return list(dict.fromkeys(expanded))
+
+
+@dataclass
+class Checked:
+    """What the validation pass saw: every row, and how many of them were invalid."""
+
+    rows: int = 0
+    invalid: int = 0
+
+
+def check_rows(
+    path: Path,
+    *,
+    fmt: str | None,
+    encoding: str | None,
+    default_from: Any,
+    on_invalid: Callable[[Any], None] | None = None,
+) -> Checked:
+    """Read the whole manifest once and print every problem on stderr; nothing is sent before this passes.
+
+    `on_invalid` sees each `InvalidRow` after its problems are printed (`create --skip-invalid` keeps them).
+    """
+    from shipctl.manifest import InvalidRow, iter_rows
+
+    seen = Checked()
+    for item in iter_rows(
+        path, fmt=fmt, encoding=encoding, default_from=default_from, on_warning=console.warn,  # type: ignore[arg-type]
+    ):
+        seen.rows += 1
+        if isinstance(item, InvalidRow):
+            seen.invalid += 1
+            for problem in item.problems:
+                console.err.print(str(problem), markup=False, highlight=False)
+            if on_invalid is not None:
+                on_invalid(item)
+    return seen
 
 
 class InOrder(Generic[T]):

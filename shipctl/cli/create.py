@@ -9,7 +9,28 @@ import typer
 
 from shipctl.cli.app import command
 from shipctl.cli.bulk import check_output, check_progress
-from shipctl.cli.options import cleanup, default_journal, parse_sizing, require_file, split_list, spool_stdin
+from shipctl.cli.options import (
+    Carriers,
+    Concurrency,
+    Encoding,
+    ForceSandbox,
+    ManifestFormat,
+    MaxConcurrency,
+    Output,
+    Progress,
+    ProgressInterval,
+    Quiet,
+    RowChunkSize,
+    Services,
+    Verbose,
+    Workers,
+    cleanup,
+    default_journal,
+    parse_sizing,
+    require_file,
+    split_list,
+    spool_stdin,
+)
 from shipctl.errors import UsageError
 
 
@@ -32,19 +53,17 @@ def _format_for(path: Path) -> str:
 @command()
 def create(
     manifest: str = typer.Argument(..., help="Manifest file (CSV, JSON or NDJSON), or - for stdin."),
-    fmt: str | None = typer.Option(None, "--format", help="Manifest format: csv, json or ndjson (default: sniffed)."),
-    encoding: str | None = typer.Option(None, "--encoding", help="Manifest text encoding (default UTF-8)."),
+    fmt: ManifestFormat = None,
+    encoding: Encoding = None,
     from_: str | None = typer.Option(None, "--from", help="Default origin address: a JSON file or inline JSON."),
-    output: str | None = typer.Option(
-        None, "--output", "-o", help="table, json, ndjson or csv (default: table on a terminal, else ndjson)."
-    ),
+    output: Output = None,
     results: Path | None = typer.Option(None, "--results", help="Also write every result to this file."),
     failed: Path | None = typer.Option(None, "--failed", help="Write failed rows here as a manifest to rerun."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows instead of stopping."),
     rejects: Path | None = typer.Option(None, "--rejects", help="Where --skip-invalid writes invalid rows."),
     select: str = typer.Option("cheapest", "--select", help="Rate rule for unpinned rows: cheapest or fastest."),
-    carriers: str | None = typer.Option(None, "--carriers", help="Only these carriers (comma-separated)."),
-    services: str | None = typer.Option(None, "--services", help="Only these services (comma-separated)."),
+    carriers: Carriers = None,
+    services: Services = None,
     label_format: str | None = typer.Option(None, "--label-format", help="PDF, PNG or ZPL (default PNG)."),
     labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Download each label to DIR/<reference>.<ext>."),
     journal_path: Path | None = typer.Option(None, "--journal", help="Journal file (default: beside the manifest)."),
@@ -52,15 +71,15 @@ def create(
     dry_run: bool = typer.Option(False, "--dry-run", help="Create shipments and choose rates; buy nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Buy in production mode without asking."),
     max_cost: str | None = typer.Option(None, "--max-cost", help="Refuse to buy if the estimate is higher."),
-    concurrency: str = typer.Option("16", "--concurrency", help="In-flight API calls, or 'auto' to probe upward."),
-    max_concurrency: int = typer.Option(64, "--max-concurrency", help="Ceiling for --concurrency auto."),
-    workers: int | None = typer.Option(None, "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit)."),
-    chunk_size: int | None = typer.Option(None, "--chunk-size", help="Rows read and dispatched per chunk (8)."),
-    progress: str = typer.Option("auto", "--progress", help="auto, live, plain or off."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain lines."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and a one-line summary on stderr."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print engine sizing and the event loop in use."),
-    sandbox: bool = typer.Option(False, "--sandbox", help="Use the built-in sandbox even if a key is set."),
+    concurrency: Concurrency = "16",
+    max_concurrency: MaxConcurrency = 64,
+    workers: Workers = None,
+    chunk_size: RowChunkSize = None,
+    progress: Progress = "auto",
+    progress_interval: ProgressInterval = 10.0,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    sandbox: ForceSandbox = False,
 ) -> None:
     """Buy a label for every row of MANIFEST; rerun the same command to resume after any interruption."""
     from shipctl.cli.run_create import CreateArgs, execute

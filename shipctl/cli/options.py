@@ -1,4 +1,8 @@
-"""Option parsing shared by the bulk commands: engine sizing, manifest input, output destinations."""
+"""Options shared by the bulk commands: their declarations, engine sizing, manifest input, output destinations.
+
+The options `create`, `rates`, `track` and `refund` have in common are declared once here, as `Annotated`
+aliases; each command gives the default in its signature (`output: Output = None`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,41 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 
 from shipctl.engine.sizing import Sizing, size_pools
 from shipctl.errors import UsageError
 from shipctl.paths import state_dir
+
+
+def chunk_size_option(what: str) -> Any:
+    """`--chunk-size`, its help naming what a chunk holds: `chunk_size_option("Codes dispatched")`."""
+    return typer.Option("--chunk-size", help=f"{what} per chunk (8).")
+
+
+Output = Annotated[str | None, typer.Option(
+    "--output", "-o", help="table, json, ndjson or csv (default: table on a terminal, else ndjson)."
+)]
+Concurrency = Annotated[str, typer.Option("--concurrency", help="In-flight API calls, or 'auto' to probe upward.")]
+MaxConcurrency = Annotated[int, typer.Option("--max-concurrency", help="Ceiling for --concurrency auto.")]
+Workers = Annotated[int | None, typer.Option(
+    "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit)."
+)]
+RowChunkSize = Annotated[int | None, chunk_size_option("Rows read and dispatched")]
+Progress = Annotated[str, typer.Option("--progress", help="auto, live, plain or off.")]
+ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Seconds between plain lines.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and a one-line summary on stderr.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print engine sizing and the event loop in use.")]
+ForceSandbox = Annotated[bool, typer.Option("--sandbox", help="Use the built-in sandbox even if a key is set.")]
+# Manifest reading and rate choice (`create` and `rates`).
+ManifestFormat = Annotated[str | None, typer.Option(
+    "--format", help="Manifest format: csv, json or ndjson (default: sniffed)."
+)]
+Encoding = Annotated[str | None, typer.Option("--encoding", help="Manifest text encoding (default UTF-8).")]
+Carriers = Annotated[str | None, typer.Option("--carriers", help="Only these carriers (comma-separated).")]
+Services = Annotated[str | None, typer.Option("--services", help="Only these services (comma-separated).")]
 
 
 def parse_sizing(

@@ -21,7 +21,36 @@ import typer
 
 from shipctl.cli import console
 from shipctl.cli.app import command
-from shipctl.cli.bulk import InOrder, check_output, check_progress, describe_engine, engine_session, only
+from shipctl.cli.bulk import (
+    InOrder,
+    check_output,
+    check_progress,
+    check_rows,
+    describe_engine,
+    engine_session,
+    only,
+)
+from shipctl.cli.options import (
+    Carriers,
+    Concurrency,
+    Encoding,
+    ForceSandbox,
+    ManifestFormat,
+    MaxConcurrency,
+    Output,
+    Progress,
+    ProgressInterval,
+    Quiet,
+    RowChunkSize,
+    Services,
+    Verbose,
+    Workers,
+    cleanup,
+    parse_sizing,
+    require_file,
+    split_list,
+    spool_stdin,
+)
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
 
@@ -111,27 +140,23 @@ def rates(
     weight: str | None = typer.Option(None, "--weight", help="Parcel weight: 12, 12oz, 1.5lb, 500g, 2kg."),
     dims: str | None = typer.Option(None, "--dims", help="Parcel LENGTHxWIDTHxHEIGHT: 10x8x4 (inches) or 25x20x10cm."),
     package: str | None = typer.Option(None, "--package", help="A predefined package (e.g. FlatRateEnvelope)."),
-    carriers: str | None = typer.Option(None, "--carriers", help="Only these carriers (comma-separated)."),
-    services: str | None = typer.Option(None, "--services", help="Only these services (comma-separated)."),
+    carriers: Carriers = None,
+    services: Services = None,
     show_all: bool = typer.Option(False, "--all", help="With a manifest: every offer, not just cheapest and fastest."),
-    fmt: str | None = typer.Option(None, "--format", help="Manifest format: csv, json or ndjson (default: sniffed)."),
-    encoding: str | None = typer.Option(None, "--encoding", help="Manifest text encoding (default UTF-8)."),
-    output: str | None = typer.Option(
-        None, "--output", "-o", help="table, json, ndjson or csv (default: table on a terminal, else ndjson)."
-    ),
-    concurrency: str = typer.Option("16", "--concurrency", help="In-flight API calls, or 'auto' to probe upward."),
-    max_concurrency: int = typer.Option(64, "--max-concurrency", help="Ceiling for --concurrency auto."),
-    workers: int | None = typer.Option(None, "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit)."),
-    chunk_size: int | None = typer.Option(None, "--chunk-size", help="Rows read and dispatched per chunk (8)."),
-    progress: str = typer.Option("auto", "--progress", help="auto, live, plain or off."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain lines."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and a one-line summary on stderr."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print engine sizing and the event loop in use."),
-    sandbox: bool = typer.Option(False, "--sandbox", help="Use the built-in sandbox even if a key is set."),
+    fmt: ManifestFormat = None,
+    encoding: Encoding = None,
+    output: Output = None,
+    concurrency: Concurrency = "16",
+    max_concurrency: MaxConcurrency = 64,
+    workers: Workers = None,
+    chunk_size: RowChunkSize = None,
+    progress: Progress = "auto",
+    progress_interval: ProgressInterval = 10.0,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    sandbox: ForceSandbox = False,
 ) -> None:
     """Quote rates: one parcel (--to, --from, --weight), or the cheapest and fastest offer for every manifest row."""
-    from shipctl.cli.options import parse_sizing, split_list
-
     check_output(output)
     check_progress(progress, progress_interval)
     sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
@@ -277,8 +302,6 @@ def _bulk(
     verbose: bool,
     force_sandbox: bool,
 ) -> ExitCode:
-    from shipctl.cli.options import cleanup, require_file, spool_stdin
-
     default_from = None
     if from_arg:
         from shipctl.manifest import parse_address_arg
@@ -303,15 +326,8 @@ def _bulk(
 
 def _validate(path: Path, label: str, read: dict[str, Any]) -> int:
     """Check every row first (as `create` does): an invalid manifest is reported whole, and nothing is quoted."""
-    from shipctl.manifest import InvalidRow, iter_rows
-
-    rows = invalid = 0
-    for item in iter_rows(path, on_warning=console.warn, **read):
-        rows += 1
-        if isinstance(item, InvalidRow):
-            invalid += 1
-            for problem in item.problems:
-                console.err.print(str(problem), markup=False, highlight=False)
+    seen = check_rows(path, **read)
+    rows, invalid = seen.rows, seen.invalid
     if rows == 0:
         raise ShipctlError(f"{label}: the manifest has no rows", ExitCode.USAGE)
     if invalid:

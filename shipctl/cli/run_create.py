@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipctl.cli import console
-from shipctl.cli.bulk import describe_engine
+from shipctl.cli.bulk import Checked, check_rows, describe_engine
 from shipctl.cli.target import api_target
 from shipctl.engine.sizing import Sizing
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
-from shipctl.manifest import InvalidRow, iter_rows, parse_address_arg
+from shipctl.manifest import InvalidRow, parse_address_arg
 from shipctl.results import RESULT_COLUMNS, ResultRecord
 
 
@@ -51,28 +51,15 @@ class CreateArgs:
     force_sandbox: bool
 
 
-@dataclass
-class _Validation:
-    rows: int = 0
-    invalid: int = 0
-
-
-def _validate(args: CreateArgs, default_from: Any, rejects: list[dict[str, Any]]) -> _Validation:
+def _validate(args: CreateArgs, default_from: Any, rejects: list[dict[str, Any]]) -> Checked:
     """Read the whole manifest once and report every problem; nothing is bought before this passes."""
-    seen = _Validation()
-    for item in iter_rows(
-        args.manifest, fmt=args.fmt, encoding=args.encoding,  # type: ignore[arg-type]
-        default_from=default_from, on_warning=console.warn,
-    ):
-        seen.rows += 1
-        if isinstance(item, InvalidRow):
-            seen.invalid += 1
-            for problem in item.problems:
-                console.err.print(str(problem), markup=False, highlight=False)
-            if args.skip_invalid:
-                raw = {k: v for k, v in item.raw.items() if not isinstance(v, dict | list)}
-                rejects.append({"line": item.line, **raw, "error": "; ".join(p.message for p in item.problems)})
-    return seen
+
+    def reject(item: InvalidRow) -> None:
+        raw = {k: v for k, v in item.raw.items() if not isinstance(v, dict | list)}
+        rejects.append({"line": item.line, **raw, "error": "; ".join(p.message for p in item.problems)})
+
+    return check_rows(args.manifest, fmt=args.fmt, encoding=args.encoding, default_from=default_from,
+                      on_invalid=reject if args.skip_invalid else None)
 
 
 def _write_table_file(path: Path, rows: list[dict[str, Any]]) -> None:

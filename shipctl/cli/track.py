@@ -8,13 +8,26 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from shipctl.cli import console
 from shipctl.cli.app import command
 from shipctl.cli.bulk import InOrder, check_output, check_progress, describe_engine, engine_session, expand_args, only
+from shipctl.cli.options import (
+    Concurrency,
+    ForceSandbox,
+    MaxConcurrency,
+    Output,
+    Progress,
+    ProgressInterval,
+    Quiet,
+    Verbose,
+    Workers,
+    chunk_size_option,
+    parse_sizing,
+)
 from shipctl.errors import UsageError
 from shipctl.exit_codes import ExitCode
 
@@ -94,22 +107,18 @@ def track(
     watch: bool = typer.Option(False, "--watch", help="Re-poll until every code is delivered, returned or failed."),
     interval: float = typer.Option(60.0, "--interval", help="Seconds between polls with --watch."),
     timeout: float | None = typer.Option(None, "--timeout", help="Stop watching after this many seconds (exit 3)."),
-    output: str | None = typer.Option(
-        None, "--output", "-o", help="table, json, ndjson or csv (default: table on a terminal, else ndjson)."
-    ),
-    concurrency: str = typer.Option("16", "--concurrency", help="In-flight API calls, or 'auto' to probe upward."),
-    max_concurrency: int = typer.Option(64, "--max-concurrency", help="Ceiling for --concurrency auto."),
-    workers: int | None = typer.Option(None, "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit)."),
-    chunk_size: int | None = typer.Option(None, "--chunk-size", help="Codes dispatched per chunk (8)."),
-    progress: str = typer.Option("auto", "--progress", help="auto, live, plain or off."),
-    progress_interval: float = typer.Option(10.0, "--progress-interval", help="Seconds between plain lines."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors and a one-line summary on stderr."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Print engine sizing and the event loop in use."),
-    sandbox: bool = typer.Option(False, "--sandbox", help="Use the built-in sandbox even if a key is set."),
+    output: Output = None,
+    concurrency: Concurrency = "16",
+    max_concurrency: MaxConcurrency = 64,
+    workers: Workers = None,
+    chunk_size: Annotated[int | None, chunk_size_option("Codes dispatched")] = None,
+    progress: Progress = "auto",
+    progress_interval: ProgressInterval = 10.0,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    sandbox: ForceSandbox = False,
 ) -> None:
     """Track parcels by tracking code: status, estimated delivery and the latest event of each."""
-    from shipctl.cli.options import parse_sizing
-
     check_output(output)
     check_progress(progress, progress_interval)
     if interval <= 0:
