@@ -116,7 +116,7 @@ class CreateRun:
         try:
             result = await self.purchaser.quote(row, item.valid.line, item.digest)
         except CallFailure as failure:
-            result = self.purchaser._fail(row.reference, failure.code, failure.message, shipment_id=None)
+            result = self.purchaser.fail(row.reference, failure.code, failure.message, shipment_id=None)
         if isinstance(result, ResultRecord):
             self._done(result, row)
             return None
@@ -127,7 +127,7 @@ class CreateRun:
         try:
             record = await self.purchaser.buy(row, quote)
         except CallFailure as failure:
-            record = self.purchaser._fail(row.reference, failure.code, failure.message, shipment_id=None)
+            record = self.purchaser.fail(row.reference, failure.code, failure.message, shipment_id=None)
         self._done(record, row)
 
     # -- handlers for each phase -------------------------------------------------------------------------

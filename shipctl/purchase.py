@@ -104,8 +104,6 @@ class Purchaser:
                 shipment = None  # edited since: never buy the stale shipment; make a new one
         if shipment is None:
             shipment = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
-            self.journal.update(ref, state="created", shipment_id=shipment.id, digest=digest,
-                                error_code=None, error_message=None)
             self._fresh[shipment.id] = shipment
         self.mode = self.mode or shipment.mode
         try:
@@ -118,9 +116,11 @@ class Purchaser:
                 services=self.options.services,
             )
         except NoMatchingRate as exc:
-            return self._fail(ref, "NO_MATCHING_RATE", exc.message, shipment_id=shipment.id)
+            return self.fail(ref, "NO_MATCHING_RATE", exc.message, shipment_id=shipment.id, digest=digest)
+        # One commit for the shipment id and its chosen rate, before any buy can be attempted.
         self.journal.update(
-            ref, rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
+            ref, state="created", shipment_id=shipment.id, digest=digest, error_code=None, error_message=None,
+            rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
             currency=rate.currency, delivery_days=rate.delivery_days,
         )
         return Quote(reference=ref, shipment_id=shipment.id, mode=shipment.mode, rate=rate)
@@ -151,18 +151,18 @@ class Purchaser:
             except CallFailure as failure:
                 last = failure
                 if not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS):
-                    return self._fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
+                    return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
                 # The buy may have happened: the shipment itself is the only truth.
                 current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
                 if current.bought:
                     shipment = current
                     break
                 if failure.code == POSTAGE_EXISTS:
-                    return self._fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
+                    return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
                 self.engine.stats.retries += 1
         if shipment is None:
             code, message = (last.code, last.message) if last else ("BUY_FAILED", "buy did not complete")
-            return self._fail(ref, code, message, shipment_id=quote.shipment_id)
+            return self.fail(ref, code, message, shipment_id=quote.shipment_id)
         return await self._record_bought(row, shipment)
 
     async def _record_bought(self, row: ShipmentRow, shipment: Shipment) -> ResultRecord:
@@ -212,8 +212,16 @@ class Purchaser:
         entry.label_path = str(dest)
         return record_from_journal(entry)
 
-    def _fail(self, reference: str, code: str, message: str, *, shipment_id: str | None) -> ResultRecord:
-        self.journal.update(reference, state="failed", error_code=code, error_message=message)
+    def fail(
+        self, reference: str, code: str, message: str, *, shipment_id: str | None, digest: str | None = None
+    ) -> ResultRecord:
+        """Journal the row as failed; a shipment it created is kept, so a rerun reconciles instead of re-creating."""
+        values: dict[str, Any] = {"state": "failed", "error_code": code, "error_message": message}
+        if shipment_id is not None:
+            values["shipment_id"] = shipment_id
+        if digest is not None:
+            values["digest"] = digest
+        self.journal.update(reference, **values)
         entry = self.journal.get(reference)
         assert entry is not None
         return record_from_journal(entry)

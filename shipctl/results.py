@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 Status = Literal["bought", "failed", "skipped", "planned"]
@@ -25,7 +25,8 @@ class ResultRecord:
     error_message: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a scalar: a shallow read is enough (dataclasses.asdict deep-copies, per row).
+        return {name: getattr(self, name) for name in RESULT_COLUMNS}
 
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord))

@@ -73,13 +73,13 @@ def rate_from(obj: Any) -> Rate:
     )
 
 
-def shipment_from(obj: Any) -> Shipment:
+def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
     label = _field(obj, "postage_label")
     selected = _field(obj, "selected_rate")
     return Shipment(
         id=str(_field(obj, "id")),
         mode=str(_field(obj, "mode") or "test"),
-        rates=tuple(rate_from(r) for r in (_field(obj, "rates") or ())),
+        rates=tuple(rate_from(r) for r in (_field(obj, "rates") or ())) if with_rates else (),
         selected_rate=rate_from(selected) if selected else None,
         tracking_code=_field(obj, "tracking_code"),
         label_url=_field(label, "label_url") if label else None,
@@ -99,7 +99,8 @@ def buy_shipment(client: Any, shipment_id: str, rate_id: str, insurance: Decimal
     params: dict[str, Any] = {"rate": {"id": rate_id}}
     if insurance is not None:
         params["insurance"] = str(insurance)
-    return shipment_from(client.shipment.buy(shipment_id, **params))
+    # A bought shipment's rates are history: only the selected one matters, so skip converting the rest.
+    return shipment_from(client.shipment.buy(shipment_id, **params), with_rates=False)
 
 
 def label_url(client: Any, shipment_id: str, file_format: str) -> str:
