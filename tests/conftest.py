@@ -1,13 +1,16 @@
-"""Shared fixtures: a running in-process sandbox and a real EasyPost SDK client pointed at it."""
+"""Shared fixtures: a running in-process sandbox, a real EasyPost SDK client pointed at it, and `env`: shipctl
+pointed at it (the CLI tests' helpers are in tests/cli.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import easypost
 import pytest
 
 from shipctl.sandbox import Sandbox, start_sandbox
+from tests.cli import point_at
 
 TEST_KEY = "EZTKtest0000000000000000000000000"
 
@@ -27,3 +30,10 @@ def client(sandbox: Sandbox) -> Iterator[easypost.EasyPostClient]:
         yield c
     finally:
         c._requests_session.close()
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """shipctl (in-process or a subprocess) talks to `sandbox` with the test key; state under tmp_path/state."""
+    point_at(monkeypatch, sandbox, tmp_path / "state")
+    return sandbox

@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from shipctl.cli.app import app
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox, start_sandbox
+from tests.cli import PROD_KEY, invoke, ndjson, point_at
 from tests.manifests import make_manifest, row, write_manifest
-
-TEST_KEY = "EZTK0123456789abcdef0123456789"
-PROD_KEY = "EZAK0123456789abcdef0123456789"
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with start_sandbox(latency="none") as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def env(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
-    monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
-    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
-    return sb
-
-
-def invoke(*args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(app, list(args), input=input)
-
-
-def ndjson(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def bought_per_reference(sb: Sandbox) -> Counter[str]:
@@ -206,9 +178,7 @@ def test_a_journal_is_bound_to_its_api(env: Sandbox, tmp_path: Path, monkeypatch
 def test_exactly_once_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     faults = "rate_limit=0.08,server_error=0.05,commit_then_drop=0.05,drop=0.03"
     with start_sandbox(latency="none", faults=faults, seed=seed) as sb:
-        monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
-        monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
-        monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
+        point_at(monkeypatch, sb, tmp_path / "state")
         manifest = make_manifest(tmp_path / "orders.csv", 120)
         result = invoke("create", str(manifest), "-o", "ndjson", "--quiet")
         results = ndjson(result.stdout)

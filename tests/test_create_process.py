@@ -15,9 +15,8 @@ from typing import IO, Any
 import pytest
 import requests
 
+from tests.cli import TEST_KEY
 from tests.manifests import make_manifest
-
-TEST_KEY = "EZTK0123456789abcdef0123456789"
 
 
 class Server:

@@ -16,40 +16,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from typer.testing import CliRunner
 
-from shipctl.cli.app import app
-from shipctl.sandbox import Sandbox, start_sandbox
+from shipctl.sandbox import Sandbox
+from tests.cli import invoke, ndjson
 from tests.manifests import make_manifest, row, write_manifest
 
-TEST_KEY = "EZTK0123456789abcdef0123456789"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RATE_KEYS = {"carrier", "service", "rate", "currency", "delivery_days", "delivery_date"}
 TO_JSON = json.dumps({"name": "Ann", "street1": "350 5th Ave", "city": "New York", "state": "NY", "zip": "10118"})
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with start_sandbox(latency="none") as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def env(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
-    monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
-    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
+def env(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The shared `env`, with no $SHIPCTL_FROM from outside and a terminal wide enough for whole tables."""
     monkeypatch.delenv("SHIPCTL_FROM", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
-    return sb
-
-
-def invoke(*args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(app, list(args), input=input)
-
-
-def ndjson(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return env
 
 
 def prices(rows: list[dict[str, Any]]) -> list[Decimal]:
@@ -178,8 +160,8 @@ class _NoStatelessRates(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def no_stateless(sb: Sandbox) -> Iterator[str]:
-    parts = urlsplit(sb.api_base)
+def no_stateless(sandbox: Sandbox) -> Iterator[str]:
+    parts = urlsplit(sandbox.api_base)
     handler = type("Handler", (_NoStatelessRates,), {"upstream": (parts.hostname, parts.port)})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -3,43 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import easypost
 import pytest
-from typer.testing import CliRunner
 
-from shipctl.cli.app import app
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox, start_sandbox
+from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
 from tests.manifests import make_manifest
-
-TEST_KEY = "EZTK0123456789abcdef0123456789"
-PROD_KEY = "EZAK0123456789abcdef0123456789"
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with start_sandbox(latency="none") as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def env(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
-    monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
-    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
-    return sb
-
-
-def invoke(*args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(app, list(args), input=input)
-
-
-def ndjson(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def sdk(sb: Sandbox, key: str = TEST_KEY) -> Any:

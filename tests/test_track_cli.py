@@ -7,51 +7,15 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import easypost
 import pytest
-from typer.testing import CliRunner
 
-from shipctl.cli.app import app
 from shipctl.sandbox import Sandbox, start_sandbox
-
-TEST_KEY = "EZTK0123456789abcdef0123456789"
-
-# EasyPost's documented test codes and the status each reports.
-TEST_CODES = {
-    "EZ1000000001": "pre_transit",
-    "EZ2000000002": "in_transit",
-    "EZ3000000003": "out_for_delivery",
-    "EZ4000000004": "delivered",
-    "EZ5000000005": "return_to_sender",
-    "EZ6000000006": "failure",
-    "EZ7000000007": "unknown",
-}
-
-
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    with start_sandbox(latency="none") as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def env(sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
-    monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
-    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
-    return sb
-
-
-def invoke(*args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(app, list(args), input=input)
-
-
-def ndjson(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+from shipctl.sandbox.tracking import TEST_CODES
+from tests.cli import TEST_KEY, invoke, ndjson, point_at
 
 
 def buy_label(sb: Sandbox) -> dict[str, str]:
@@ -213,9 +177,7 @@ def test_empty_stdin_is_a_usage_error(env: Sandbox) -> None:
 
 def test_transient_errors_are_retried_through_the_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with start_sandbox(latency="none", faults="server_error=0.3", seed=7) as flaky:
-        monkeypatch.setenv("EASYPOST_API_BASE", flaky.api_base)
-        monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
-        monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path))
+        point_at(monkeypatch, flaky, tmp_path)
         codes = list(TEST_CODES) * 3
         result = invoke("track", "-", "--output", "ndjson", "--quiet", input="\n".join(codes))
     assert result.exit_code == 0, result.stderr
@@ -249,9 +211,7 @@ def test_many_codes_take_about_as_long_as_the_slowest_few(tmp_path: Path, monkey
     with start_sandbox(latency="none", state_path=state) as fast:  # buy the labels quickly...
         codes = [buy_label(fast)["tracking_code"] for _ in range(64)]
     with start_sandbox(latency="realistic", seed=3, state_path=state) as slow:  # ...then track them slowly
-        monkeypatch.setenv("EASYPOST_API_BASE", slow.api_base)
-        monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
-        monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path))
+        point_at(monkeypatch, slow, tmp_path)
         started = time.monotonic()
         result = invoke("track", "-", "--output", "ndjson", "--quiet", input="\n".join(codes))
         elapsed = time.monotonic() - started
