@@ -43,10 +43,16 @@ class ManifestSource:
                 yield item
 
 
+# Failures that, before any call has ever succeeded, mean no row can succeed: stop instead of failing them all.
+_FATAL_CODES = frozenset({"CONNECTION", "TIMEOUT"})
+_FATAL_STATUS = frozenset({401, 403})
+
+
 @dataclass
 class CreateOutcome:
     interrupted: bool = False
     refused: str | None = None
+    fatal: str | None = None
     quoted: int = 0
     estimate: dict[str, Decimal] = field(default_factory=dict)
     mode: str | None = None
@@ -111,11 +117,18 @@ class CreateRun:
             stats.succeeded += 1
         self.emit(record, row)
 
+    def _check_fatal(self, failure: CallFailure) -> None:
+        fatal = failure.code in _FATAL_CODES or failure.http_status in _FATAL_STATUS
+        if fatal and self.engine.stats.calls_ok == 0 and self.outcome.fatal is None:
+            self.outcome.fatal = f"{failure.code}: {failure.message}"
+            self.engine.stop()
+
     async def _quote(self, item: _Item) -> Quote | None:
         row = item.valid.row
         try:
             result = await self.purchaser.quote(row, item.valid.line, item.digest)
         except CallFailure as failure:
+            self._check_fatal(failure)
             result = self.purchaser.fail(row.reference, failure.code, failure.message, shipment_id=None)
         if isinstance(result, ResultRecord):
             self._done(result, row)
@@ -127,6 +140,7 @@ class CreateRun:
         try:
             record = await self.purchaser.buy(row, quote)
         except CallFailure as failure:
+            self._check_fatal(failure)
             record = self.purchaser.fail(row.reference, failure.code, failure.message, shipment_id=None)
         self._done(record, row)
 

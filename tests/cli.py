@@ -32,3 +32,4 @@ def point_at(monkeypatch: pytest.MonkeyPatch, sb: Sandbox, state_dir: Path) -> N
     monkeypatch.setenv("EASYPOST_API_BASE", sb.api_base)
     monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
     monkeypatch.setenv("SHIPCTL_STATE_DIR", str(state_dir))
+    monkeypatch.delenv("SHIPCTL_FROM", raising=False)  # a developer's own default origin must not leak in

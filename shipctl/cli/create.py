@@ -55,7 +55,9 @@ def create(
     manifest: str = typer.Argument(..., help="Manifest file (CSV, JSON or NDJSON), or - for stdin."),
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
-    from_: str | None = typer.Option(None, "--from", help="Default origin address: a JSON file or inline JSON."),
+    from_: str | None = typer.Option(
+        None, "--from", envvar="SHIPCTL_FROM", help="Default origin: a JSON file or inline JSON ($SHIPCTL_FROM)."
+    ),
     output: Output = None,
     results: Path | None = typer.Option(None, "--results", help="Also write every result to this file."),
     failed: Path | None = typer.Option(None, "--failed", help="Write failed rows here as a manifest to rerun."),

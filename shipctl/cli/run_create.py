@@ -111,6 +111,7 @@ def execute(args: CreateArgs) -> ExitCode:
     failed_rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         target = stack.enter_context(api_target(force_sandbox=args.force_sandbox, quiet=args.quiet))
+        target_base = target.api_base
         writer = stack.enter_context(open_writer(fmt, sys.stdout, RESULT_COLUMNS))  # type: ignore[arg-type]
         results_writer = None
         if args.results is not None:
@@ -134,6 +135,12 @@ def execute(args: CreateArgs) -> ExitCode:
     summary.render(console.err, stats=stats, quiet=args.quiet, paths=paths)
     if outcome.refused:
         raise ShipctlError(outcome.refused, ExitCode.USAGE)
+    if outcome.fatal:
+        raise ShipctlError(
+            f"the API at {target_base} answered no call ({outcome.fatal}); stopped without buying anything — "
+            "check the network and EASYPOST_API_KEY, then rerun",
+            ExitCode.ERROR,
+        )
     if args.dry_run and outcome.estimate:
         money = ", ".join(f"{v:.2f} {k}" for k, v in sorted(outcome.estimate.items()))
         console.info(f"dry run: {outcome.quoted} labels would cost {money}; nothing was bought")

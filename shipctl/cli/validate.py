@@ -36,7 +36,8 @@ def validate(
         None, "--encoding", help="The manifest's text encoding, e.g. cp1252 (default: UTF-8, BOM or not)."
     ),
     from_address: str | None = typer.Option(
-        None, "--from", help="Origin for rows without from_* columns: a JSON file or inline JSON."
+        None, "--from", envvar="SHIPCTL_FROM",
+        help="Origin for rows without from_* columns: a JSON file or inline JSON (default $SHIPCTL_FROM).",
     ),
     output: Literal["json", "ndjson", "csv"] | None = typer.Option(
         None,

@@ -114,6 +114,7 @@ class Engine:
                 raise
             self.limiter.release()
             self.limiter.succeeded()
+            self.stats.calls_ok += 1
             return result
 
     # -- dispatch ----------------------------------------------------------------------------------------

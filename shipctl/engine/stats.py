@@ -23,6 +23,8 @@ class RunStats:
     resumed: int = 0
     """Rows re-emitted from the journal without any API call."""
     retries: int = 0
+    calls_ok: int = 0
+    """API calls that succeeded: zero after failures means the API is unreachable or refuses the key."""
     rate_limited: int = 0
     """429 answers seen (each also halves `limit`)."""
     inflight: int = 0

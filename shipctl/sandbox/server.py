@@ -36,6 +36,8 @@ _FAULT_ERRORS: dict[str, ApiError] = {
 }
 _UNAUTHORIZED = ApiError(401, "APIKEY.REQUIRED",
                          "This request requires an API key. Please provide it in the Authorization header.")
+# A key containing "revoked" is refused, so clients can be tested against a key EasyPost no longer accepts.
+_INACTIVE = ApiError(401, "APIKEY.INACTIVE", "The API key provided is inactive or has been revoked.")
 _INFLIGHT = ApiError(429, "RATE_LIMITED", "Too many concurrent requests. Please retry later.")
 
 
@@ -214,6 +216,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             self._send_error(_UNAUTHORIZED)
+            return
+        if "revoked" in key:
+            self._send_error(_INACTIVE)
             return
         delay = server.plan.delay(endpoint)
         started = time.perf_counter()
