@@ -128,9 +128,17 @@ class _TableWriter:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(*self.columns, show_edge=False, header_style="bold")
+        # For a person: columns empty in every row are left out (the data formats keep them), and a cell too
+        # wide for the terminal folds onto more lines instead of being cut with "…" -- a truncated tracking
+        # code or shipment id is worse than none.
+        keep = [i for i in range(len(self.columns)) if any(row[i] for row in self.rows)] or list(
+            range(len(self.columns))
+        )
+        table = Table(show_edge=False, header_style="bold")
+        for i in keep:
+            table.add_column(self.columns[i], overflow="fold")
         for row in self.rows:
-            table.add_row(*row)
+            table.add_row(*(row[i] for i in keep))
         Console(file=self.stream, highlight=False, soft_wrap=False).print(table)
 
 

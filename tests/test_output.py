@@ -95,3 +95,18 @@ def test_table_collects_and_prints_at_close() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown output format"), open_writer("xml", io.StringIO(), []):  # type: ignore[arg-type]
         pass
+
+
+def test_table_drops_empty_columns_and_never_truncates_identifiers() -> None:
+    stream = io.StringIO()
+    code = "9400111899223197428490123456"
+    url = "http://127.0.0.1:8080/labels/" + "x" * 90 + ".png"
+    with open_writer("table", stream, ["reference", "tracking_code", "label_url", "error_code"]) as writer:
+        writer.write({"reference": "R1", "tracking_code": code, "label_url": url, "error_code": None})
+    text = stream.getvalue()
+    assert "error_code" not in text  # empty in every row: left out of the human view
+    # StringIO is not a terminal, so rich lays the table out at 80 columns; a long code folds but stays whole.
+    body = [line.split("│") for line in text.splitlines()[2:]]  # under the header and its rule
+    cells = ["".join(part.strip() for part in column) for column in zip(*body, strict=True)]
+    assert cells == ["R1", code, url]
+    assert "…" not in text
