@@ -30,3 +30,10 @@ class ResultRecord:
 
 
 RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord))
+
+# What a person reads in a terminal table: the URL (long, and for the sandbox valid only while it runs) is left
+# to the data formats; the tracking code comes first.
+TABLE_COLUMNS: tuple[str, ...] = (
+    "reference", "status", "tracking_code", "carrier", "service", "rate", "currency", "delivery_days",
+    "shipment_id", "label_path", "error_code", "error_message",
+)

@@ -18,7 +18,7 @@ from shipctl.engine.sizing import Sizing
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
 from shipctl.manifest import InvalidRow, parse_address_arg
-from shipctl.results import RESULT_COLUMNS, ResultRecord
+from shipctl.results import RESULT_COLUMNS, TABLE_COLUMNS, ResultRecord
 
 
 @dataclass
@@ -112,7 +112,8 @@ def execute(args: CreateArgs) -> ExitCode:
     with contextlib.ExitStack() as stack:
         target = stack.enter_context(api_target(force_sandbox=args.force_sandbox, quiet=args.quiet))
         target_base = target.api_base
-        writer = stack.enter_context(open_writer(fmt, sys.stdout, RESULT_COLUMNS))  # type: ignore[arg-type]
+        columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
+        writer = stack.enter_context(open_writer(fmt, sys.stdout, columns))  # type: ignore[arg-type]
         results_writer = None
         if args.results is not None:
             args.results.parent.mkdir(parents=True, exist_ok=True)
