@@ -136,7 +136,12 @@ class _TableWriter:
         )
         table = Table(show_edge=False, header_style="bold")
         for i in keep:
-            table.add_column(self.columns[i], overflow="fold")
+            values = [row[i] for row in self.rows]
+            longest = max((len(v) for v in values), default=0)
+            # A one-word value (an id, a code, a number) is kept whole on its line when it can be: only prose
+            # and very long tokens fold.
+            whole = longest <= 40 and not any(" " in v for v in values)
+            table.add_column(self.columns[i], overflow="fold", min_width=longest if whole else None)
         for row in self.rows:
             table.add_row(*(row[i] for i in keep))
         Console(file=self.stream, highlight=False, soft_wrap=False).print(table)
