@@ -135,6 +135,7 @@ class _TableWriter:
             range(len(self.columns))
         )
         table = Table(show_edge=False, header_style="bold")
+        needed = 0
         for i in keep:
             values = [row[i] for row in self.rows]
             longest = max((len(v) for v in values), default=0)
@@ -142,9 +143,13 @@ class _TableWriter:
             # and very long tokens fold.
             whole = longest <= 40 and not any(" " in v for v in values)
             table.add_column(self.columns[i], overflow="fold", min_width=longest if whole else None)
+            needed += (longest if whole else 8) + 3  # cell, padding and separator
         for row in self.rows:
             table.add_row(*(row[i] for i in keep))
-        Console(file=self.stream, highlight=False, soft_wrap=False).print(table)
+        console = Console(file=self.stream, highlight=False, soft_wrap=False)
+        if needed > console.width:  # rather a wide line the terminal wraps than an id cropped at the edge
+            console.width = needed
+        console.print(table)
 
 
 @contextmanager
