@@ -138,7 +138,7 @@ class _TableWriter:
         needed = 0
         for i in keep:
             values = [row[i] for row in self.rows]
-            longest = max((len(v) for v in values), default=0)
+            longest = max([len(self.columns[i])] + [len(v) for v in values])
             # A one-word value (an id, a code, a number) is kept whole on its line when it can be: only prose
             # and very long tokens fold.
             whole = longest <= 40 and not any(" " in v for v in values)
