@@ -80,6 +80,7 @@ class CreateRun:
         on_warning: Callable[[str], None] = lambda _m: None,
         on_info: Callable[[str], None] = lambda _m: None,
         stop_grace: float = 30.0,
+        hard_stop: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -90,6 +91,7 @@ class CreateRun:
         self.max_cost = max_cost
         self.on_info = on_info
         self.stop_grace = stop_grace
+        self.hard_stop = hard_stop
         self.purchaser = Purchaser(engine, client, journal, options, on_warning=on_warning)
         self.outcome = CreateOutcome()
         self._finished: set[str] = set()
@@ -223,6 +225,10 @@ class CreateRun:
                 self.outcome.interrupted = True
                 if self._interrupts > 1:
                     self.on_info("second interrupt: stopping now (the journal is consistent; rerun to resume)")
+                    if self.hard_stop is not None:
+                        # Cancelling would still wait for SDK calls blocked in worker threads; the journal's
+                        # commits are atomic, so leaving without them loses nothing a rerun cannot reconcile.
+                        self.hard_stop()
                     scope.cancel()
                     return
                 inflight = self.engine.stats.inflight

@@ -149,3 +149,27 @@ def test_manifest_from_stdin_resumes_by_content(server: Server, tmp_path: Path) 
     assert len(server.ledger()) == 30
     journals = list((tmp_path / "state" / "journals").glob("stdin-*.journal.db"))
     assert len(journals) == 1
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_exits_at_once_and_the_rerun_finishes_exactly_once(server: Server, tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 400)
+    env = shipctl_env(server, tmp_path)
+    proc = start_create([str(manifest), "-o", "ndjson", "--progress", "off"], env)
+    read_lines(proc.stdout, 10)
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    first_notice = proc.stderr.readline()  # the first Ctrl-C is acknowledged before the second is sent
+    assert b"interrupted: no new rows will start" in first_notice
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert b"second interrupt: stopping now" in err
+
+    again = subprocess.run(
+        [sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "--progress", "off"],
+        env=env, capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert again.returncode == 0, again.stderr.decode()
+    assert len(again.stdout.splitlines()) == 400
+    assert Counter(e["reference"] for e in server.ledger()) == Counter({f"ORD-{i:05d}": 1 for i in range(400)})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -223,6 +224,7 @@ def _run(
             max_cost=args.max_cost,
             on_warning=console.warn,
             on_info=console.info,
+            hard_stop=_exit_now,
         )
 
         async def main() -> Any:
@@ -238,6 +240,17 @@ def _run(
     finally:
         journal.close()
     return outcome, summary, stats
+
+
+def _exit_now() -> None:
+    """The second Ctrl-C: leave at once, with what stdout already holds flushed and the cursor shown again."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    if sys.stderr.isatty():
+        sys.stderr.write("\x1b[?25h\n")  # the live display hides the cursor while it runs
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    os._exit(int(ExitCode.INTERRUPTED))
 
 
 class _Summary:
