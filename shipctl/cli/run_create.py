@@ -167,7 +167,7 @@ def _run(
     results_writer: Any,
     failed_rows: list[dict[str, Any]],
 ) -> Any:
-    from shipctl.carrier.client import make_client
+    from shipctl.carrier.client import make_client, session_of
     from shipctl.carrier.errors import classify
     from shipctl.create_run import CreateRun, ManifestSource
     from shipctl.engine.runner import Engine, run_async
@@ -182,6 +182,7 @@ def _run(
     reader_gone: list[bool] = []
     summary = _Summary(Summary(noun="shipments"))
     journal = Journal(args.journal, fresh=args.fresh).open()
+    client: Any = None
     try:
         if journal.set_aside is not None:
             console.info(f"--fresh: previous journal kept as {journal.set_aside}")
@@ -238,6 +239,8 @@ def _run(
         stats.finished_at = time.monotonic()
         outcome.interrupted = outcome.interrupted or bool(reader_gone)
     finally:
+        if client is not None:
+            session_of(client).close()
         journal.close()
     return outcome, summary, stats
 
