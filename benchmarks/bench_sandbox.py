@@ -5,7 +5,8 @@
 Starts `shipctl sandbox serve --latency none` as a subprocess, reads its URL from the first stdout line,
 then each client thread loops create -> retrieve on one persistent connection. Prints requests/s and the
 p50/p99 latency under load, plus the p50/p99 of a single client alone (the sandbox's own added time, with no
-queueing behind other clients). The issue's target: >= 1,500 req/s and <= 5 ms at p99.
+queueing behind other clients), and the server process's CPU time per request (user + system: the figure
+least moved by other work on a shared machine). The issue's target: >= 1,500 req/s and <= 5 ms at p99.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import psutil
 import requests
 
 from shipctl.sandbox.examples import shipment_params
@@ -145,8 +147,11 @@ def main() -> None:
     args = ap.parse_args()
     proc, base = start_server()
     try:
+        server = psutil.Process(proc.pid)
         alone = run(base, 1, min(3.0, args.seconds), args.client)
+        cpu0 = server.cpu_times()
         loaded = run(base, args.clients, args.seconds, args.client)
+        cpu1 = server.cpu_times()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -155,6 +160,9 @@ def main() -> None:
     print(f"{loaded['clients']} clients     : {loaded['req_per_s']:>6} req/s  p50 {loaded['p50_ms']:.2f} ms  "
           f"p99 {loaded['p99_ms']:.2f} ms  ({loaded['requests']} requests, {loaded['errors']} errors, "
           f"{loaded['seconds']} s)")
+    cpu_us = ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / max(1, loaded["requests"]) * 1e6
+    print(f"server CPU     : {cpu_us:.0f} us per request under load (user {cpu1.user - cpu0.user:.2f} s, "
+          f"system {cpu1.system - cpu0.system:.2f} s)")
     print("throughput >= 1500 req/s:", "met" if loaded["req_per_s"] >= 1500 else "NOT met")
     print("added p99 <= 5 ms (1 client, no queueing):", "met" if alone["p99_ms"] <= 5.0 else "NOT met")
     print("p99 <= 5 ms with 16 clients saturating:", "met" if loaded["p99_ms"] <= 5.0 else "NOT met")
