@@ -64,8 +64,8 @@ def serve(
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
-    # This process only serves: hand the GIL over sooner than the default 5 ms, so a connection thread
-    # woken by its socket is not kept waiting behind another that is busy encoding JSON.
+    # This process only serves: hand the GIL over sooner than the default 5 ms, so the event loop is not kept
+    # waiting behind a thread rendering a PNG label file.
     sys.setswitchinterval(0.0005)
     stop = threading.Event()
 
