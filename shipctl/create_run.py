@@ -8,6 +8,7 @@ is in is learned from the first chunk's shipments, before any buy.
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from shipctl.journal import Journal
 from shipctl.manifest import Address, ShipmentRow, ValidRow, iter_rows
 from shipctl.purchase import PurchaseOptions, Purchaser, Quote, record_from_journal, row_digest
 from shipctl.results import ResultRecord
+from shipctl.secrets import scrub
 
 Emit = Callable[[ResultRecord, ShipmentRow], None]
 # Called with (row count, totals by currency); returns True to buy. Raises to refuse with a message.
@@ -81,6 +83,7 @@ class CreateRun:
         on_info: Callable[[str], None] = lambda _m: None,
         stop_grace: float = 30.0,
         hard_stop: Callable[[], None] | None = None,
+        expected_mode: str | None = None,
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -92,6 +95,10 @@ class CreateRun:
         self.on_info = on_info
         self.stop_grace = stop_grace
         self.hard_stop = hard_stop
+        self.expected_mode = expected_mode
+        # Two-phase runs: what phase one quoted (reference -> row digest), i.e. exactly what may be bought.
+        self._quoted: dict[str, str] = {}
+        self._prompting = False
         self.purchaser = Purchaser(engine, client, journal, options, on_warning=on_warning)
         self.outcome = CreateOutcome()
         self._finished: set[str] = set()
@@ -132,6 +139,8 @@ class CreateRun:
         except CallFailure as failure:
             self._check_fatal(failure)
             result = self.purchaser.fail(row.reference, failure.code, failure.message, shipment_id=None)
+        except Exception as exc:  # one row's surprise must not take the whole run (and its journal) down
+            result = self.purchaser.fail(row.reference, "INTERNAL_ERROR", _describe(exc), shipment_id=None)
         if isinstance(result, ResultRecord):
             self._done(result, row)
             return None
@@ -141,9 +150,12 @@ class CreateRun:
         row = item.valid.row
         try:
             record = await self.purchaser.buy(row, quote)
-        except CallFailure as failure:
-            self._check_fatal(failure)
-            record = self.purchaser.fail(row.reference, failure.code, failure.message, shipment_id=None)
+        except Exception as exc:
+            # Whatever escaped happened after the buy was sent (reconciling it failed, or a bug): the label
+            # may exist. Keep the shipment and say so; only a rerun on this journal can settle it.
+            if isinstance(exc, CallFailure):
+                self._check_fatal(exc)
+            record = self.purchaser.unconfirmed(row.reference, _describe(exc), shipment_id=quote.shipment_id)
         self._done(record, row)
 
     # -- handlers for each phase -------------------------------------------------------------------------
@@ -158,6 +170,7 @@ class CreateRun:
         if quote is None:
             return
         self.outcome.quoted += 1
+        self._quoted[quote.reference] = item.digest
         currency = quote.rate.currency
         self.outcome.estimate[currency] = self.outcome.estimate.get(currency, Decimal(0)) + quote.rate.amount
         if self.dry_run:
@@ -165,8 +178,20 @@ class CreateRun:
             assert entry is not None
             self._done(record_from_journal(entry), item.valid.row)
 
-    async def _buy_quoted(self, item: _Item) -> None:
-        # Phase two: the shipment is journaled and (in this process) known unbought, so quote() costs no call.
+    async def _buy_confirmed(self, item: _Item) -> None:
+        """Phase two: buy exactly what was quoted and confirmed; a row added or edited since is not bought."""
+        row = item.valid.row
+        if self._quoted.get(row.reference) != item.digest:
+            self._done(
+                ResultRecord(
+                    reference=row.reference, status="skipped", error_code="NOT_CONFIRMED",
+                    error_message="not in the estimate that was confirmed (the manifest changed meanwhile); "
+                    "rerun to quote and buy it",
+                ),
+                row,
+            )
+            return
+        # The shipment is journaled and (in this process) known unbought, so quote() costs no call.
         await self._pipeline(item)
 
     # -- the run -----------------------------------------------------------------------------------------
@@ -183,46 +208,64 @@ class CreateRun:
     async def _run_phases(self) -> None:
         engine = self.engine
         first = self.engine.sizing.chunk_size
-        two_phase = self.dry_run or self.max_cost is not None
         # Probe: quote the first chunk only, to learn the API's mode before anything is bought.
-        await engine.run(
-            (i for n, i in enumerate(self._items()) if n < first),
-            self._quote_only,
-            before_chunk=self._plan,
-        )
-        mode = self.purchaser.mode
+        await engine.run(itertools.islice(self._items(), first), self._quote_only, before_chunk=self._plan)
+        mode = self.purchaser.mode or self.expected_mode
         self.outcome.mode = mode
-        two_phase = two_phase or mode == "production"
         if engine.stopping:
             return
-        if two_phase:
-            await engine.run(self._items(skip=first), self._quote_only, before_chunk=self._plan)
-            if engine.stopping or self.dry_run:
-                return
-            refusal = self._money_guard()
-            if refusal is not None:
-                self.outcome.refused = refusal
-                return
-        await engine.run(self._items(), self._buy_quoted, before_chunk=self._plan)
+        # Money is at stake unless the API (or the key) says test mode: when in doubt, quote all and confirm.
+        if not (self.dry_run or self.max_cost is not None or mode != "test"):
+            await engine.run(self._items(), self._pipeline, before_chunk=self._plan)
+            return
+        await engine.run(self._items(skip=first), self._quote_only, before_chunk=self._plan)
+        if engine.stopping or self.dry_run:
+            return
+        refusal = await self._money_guard(mode)
+        if refusal is not None:
+            self.outcome.refused = refusal
+            return
+        if not engine.stopping:
+            await engine.run(self._items(), self._buy_confirmed, before_chunk=self._plan)
 
-    def _money_guard(self) -> str | None:
+    async def _money_guard(self, mode: str | None) -> str | None:
+        quoted, estimate = self.outcome.quoted, dict(self.outcome.estimate)
         if self.max_cost is not None:
-            total = sum(self.outcome.estimate.values(), Decimal(0))
+            if len(estimate) > 1:
+                return (
+                    f"the estimate mixes currencies ({', '.join(sorted(estimate))}); --max-cost cannot compare "
+                    "them, nothing was bought"
+                )
+            total = sum(estimate.values(), Decimal(0))
             if total > self.max_cost:
                 return (
-                    f"estimated total {total:.2f} for {self.outcome.quoted} labels is above --max-cost "
+                    f"estimated total {total:.2f} for {quoted} labels is above --max-cost "
                     f"{self.max_cost:.2f}; nothing was bought"
                 )
-        confirmed = self.outcome.mode != "production" or not self.outcome.quoted
-        if not confirmed and not self.guard(self.outcome.quoted, dict(self.outcome.estimate)):
-            return "purchase not confirmed; nothing was bought"
-        return None
+        if mode == "test" or not quoted:
+            return None
+        # The question blocks on a terminal: ask from a thread so Ctrl-C is still heard on the loop.
+        self._prompting = True
+        try:
+            confirmed = await anyio.to_thread.run_sync(self.guard, quoted, estimate, abandon_on_cancel=True)
+        finally:
+            self._prompting = False
+        return None if confirmed else "purchase not confirmed; nothing was bought"
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _signum in signals:
                 self._interrupts += 1
                 self.outcome.interrupted = True
+                if self._prompting:
+                    # Nothing is in flight while the question waits; the thread reading the answer cannot be
+                    # unblocked, so leave at once.
+                    self.on_info("interrupted at the confirmation: nothing was bought")
+                    if self.hard_stop is not None:
+                        self.hard_stop()
+                    self.engine.stop()
+                    scope.cancel()
+                    return
                 if self._interrupts > 1:
                     self.on_info("second interrupt: stopping now (the journal is consistent; rerun to resume)")
                     if self.hard_stop is not None:
@@ -239,3 +282,8 @@ class CreateRun:
                 self.engine.stop()
                 scope.deadline = anyio.current_time() + self.stop_grace
 
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CallFailure):
+        return f"{exc.code}: {exc.message}"
+    return scrub(f"{type(exc).__name__}: {exc}")

@@ -134,7 +134,7 @@ class Journal:
             old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             old.close()
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")  # two --fresh in one second keep both
         backup = self.path.with_name(f"{self.path.name}.{stamp}.bak")
         os.replace(self.path, backup)
         for suffix in ("-wal", "-shm"):

@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from shipctl.carrier import shipments as api
 from shipctl.carrier.shipments import Rate, Shipment
 from shipctl.engine.failures import CallFailure
@@ -26,6 +28,9 @@ from shipctl.results import ResultRecord
 from shipctl.selection import NoMatchingRate, SelectRule, choose_rate
 
 POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"
+BUY_UNCONFIRMED = "BUY_UNCONFIRMED"
+"""A buy whose outcome is still unknown: the row may be bought. Only a rerun on the same journal settles it."""
+EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
 MAX_BUY_ROUNDS = 6
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -36,9 +41,12 @@ def row_digest(row: ShipmentRow) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
 
-def label_filename(reference: str, url: str) -> str:
+def label_filename(reference: str, url: str, *, disambiguate: bool = False) -> str:
+    """`<reference>.<ext>`; with a short hash of the reference when the name alone could be another row's."""
     ext = Path(url.split("?", 1)[0]).suffix.lower() or ".png"
     safe = _UNSAFE_NAME.sub("_", reference).strip("._") or "label"
+    if disambiguate or safe != reference:
+        safe += "-" + hashlib.blake2b(reference.encode(), digest_size=4).hexdigest()
     return safe + ext
 
 
@@ -78,6 +86,8 @@ class Purchaser:
         self.on_warning = on_warning
         # Shipments this process created and has not tried to buy: no retrieve is needed to know their state.
         self._fresh: dict[str, Shipment] = {}
+        # Label file names taken in this run (case-folded: A1.pdf and a1.pdf are one file on macOS and Windows).
+        self._claimed: dict[str, str] = {}
         self.mode: str | None = None
 
     # -- phase one: a shipment with a chosen rate --------------------------------------------------------
@@ -89,12 +99,16 @@ class Purchaser:
         shipment: Shipment | None = None
         if entry is not None and entry.shipment_id:
             if entry.state == "bought":
-                if entry.digest and entry.digest != digest:
-                    self.on_warning(
-                        f"row {line}: reference {ref} was already bought with different content; "
-                        "not buying it again (use a new reference to ship the edited row)"
+                record = await self._finish_resumed(row, entry)
+                if entry.digest and entry.digest != digest and record.error_code is None:
+                    # The label on the parcel is not what the manifest now says: never silently exit 0.
+                    record.error_code = EDITED_AFTER_PURCHASE
+                    record.error_message = (
+                        f"row {line} changed after its label was bought; not buying it again "
+                        "(refund the label and give the row a new reference to ship the edited version)"
                     )
-                return await self._finish_resumed(row, entry)
+                    self.on_warning(f"row {line}: reference {ref}: {record.error_message}")
+                return record
             shipment = self._fresh.get(entry.shipment_id)
             if shipment is None:
                 shipment = await self._reconcile(entry.shipment_id)
@@ -136,34 +150,47 @@ class Purchaser:
     # -- phase two: buy ----------------------------------------------------------------------------------
 
     async def buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord:
+        # Shielded: once a buy is under way, a cancelled run still waits for its answer and journals it, so a
+        # purchase that completes during shutdown is recorded now rather than reconciled by the next run.
+        with anyio.CancelScope(shield=True):
+            record = await self._buy(row, quote)
+        return record
+
+    async def _buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord:
         ref = row.reference
         insurance: Decimal | None = row.insurance
-        shipment: Shipment | None = None
         last: CallFailure | None = None
-        for _ in range(MAX_BUY_ROUNDS):
+        for attempt in range(1, MAX_BUY_ROUNDS + 1):
             self._fresh.pop(quote.shipment_id, None)
             try:
                 shipment = await self.engine.call(
                     api.buy_shipment, self.client, quote.shipment_id, str(quote.rate.id), insurance,
                     retry_unknown=False,
                 )
-                break
+                return await self._record_bought(row, shipment)
             except CallFailure as failure:
                 last = failure
                 if not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS):
+                    # A definite refusal (4xx): nothing was bought.
                     return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
-                # The buy may have happened: the shipment itself is the only truth.
-                current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
-                if current.bought:
-                    shipment = current
-                    break
-                if failure.code == POSTAGE_EXISTS:
-                    return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
-                self.engine.stats.retries += 1
-        if shipment is None:
-            code, message = (last.code, last.message) if last else ("BUY_FAILED", "buy did not complete")
-            return self.fail(ref, code, message, shipment_id=quote.shipment_id)
-        return await self._record_bought(row, shipment)
+            # The buy may have happened: the shipment itself is the only truth.
+            current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
+            if current.bought:
+                return await self._record_bought(row, current)
+            if last.code == POSTAGE_EXISTS:
+                break  # the API says bought, the shipment says not: do not guess, let a rerun settle it
+            self.engine.stats.retries += 1
+            await anyio.sleep(self.engine.retry.delay(attempt, last.retry_after))
+        detail = f"{last.code}: {last.message}" if last else "no answer"
+        return self.unconfirmed(ref, detail, shipment_id=quote.shipment_id)
+
+    def unconfirmed(self, reference: str, detail: str, *, shipment_id: str | None) -> ResultRecord:
+        return self.fail(
+            reference, BUY_UNCONFIRMED,
+            f"the buy may have gone through ({detail}); rerun the same command to reconcile it — "
+            "do not re-ship this row from a new manifest or journal",
+            shipment_id=shipment_id,
+        )
 
     async def _record_bought(self, row: ShipmentRow, shipment: Shipment) -> ResultRecord:
         rate = shipment.selected_rate
@@ -201,16 +228,26 @@ class Purchaser:
             url = entry.label_url
             if wanted and wanted != "PNG" and not url.lower().split("?")[0].endswith("." + wanted.lower()):
                 url = await self.engine.call(api.label_url, self.client, entry.shipment_id, wanted)
-            dest = labels_dir / label_filename(entry.reference, url)
+            dest = self._label_dest(labels_dir, entry.reference, url)
             await self.engine.call(api.download, self.client, url, dest)
-        except CallFailure as failure:
+        except Exception as exc:  # a bought row stays bought whatever goes wrong with its file
+            reason = exc.message if isinstance(exc, CallFailure) else f"{type(exc).__name__}: {exc}"
             record = record_from_journal(entry)
             record.error_code = "LABEL_NOT_SAVED"
-            record.error_message = f"bought, but the label file was not saved ({failure.message}); rerun to retry"
+            record.error_message = f"bought, but the label file was not saved ({reason}); rerun to retry"
             return record
         self.journal.update(entry.reference, label_path=str(dest))
         entry.label_path = str(dest)
         return record_from_journal(entry)
+
+    def _label_dest(self, labels_dir: Path, reference: str, url: str) -> Path:
+        """A file name no other row of this run (or an earlier file) owns: one label per file, always."""
+        name = label_filename(reference, url)
+        owner = self._claimed.get(name.casefold())
+        if (owner is not None and owner != reference) or (owner is None and (labels_dir / name).exists()):
+            name = label_filename(reference, url, disambiguate=True)
+        self._claimed[name.casefold()] = reference
+        return labels_dir / name
 
     def fail(
         self, reference: str, code: str, message: str, *, shipment_id: str | None, digest: str | None = None

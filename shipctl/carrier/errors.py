@@ -56,6 +56,15 @@ def classify(exc: BaseException) -> CallFailure:
             retry_after=retry_after,
             http_status=status,
         )
+    if isinstance(exc, ApiError) and not exc.http_status:
+        # No status at all: the body was not EasyPost's (a proxy's HTML error page, a truncated reply). The
+        # request may have been acted on, so this is an unknown outcome, never a definite refusal.
+        return CallFailure(
+            code=_code(exc, "BAD_RESPONSE"),
+            message=_message(exc, "the API's answer could not be read"),
+            transient=True,
+            outcome_unknown=True,
+        )
     if isinstance(exc, ApiError):
         return CallFailure(
             code=_code(exc, f"HTTP_{exc.http_status}" if exc.http_status else "API_ERROR"),

@@ -99,9 +99,8 @@ def create(
     sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
 
     spooled: Path | None = None
-    stdin_digest: str | None = None
     if manifest == "-":
-        spooled, stdin_digest = spool_stdin()
+        spooled = spool_stdin()
         path = spooled
     else:
         path = require_file(manifest)
@@ -123,7 +122,7 @@ def create(
                 services=split_list(services),
                 label_format=label_format,
                 labels_dir=labels_dir,
-                journal=journal_path or default_journal(None if spooled else path, stdin_digest),
+                journal=journal_path or default_journal(None if spooled else path),
                 fresh=fresh,
                 dry_run=dry_run,
                 yes=yes,

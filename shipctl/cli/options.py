@@ -78,22 +78,24 @@ def split_list(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def spool_stdin() -> tuple[Path, str]:
-    """Copy stdin to a private temp file (a manifest is read more than once) and return it with its digest."""
-    digest = hashlib.sha256()
+def spool_stdin() -> Path:
+    """Copy stdin to a private temp file: a manifest is read more than once (validate, then ship)."""
     fd, name = tempfile.mkstemp(prefix="shipctl-stdin-", suffix=".manifest", dir=state_dir())
     with os.fdopen(fd, "wb") as fh:
         while block := sys.stdin.buffer.read(1 << 16):
-            digest.update(block)
             fh.write(block)
-    return Path(name), digest.hexdigest()
+    return Path(name)
 
 
-def default_journal(manifest: Path | None, stdin_digest: str | None) -> Path:
-    """Beside the manifest (`orders.csv.journal.db`), or under the state directory for stdin or a read-only folder."""
+def default_journal(manifest: Path | None) -> Path:
+    """Beside the manifest (`orders.csv.journal.db`), or under the state directory for stdin or a read-only folder.
+
+    Stdin has one journal, whatever the bytes: a re-export with one more order (or other line endings) is the
+    same job, and references -- not file contents -- are what must never be bought twice.
+    """
     journals = state_dir() / "journals"
     if manifest is None:
-        return journals / f"stdin-{(stdin_digest or 'unknown')[:16]}.journal.db"
+        return journals / "stdin.journal.db"
     candidate = manifest.with_name(manifest.name + ".journal.db")
     if os.access(manifest.parent, os.W_OK):
         return candidate

@@ -309,7 +309,7 @@ def _bulk(
         default_from = parse_address_arg(from_arg, allow_zip=False)
     spooled: Path | None = None
     if manifest == "-":
-        spooled, _ = spool_stdin()
+        spooled = spool_stdin()
         path = spooled
     else:
         path = require_file(manifest)

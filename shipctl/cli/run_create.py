@@ -149,7 +149,12 @@ def execute(args: CreateArgs) -> ExitCode:
     if outcome.interrupted:
         console.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
         return ExitCode.INTERRUPTED
-    if stats.failed or rejects or summary.label_problems:
+    if summary.unconfirmed:
+        console.warn(
+            f"{summary.unconfirmed} rows may have been bought (BUY_UNCONFIRMED): rerun this same command to "
+            "reconcile them; they are not in the --failed file"
+        )
+    if stats.failed or stats.skipped or rejects or summary.attention:
         return ExitCode.PARTIAL
     return ExitCode.OK
 
@@ -175,7 +180,7 @@ def _run(
     from shipctl.journal import Journal
     from shipctl.manifest import ShipmentRow
     from shipctl.progress import open_progress
-    from shipctl.purchase import PurchaseOptions
+    from shipctl.purchase import BUY_UNCONFIRMED, PurchaseOptions
     from shipctl.summary import Summary
 
     stats = RunStats(total=total)
@@ -204,7 +209,9 @@ def _run(
             if results_writer is not None:
                 results_writer.write(data)
             summary.add(record)
-            if record.status == "failed" and args.failed is not None:
+            # A row whose buy may have gone through is not offered for re-shipping: only a rerun on this
+            # journal can tell, and a new manifest would get a new journal and could buy it again.
+            if record.status == "failed" and record.error_code != BUY_UNCONFIRMED and args.failed is not None:
                 failed_rows.append(row.to_flat())
 
         run = CreateRun(
@@ -226,6 +233,7 @@ def _run(
             on_warning=console.warn,
             on_info=console.info,
             hard_stop=_exit_now,
+            expected_mode=target.mode,
         )
 
         async def main() -> Any:
@@ -257,15 +265,19 @@ def _exit_now() -> None:
 
 
 class _Summary:
-    """The summary plus what create itself needs to know: bought rows whose label file was not saved."""
+    """The summary plus what create itself needs to know for its exit code and warnings."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.label_problems = 0
+        self.attention = 0
+        """Bought rows that still need a person: label file not saved, row edited after purchase."""
+        self.unconfirmed = 0
 
     def add(self, record: ResultRecord) -> None:
         if record.status == "bought" and record.error_code:
-            self.label_problems += 1
+            self.attention += 1
+        if record.error_code == "BUY_UNCONFIRMED":
+            self.unconfirmed += 1
         self.inner.add(record)
 
     def render(self, *args: Any, **kwargs: Any) -> None:

@@ -25,8 +25,10 @@ class Target:
     api_key: str
     api_base: str
     identity: str
-    """Stable name of the account/server, stored in journals: 'sandbox' for the built-in one, else the URL."""
+    """Stable name of the server and key mode, stored in journals: 'sandbox' for the built-in one."""
     embedded: bool
+    mode: str | None
+    """'test' or 'production' when the key says so (EasyPost keys start EZTK / EZAK), else None (unknown)."""
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a traceback's locals
         return f"Target(api_base={self.api_base!r}, identity={self.identity!r}, embedded={self.embedded})"
@@ -45,6 +47,18 @@ def api_target(*, force_sandbox: bool = False, quiet: bool = False) -> Iterator[
                     f"shipctl: no EASYPOST_API_KEY set, using the built-in sandbox at {sandbox.api_base} "
                     "(no real labels are bought)"
                 )
-            yield Target(SANDBOX_KEY, sandbox.api_base, "sandbox", embedded=True)
+            yield Target(SANDBOX_KEY, sandbox.api_base, "sandbox", embedded=True, mode="test")
         return
-    yield Target(key or SANDBOX_KEY, base or EASYPOST_API_BASE, base or EASYPOST_API_BASE, embedded=False)
+    mode = key_mode(key)
+    url = base or EASYPOST_API_BASE
+    # The key's mode is part of the identity: a journal of test purchases must never be "resumed" as if its
+    # labels had been bought in production (the key itself is never stored, not even hashed).
+    yield Target(key or SANDBOX_KEY, url, f"{url} ({mode or 'unknown'} key)", embedded=False, mode=mode)
+
+
+def key_mode(key: str) -> str | None:
+    if key.startswith("EZTK"):
+        return "test"
+    if key.startswith("EZAK"):
+        return "production"
+    return None
