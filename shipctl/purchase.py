@@ -85,7 +85,8 @@ class Purchaser:
         self.options = options
         self.on_warning = on_warning
         # Shipments this process created and has not tried to buy: no retrieve is needed to know their state.
-        self._fresh: dict[str, Shipment] = {}
+        # Only ids: two-phase runs quote every row before buying, and rates for 100k rows would not fit.
+        self._fresh: set[str] = set()
         # Label file names taken in this run (case-folded: A1.pdf and a1.pdf are one file on macOS and Windows).
         self._claimed: dict[str, str] = {}
         self.mode: str | None = None
@@ -109,16 +110,17 @@ class Purchaser:
                     )
                     self.on_warning(f"row {line}: reference {ref}: {record.error_message}")
                 return record
-            shipment = self._fresh.get(entry.shipment_id)
-            if shipment is None:
-                shipment = await self._reconcile(entry.shipment_id)
+            if entry.shipment_id in self._fresh and entry.digest == digest and entry.rate_id:
+                # Quoted by this very process and not yet bought: the journal holds the chosen rate.
+                return Quote(ref, entry.shipment_id, self.mode or "test", _journaled_rate(entry))
+            shipment = await self._reconcile(entry.shipment_id)
             if shipment is not None and shipment.bought:
                 return await self._record_bought(row, shipment)
             if shipment is not None and entry.digest and entry.digest != digest:
                 shipment = None  # edited since: never buy the stale shipment; make a new one
         if shipment is None:
             shipment = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
-            self._fresh[shipment.id] = shipment
+            self._fresh.add(shipment.id)
         self.mode = self.mode or shipment.mode
         try:
             rate = choose_rate(
@@ -161,7 +163,7 @@ class Purchaser:
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
         for attempt in range(1, MAX_BUY_ROUNDS + 1):
-            self._fresh.pop(quote.shipment_id, None)
+            self._fresh.discard(quote.shipment_id)
             try:
                 shipment = await self.engine.call(
                     api.buy_shipment, self.client, quote.shipment_id, str(quote.rate.id), insurance,
@@ -264,6 +266,13 @@ class Purchaser:
         return record_from_journal(entry)
 
 
+def _journaled_rate(entry: JournalRow) -> Rate:
+    return Rate(
+        id=entry.rate_id, carrier=entry.carrier or "", service=entry.service or "", rate=entry.rate or "",
+        currency=entry.currency or "USD", delivery_days=entry.delivery_days,
+    )
+
+
 def record_from_journal(entry: JournalRow) -> ResultRecord:
     status = {"bought": "bought", "failed": "failed"}.get(entry.state, "planned")
     return ResultRecord(
@@ -278,6 +287,7 @@ def record_from_journal(entry: JournalRow) -> ResultRecord:
         delivery_days=entry.delivery_days,
         label_url=entry.label_url,
         label_path=entry.label_path,
-        error_code=entry.error_code,
-        error_message=entry.error_message,
+        error_code=entry.error_code or ("REFUNDED" if entry.refund_status else None),
+        error_message=entry.error_message
+        or (f"the label was refunded (refund {entry.refund_status})" if entry.refund_status else None),
     )

@@ -180,3 +180,17 @@ def test_a_row_edited_after_purchase_is_not_rebought_and_is_flagged(env: Sandbox
     assert by_ref["ORD-00000"]["status"] == "bought"
     assert by_ref["ORD-00000"]["error_code"] == "EDITED_AFTER_PURCHASE"
     assert bought(env) == refs(2)
+
+
+def test_a_refunded_label_is_not_reported_as_plainly_bought(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    assert invoke("create", str(manifest), "-q").exit_code == 0
+    journal = tmp_path / "orders.csv.journal.db"
+    refunded = invoke("refund", "--journal", str(journal), "--reference", "ORD-00001", "-o", "ndjson")
+    assert refunded.exit_code == 0, refunded.stderr
+    result = invoke("create", str(manifest), "-o", "ndjson")
+    assert result.exit_code == 3
+    by_ref = {r["reference"]: r for r in ndjson(result.stdout)}
+    assert by_ref["ORD-00001"]["error_code"] == "REFUNDED"
+    assert by_ref["ORD-00000"]["error_code"] is None
+    assert bought(env) == refs(2)  # nothing bought again
