@@ -280,3 +280,21 @@ def test_rates_ndjson_composes_in_a_pipeline(env: Sandbox) -> None:
     assert all(set(r) == RATE_KEYS for r in rates)
     assert prices(rates) == sorted(prices(rates))
     assert "{" not in done.stderr
+
+
+def test_estimated_delivery_counts_business_days() -> None:
+    from datetime import date
+
+    from shipctl.cli.rates import estimated_delivery
+
+    friday = date(2026, 11, 27)
+    assert estimated_delivery(1, friday) == "2026-11-30"  # over the weekend to Monday
+    assert estimated_delivery(3, friday) == "2026-12-02"
+    assert estimated_delivery(None, friday) is None
+
+
+def test_one_off_rates_show_an_estimated_delivery_date(env: Sandbox) -> None:
+    result = invoke("rates", "--to", "10001", "--from", "94105", "--weight", "1lb", "--output", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    rows = ndjson(result.stdout)
+    assert rows and all(r["delivery_date"] and r["delivery_date"] > "2026" for r in rows)

@@ -7,6 +7,7 @@ is created instead (never bought; an unbought shipment costs nothing).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 import sys
 import time
@@ -125,7 +126,21 @@ class _Quoter:
 
 def _rate_row(rate: Any) -> dict[str, Any]:
     return {"carrier": rate.carrier, "service": rate.service, "rate": rate.rate, "currency": rate.currency,
-            "delivery_days": rate.delivery_days, "delivery_date": rate.delivery_date}
+            "delivery_days": rate.delivery_days,
+            "delivery_date": rate.delivery_date or estimated_delivery(rate.delivery_days)}
+
+
+def estimated_delivery(days: int | None, today: dt.date | None = None) -> str | None:
+    """The carrier's date when it gives one; else today plus `days` business days (carriers count those)."""
+    if days is None:
+        return None
+    day = today or dt.date.today()
+    left = days
+    while left > 0:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5:
+            left -= 1
+    return day.isoformat()
 
 
 @command()
