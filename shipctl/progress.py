@@ -278,9 +278,35 @@ def plain_line(stats: RunStats, rate: float, now: float | None = None) -> str:
     return ", ".join(parts)
 
 
-def _plain_loop(stats: RunStats, console: Console, interval: float, stop: threading.Event, clock: Clock) -> None:
+class Display:
+    """What `open_progress` yields: lets a command hand the terminal to a person for a moment."""
+
+    def __init__(self, live: Live | None = None) -> None:
+        self._live = live
+        self.paused = threading.Event()
+
+    @contextmanager
+    def suspended(self) -> Iterator[None]:
+        """No drawing inside the block (e.g. while a confirmation question waits for an answer)."""
+        self.paused.set()
+        if self._live is not None:
+            self._live.stop()
+        try:
+            yield
+        finally:
+            if self._live is not None:
+                self._live.start()
+            self.paused.clear()
+
+
+def _plain_loop(
+    stats: RunStats, console: Console, interval: float, stop: threading.Event, clock: Clock,
+    paused: threading.Event | None = None,
+) -> None:
     last_t, last_n = clock(), stats.done - stats.resumed
     while not stop.wait(interval):
+        if paused is not None and paused.is_set():
+            continue
         now, worked = clock(), stats.done - stats.resumed
         span = now - last_t
         # The rate over the last interval shows a stall at once; the overall rate would hide it.
@@ -318,7 +344,7 @@ def open_progress(
     interval: float = 10.0,
     noun: str = "shipments",
     console: Console | None = None,
-) -> Iterator[None]:
+) -> Iterator[Display]:
     """Show progress of `stats` on `console` (stderr by default) while the block runs.
 
     Nothing is printed after the block exits: the live display leaves its last frame, the plain display stops
@@ -333,20 +359,21 @@ def open_progress(
     resolved = resolve_mode(mode, console)
 
     if resolved == "off":
-        yield
+        yield Display()
         return
 
     if resolved == "plain":
         stop = threading.Event()
+        display = Display()
         thread = threading.Thread(
             target=_plain_loop,
-            args=(stats, console, interval, stop, time.monotonic),
+            args=(stats, console, interval, stop, time.monotonic, display.paused),
             name="shipctl-progress",
             daemon=True,
         )
         thread.start()
         try:
-            yield
+            yield display
         finally:
             stop.set()
             thread.join()
@@ -368,6 +395,6 @@ def open_progress(
     )
     with live:
         try:
-            yield
+            yield Display(live)
         finally:
             view.final = True  # live.stop() draws the last frame: no ETA, the overall rate
