@@ -38,6 +38,7 @@ import easypost  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from shipctl.cli import console as cli_console  # noqa: E402
+from shipctl.cli.bulk import RunOptions  # noqa: E402
 from shipctl.cli.options import parse_sizing  # noqa: E402
 from shipctl.cli.run_create import CreateArgs, execute  # noqa: E402
 from shipctl.exit_codes import ExitCode  # noqa: E402
@@ -125,11 +126,13 @@ def shipctl_create(api_base: str, manifest: Path, workdir: Path, *, concurrency:
     os.environ["EASYPOST_API_KEY"] = KEY
     journal = Path(tempfile.mkdtemp(dir=workdir)) / "run.journal.db"
     args = CreateArgs(
-        manifest=manifest, manifest_label=str(manifest), fmt=None, encoding=None, from_arg=None, output="ndjson",
+        manifest=manifest, manifest_label=str(manifest), fmt=None, encoding=None, from_arg=None,
         results=None, failed=None, skip_invalid=False, rejects=None, select="cheapest", carriers=(), services=(),
         label_format=None, labels_dir=None, journal=journal, fresh=False, dry_run=False, yes=False, max_cost=None,
-        sizing=parse_sizing(concurrency, 64, None, None), progress=progress,  # type: ignore[arg-type]
-        progress_interval=10.0, quiet=True, verbose=False, force_sandbox=False,
+        run=RunOptions(
+            output="ndjson", sizing=parse_sizing(concurrency, 64, None, None), progress=progress,  # type: ignore[arg-type]
+            progress_interval=10.0, quiet=True, verbose=False, force_sandbox=False,
+        ),
     )
     devnull = open(os.devnull, "w")  # noqa: SIM115
     saved = sys.stdout

@@ -1,7 +1,7 @@
 """What the engine-driven commands (`create`, `rates`, `track`, `refund`) share.
 
-Option checks, reading arguments from stdin, the manifest validation pass, the engine session, and `InOrder`,
-which streams results yet keeps them in input order.
+Option checks and the `RunOptions` they yield, reading arguments from stdin, the manifest validation pass, the
+engine session, and `InOrder`, which streams results yet keeps them in input order.
 """
 
 from __future__ import annotations
@@ -12,10 +12,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shipctl.cli import console
 from shipctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from shipctl.engine.sizing import Sizing
+    from shipctl.output import OutputFormat
+    from shipctl.progress import ProgressMode
 
 T = TypeVar("T")
 
@@ -34,6 +39,68 @@ def check_progress(progress: str, interval: float) -> None:
         raise UsageError("--progress must be auto, live, plain or off")
     if interval <= 0:
         raise UsageError("--progress-interval must be positive")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The settings every engine-driven command hands down: output format, engine sizing, progress, verbosity, target.
+
+    Built once per command by `run_options`, which checks them; `progress` is already "off" under `--quiet`.
+    """
+
+    output: str | None
+    sizing: Sizing
+    progress: ProgressMode
+    progress_interval: float
+    quiet: bool
+    verbose: bool
+    force_sandbox: bool
+
+    def output_format(self) -> OutputFormat:
+        """`--output`, else a table on a terminal and NDJSON otherwise."""
+        from shipctl.output import default_format
+
+        return self.output or default_format(sys.stdout)  # type: ignore[return-value]
+
+    def open_progress(self, stats: Any, noun: str) -> contextlib.AbstractContextManager[Any]:
+        from shipctl.progress import open_progress
+
+        return open_progress(stats, mode=self.progress, interval=self.progress_interval, noun=noun)
+
+    def describe_engine(self) -> None:
+        """With `--verbose`, the engine's sizing and the event loop (call it inside the running loop)."""
+        if self.verbose:
+            describe_engine(self.sizing)
+
+
+def run_options(
+    *,
+    output: str | None,
+    concurrency: str,
+    max_concurrency: int,
+    workers: int | None,
+    chunk_size: int | None,
+    progress: str,
+    progress_interval: float,
+    quiet: bool,
+    verbose: bool,
+    sandbox: bool,
+) -> RunOptions:
+    """Check the shared options (output, then progress, then sizing) and group them."""
+    from shipctl.cli.options import parse_sizing
+
+    check_output(output)
+    check_progress(progress, progress_interval)
+    sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
+    return RunOptions(
+        output=output,
+        sizing=sizing,
+        progress="off" if quiet else progress,  # type: ignore[arg-type]
+        progress_interval=progress_interval,
+        quiet=quiet,
+        verbose=verbose,
+        force_sandbox=sandbox,
+    )
 
 
 def read_stdin_lines(what: str) -> list[str]:
@@ -121,18 +188,18 @@ class Session:
 
 
 @contextlib.contextmanager
-def engine_session(sizing: Any, *, force_sandbox: bool, quiet: bool, total: int | None) -> Iterator[Session]:
+def engine_session(options: RunOptions, *, total: int | None) -> Iterator[Session]:
     from shipctl.carrier.client import make_client, session_of
     from shipctl.carrier.errors import classify
     from shipctl.cli.target import api_target
     from shipctl.engine.runner import Engine
     from shipctl.engine.stats import RunStats
 
-    with api_target(force_sandbox=force_sandbox, quiet=quiet) as target:
+    with api_target(force_sandbox=options.force_sandbox, quiet=options.quiet) as target:
         stats = RunStats(total=total)
-        client = make_client(target.api_key, target.api_base, pool_size=sizing.ceiling + 4)
+        client = make_client(target.api_key, target.api_base, pool_size=options.sizing.ceiling + 4)
         try:
-            yield Session(target, client, Engine(sizing, stats, classify), stats)
+            yield Session(target, client, Engine(options.sizing, stats, classify), stats)
         finally:
             stats.finished_at = stats.finished_at or time.monotonic()
             session_of(client).close()

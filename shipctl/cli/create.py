@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.bulk import check_output, check_progress
+from shipctl.cli.bulk import run_options
 from shipctl.cli.options import (
     Carriers,
     Concurrency,
@@ -24,12 +24,9 @@ from shipctl.cli.options import (
     Services,
     Verbose,
     Workers,
-    cleanup,
     default_journal,
-    parse_sizing,
-    require_file,
+    manifest_input,
     split_list,
-    spool_stdin,
 )
 from shipctl.errors import UsageError
 
@@ -44,10 +41,6 @@ def _decimal(value: str | None, flag: str) -> Decimal | None:
     if amount < 0:
         raise UsageError(f"{flag} must not be negative")
     return amount
-
-
-def _format_for(path: Path) -> str:
-    return {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}.get(path.suffix.lower(), "ndjson")
 
 
 @command()
@@ -90,52 +83,40 @@ def create(
         raise UsageError("--select must be cheapest or fastest")
     if fmt is not None and fmt not in ("csv", "json", "ndjson"):
         raise UsageError("--format must be csv, json or ndjson")
-    check_output(output)
     if label_format is not None:
         label_format = label_format.upper()
         if label_format not in ("PDF", "PNG", "ZPL"):
             raise UsageError("--label-format must be PDF, PNG or ZPL")
-    check_progress(progress, progress_interval)
-    sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
+    run = run_options(
+        output=output, concurrency=concurrency, max_concurrency=max_concurrency, workers=workers,
+        chunk_size=chunk_size, progress=progress, progress_interval=progress_interval, quiet=quiet, verbose=verbose,
+        sandbox=sandbox,
+    )
 
-    spooled: Path | None = None
-    if manifest == "-":
-        spooled = spool_stdin()
-        path = spooled
-    else:
-        path = require_file(manifest)
-    try:
+    with manifest_input(manifest) as (path, label, from_stdin):
         code = execute(
             CreateArgs(
                 manifest=path,
-                manifest_label="<stdin>" if spooled else manifest,
+                manifest_label=label,
                 fmt=fmt,
                 encoding=encoding,
                 from_arg=from_,
-                output=output,
                 results=results,
                 failed=failed,
                 skip_invalid=skip_invalid,
-                rejects=rejects or (None if spooled else path.with_name(path.name + ".rejects.csv")),
+                rejects=rejects or (None if from_stdin else path.with_name(path.name + ".rejects.csv")),
                 select=select,  # type: ignore[arg-type]
                 carriers=split_list(carriers),
                 services=split_list(services),
                 label_format=label_format,
                 labels_dir=labels_dir,
-                journal=journal_path or default_journal(None if spooled else path),
+                journal=journal_path or default_journal(None if from_stdin else path),
                 fresh=fresh,
                 dry_run=dry_run,
                 yes=yes,
                 max_cost=_decimal(max_cost, "--max-cost"),
-                sizing=sizing,
-                progress="off" if quiet else progress,  # type: ignore[arg-type]
-                progress_interval=progress_interval,
-                quiet=quiet,
-                verbose=verbose,
-                force_sandbox=sandbox,
+                run=run,
             )
         )
-    finally:
-        cleanup(spooled)
     raise typer.Exit(int(code))
 

@@ -6,10 +6,12 @@ aliases; each command gives the default in its signature (`output: Output = None
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,9 +114,21 @@ def require_file(path: str) -> Path:
     return p
 
 
-def cleanup(path: Path | None) -> None:
-    if path is not None:
-        path.unlink(missing_ok=True)
+@contextlib.contextmanager
+def manifest_input(arg: str) -> Iterator[tuple[Path, str, bool]]:
+    """The manifest argument as `(path, label, from_stdin)`: `-` is stdin spooled to a temp file (removed on exit)
+    and labelled `<stdin>` in messages; anything else must be an existing file, labelled as given."""
+    spooled: Path | None = None
+    if arg == "-":
+        spooled = spool_stdin()
+        path = spooled
+    else:
+        path = require_file(arg)
+    try:
+        yield path, "<stdin>" if spooled else arg, spooled is not None
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
 
 
 

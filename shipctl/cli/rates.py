@@ -22,15 +22,7 @@ import typer
 
 from shipctl.cli import console
 from shipctl.cli.app import command
-from shipctl.cli.bulk import (
-    InOrder,
-    check_output,
-    check_progress,
-    check_rows,
-    describe_engine,
-    engine_session,
-    only,
-)
+from shipctl.cli.bulk import InOrder, RunOptions, check_rows, engine_session, only, run_options
 from shipctl.cli.options import (
     Carriers,
     Concurrency,
@@ -46,11 +38,8 @@ from shipctl.cli.options import (
     Services,
     Verbose,
     Workers,
-    cleanup,
-    parse_sizing,
-    require_file,
+    manifest_input,
     split_list,
-    spool_stdin,
 )
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
@@ -172,11 +161,12 @@ def rates(
     sandbox: ForceSandbox = False,
 ) -> None:
     """Quote rates: one parcel (--to, --from, --weight), or the cheapest and fastest offer for every manifest row."""
-    check_output(output)
-    check_progress(progress, progress_interval)
-    sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
+    run = run_options(
+        output=output, concurrency=concurrency, max_concurrency=max_concurrency, workers=workers,
+        chunk_size=chunk_size, progress=progress, progress_interval=progress_interval, quiet=quiet, verbose=verbose,
+        sandbox=sandbox,
+    )
     wanted = (split_list(carriers), split_list(services))
-    common = {"output": output, "sizing": sizing, "quiet": quiet, "verbose": verbose, "force_sandbox": sandbox}
     if manifest is None:
         for flag, value in (("--all", show_all), ("--format", fmt), ("--encoding", encoding)):
             if value:
@@ -194,42 +184,31 @@ def rates(
         if package:
             parcel["predefined_package"] = package
         params = {"to_address": _address(to, "--to"), "from_address": _address(from_, "--from"), "parcel": parcel}
-        code = _one_off(params, wanted, **common)  # type: ignore[arg-type]
+        code = _one_off(params, wanted, run)
     else:
         for flag, value in (("--to", to), ("--weight", weight), ("--dims", dims), ("--package", package)):
             if value:
                 raise UsageError(f"{flag} is for a one-off quote; a manifest gives it per row")
         if fmt is not None and fmt not in ("csv", "json", "ndjson"):
             raise UsageError("--format must be csv, json or ndjson")
-        code = _bulk(manifest, fmt, encoding, from_, wanted, show_all, progress="off" if quiet else progress,
-                     progress_interval=progress_interval, **common)  # type: ignore[arg-type]
+        code = _bulk(manifest, fmt, encoding, from_, wanted, show_all, run)
     raise typer.Exit(int(code))
 
 
 # --- one parcel ------------------------------------------------------------------------------------------
 
 
-def _one_off(
-    params: dict[str, Any],
-    wanted: tuple[Sequence[str], Sequence[str]],
-    *,
-    output: str | None,
-    sizing: Any,
-    quiet: bool,
-    verbose: bool,
-    force_sandbox: bool,
-) -> ExitCode:
+def _one_off(params: dict[str, Any], wanted: tuple[Sequence[str], Sequence[str]], run: RunOptions) -> ExitCode:
     from shipctl.carrier.rates import by_price, filter_rates
     from shipctl.engine.failures import CallFailure
     from shipctl.engine.runner import run_async
-    from shipctl.output import default_format, open_writer
+    from shipctl.output import open_writer
 
-    with engine_session(sizing, force_sandbox=force_sandbox, quiet=quiet, total=1) as session:
-        quoter = _Quoter(session.engine, session.client, quiet)
+    with engine_session(run, total=1) as session:
+        quoter = _Quoter(session.engine, session.client, run.quiet)
 
         async def main() -> tuple[Any, ...]:
-            if verbose:
-                describe_engine(sizing)
+            run.describe_engine()
             return await quoter.quote(params)
 
         try:
@@ -245,8 +224,7 @@ def _one_off(
     if not chosen:
         available = sorted({f"{r.carrier} {r.service}" for r in offers})
         raise UsageError(f"no rate matches --carriers/--services; offered: {', '.join(available)}")
-    fmt: Any = output or default_format(sys.stdout)
-    with open_writer(fmt, sys.stdout, RATE_COLUMNS) as writer:
+    with open_writer(run.output_format(), sys.stdout, RATE_COLUMNS) as writer:
         for rate in chosen:
             writer.write(_rate_row(rate))
     return ExitCode.OK
@@ -308,35 +286,17 @@ def _bulk(
     from_arg: str | None,
     wanted: tuple[Sequence[str], Sequence[str]],
     show_all: bool,
-    *,
-    output: str | None,
-    sizing: Any,
-    progress: str,
-    progress_interval: float,
-    quiet: bool,
-    verbose: bool,
-    force_sandbox: bool,
+    run: RunOptions,
 ) -> ExitCode:
     default_from = None
     if from_arg:
         from shipctl.manifest import parse_address_arg
 
         default_from = parse_address_arg(from_arg, allow_zip=False)
-    spooled: Path | None = None
-    if manifest == "-":
-        spooled = spool_stdin()
-        path = spooled
-    else:
-        path = require_file(manifest)
-    try:
-        label = "<stdin>" if spooled else manifest
+    with manifest_input(manifest) as (path, label, _):
         read = {"fmt": manifest_fmt, "encoding": encoding, "default_from": default_from}
         total = _validate(path, label, read)
-        return _quote_rows(path, read, total, wanted, show_all, output=output, sizing=sizing, progress=progress,
-                           progress_interval=progress_interval, quiet=quiet, verbose=verbose,
-                           force_sandbox=force_sandbox)
-    finally:
-        cleanup(spooled)
+        return _quote_rows(path, read, total, wanted, show_all, run)
 
 
 def _validate(path: Path, label: str, read: dict[str, Any]) -> int:
@@ -357,29 +317,21 @@ def _quote_rows(
     total: int,
     wanted: tuple[Sequence[str], Sequence[str]],
     show_all: bool,
-    *,
-    output: str | None,
-    sizing: Any,
-    progress: str,
-    progress_interval: float,
-    quiet: bool,
-    verbose: bool,
-    force_sandbox: bool,
+    run: RunOptions,
 ) -> ExitCode:
     from shipctl.carrier.rates import by_price, cheapest, fastest, filter_rates
     from shipctl.engine.failures import CallFailure
     from shipctl.engine.runner import run_async
     from shipctl.manifest import ValidRow, iter_rows
-    from shipctl.output import default_format, open_writer
-    from shipctl.progress import open_progress
+    from shipctl.output import open_writer
 
-    fmt: Any = output or default_format(sys.stdout)
+    fmt = run.output_format()
     totals = _Totals()
     carriers, services = wanted
     with contextlib.ExitStack() as stack:
-        session = stack.enter_context(engine_session(sizing, force_sandbox=force_sandbox, quiet=quiet, total=total))
+        session = stack.enter_context(engine_session(run, total=total))
         engine, stats = session.engine, session.stats
-        quoter = _Quoter(engine, session.client, quiet)
+        quoter = _Quoter(engine, session.client, run.quiet)
         writer = stack.enter_context(open_writer(fmt, sys.stdout, BULK_COLUMNS))
 
         def emit(rows: list[dict[str, Any]]) -> None:
@@ -428,15 +380,14 @@ def _quote_rows(
                     index += 1
 
         async def main() -> None:
-            if verbose:
-                describe_engine(sizing)
-            with open_progress(stats, mode=progress, interval=progress_interval, noun="rows"):  # type: ignore[arg-type]
+            run.describe_engine()
+            with run.open_progress(stats, noun="rows"):
                 await engine.run(valid_rows(), handle)
 
         run_async(main)
         stats.finished_at = time.monotonic()
 
-    if not quiet:
+    if not run.quiet:
         totals.render()
     failed = f", {stats.failed} failed" if stats.failed else ""
     console.info(f"{total} rows: {stats.succeeded} quoted{failed}, {stats.elapsed():.1f} s")

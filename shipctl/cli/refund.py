@@ -22,7 +22,7 @@ import typer
 
 from shipctl.cli import console
 from shipctl.cli.app import command
-from shipctl.cli.bulk import InOrder, check_output, check_progress, describe_engine, engine_session, expand_args, only
+from shipctl.cli.bulk import InOrder, RunOptions, engine_session, expand_args, only, run_options
 from shipctl.cli.options import (
     Concurrency,
     ForceSandbox,
@@ -34,7 +34,6 @@ from shipctl.cli.options import (
     Verbose,
     Workers,
     chunk_size_option,
-    parse_sizing,
 )
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
@@ -89,9 +88,11 @@ def refund(
     sandbox: ForceSandbox = False,
 ) -> None:
     """Refund (void) bought labels; ones already refunded or submitted are reported, never asked twice."""
-    check_output(output)
-    check_progress(progress, progress_interval)
-    sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
+    run = run_options(
+        output=output, concurrency=concurrency, max_concurrency=max_concurrency, workers=workers,
+        chunk_size=chunk_size, progress=progress, progress_interval=progress_interval, quiet=quiet, verbose=verbose,
+        sandbox=sandbox,
+    )
     refs = _split_refs(references)
     if shipment_ids and journal_path is not None:
         raise UsageError("give shipment ids or --journal, not both")
@@ -110,13 +111,7 @@ def refund(
         journal_path=journal_path,
         references=refs,
         yes=yes,
-        output=output,
-        sizing=sizing,
-        progress="off" if quiet else progress,
-        progress_interval=progress_interval,
-        quiet=quiet,
-        verbose=verbose,
-        force_sandbox=sandbox,
+        run=run,
     )
     raise typer.Exit(int(code))
 
@@ -172,26 +167,19 @@ def _execute(
     journal_path: Path | None,
     references: list[str],
     yes: bool,
-    output: str | None,
-    sizing: Any,
-    progress: str,
-    progress_interval: float,
-    quiet: bool,
-    verbose: bool,
-    force_sandbox: bool,
+    run: RunOptions,
 ) -> ExitCode:
     from shipctl.carrier.refunds import Refund, after_refund, before_refund, failed, refund_shipment
     from shipctl.carrier.shipments import retrieve_shipment
     from shipctl.engine.failures import CallFailure
     from shipctl.engine.runner import run_async
     from shipctl.journal import Journal
-    from shipctl.output import default_format, open_writer
-    from shipctl.progress import open_progress
+    from shipctl.output import open_writer
 
-    fmt: Any = output or default_format(sys.stdout)
+    fmt = run.output_format()
     columns = REFUND_TABLE_COLUMNS if fmt == "table" else REFUND_COLUMNS
     with contextlib.ExitStack() as stack:
-        session = stack.enter_context(engine_session(sizing, force_sandbox=force_sandbox, quiet=quiet, total=None))
+        session = stack.enter_context(engine_session(run, total=None))
         engine, stats, client = session.engine, session.stats, session.client
         journal = None
         if journal_path is not None:
@@ -281,9 +269,8 @@ def _execute(
         order: InOrder[_Target] = InOrder(emit)
 
         async def main() -> None:
-            if verbose:
-                describe_engine(sizing)
-            with open_progress(stats, mode=progress, interval=progress_interval, noun="shipments"):  # type: ignore[arg-type]
+            run.describe_engine()
+            with run.open_progress(stats, noun="shipments"):
                 await engine.run(targets, read)
             to_void = [t for t in targets if t.result is None]
             production = sum(1 for t in to_void if t.shipment.mode == "production")
@@ -297,7 +284,7 @@ def _execute(
                 await void(target)
                 order.put(target.index, target)
 
-            with open_progress(stats, mode=progress, interval=progress_interval, noun="shipments"):  # type: ignore[arg-type]
+            with run.open_progress(stats, noun="shipments"):
                 await engine.run(to_void, void_and_emit)
 
         run_async(main)

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipctl.cli import console
-from shipctl.cli.bulk import Checked, check_rows, describe_engine
+from shipctl.cli.bulk import Checked, RunOptions, check_rows
 from shipctl.cli.target import api_target
-from shipctl.engine.sizing import Sizing
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
 from shipctl.manifest import InvalidRow, parse_address_arg
@@ -29,7 +28,6 @@ class CreateArgs:
     fmt: str | None
     encoding: str | None
     from_arg: str | None
-    output: str | None
     results: Path | None
     failed: Path | None
     skip_invalid: bool
@@ -44,12 +42,7 @@ class CreateArgs:
     dry_run: bool
     yes: bool
     max_cost: Decimal | None
-    sizing: Sizing
-    progress: Literal["auto", "live", "plain", "off"]
-    progress_interval: float
-    quiet: bool
-    verbose: bool
-    force_sandbox: bool
+    run: RunOptions
 
 
 def _validate(args: CreateArgs, default_from: Any, rejects: list[dict[str, Any]]) -> Checked:
@@ -91,7 +84,7 @@ def _confirm_purchase(yes: bool, count: int, totals: dict[str, Decimal]) -> bool
 
 
 def execute(args: CreateArgs) -> ExitCode:
-    from shipctl.output import default_format, open_writer
+    from shipctl.output import open_writer
 
     default_from = parse_address_arg(args.from_arg) if args.from_arg else None
     rejects: list[dict[str, Any]] = []
@@ -108,13 +101,13 @@ def execute(args: CreateArgs) -> ExitCode:
         _write_table_file(args.rejects, rejects)
         console.warn(f"skipped {len(rejects)} invalid rows; written to {args.rejects}")
 
-    fmt = args.output or default_format(sys.stdout)
+    fmt = args.run.output_format()
     failed_rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        target = stack.enter_context(api_target(force_sandbox=args.force_sandbox, quiet=args.quiet))
+        target = stack.enter_context(api_target(force_sandbox=args.run.force_sandbox, quiet=args.run.quiet))
         target_base = target.api_base
         columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
-        writer = stack.enter_context(open_writer(fmt, sys.stdout, columns))  # type: ignore[arg-type]
+        writer = stack.enter_context(open_writer(fmt, sys.stdout, columns))
         results_writer = None
         if args.results is not None:
             args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +127,7 @@ def execute(args: CreateArgs) -> ExitCode:
         paths["labels"] = str(args.labels_dir)
     if rejects and args.rejects:
         paths["invalid rows"] = str(args.rejects)
-    summary.render(console.err, stats=stats, quiet=args.quiet, paths=paths)
+    summary.render(console.err, stats=stats, quiet=args.run.quiet, paths=paths)
     if outcome.refused:
         raise ShipctlError(outcome.refused, ExitCode.USAGE)
     if outcome.fatal:
@@ -179,7 +172,6 @@ def _run(
     from shipctl.engine.stats import RunStats
     from shipctl.journal import Journal
     from shipctl.manifest import ShipmentRow
-    from shipctl.progress import open_progress
     from shipctl.purchase import BUY_UNCONFIRMED, PurchaseOptions
     from shipctl.summary import Summary
 
@@ -192,8 +184,8 @@ def _run(
         if journal.set_aside is not None:
             console.info(f"--fresh: previous journal kept as {journal.set_aside}")
         journal.bind_target(target.identity)
-        client = make_client(target.api_key, target.api_base, pool_size=args.sizing.ceiling + 4)
-        engine = Engine(args.sizing, stats, classify)
+        client = make_client(target.api_key, target.api_base, pool_size=args.run.sizing.ceiling + 4)
+        engine = Engine(args.run.sizing, stats, classify)
 
         def emit(record: ResultRecord, row: ShipmentRow) -> None:
             data = record.as_dict()
@@ -237,9 +229,8 @@ def _run(
         )
 
         async def main() -> Any:
-            if args.verbose:
-                describe_engine(args.sizing)
-            with open_progress(stats, mode=args.progress, interval=args.progress_interval, noun="shipments"):
+            args.run.describe_engine()
+            with args.run.open_progress(stats, noun="shipments"):
                 outcome = await run.run()
             return outcome
 

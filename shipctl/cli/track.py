@@ -14,7 +14,7 @@ import typer
 
 from shipctl.cli import console
 from shipctl.cli.app import command
-from shipctl.cli.bulk import InOrder, check_output, check_progress, describe_engine, engine_session, expand_args, only
+from shipctl.cli.bulk import InOrder, RunOptions, engine_session, expand_args, only, run_options
 from shipctl.cli.options import (
     Concurrency,
     ForceSandbox,
@@ -26,7 +26,6 @@ from shipctl.cli.options import (
     Verbose,
     Workers,
     chunk_size_option,
-    parse_sizing,
 )
 from shipctl.errors import UsageError
 from shipctl.exit_codes import ExitCode
@@ -119,15 +118,17 @@ def track(
     sandbox: ForceSandbox = False,
 ) -> None:
     """Track parcels by tracking code: status, estimated delivery and the latest event of each."""
-    check_output(output)
-    check_progress(progress, progress_interval)
+    run = run_options(
+        output=output, concurrency=concurrency, max_concurrency=max_concurrency, workers=workers,
+        chunk_size=chunk_size, progress=progress, progress_interval=progress_interval, quiet=quiet, verbose=verbose,
+        sandbox=sandbox,
+    )
     if interval <= 0:
         raise UsageError("--interval must be positive")
     if timeout is not None and timeout <= 0:
         raise UsageError("--timeout must be positive")
     if (timeout is not None or interval != 60.0) and not watch:
         raise UsageError("--interval and --timeout go with --watch")
-    sizing = parse_sizing(concurrency, max_concurrency, workers, chunk_size)
     if not codes:
         raise UsageError("give tracking codes as arguments, or - to read them from stdin")
     from shipctl.carrier.trackers import normalize_code
@@ -138,13 +139,7 @@ def track(
         carrier=carrier,
         history=history,
         watch=_Watch(interval, timeout) if watch else None,
-        output=output,
-        sizing=sizing,
-        progress="off" if quiet else progress,
-        progress_interval=progress_interval,
-        quiet=quiet,
-        verbose=verbose,
-        force_sandbox=sandbox,
+        run=run,
     )
     raise typer.Exit(int(code))
 
@@ -155,23 +150,16 @@ def _execute(
     carrier: str | None,
     history: bool,
     watch: _Watch | None,
-    output: str | None,
-    sizing: Any,
-    progress: str,
-    progress_interval: float,
-    quiet: bool,
-    verbose: bool,
-    force_sandbox: bool,
+    run: RunOptions,
 ) -> ExitCode:
     import anyio
 
     from shipctl.carrier.trackers import code_problem, create_tracker, retrieve_tracker
     from shipctl.engine.failures import CallFailure
     from shipctl.engine.runner import run_async
-    from shipctl.output import default_format, open_writer
-    from shipctl.progress import open_progress
+    from shipctl.output import open_writer
 
-    fmt: Any = output or default_format(sys.stdout)
+    fmt = run.output_format()
     columns = HISTORY_COLUMNS if history else TRACK_TABLE_COLUMNS if fmt == "table" else TRACK_COLUMNS
 
     def rows_of(item: _Code) -> list[dict[str, Any]]:
@@ -183,8 +171,7 @@ def _execute(
         return [_summary_row(item)]
 
     with contextlib.ExitStack() as stack:
-        session = stack.enter_context(engine_session(sizing, force_sandbox=force_sandbox, quiet=quiet,
-                                                     total=len(items)))
+        session = stack.enter_context(engine_session(run, total=len(items)))
         engine, stats, client = session.engine, session.stats, session.client
         # A table sizes its columns from every row, so a watch prints one table per poll; the streaming formats
         # keep one writer for the whole run (one JSON array, one CSV header).
@@ -229,8 +216,7 @@ def _execute(
                 changed[item.index] = item
 
         async def main() -> None:
-            if verbose:
-                describe_engine(sizing)
+            run.describe_engine()
             with writer_for_round() as writer:
 
                 def write_rows(rows: list[dict[str, Any]]) -> None:
@@ -238,7 +224,7 @@ def _execute(
                         writer.write(only(columns, row))
 
                 emit: InOrder[list[dict[str, Any]]] = InOrder(write_rows)
-                with open_progress(stats, mode=progress, interval=progress_interval, noun="codes"):  # type: ignore[arg-type]
+                with run.open_progress(stats, noun="codes"):
                     await engine.run(items, lambda item: first(item, emit))
             if watch is None:
                 return
@@ -252,7 +238,7 @@ def _execute(
                         watch.timed_out = True
                         break
                     wait = min(wait, left)
-                if not quiet:
+                if not run.quiet:
                     console.info(f"{time.strftime('%H:%M:%S')} {_codes(len(watch.pending))} not final yet; "
                                  f"next poll in {_seconds(wait)}")
                 await anyio.sleep(wait)
