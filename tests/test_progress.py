@@ -263,3 +263,24 @@ def test_bad_arguments_are_refused(mode: str, interval: float) -> None:
         open_progress(RunStats(), mode=mode, interval=interval, console=cron(io.StringIO())),  # type: ignore[arg-type]
     ):
         pass
+
+
+def test_suspended_display_draws_nothing_until_resumed() -> None:
+    buffer = io.StringIO()
+    stats = RunStats(total=10)
+    with open_progress(stats, mode="plain", interval=0.02, console=cron(buffer)) as display:
+        wait_for(lambda: buffer.getvalue().count("\n") >= 1, "a first plain line")
+        with display.suspended():
+            quiet_from = buffer.getvalue()
+            # An observation window of ten intervals: a question to a person must not be drawn over.
+            threading.Event().wait(0.2)
+            assert buffer.getvalue() == quiet_from
+        wait_for(lambda: buffer.getvalue() != quiet_from, "lines again after the pause")
+
+    live_buffer = io.StringIO()
+    with open_progress(stats, mode="live", console=terminal(live_buffer)) as display:
+        live = display._live
+        assert live is not None and live.is_started
+        with display.suspended():
+            assert not live.is_started
+        assert live.is_started

@@ -177,6 +177,7 @@ def _run(
 
     stats = RunStats(total=total)
     reader_gone: list[bool] = []
+    display: list[Any] = []  # the progress display, once open: the confirmation question pauses it
     summary = _Summary(Summary(noun="shipments"))
     journal = Journal(args.journal, fresh=args.fresh).open()
     client: Any = None
@@ -219,7 +220,7 @@ def _run(
                 labels_dir=args.labels_dir,
             ),
             emit=emit,
-            guard=lambda count, totals: _confirm_purchase(args.yes, count, totals),
+            guard=lambda count, totals: _confirm_with_display(display, args.yes, count, totals),
             dry_run=args.dry_run,
             max_cost=args.max_cost,
             on_warning=console.warn,
@@ -230,7 +231,8 @@ def _run(
 
         async def main() -> Any:
             args.run.describe_engine()
-            with args.run.open_progress(stats, noun="shipments"):
+            with args.run.open_progress(stats, noun="shipments") as shown:
+                display.append(shown)
                 outcome = await run.run()
             return outcome
 
@@ -242,6 +244,13 @@ def _run(
             session_of(client).close()
         journal.close()
     return outcome, summary, stats
+
+
+def _confirm_with_display(display: list[Any], yes: bool, count: int, totals: dict[str, Decimal]) -> bool:
+    if not display:
+        return _confirm_purchase(yes, count, totals)
+    with display[0].suspended():
+        return _confirm_purchase(yes, count, totals)
 
 
 def _exit_now() -> None:
