@@ -2,8 +2,9 @@
 
 Phases. A test-mode run pipelines each row (create -> choose -> buy). A run that must know the total before it
 spends anything -- production mode, `--max-cost`, `--dry-run` -- quotes every row first (phase one, shipments
-journaled with their chosen rates), asks the money guard, and only then buys (phase two). Which mode the API
-is in is learned from the first chunk's shipments, before any buy.
+journaled with their chosen rates), asks the money guard, and only then buys exactly the rows it quoted
+(phase two). The mode comes from the first chunk's new shipments, else from the key (EZTK/EZAK); a mode that
+cannot be told is treated as production.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from shipctl.results import ResultRecord
 from shipctl.secrets import scrub
 
 Emit = Callable[[ResultRecord, ShipmentRow], None]
-# Called with (row count, totals by currency); returns True to buy. Raises to refuse with a message.
+# Called (from a worker thread) with (row count, totals by currency); True to buy. Raises to refuse with a message.
 Guard = Callable[[int, dict[str, Decimal]], bool]
 
 
