@@ -128,7 +128,8 @@ def shipctl_create(api_base: str, manifest: Path, workdir: Path, *, concurrency:
     args = CreateArgs(
         manifest=manifest, manifest_label=str(manifest), fmt=None, encoding=None, from_arg=None,
         results=None, failed=None, skip_invalid=False, rejects=None, select="cheapest", carriers=(), services=(),
-        label_format=None, labels_dir=None, journal=journal, fresh=False, dry_run=False, yes=False, max_cost=None,
+        label_format=None, labels_dir=None, journal=journal, fresh=False, dry_run=False, check_references=None,
+        yes=False, max_cost=None,
         run=RunOptions(
             output="ndjson", sizing=parse_sizing(concurrency, 64, None, None), progress=progress,  # type: ignore[arg-type]
             progress_interval=10.0, quiet=True, verbose=False, force_sandbox=False,

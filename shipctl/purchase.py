@@ -57,6 +57,10 @@ class PurchaseOptions:
     services: tuple[str, ...] = ()
     label_format: str | None = None
     labels_dir: Path | None = None
+    check_references: bool = False
+    """Before creating a shipment for a row this journal has never shipped, ask the API for a shipment with the
+    row's reference (EasyPost accepts a reference in place of an id): one already bought -- by another manifest,
+    a lost or set-aside journal -- is recorded, never bought again. One extra call per new row."""
 
 
 @dataclass
@@ -118,6 +122,14 @@ class Purchaser:
                 return await self._record_bought(row, shipment)
             if shipment is not None and entry.digest and entry.digest != digest:
                 shipment = None  # edited since: never buy the stale shipment; make a new one
+        if shipment is None and self.options.check_references and (entry is None or not entry.shipment_id):
+            existing = await self._reconcile(ref)
+            if existing is not None and existing.bought:
+                self.on_warning(
+                    f"row {line}: reference {ref} was already bought as {existing.id} outside this journal; "
+                    "recording that purchase instead of buying again"
+                )
+                return await self._record_bought(row, existing)
         if shipment is None:
             shipment = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
             self._fresh.add(shipment.id)
@@ -142,6 +154,7 @@ class Purchaser:
         return Quote(reference=ref, shipment_id=shipment.id, mode=shipment.mode, rate=rate)
 
     async def _reconcile(self, shipment_id: str) -> Shipment | None:
+        """The shipment as the API has it now (`shipment_id` may be a reference); None when it does not exist."""
         try:
             return await self.engine.call(api.retrieve_shipment, self.client, shipment_id)
         except CallFailure as failure:

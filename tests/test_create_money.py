@@ -194,3 +194,31 @@ def test_a_refunded_label_is_not_reported_as_plainly_bought(env: Sandbox, tmp_pa
     assert by_ref["ORD-00001"]["error_code"] == "REFUNDED"
     assert by_ref["ORD-00000"]["error_code"] is None
     assert bought(env) == refs(2)  # nothing bought again
+
+
+def test_a_label_bought_under_another_journal_is_found_by_reference_not_bought_again(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    rows = [row(i) for i in range(4)]
+    first = write_manifest(tmp_path / "orders.csv", rows)
+    assert invoke("create", str(first), "-q").exit_code == 0
+    # The same orders, exported again as another file: a new journal that knows none of them.
+    again = write_manifest(tmp_path / "orders-again.csv", [*rows, row(4)])
+    result = invoke("create", str(again), "-o", "ndjson", "--check-references")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("outside this journal") == 4
+    records = ndjson(result.stdout)
+    assert len(records) == 5 and {r["status"] for r in records} == {"bought"}
+    assert bought(env) == refs(5)  # only the new order was bought
+
+
+def test_production_keys_check_references_by_default(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
+    rows = [row(i) for i in range(3)]
+    assert invoke("create", str(write_manifest(tmp_path / "a.csv", rows)), "--yes", "-q").exit_code == 0
+    result = invoke("create", str(write_manifest(tmp_path / "b.csv", rows)), "--yes", "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert bought(env) == refs(3)
+    # Test keys skip the lookup unless asked: the same rows under a third journal would be bought again.

@@ -64,6 +64,11 @@ def create(
     journal_path: Path | None = typer.Option(None, "--journal", help="Journal file (default: beside the manifest)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start a new run: set the old journal aside."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Create shipments and choose rates; buy nothing."),
+    check_references: bool | None = typer.Option(
+        None, "--check-references/--no-check-references",
+        help="Before shipping a row this journal has never shipped, look its reference up in the API and record "
+        "a label already bought elsewhere instead of buying again (default: on unless the key is a test key).",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Buy in production mode without asking."),
     max_cost: str | None = typer.Option(None, "--max-cost", help="Refuse to buy if the estimate is higher."),
     concurrency: Concurrency = "16",
@@ -113,6 +118,7 @@ def create(
                 journal=journal_path or default_journal(None if from_stdin else path),
                 fresh=fresh,
                 dry_run=dry_run,
+                check_references=check_references,
                 yes=yes,
                 max_cost=_decimal(max_cost, "--max-cost"),
                 run=run,

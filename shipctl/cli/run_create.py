@@ -40,6 +40,8 @@ class CreateArgs:
     journal: Path
     fresh: bool
     dry_run: bool
+    check_references: bool | None
+    """None: on unless the API is known to be in test mode (real money deserves the extra call per new row)."""
     yes: bool
     max_cost: Decimal | None
     run: RunOptions
@@ -218,6 +220,9 @@ def _run(
                 services=args.services,
                 label_format=args.label_format,
                 labels_dir=args.labels_dir,
+                check_references=(
+                    args.check_references if args.check_references is not None else target.mode != "test"
+                ),
             ),
             emit=emit,
             guard=lambda count, totals: _confirm_with_display(display, args.yes, count, totals),
