@@ -199,9 +199,13 @@ class CreateRun:
 
     async def run(self) -> CreateOutcome:
         async with anyio.create_task_group() as group:
-            group.start_soon(self._watch_signals, group.cancel_scope)
+            # The grace deadline after a Ctrl-C bounds the work, not the signal watcher: a second Ctrl-C must
+            # still be heard after the deadline has passed.
+            work = anyio.CancelScope()
+            group.start_soon(self._watch_signals, work)
             try:
-                await self._run_phases()
+                with work:
+                    await self._run_phases()
             finally:
                 group.cancel_scope.cancel()
         return self.outcome
@@ -211,7 +215,8 @@ class CreateRun:
         first = self.engine.sizing.chunk_size
         # Probe: quote the first chunk only, to learn the API's mode before anything is bought.
         await engine.run(itertools.islice(self._items(), first), self._quote_only, before_chunk=self._plan)
-        mode = self.purchaser.mode or self.expected_mode
+        # A production key is production whatever an answer says; otherwise the API's word, else the key's.
+        mode = "production" if self.expected_mode == "production" else self.purchaser.mode or self.expected_mode
         self.outcome.mode = mode
         if engine.stopping:
             return

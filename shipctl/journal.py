@@ -141,15 +141,19 @@ class Journal:
             Path(str(self.path) + suffix).unlink(missing_ok=True)
         return backup
 
-    def bind_target(self, identity: str) -> None:
-        """A journal belongs to one API account/server: resuming it against another would lie about purchases."""
+    def bind_target(self, identity: str, *, legacy: str | None = None) -> None:
+        """A journal belongs to one API and key mode: resuming it against another would lie about purchases.
+
+        `legacy` is the same target as journals written before the key mode was part of the identity named
+        it (the bare URL); such a journal is re-bound in place rather than refused.
+        """
         bound = self.meta("target")
-        if bound is None:
+        if bound is None or (legacy is not None and bound == legacy):
             self.set_meta("target", identity)
         elif bound != identity:
             raise ShipctlError(
                 f"journal {self.path} records purchases made against {bound}, but this run targets {identity}; "
-                "pass --journal PATH for a separate journal, or --fresh to start a new one",
+                "pass --journal PATH to keep a separate journal for this API and key",
                 ExitCode.USAGE,
             )
 

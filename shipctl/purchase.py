@@ -41,12 +41,15 @@ def row_digest(row: ShipmentRow) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
 
-def label_filename(reference: str, url: str, *, disambiguate: bool = False) -> str:
-    """`<reference>.<ext>`; with a short hash of the reference when the name alone could be another row's."""
+def label_filename(reference: str, url: str, *, shipment_id: str | None = None) -> str:
+    """`<reference>.<ext>`; `<reference>-<shipment id>.<ext>` when the plain name could be another label's.
+
+    A shipment id names one label for ever, so the long form cannot collide across rows, runs or journals.
+    """
     ext = Path(url.split("?", 1)[0]).suffix.lower() or ".png"
     safe = _UNSAFE_NAME.sub("_", reference).strip("._") or "label"
-    if disambiguate or safe != reference:
-        safe += "-" + hashlib.blake2b(reference.encode(), digest_size=4).hexdigest()
+    if shipment_id is not None or safe != reference:
+        safe += "-" + _UNSAFE_NAME.sub("_", shipment_id or hashlib.blake2b(reference.encode()).hexdigest()[:8])
     return safe + ext
 
 
@@ -69,7 +72,7 @@ class Quote:
 
     reference: str
     shipment_id: str
-    mode: str
+    mode: str | None
     rate: Rate
 
 
@@ -116,15 +119,26 @@ class Purchaser:
                 return record
             if entry.shipment_id in self._fresh and entry.digest == digest and entry.rate_id:
                 # Quoted by this very process and not yet bought: the journal holds the chosen rate.
-                return Quote(ref, entry.shipment_id, self.mode or "test", _journaled_rate(entry))
-            shipment = await self._reconcile(entry.shipment_id)
+                return Quote(ref, entry.shipment_id, self.mode, _journaled_rate(entry))
+            try:
+                shipment = await self._reconcile(entry.shipment_id)
+            except CallFailure as failure:
+                # A journaled shipment whose state cannot be read now may have been bought: never "failed".
+                return self.unconfirmed(ref, f"{failure.code}: {failure.message}", shipment_id=entry.shipment_id)
             if shipment is not None and shipment.bought:
                 return await self._record_bought(row, shipment)
             if shipment is not None and entry.digest and entry.digest != digest:
                 shipment = None  # edited since: never buy the stale shipment; make a new one
         if shipment is None and self.options.check_references and (entry is None or not entry.shipment_id):
             existing = await self._reconcile(ref)
-            if existing is not None and existing.bought:
+            if existing is not None and existing.bought and existing.reference == ref:
+                if not _same_parcel(existing, row):
+                    return self.fail(
+                        ref, "REFERENCE_IN_USE",
+                        f"reference {ref} already has a label ({existing.id}) for another destination or "
+                        "parcel; nothing was bought — give this row its own reference",
+                        shipment_id=None, digest=digest,
+                    )
                 self.on_warning(
                     f"row {line}: reference {ref} was already bought as {existing.id} outside this journal; "
                     "recording that purchase instead of buying again"
@@ -175,6 +189,7 @@ class Purchaser:
         ref = row.reference
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
+        uncertain = False  # an earlier round's outcome was unknown: a later refusal proves nothing
         for attempt in range(1, MAX_BUY_ROUNDS + 1):
             self._fresh.discard(quote.shipment_id)
             try:
@@ -185,15 +200,17 @@ class Purchaser:
                 return await self._record_bought(row, shipment)
             except CallFailure as failure:
                 last = failure
-                if not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS):
-                    # A definite refusal (4xx): nothing was bought.
+                definite = not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS)
+                if definite and not uncertain:
+                    # A definite refusal (4xx) of the first attempt: nothing was bought.
                     return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
+                uncertain = True
             # The buy may have happened: the shipment itself is the only truth.
             current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
             if current.bought:
                 return await self._record_bought(row, current)
-            if last.code == POSTAGE_EXISTS:
-                break  # the API says bought, the shipment says not: do not guess, let a rerun settle it
+            if last.code == POSTAGE_EXISTS or not last.transient or self.engine.stopping:
+                break  # contradictory answers, or shutting down: do not guess, let a rerun settle it
             self.engine.stats.retries += 1
             await anyio.sleep(self.engine.retry.delay(attempt, last.retry_after))
         detail = f"{last.code}: {last.message}" if last else "no answer"
@@ -214,6 +231,7 @@ class Purchaser:
             "shipment_id": shipment.id,
             "tracking_code": shipment.tracking_code,
             "label_url": shipment.label_url,
+            "refund_status": shipment.refund_status,
             "error_code": None,
             "error_message": None,
         }
@@ -235,15 +253,15 @@ class Purchaser:
         """Convert and download the label when asked; a bought row stays bought if this part fails."""
         labels_dir = self.options.labels_dir
         wanted = row.label_format or self.options.label_format
-        if labels_dir is None or not entry.shipment_id or not entry.label_url:
-            return record_from_journal(entry)
+        if labels_dir is None or not entry.shipment_id or not entry.label_url or entry.refund_status:
+            return record_from_journal(entry)  # a refunded label is void: never saved for printing
         if entry.label_path and Path(entry.label_path).exists():
             return record_from_journal(entry)
         try:
             url = entry.label_url
             if wanted and wanted != "PNG" and not url.lower().split("?")[0].endswith("." + wanted.lower()):
                 url = await self.engine.call(api.label_url, self.client, entry.shipment_id, wanted)
-            dest = self._label_dest(labels_dir, entry.reference, url)
+            dest = self._label_dest(labels_dir, entry.reference, url, entry.shipment_id)
             await self.engine.call(api.download, self.client, url, dest)
         except Exception as exc:  # a bought row stays bought whatever goes wrong with its file
             reason = exc.message if isinstance(exc, CallFailure) else f"{type(exc).__name__}: {exc}"
@@ -255,12 +273,12 @@ class Purchaser:
         entry.label_path = str(dest)
         return record_from_journal(entry)
 
-    def _label_dest(self, labels_dir: Path, reference: str, url: str) -> Path:
-        """A file name no other row of this run (or an earlier file) owns: one label per file, always."""
+    def _label_dest(self, labels_dir: Path, reference: str, url: str, shipment_id: str) -> Path:
+        """A file name no other label owns: the plain name when it is free, else one with the shipment id."""
         name = label_filename(reference, url)
         owner = self._claimed.get(name.casefold())
         if (owner is not None and owner != reference) or (owner is None and (labels_dir / name).exists()):
-            name = label_filename(reference, url, disambiguate=True)
+            name = label_filename(reference, url, shipment_id=shipment_id)
         self._claimed[name.casefold()] = reference
         return labels_dir / name
 
@@ -277,6 +295,18 @@ class Purchaser:
         entry = self.journal.get(reference)
         assert entry is not None
         return record_from_journal(entry)
+
+
+def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:
+    """Whether a shipment found by reference ships this row: same destination street and ZIP, same weight."""
+
+    def norm(text: str | None) -> str:
+        return "".join((text or "").split()).casefold()
+
+    zip5 = (row.to_address.zip or "")[:5]
+    same_place = norm(shipment.to_street1) == norm(row.to_address.street1) and (shipment.to_zip or "")[:5] == zip5
+    weight = float(row.parcel.weight)
+    return same_place and shipment.weight is not None and abs(shipment.weight - weight) < 0.05
 
 
 def _journaled_rate(entry: JournalRow) -> Rate:

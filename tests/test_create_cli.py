@@ -170,7 +170,7 @@ def test_a_journal_is_bound_to_its_api(env: Sandbox, tmp_path: Path, monkeypatch
         monkeypatch.setenv("EASYPOST_API_BASE", other.api_base)
         result = invoke("create", str(manifest))
         assert result.exit_code == 2
-        assert "--fresh" in result.stderr
+        assert "--journal PATH" in result.stderr
         assert other.ledger() == []
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import json
 import socketserver
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +78,15 @@ def test_rows_added_while_the_purchase_waits_for_confirmation_are_not_bought(
     assert result.exit_code == 3
 
 
-class _HtmlGateway:
-    """A reverse proxy that forwards the first buy (so it is committed) and answers it with an HTML 502."""
+Rule = Callable[[str, str, "requests.Response"], "tuple[int, str, bytes] | None"]
 
-    def __init__(self, upstream: str) -> None:
-        self.fired = False
+
+class _Gateway:
+    """A reverse proxy in front of the sandbox: every request is forwarded (so a buy is committed), then `rule`
+    may replace the answer -- as a load balancer's error page or a misbehaving middlebox would."""
+
+    def __init__(self, upstream: str, rule: Rule) -> None:
+        self.fired = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -94,15 +100,15 @@ class _HtmlGateway:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 answer = requests.request(self.command, upstream + self.path, data=body, headers=headers, timeout=30)
-                if self.path.endswith("/buy") and not outer.fired:
-                    outer.fired = True
-                    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-                    self.send_response(502)
-                    self.send_header("Content-Type", "text/html")
+                replaced = rule(self.command, self.path, answer)
+                if replaced is not None:
+                    outer.fired += 1
+                    status, content_type, page = replaced
                 else:
-                    page = answer.content
-                    self.send_response(answer.status_code)
-                    self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                    status, page = answer.status_code, answer.content
+                    content_type = answer.headers.get("Content-Type", "application/json")
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(page)))
                 self.end_headers()
                 self.wfile.write(page)
@@ -123,9 +129,9 @@ class _HtmlGateway:
         self.thread.join()
 
 
-@pytest.fixture
-def gateway(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[_HtmlGateway]:
-    proxy = _HtmlGateway(env.api_base.removesuffix("/v2"))
+@contextlib.contextmanager
+def gateway_in_front(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, rule: Rule) -> Iterator[_Gateway]:
+    proxy = _Gateway(sb.api_base.removesuffix("/v2"), rule)
     monkeypatch.setenv("EASYPOST_API_BASE", proxy.api_base)
     try:
         yield proxy
@@ -133,8 +139,26 @@ def gateway(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[_HtmlGate
         proxy.close()
 
 
+def _first_buy_as_html_502() -> Rule:
+    done: list[bool] = []
+
+    def rule(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if path.endswith("/buy") and not done:
+            done.append(True)
+            return 502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        return None
+
+    return rule
+
+
+@pytest.fixture
+def gateway(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Gateway]:
+    with gateway_in_front(env, monkeypatch, _first_buy_as_html_502()) as proxy:
+        yield proxy
+
+
 def test_a_gateway_error_page_on_buy_is_reconciled_not_failed(
-    env: Sandbox, gateway: _HtmlGateway, tmp_path: Path
+    env: Sandbox, gateway: _Gateway, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
     failed = tmp_path / "failed.csv"
@@ -222,3 +246,91 @@ def test_production_keys_check_references_by_default(
     assert result.exit_code == 0, result.stderr
     assert bought(env) == refs(3)
     # Test keys skip the lookup unless asked: the same rows under a third journal would be bought again.
+
+
+def test_a_reference_reused_for_another_parcel_is_refused_not_adopted(env: Sandbox, tmp_path: Path) -> None:
+    assert invoke("create", str(write_manifest(tmp_path / "a.csv", [row(0)])), "-q").exit_code == 0
+    other = write_manifest(tmp_path / "b.csv", [row(3, reference="ORD-00000"), row(1, reference="ORD-00000?x=1")])
+    result = invoke("create", str(other), "-o", "ndjson", "--check-references")
+    assert result.exit_code == 3
+    by_ref = {r["reference"]: r for r in ndjson(result.stdout)}
+    assert by_ref["ORD-00000"]["status"] == "failed" and by_ref["ORD-00000"]["error_code"] == "REFERENCE_IN_USE"
+    assert by_ref["ORD-00000?x=1"]["status"] == "bought"  # looked up as itself, not as ORD-00000
+    assert by_ref["ORD-00000?x=1"]["shipment_id"] != env.ledger()[0]["shipment_id"]
+    assert bought(env) == Counter({"ORD-00000": 1, "ORD-00000?x=1": 1})
+
+
+def test_a_refunded_label_found_by_reference_is_flagged_and_not_saved(env: Sandbox, tmp_path: Path) -> None:
+    first = write_manifest(tmp_path / "a.csv", [row(0)])
+    assert invoke("create", str(first), "-q").exit_code == 0
+    shipment_id = env.ledger()[0]["shipment_id"]
+    assert invoke("refund", shipment_id, "-q").exit_code == 0
+    labels = tmp_path / "labels"
+    again = write_manifest(tmp_path / "b.csv", [row(0)])
+    result = invoke("create", str(again), "-o", "ndjson", "--check-references", "--labels-dir", str(labels))
+    assert result.exit_code == 3
+    [record] = ndjson(result.stdout)
+    assert record["error_code"] == "REFUNDED" and record["label_path"] is None
+    assert not labels.exists() or not any(labels.iterdir())
+    assert bought(env) == refs(1)
+
+
+def test_a_shipment_that_cannot_be_read_on_rerun_is_unconfirmed_not_failed(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    outage: list[bool] = []
+
+    def shipments_unreadable(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if outage and method == "GET" and "/shipments/shp_" in path:
+            return 503, "application/json", json.dumps({"error": {"code": "SERVICE_UNAVAILABLE",
+                                                                   "message": "down", "errors": []}}).encode()
+        return None
+
+    failed = tmp_path / "failed.csv"
+    with gateway_in_front(env, monkeypatch, shipments_unreadable):
+        # Journaled, unbought shipments (as a crash between create and buy leaves them), then an outage.
+        assert invoke("create", str(manifest), "--dry-run", "-q").exit_code == 0
+        outage.append(True)
+        result = invoke("create", str(manifest), "-o", "ndjson", "--failed", str(failed))
+    assert result.exit_code == 3
+    assert {r["error_code"] for r in ndjson(result.stdout)} == {"BUY_UNCONFIRMED"}
+    assert "may have been bought" in result.stderr
+    assert not failed.exists()  # never offered for re-shipping from a new journal
+    assert env.ledger() == []
+
+
+def test_a_production_key_is_never_downgraded_by_an_answer_without_mode(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
+
+    def strip_mode(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if "json" not in answer.headers.get("Content-Type", ""):
+            return None
+
+        def scrub(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: scrub(v) for k, v in value.items() if k != "mode"}
+            if isinstance(value, list):
+                return [scrub(v) for v in value]
+            return value
+
+        return answer.status_code, "application/json", json.dumps(scrub(answer.json())).encode()
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
+    with gateway_in_front(env, monkeypatch, strip_mode):
+        result = invoke("create", str(manifest), "-o", "ndjson")
+    assert result.exit_code == 2 and "production mode" in result.stderr
+    assert env.ledger() == []
+
+
+def test_the_same_reference_from_two_journals_gets_two_label_files(env: Sandbox, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    for name, i in (("a.csv", 0), ("b.csv", 5)):
+        manifest = write_manifest(tmp_path / name, [row(i, reference="R-1")])
+        result = invoke("create", str(manifest), "-q", "--labels-dir", str(labels), "--no-check-references")
+        assert result.exit_code == 0, result.stderr
+    files = sorted(p.name for p in labels.iterdir())
+    shipment_ids = [e["shipment_id"] for e in env.ledger()]
+    assert files == sorted(["R-1.png", f"R-1-{shipment_ids[1]}.png"])

@@ -79,8 +79,18 @@ def test_bound_to_one_target(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.db") as journal:
         journal.bind_target("sandbox")
         journal.bind_target("sandbox")
-        with pytest.raises(ShipctlError, match="--fresh"):
-            journal.bind_target("https://api.easypost.com/v2")
+        with pytest.raises(ShipctlError, match="--journal PATH"):
+            journal.bind_target("https://api.easypost.com/v2 (production key)")
+
+
+def test_a_journal_named_by_url_alone_is_rebound_to_url_and_key_mode(tmp_path: Path) -> None:
+    url = "https://api.easypost.com/v2"
+    with Journal(tmp_path / "j.db") as journal:
+        journal.bind_target(url)  # as journals were bound before the key's mode was part of the name
+        journal.bind_target(f"{url} (production key)", legacy=url)
+        assert journal.meta("target") == f"{url} (production key)"
+        with pytest.raises(ShipctlError):
+            journal.bind_target(f"{url} (test key)", legacy=url)
 
 
 def test_fresh_sets_the_old_journal_aside(tmp_path: Path) -> None:

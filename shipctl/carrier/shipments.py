@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from shipctl.carrier.client import session_of
 
@@ -37,12 +38,17 @@ class Rate:
 @dataclass(frozen=True)
 class Shipment:
     id: str
-    mode: str
+    mode: str | None
+    """'test' or 'production' as the API says; None when the answer did not say (never assume test)."""
     rates: tuple[Rate, ...]
     selected_rate: Rate | None
     tracking_code: str | None
     label_url: str | None
     refund_status: str | None
+    reference: str | None = None
+    to_zip: str | None = None
+    to_street1: str | None = None
+    weight: float | None = None
 
     @property
     def bought(self) -> bool:
@@ -76,14 +82,21 @@ def rate_from(obj: Any) -> Rate:
 def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
     label = _field(obj, "postage_label")
     selected = _field(obj, "selected_rate")
+    to_address = _field(obj, "to_address")
+    weight = _field(_field(obj, "parcel"), "weight")
+    mode = _field(obj, "mode")
     return Shipment(
         id=str(_field(obj, "id")),
-        mode=str(_field(obj, "mode") or "test"),
+        mode=str(mode) if mode else None,
         rates=tuple(rate_from(r) for r in (_field(obj, "rates") or ())) if with_rates else (),
         selected_rate=rate_from(selected) if selected else None,
         tracking_code=_field(obj, "tracking_code"),
         label_url=_field(label, "label_url") if label else None,
         refund_status=_field(obj, "refund_status"),
+        reference=_field(obj, "reference"),
+        to_zip=_field(to_address, "zip"),
+        to_street1=_field(to_address, "street1"),
+        weight=float(weight) if weight is not None else None,
     )
 
 
@@ -92,7 +105,8 @@ def create_shipment(client: Any, params: dict[str, Any]) -> Shipment:
 
 
 def retrieve_shipment(client: Any, shipment_id: str) -> Shipment:
-    return shipment_from(client.shipment.retrieve(shipment_id))
+    # An id never needs it, but a reference may hold "?", "#" or "/": the SDK pastes it into the path as is.
+    return shipment_from(client.shipment.retrieve(quote(shipment_id, safe="")))
 
 
 def buy_shipment(client: Any, shipment_id: str, rate_id: str, insurance: Decimal | None = None) -> Shipment:

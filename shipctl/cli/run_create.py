@@ -130,6 +130,11 @@ def execute(args: CreateArgs) -> ExitCode:
     if rejects and args.rejects:
         paths["invalid rows"] = str(args.rejects)
     summary.render(console.err, stats=stats, quiet=args.run.quiet, paths=paths)
+    if summary.unconfirmed:
+        console.warn(
+            f"{summary.unconfirmed} rows may have been bought (BUY_UNCONFIRMED): rerun this same command to "
+            "reconcile them; they are not in the --failed file"
+        )
     if outcome.refused:
         raise ShipctlError(outcome.refused, ExitCode.USAGE)
     if outcome.fatal:
@@ -144,11 +149,6 @@ def execute(args: CreateArgs) -> ExitCode:
     if outcome.interrupted:
         console.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
         return ExitCode.INTERRUPTED
-    if summary.unconfirmed:
-        console.warn(
-            f"{summary.unconfirmed} rows may have been bought (BUY_UNCONFIRMED): rerun this same command to "
-            "reconcile them; they are not in the --failed file"
-        )
     if stats.failed or stats.skipped or rejects or summary.attention:
         return ExitCode.PARTIAL
     return ExitCode.OK
@@ -186,7 +186,7 @@ def _run(
     try:
         if journal.set_aside is not None:
             console.info(f"--fresh: previous journal kept as {journal.set_aside}")
-        journal.bind_target(target.identity)
+        journal.bind_target(target.identity, legacy=None if target.embedded else target.api_base)
         client = make_client(target.api_key, target.api_base, pool_size=args.run.sizing.ceiling + 4)
         engine = Engine(args.run.sizing, stats, classify)
 

@@ -10,6 +10,7 @@ import datetime
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from shipctl.sandbox import labels, model, tracking
 from shipctl.sandbox.model import JSON, ApiError, not_found, required
@@ -79,7 +80,7 @@ def match(method: str, path: str) -> tuple[str, tuple[str, ...]] | None:
         if m == method:
             found = pattern.match(path)
             if found:
-                return name, found.groups()
+                return name, tuple(unquote(g) for g in found.groups())
     return None
 
 
