@@ -129,6 +129,9 @@ class Purchaser:
                 return await self._record_bought(row, shipment)
             if shipment is not None and entry.digest and entry.digest != digest:
                 shipment = None  # edited since: never buy the stale shipment; make a new one
+            if shipment is not None:
+                # Unbought as of now, and this process holds the journal: a second phase may trust it.
+                self._fresh.add(shipment.id)
         if shipment is None and self.options.check_references and (entry is None or not entry.shipment_id):
             existing = await self._reconcile(ref)
             if existing is not None and existing.bought and existing.reference == ref:

@@ -75,11 +75,12 @@ def _confirm_purchase(yes: bool, count: int, totals: dict[str, Decimal]) -> bool
     if yes:
         return True
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise ShipctlError(
+        # Refused, not crashed: the run still ends with its summary (and --failed file), then exits 2.
+        console.error(
             f"production mode: refusing to buy {count} labels ({money}) without confirmation; "
-            "rerun with --yes to buy (nothing was bought)",
-            ExitCode.USAGE,
+            "rerun with --yes to buy"
         )
+        return False
     import typer
 
     return bool(typer.confirm(f"Buy {count} labels for {money}?", default=False, err=True))
