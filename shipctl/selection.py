@@ -37,20 +37,14 @@ def choose_rate(
 ) -> Rate:
     candidates = list(rates)
     wanted: list[str] = []
-    if carrier:
-        candidates = [r for r in candidates if _norm(r.carrier) == _norm(carrier)]
-        wanted.append(f"carrier {carrier}")
-    elif carriers:
-        allowed = {_norm(c) for c in carriers}
-        candidates = [r for r in candidates if _norm(r.carrier) in allowed]
-        wanted.append("carriers " + "/".join(carriers))
-    if service:
-        candidates = [r for r in candidates if _norm(r.service) == _norm(service)]
-        wanted.append(f"service {service}")
-    elif services:
-        allowed = {_norm(s) for s in services}
-        candidates = [r for r in candidates if _norm(r.service) in allowed]
-        wanted.append("services " + "/".join(services))
+    for field, pinned, allowed in (("carrier", carrier, carriers), ("service", service, services)):
+        # The row's own pin wins over the run's filter; both compare without case, spaces or underscores.
+        names = [pinned] if pinned else list(allowed or ())
+        if not names:
+            continue
+        keep = {_norm(n) for n in names}
+        candidates = [r for r in candidates if _norm(getattr(r, field)) in keep]
+        wanted.append(f"{field} {pinned}" if pinned else f"{field}s " + "/".join(names))
     if not candidates:
         raise NoMatchingRate(" and ".join(wanted) or "the request", rates)
     if rule == "fastest":

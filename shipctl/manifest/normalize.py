@@ -136,11 +136,15 @@ def _name_key(value: str) -> str:
     return _SPACES.sub(" ", _NAME_JUNK.sub(" ", value.lower())).strip()
 
 
+def _lookup(table: dict[str, str], value: str) -> str | None:
+    key = value.strip().lower()
+    return table.get(key) or table.get(_name_key(key))
+
+
 @functools.lru_cache(maxsize=1024)
 def country(value: str) -> str:
     """ISO 3166-1 alpha-2, upper case, from a code (alpha-2 or alpha-3) or a common English name."""
-    key = value.strip().lower()
-    code = _COUNTRY_KEYS.get(key) or _COUNTRY_KEYS.get(_name_key(key))
+    code = _lookup(_COUNTRY_KEYS, value)
     if code is None:
         raise ValueError(f"{value!r} is not a country (use an ISO code such as US, CA, GB)")
     return code
@@ -149,8 +153,7 @@ def country(value: str) -> str:
 @functools.lru_cache(maxsize=1024)
 def us_state(value: str) -> str:
     """The 2-letter USPS code of a US state, territory or military state, from a code or a name."""
-    key = value.strip().lower()
-    code = _STATE_KEYS.get(key) or _STATE_KEYS.get(_name_key(key))
+    code = _lookup(_STATE_KEYS, value)
     if code is None:
         raise ValueError(f"{value!r} is not a US state (use a 2-letter code such as CA, NY)")
     return code
