@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
-import socketserver
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +13,7 @@ import requests
 
 from shipctl.sandbox import Sandbox
 from tests.cli import PROD_KEY, invoke, ndjson
+from tests.gateway import Gateway, Rule, gateway_in_front
 from tests.manifests import row, write_manifest
 
 
@@ -78,67 +75,6 @@ def test_rows_added_while_the_purchase_waits_for_confirmation_are_not_bought(
     assert result.exit_code == 3
 
 
-Rule = Callable[[str, str, "requests.Response"], "tuple[int, str, bytes] | None"]
-
-
-class _Gateway:
-    """A reverse proxy in front of the sandbox: every request is forwarded (so a buy is committed), then `rule`
-    may replace the answer -- as a load balancer's error page or a misbehaving middlebox would."""
-
-    def __init__(self, upstream: str, rule: Rule) -> None:
-        self.fired = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                answer = requests.request(self.command, upstream + self.path, data=body, headers=headers, timeout=30)
-                replaced = rule(self.command, self.path, answer)
-                if replaced is not None:
-                    outer.fired += 1
-                    status, content_type, page = replaced
-                else:
-                    status, page = answer.status_code, answer.content
-                    content_type = answer.headers.get("Content-Type", "application/json")
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-
-            do_GET = do_POST = _forward
-
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.api_base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
-@contextlib.contextmanager
-def gateway_in_front(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, rule: Rule) -> Iterator[_Gateway]:
-    proxy = _Gateway(sb.api_base.removesuffix("/v2"), rule)
-    monkeypatch.setenv("EASYPOST_API_BASE", proxy.api_base)
-    try:
-        yield proxy
-    finally:
-        proxy.close()
-
-
 def _first_buy_as_html_502() -> Rule:
     done: list[bool] = []
 
@@ -152,13 +88,13 @@ def _first_buy_as_html_502() -> Rule:
 
 
 @pytest.fixture
-def gateway(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Gateway]:
+def gateway(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
     with gateway_in_front(env, monkeypatch, _first_buy_as_html_502()) as proxy:
         yield proxy
 
 
 def test_a_gateway_error_page_on_buy_is_reconciled_not_failed(
-    env: Sandbox, gateway: _Gateway, tmp_path: Path
+    env: Sandbox, gateway: Gateway, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
     failed = tmp_path / "failed.csv"

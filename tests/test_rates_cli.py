@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from shipctl.sandbox import Sandbox
 from tests.cli import invoke, ndjson
+from tests.gateway import gateway_in_front
 from tests.manifests import make_manifest, row, write_manifest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -127,51 +124,18 @@ def test_a_quote_the_api_refuses_exits_2_with_its_message(env: Sandbox) -> None:
     assert result.stdout == ""
 
 
-class _NoStatelessRates(BaseHTTPRequestHandler):
+def _no_stateless_rates(method: str, path: str, answer: Any) -> tuple[int, str, bytes] | None:
     """A front for the sandbox that does not offer `/beta/rates` (as some accounts and servers do not)."""
-
-    protocol_version = "HTTP/1.1"
-    upstream: tuple[str, int] = ("127.0.0.1", 0)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _relay(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.startswith("/beta/"):
-            payload = json.dumps({"error": {"code": "NOT_FOUND", "message": "not found", "errors": []}}).encode()
-            status, ctype = 404, "application/json"
-        else:
-            conn = http.client.HTTPConnection(*self.upstream, timeout=30)
-            try:
-                conn.request(self.command, self.path, body, dict(self.headers))
-                response = conn.getresponse()
-                payload, status = response.read(), response.status
-                ctype = response.getheader("Content-Type") or "application/json"
-            finally:
-                conn.close()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = _relay
+    if path.startswith("/beta/"):
+        body = json.dumps({"error": {"code": "NOT_FOUND", "message": "not found", "errors": []}}).encode()
+        return 404, "application/json", body
+    return None
 
 
 @pytest.fixture
-def no_stateless(sandbox: Sandbox) -> Iterator[str]:
-    parts = urlsplit(sandbox.api_base)
-    handler = type("Handler", (_NoStatelessRates,), {"upstream": (parts.hostname, parts.port)})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v2"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def no_stateless(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with gateway_in_front(sandbox, monkeypatch, _no_stateless_rates) as proxy:
+        yield proxy.api_base
 
 
 def test_falls_back_to_a_shipment_where_stateless_rates_are_not_offered(
