@@ -205,14 +205,6 @@ class Journal:
         row = cur.fetchone()
         return None if row is None else JournalRow(*row)
 
-    def get_many(self, references: Iterable[str]) -> dict[str, JournalRow]:
-        refs = list(references)
-        if not refs:
-            return {}
-        marks = ", ".join("?" * len(refs))
-        cur = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM rows WHERE reference IN ({marks})", refs)
-        return {r[0]: JournalRow(*r) for r in cur.fetchall()}
-
     def all(self) -> Iterator[JournalRow]:
         cur = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM rows ORDER BY line, reference")
         for row in cur:

@@ -72,7 +72,6 @@ class Quote:
 
     reference: str
     shipment_id: str
-    mode: str | None
     rate: Rate
 
 
@@ -119,7 +118,7 @@ class Purchaser:
                 return record
             if entry.shipment_id in self._fresh and entry.digest == digest and entry.rate_id:
                 # Quoted by this very process and not yet bought: the journal holds the chosen rate.
-                return Quote(ref, entry.shipment_id, self.mode, _journaled_rate(entry))
+                return Quote(ref, entry.shipment_id, _journaled_rate(entry))
             try:
                 shipment = await self._reconcile(entry.shipment_id)
             except CallFailure as failure:
@@ -168,7 +167,7 @@ class Purchaser:
             rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
             currency=rate.currency, delivery_days=rate.delivery_days,
         )
-        return Quote(reference=ref, shipment_id=shipment.id, mode=shipment.mode, rate=rate)
+        return Quote(reference=ref, shipment_id=shipment.id, rate=rate)
 
     async def _reconcile(self, shipment_id: str) -> Shipment | None:
         """The shipment as the API has it now (`shipment_id` may be a reference); None when it does not exist."""

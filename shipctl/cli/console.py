@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
 
 from rich.console import Console
-
-from shipctl.exit_codes import ExitCode
 
 # emoji=False: text from manifests (a column named ":smile:") must print as written.
 out = Console(soft_wrap=True, highlight=False, emoji=False)
@@ -44,8 +41,3 @@ def silence_stdout() -> None:
         pass
     finally:
         os.close(devnull)
-
-
-def abort(message: str, code: ExitCode = ExitCode.ERROR) -> NoReturn:
-    error(message)
-    raise SystemExit(int(code))
