@@ -1,7 +1,7 @@
 """The two consoles: stdout carries data only, stderr carries everything a person reads.
 
 Both resolve sys.stdout / sys.stderr at write time (so CliRunner and redirections see them), honour NO_COLOR
-(rich does) and never wrap data. `abort` is the single exit point for user errors.
+(rich does) and never wrap data. User errors leave through `ShipctlError` and the edge in app.py.
 """
 
 from __future__ import annotations
