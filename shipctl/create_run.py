@@ -3,8 +3,12 @@
 Phases. A test-mode run pipelines each row (create -> choose -> buy). A run that must know the total before it
 spends anything -- production mode, `--max-cost`, `--dry-run` -- quotes every row first (phase one, shipments
 journaled with their chosen rates), asks the money guard, and only then buys exactly the rows it quoted
-(phase two). The mode comes from the first chunk's new shipments, else from the key (EZTK/EZAK); a mode that
-cannot be told is treated as production.
+(phase two). The mode comes from the first chunk's shipments, else from what this journal's first run decided,
+else from the key (EZTK/EZAK); a mode that cannot be told is treated as production.
+
+Before any row, the run asks the API whose key it holds (`user.retrieve_me`) and opens its reference claims
+for that API, key mode and account (see `claims.py`): a reference another run holds is left alone, one bought
+elsewhere is adopted, never bought again.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from typing import Any
 
 import anyio
 
+from shipctl.carrier.account import retrieve_account
+from shipctl.claims import Claims
 from shipctl.engine.failures import CallFailure
 from shipctl.engine.runner import Engine
+from shipctl.errors import WriteFailure
 from shipctl.journal import Journal
 from shipctl.manifest import Address, ShipmentRow, ValidRow, iter_rows
 from shipctl.purchase import PurchaseOptions, Purchaser, Quote, record_from_journal, row_digest
@@ -38,11 +45,13 @@ class ManifestSource:
     fmt: str | None = None
     encoding: str | None = None
     default_from: Address | None = None
+    extra_check: Callable[[ValidRow], list[Any]] | None = None
+    """The validation pass's extra row check: rows it flagged were rejected there, so they are not bought here."""
 
     def valid_rows(self) -> Iterator[ValidRow]:
         for item in iter_rows(self.path, fmt=self.fmt, encoding=self.encoding,  # type: ignore[arg-type]
                               default_from=self.default_from):
-            if isinstance(item, ValidRow):
+            if isinstance(item, ValidRow) and not (self.extra_check is not None and self.extra_check(item)):
                 yield item
 
 
@@ -56,6 +65,7 @@ class CreateOutcome:
     interrupted: bool = False
     refused: str | None = None
     fatal: str | None = None
+    write_failure: WriteFailure | None = None
     quoted: int = 0
     estimate: dict[str, Decimal] = field(default_factory=dict)
     mode: str | None = None
@@ -85,6 +95,8 @@ class CreateRun:
         stop_grace: float = 30.0,
         hard_stop: Callable[[], None] | None = None,
         expected_mode: str | None = None,
+        claims: Claims | None = None,
+        scope: str = "",
     ) -> None:
         self.engine = engine
         self.journal = journal
@@ -100,7 +112,11 @@ class CreateRun:
         # Two-phase runs: what phase one quoted (reference -> row digest), i.e. exactly what may be bought.
         self._quoted: dict[str, str] = {}
         self._prompting = False
-        self.purchaser = Purchaser(engine, client, journal, options, on_warning=on_warning)
+        self.client = client
+        self.claims = claims
+        self.scope = scope
+        """The API and key mode (the target's identity); the account is added once the API has named it."""
+        self.purchaser = Purchaser(engine, client, journal, options, claims=claims, on_warning=on_warning)
         self.outcome = CreateOutcome()
         self._finished: set[str] = set()
         self._interrupts = 0
@@ -113,7 +129,17 @@ class CreateRun:
                 yield _Item(valid, row_digest(valid.row))
 
     def _plan(self, chunk: list[_Item]) -> None:
-        self.journal.plan((i.valid.row.reference, i.valid.line, i.digest) for i in chunk)
+        try:
+            self.journal.plan((i.valid.row.reference, i.valid.line, i.digest) for i in chunk)
+        except WriteFailure as failure:
+            self._write_failed(failure)
+
+    def _write_failed(self, failure: WriteFailure) -> None:
+        """Nothing more can be recorded: stop starting rows. Every shipment was journaled before its buy, so the
+        rerun reconciles whatever this row was doing."""
+        if self.outcome.write_failure is None:
+            self.outcome.write_failure = failure
+        self.engine.stop()
 
     def _done(self, record: ResultRecord, row: ShipmentRow) -> None:
         self._finished.add(row.reference)
@@ -121,7 +147,7 @@ class CreateRun:
         stats.done += 1
         if record.status == "failed":
             stats.failed += 1
-        elif record.status == "skipped":
+        elif record.status in ("skipped", "refunded"):
             stats.skipped += 1
         else:
             stats.succeeded += 1
@@ -134,12 +160,22 @@ class CreateRun:
             self.engine.stop()
 
     async def _quote(self, item: _Item) -> Quote | None:
+        try:
+            return await self._quote_or_finish(item)
+        except WriteFailure as failure:
+            self._write_failed(failure)
+            return None
+
+    async def _quote_or_finish(self, item: _Item) -> Quote | None:
         row = item.valid.row
         try:
             result = await self.purchaser.quote(row, item.valid.line, item.digest)
+        except WriteFailure:
+            raise
         except CallFailure as failure:
             self._check_fatal(failure)
             result = self.purchaser.fail(row.reference, failure.code, failure.message, shipment_id=None)
+            result.retryable = failure.transient
         except Exception as exc:  # one row's surprise must not take the whole run (and its journal) down
             result = self.purchaser.fail(row.reference, "INTERNAL_ERROR", _describe(exc), shipment_id=None)
         if isinstance(result, ResultRecord):
@@ -148,9 +184,17 @@ class CreateRun:
         return result
 
     async def _buy(self, item: _Item, quote: Quote) -> None:
+        try:
+            await self._buy_and_finish(item, quote)
+        except WriteFailure as failure:
+            self._write_failed(failure)
+
+    async def _buy_and_finish(self, item: _Item, quote: Quote) -> None:
         row = item.valid.row
         try:
             record = await self.purchaser.buy(row, quote)
+        except WriteFailure:
+            raise
         except Exception as exc:
             # Whatever escaped happened after the buy was sent (reconciling it failed, or a bug): the label
             # may exist. Keep the shipment and say so; only a rerun on this journal can settle it.
@@ -205,18 +249,57 @@ class CreateRun:
             group.start_soon(self._watch_signals, work)
             try:
                 with work:
-                    await self._run_phases()
+                    try:
+                        if await self._bind_account():
+                            await self._run_phases()
+                    except WriteFailure as failure:
+                        self._write_failed(failure)
             finally:
                 group.cancel_scope.cancel()
+        self.outcome.write_failure = self.outcome.write_failure or self.purchaser.write_failure
         return self.outcome
+
+    async def _bind_account(self) -> bool:
+        """Name the account behind the key and open the claims for it; False when the API cannot be reached."""
+        try:
+            account = await self.engine.call(retrieve_account, self.client)
+        except CallFailure as failure:
+            if failure.http_status not in (403, 404, 405, 501):
+                self._check_fatal(failure)
+                if self.outcome.fatal is None:
+                    self.outcome.fatal = f"{failure.code}: {failure.message}"
+                self.engine.stop()
+                return False
+            # A server that cannot name the account (an old proxy, a restricted key): one scope for every account
+            # of this API and mode -- it blocks more than it must, never less.
+            account = "unknown-account"
+        bound = self.journal.meta("account")
+        if bound is None:
+            self.journal.set_meta("account", account)
+        elif bound != account:
+            self.outcome.refused = (
+                f"journal {self.journal.path} records purchases of account {bound}, but this key belongs to "
+                f"account {account}; nothing was bought — give this account's run its own journal with --journal PATH"
+            )
+            return False
+        if self.claims is not None:
+            self.claims.open(f"{self.scope} account {account}")
+        return True
 
     async def _run_phases(self) -> None:
         engine = self.engine
         first = self.engine.sizing.chunk_size
         # Probe: quote the first chunk only, to learn the API's mode before anything is bought.
         await engine.run(itertools.islice(self._items(), first), self._quote_only, before_chunk=self._plan)
-        # A production key is production whatever an answer says; otherwise the API's word, else the key's.
-        mode = "production" if self.expected_mode == "production" else self.purchaser.mode or self.expected_mode
+        # A production key is production whatever an answer says; otherwise the API's word, else what this journal's
+        # first run decided (a resumed run whose first rows are all done sees no answer), else the key's.
+        journaled = self.journal.meta("mode")
+        if self.expected_mode == "production":
+            mode: str | None = "production"
+        else:
+            mode = self.purchaser.mode or journaled or self.expected_mode
+        if mode is not None and journaled is None:
+            self.journal.set_meta("mode", mode)
         self.outcome.mode = mode
         if engine.stopping:
             return

@@ -31,3 +31,20 @@ class ManifestError(ShipctlError):
     """The manifest cannot be read at all (encoding, syntax, empty): nothing was bought."""
 
     exit_code = ExitCode.USAGE
+
+
+class WriteFailure(ShipctlError):
+    """A file shipctl writes (journal, claims, label, results, stdout) could not be written: the disk is full, the
+    file system read-only, or the device failing. The run stops; nothing bought is lost (the journal committed
+    each shipment before its buy, so a rerun reconciles)."""
+
+    exit_code = ExitCode.WRITE_FAILED
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"cannot write {what}: {reason}")
+        self.what = what
+        self.reason = reason
+
+    @classmethod
+    def from_os(cls, what: str, exc: OSError) -> WriteFailure:
+        return cls(what, exc.strerror or str(exc))

@@ -14,5 +14,8 @@ class ExitCode(IntEnum):
     """Bad usage or an invalid manifest; nothing was bought."""
     PARTIAL = 3
     """The run finished but some rows failed; the rest are done and journaled."""
+    WRITE_FAILED = 4
+    """A file or stdout could not be written (disk full, read-only, I/O error); the run stopped, what was bought is
+    journaled -- make room and rerun."""
     INTERRUPTED = 130
     """Stopped by Ctrl-C or SIGTERM; what finished is journaled, rerun to resume."""

@@ -20,7 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from shipctl.errors import ShipctlError
+from shipctl import safefiles
+from shipctl.errors import ShipctlError, WriteFailure
 from shipctl.exit_codes import ExitCode
 
 SCHEMA_VERSION = "1"
@@ -95,13 +96,19 @@ class Journal:
 
     def open(self) -> Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite follows links for the journal and puts its WAL and SHM files beside the link's target: judge
+        # all of them before SQLite (or --fresh's set-aside) opens anything.
+        safefiles.check_links(self.path)
+        for base in dict.fromkeys((str(self.path), str(self.path.resolve()))):
+            for suffix in ("-wal", "-shm"):
+                safefiles.check_links(Path(base + suffix))
         self._acquire_lock()
         try:
             if self.fresh and self.path.exists():
                 self.set_aside = self._set_aside()
             if not self.path.exists():
                 # Create it 0600 before SQLite touches it; the WAL and SHM files inherit the mode.
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                os.close(safefiles.open_fd(self.path, mode=safefiles.PRIVATE, truncate=False))
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -159,27 +166,41 @@ class Journal:
 
     def _acquire_lock(self) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             import fcntl
         except ImportError:  # Windows: SQLite's own locking still keeps the file consistent
-            self._lock_fd = fd
+            self._lock_fd = safefiles.open_fd(lock_path, mode=safefiles.PRIVATE, truncate=False, flags=os.O_RDWR)
             return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        while True:
+            fd = safefiles.open_fd(lock_path, mode=safefiles.PRIVATE, truncate=False, flags=os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                # Not "use another --journal": a second journal knows nothing of this one's purchases and
+                # would buy the same rows again.
+                raise JournalLocked(
+                    f"journal {self.path} is in use by another shipctl process (pid {holder}); "
+                    "wait for it to finish, then rerun the same command"
+                ) from None
+            # A holder unlinks the file before letting go of it: a lock won on that unlinked file (or on one
+            # replaced since we opened it) guards nothing, so lock whatever the name holds now instead.
+            if safefiles.same_file(fd, lock_path):
+                break
             os.close(fd)
-            raise JournalLocked(
-                f"journal {self.path} is in use by another shipctl process (pid {holder}); "
-                "wait for it to finish, or pass --journal to use a different one"
-            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            # Removed while still held, so no one can lock it in the meantime and then lose it to the unlink;
+            # only if it is still ours (someone may have deleted it and another run made a new one).
+            if safefiles.same_file(self._lock_fd, lock_path):
+                with contextlib.suppress(OSError):  # Windows cannot remove an open file: it stays, harmless
+                    lock_path.unlink()
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -196,7 +217,8 @@ class Journal:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        with self._writing():
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- rows --------------------------------------------------------------------------------------------
 
@@ -212,7 +234,7 @@ class Journal:
 
     def plan(self, rows: Iterable[tuple[str, int, str]]) -> None:
         """Record (reference, line, digest) as planned in one transaction; rows already known are kept."""
-        with self._transaction():
+        with self._writing(), self._transaction():
             self.db.executemany(
                 "INSERT INTO rows (reference, line, digest, state, updated_at) VALUES (?, ?, ?, 'planned', ?) "
                 "ON CONFLICT(reference) DO UPDATE SET line = excluded.line",
@@ -225,7 +247,18 @@ class Journal:
             raise ValueError(f"unknown journal columns: {sorted(unknown)}")
         values["updated_at"] = _now()
         assignments = ", ".join(f"{k} = ?" for k in values)
-        self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*values.values(), reference))
+        with self._writing():
+            self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*values.values(), reference))
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A commit that fails (disk full, read-only, I/O error) stops the run with the journal's name, not a trace."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise
+            raise WriteFailure(f"the journal {self.path}", str(exc)) from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

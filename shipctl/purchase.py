@@ -20,17 +20,21 @@ import anyio
 
 from shipctl.carrier import shipments as api
 from shipctl.carrier.shipments import Rate, Shipment
+from shipctl.claims import Claim, Claims
 from shipctl.engine.failures import CallFailure
 from shipctl.engine.runner import Engine
+from shipctl.errors import WriteFailure
 from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow
-from shipctl.results import ResultRecord
+from shipctl.results import Purchase, ResultRecord, Status
 from shipctl.selection import NoMatchingRate, SelectRule, choose_rate
 
 POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"
 BUY_UNCONFIRMED = "BUY_UNCONFIRMED"
 """A buy whose outcome is still unknown: the row may be bought. Only a rerun on the same journal settles it."""
 EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
+HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
+"""Another live shipctl run has claimed the reference: this run leaves it alone (status `skipped`)."""
 MAX_BUY_ROUNDS = 6
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -45,10 +49,20 @@ def label_filename(reference: str, url: str, *, shipment_id: str | None = None) 
     """`<reference>.<ext>`; `<reference>-<shipment id>.<ext>` when the plain name could be another label's.
 
     A shipment id names one label for ever, so the long form cannot collide across rows, runs or journals.
+    A reference too long for a file name is cut to its first 100 characters plus a hash of the whole of it.
     """
     ext = Path(url.split("?", 1)[0]).suffix.lower() or ".png"
     safe = _UNSAFE_NAME.sub("_", reference).strip("._") or "label"
-    if shipment_id is not None or safe != reference:
+    prefix_max = 100  # `safe` is ASCII, so characters are bytes
+    if len(safe) > prefix_max:
+        # A file name holds at most 255 bytes, and the download's temporary name is longer still: keep a
+        # readable start, well under the limit, and a hash of the whole reference so that two long ones
+        # sharing that start never share a file.
+        digest = hashlib.blake2b(reference.encode(), digest_size=8).hexdigest()
+        safe = safe[:prefix_max].rstrip("._") + "-" + digest
+        if shipment_id is not None:
+            safe += "-" + _UNSAFE_NAME.sub("_", shipment_id)[:64]
+    elif shipment_id is not None or safe != reference:
         safe += "-" + _UNSAFE_NAME.sub("_", shipment_id or hashlib.blake2b(reference.encode()).hexdigest()[:8])
     return safe + ext
 
@@ -83,12 +97,17 @@ class Purchaser:
         journal: Journal,
         options: PurchaseOptions,
         *,
+        claims: Claims | None = None,
         on_warning: Callable[[str], None] = lambda _m: None,
     ) -> None:
         self.engine = engine
         self.client = client
         self.journal = journal
+        self.claims = claims
         self.options = options
+        self.held = 0
+        """Rows left alone because another live run holds their reference."""
+        self.write_failure: WriteFailure | None = None
         self.on_warning = on_warning
         # Shipments this process created and has not tried to buy: no retrieve is needed to know their state.
         # Only ids: two-phase runs quote every row before buying, and rates for 100k rows would not fit.
@@ -100,10 +119,9 @@ class Purchaser:
     # -- phase one: a shipment with a chosen rate --------------------------------------------------------
 
     async def quote(self, row: ShipmentRow, line: int, digest: str) -> Quote | ResultRecord:
-        """Return the journaled shipment and its chosen rate, or a final record (already bought / failed)."""
+        """Return the journaled shipment and its chosen rate, or a final record (already bought / failed / held)."""
         ref = row.reference
         entry = self.journal.get(ref)
-        shipment: Shipment | None = None
         if entry is not None and entry.shipment_id:
             if entry.state == "bought":
                 record = await self._finish_resumed(row, entry)
@@ -117,38 +135,40 @@ class Purchaser:
                     self.on_warning(f"row {line}: reference {ref}: {record.error_message}")
                 return record
             if entry.shipment_id in self._fresh and entry.digest == digest and entry.rate_id:
-                # Quoted by this very process and not yet bought: the journal holds the chosen rate.
+                # Quoted by this very process (which holds the claim) and not yet bought: the journal holds the rate.
                 return Quote(ref, entry.shipment_id, _journaled_rate(entry))
+        # The reference is the unit of "never twice": claim it before anything that could lead to a buy.
+        claim = self.claims.claim(ref) if self.claims is not None else Claim("claimed")
+        if claim.outcome == "held":
+            return self._held(ref, claim)
+        shipment: Shipment | None = None
+        known = entry.shipment_id if entry is not None else None
+        for candidate in dict.fromkeys(c for c in (claim.shipment_id, known) if c):
             try:
-                shipment = await self._reconcile(entry.shipment_id)
+                current = await self._reconcile(candidate)
             except CallFailure as failure:
-                # A journaled shipment whose state cannot be read now may have been bought: never "failed".
-                return self.unconfirmed(ref, f"{failure.code}: {failure.message}", shipment_id=entry.shipment_id)
-            if shipment is not None and shipment.bought:
-                return await self._record_bought(row, shipment)
-            if shipment is not None and entry.digest and entry.digest != digest:
-                shipment = None  # edited since: never buy the stale shipment; make a new one
-            if shipment is not None:
-                # Unbought as of now, and this process holds the journal: a second phase may trust it.
-                self._fresh.add(shipment.id)
-        if shipment is None and self.options.check_references and (entry is None or not entry.shipment_id):
+                # A shipment whose state cannot be read now may have been bought: never "failed", never replaced.
+                return self.unconfirmed(ref, f"{failure.code}: {failure.message}", shipment_id=candidate)
+            if current is None:
+                continue  # gone (another account, a wiped sandbox): it cannot have been bought here
+            if current.bought:
+                return await self._adopt(row, current, found=candidate != known, digest=digest)
+            ours = candidate == known and not (entry is not None and entry.digest and entry.digest != digest)
+            if shipment is None and (ours or (candidate != known and _same_parcel(current, row))):
+                # Unbought: reuse it rather than make another, so a buy of it still in flight from a run that died
+                # can only meet ours at the API, which refuses the second.
+                shipment = current
+        if claim.outcome == "bought" and self.claims is not None:
+            # The claimed purchase is unknown to the API (a wiped sandbox): the claim is stale.
+            self.claims.forget(ref, claim.shipment_id)
+            return await self.quote(row, line, digest)
+        if shipment is None and self.options.check_references and known is None:
             existing = await self._reconcile(ref)
             if existing is not None and existing.bought and existing.reference == ref:
-                if not _same_parcel(existing, row):
-                    return self.fail(
-                        ref, "REFERENCE_IN_USE",
-                        f"reference {ref} already has a label ({existing.id}) for another destination or "
-                        "parcel; nothing was bought — give this row its own reference",
-                        shipment_id=None, digest=digest,
-                    )
-                self.on_warning(
-                    f"row {line}: reference {ref} was already bought as {existing.id} outside this journal; "
-                    "recording that purchase instead of buying again"
-                )
-                return await self._record_bought(row, existing)
+                return await self._adopt(row, existing, found=True, digest=digest)
         if shipment is None:
             shipment = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
-            self._fresh.add(shipment.id)
+        self._fresh.add(shipment.id)
         self.mode = self.mode or shipment.mode
         try:
             rate = choose_rate(
@@ -161,7 +181,9 @@ class Purchaser:
             )
         except NoMatchingRate as exc:
             return self.fail(ref, "NO_MATCHING_RATE", exc.message, shipment_id=shipment.id, digest=digest)
-        # One commit for the shipment id and its chosen rate, before any buy can be attempted.
+        # The shipment id (claim, then journal with its chosen rate) is committed before any buy can be attempted.
+        if self.claims is not None:
+            self.claims.attach(ref, shipment.id)
         self.journal.update(
             ref, state="created", shipment_id=shipment.id, digest=digest, error_code=None, error_message=None,
             rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
@@ -169,14 +191,37 @@ class Purchaser:
         )
         return Quote(reference=ref, shipment_id=shipment.id, rate=rate)
 
+    async def _adopt(self, row: ShipmentRow, shipment: Shipment, *, found: bool, digest: str | None) -> ResultRecord:
+        """Record a label already bought for this reference (by this journal's earlier run, or elsewhere)."""
+        if found and (shipment.reference not in (None, row.reference) or not _same_parcel(shipment, row)):
+            return self.fail(
+                row.reference, "REFERENCE_IN_USE",
+                f"reference {row.reference} already has a label ({shipment.id}) for another destination or "
+                "parcel; nothing was bought — give this row its own reference",
+                shipment_id=None, digest=digest,
+            )
+        if digest is not None:
+            self.journal.update(row.reference, digest=digest)
+        return await self._record_bought(row, shipment, purchase="found" if found else "resumed")
+
+    def _held(self, reference: str, claim: Claim) -> ResultRecord:
+        self.held += 1
+        return ResultRecord(
+            reference=reference, status="skipped", shipment_id=claim.shipment_id, error_code=HELD_BY_OTHER_RUN,
+            error_message=f"another shipctl run is buying this reference ({claim.holder}); nothing was bought here "
+            "— rerun this command after that run ends to record its label",
+        )
+
     async def _reconcile(self, shipment_id: str) -> Shipment | None:
         """The shipment as the API has it now (`shipment_id` may be a reference); None when it does not exist."""
         try:
-            return await self.engine.call(api.retrieve_shipment, self.client, shipment_id)
+            shipment = await self.engine.call(api.retrieve_shipment, self.client, shipment_id)
         except CallFailure as failure:
             if failure.http_status == 404:
                 return None  # gone (another account, a wiped sandbox): a new shipment is safe
             raise
+        self.mode = self.mode or shipment.mode
+        return shipment
 
     # -- phase two: buy ----------------------------------------------------------------------------------
 
@@ -189,6 +234,12 @@ class Purchaser:
 
     async def _buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord:
         ref = row.reference
+        if self.options.check_references:
+            # Across machines nothing can claim for us: look the reference up once more right before the buy, so
+            # another machine's purchase is seen unless it lands within this one call.
+            existing = await self._reconcile(ref)
+            if existing is not None and existing.id != quote.shipment_id and existing.bought:
+                return await self._adopt(row, existing, found=True, digest=self.journal_digest(ref))
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
         uncertain = False  # an earlier round's outcome was unknown: a later refusal proves nothing
@@ -199,7 +250,7 @@ class Purchaser:
                     api.buy_shipment, self.client, quote.shipment_id, str(quote.rate.id), insurance,
                     retry_unknown=False,
                 )
-                return await self._record_bought(row, shipment)
+                return await self._record_bought(row, shipment, purchase="new")
             except CallFailure as failure:
                 last = failure
                 definite = not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS)
@@ -210,7 +261,7 @@ class Purchaser:
             # The buy may have happened: the shipment itself is the only truth.
             current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
             if current.bought:
-                return await self._record_bought(row, current)
+                return await self._record_bought(row, current, purchase="new")
             if last.code == POSTAGE_EXISTS or not last.transient or self.engine.stopping:
                 break  # contradictory answers, or shutting down: do not guess, let a rerun settle it
             self.engine.stats.retries += 1
@@ -223,10 +274,16 @@ class Purchaser:
             reference, BUY_UNCONFIRMED,
             f"the buy may have gone through ({detail}); rerun the same command to reconcile it — "
             "do not re-ship this row from a new manifest or journal",
-            shipment_id=shipment_id,
+            shipment_id=shipment_id, release=False,
         )
 
-    async def _record_bought(self, row: ShipmentRow, shipment: Shipment) -> ResultRecord:
+    def journal_digest(self, reference: str) -> str | None:
+        entry = self.journal.get(reference)
+        return entry.digest if entry is not None else None
+
+    async def _record_bought(self, row: ShipmentRow, shipment: Shipment, *, purchase: Purchase) -> ResultRecord:
+        if self.claims is not None:
+            self.claims.settle(row.reference, shipment.id)
         rate = shipment.selected_rate
         values: dict[str, Any] = {
             "state": "bought",
@@ -245,20 +302,20 @@ class Purchaser:
         self.journal.update(row.reference, **values)
         entry = self.journal.get(row.reference)
         assert entry is not None
-        return await self._finish_label(row, entry)
+        return await self._finish_label(row, entry, purchase)
 
     async def _finish_resumed(self, row: ShipmentRow, entry: JournalRow) -> ResultRecord:
         self.engine.stats.resumed += 1
-        return await self._finish_label(row, entry)
+        return await self._finish_label(row, entry, "resumed")
 
-    async def _finish_label(self, row: ShipmentRow, entry: JournalRow) -> ResultRecord:
+    async def _finish_label(self, row: ShipmentRow, entry: JournalRow, purchase: Purchase) -> ResultRecord:
         """Convert and download the label when asked; a bought row stays bought if this part fails."""
         labels_dir = self.options.labels_dir
         wanted = row.label_format or self.options.label_format
         if labels_dir is None or not entry.shipment_id or not entry.label_url or entry.refund_status:
-            return record_from_journal(entry)  # a refunded label is void: never saved for printing
+            return record_from_journal(entry, purchase)  # a refunded label is void: never saved for printing
         if entry.label_path and Path(entry.label_path).exists():
-            return record_from_journal(entry)
+            return record_from_journal(entry, purchase)
         try:
             url = entry.label_url
             if wanted and wanted != "PNG" and not url.lower().split("?")[0].endswith("." + wanted.lower()):
@@ -266,14 +323,18 @@ class Purchaser:
             dest = self._label_dest(labels_dir, entry.reference, url, entry.shipment_id)
             await self.engine.call(api.download, self.client, url, dest)
         except Exception as exc:  # a bought row stays bought whatever goes wrong with its file
+            if isinstance(exc, WriteFailure):
+                # A full disk fails every label after this one too: stop starting rows rather than retry them all.
+                self.write_failure = self.write_failure or exc
+                self.engine.stop()
             reason = exc.message if isinstance(exc, CallFailure) else f"{type(exc).__name__}: {exc}"
-            record = record_from_journal(entry)
+            record = record_from_journal(entry, purchase)
             record.error_code = "LABEL_NOT_SAVED"
             record.error_message = f"bought, but the label file was not saved ({reason}); rerun to retry"
             return record
         self.journal.update(entry.reference, label_path=str(dest))
         entry.label_path = str(dest)
-        return record_from_journal(entry)
+        return record_from_journal(entry, purchase)
 
     def _label_dest(self, labels_dir: Path, reference: str, url: str, shipment_id: str) -> Path:
         """A file name no other label owns: the plain name when it is free, else one with the shipment id."""
@@ -285,9 +346,15 @@ class Purchaser:
         return labels_dir / name
 
     def fail(
-        self, reference: str, code: str, message: str, *, shipment_id: str | None, digest: str | None = None
+        self, reference: str, code: str, message: str, *, shipment_id: str | None, digest: str | None = None,
+        release: bool = True,
     ) -> ResultRecord:
-        """Journal the row as failed; a shipment it created is kept, so a rerun reconciles instead of re-creating."""
+        """Journal the row as failed; a shipment it created is kept, so a rerun reconciles instead of re-creating.
+
+        `release`: nothing was bought, so the claim is given up and another run may try the reference.
+        """
+        if release and self.claims is not None:
+            self.claims.release(reference)
         values: dict[str, Any] = {"state": "failed", "error_code": code, "error_message": message}
         if shipment_id is not None:
             values["shipment_id"] = shipment_id
@@ -318,11 +385,14 @@ def _journaled_rate(entry: JournalRow) -> Rate:
     )
 
 
-def record_from_journal(entry: JournalRow) -> ResultRecord:
-    status = {"bought": "bought", "failed": "failed"}.get(entry.state, "planned")
+def record_from_journal(entry: JournalRow, purchase: Purchase | None = None) -> ResultRecord:
+    status: Status = {"bought": "bought", "failed": "failed"}.get(entry.state, "planned")  # type: ignore[assignment]
+    if status == "bought" and entry.refund_status:
+        status = "refunded"  # void: not a label to ship, and never spend
     return ResultRecord(
         reference=entry.reference,
-        status=status,  # type: ignore[arg-type]
+        status=status,
+        purchase=purchase if status in ("bought", "refunded") else None,
         shipment_id=entry.shipment_id,
         tracking_code=entry.tracking_code,
         carrier=entry.carrier,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-Status = Literal["bought", "failed", "skipped", "planned"]
+Status = Literal["bought", "refunded", "failed", "skipped", "planned"]
+"""`refunded`: a label bought once and voided since (`shipctl refund`); it is not shipped and never counts as spend."""
+Purchase = Literal["new", "resumed", "found"]
+"""Who bought a `bought` row's label: this run (`new`, the only spend of this run), an earlier run of this
+journal (`resumed`), or a run outside this journal -- another manifest, journal, machine (`found`, adopted)."""
 
 
 @dataclass
@@ -23,13 +27,16 @@ class ResultRecord:
     label_path: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    purchase: Purchase | None = None
+    retryable: bool = field(default=False, metadata={"column": False})
+    """Failed on a temporary API error (429, 5xx, timeout): the same command retries it. Not an output column."""
 
     def as_dict(self) -> dict[str, Any]:
         # Every field is a scalar: a shallow read is enough (dataclasses.asdict deep-copies, per row).
         return {name: getattr(self, name) for name in RESULT_COLUMNS}
 
 
-RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord))
+RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord) if f.metadata.get("column", True))
 
 # What a person reads in a terminal table: the URL (long, and for the sandbox valid only while it runs) is left
 # to the data formats; the tracking code comes first.

@@ -16,7 +16,10 @@ REDACTED = "[redacted]"
 
 
 def scrub(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
-    secrets = [s for s in (os.environ.get("EASYPOST_API_KEY", ""), *extra_secrets) if len(s) >= 4]
+    raw = (os.environ.get("EASYPOST_API_KEY", ""), *extra_secrets)
+    # The key goes out trimmed (cli/target.py strips it), so that is the form a server echoes back; the
+    # untrimmed one too, for anything that quotes the environment (longest first, so that one goes whole).
+    secrets = sorted({s for v in raw for s in (v, v.strip()) if len(s.strip()) >= 4}, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     text = _KEY_PATTERN.sub(REDACTED, text)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CURRENCY = "USD"
 UNKNOWN = "unknown"
-STATUS_ORDER: tuple[str, ...] = ("bought", "failed", "skipped", "planned")
+STATUS_ORDER: tuple[str, ...] = ("bought", "refunded", "failed", "skipped", "planned")
 MAX_ERROR_KINDS = 5
 _NO_PATHS: Mapping[str, str] = MappingProxyType({})
 
@@ -82,6 +82,10 @@ class Summary:
         self._bought_by: Counter[CostKey] = Counter()
         self._unpriced = 0
         self._errors: Counter[str] = Counter()
+        # Labels bought before this run (resumed from the journal, or found bought elsewhere): shown, never spend.
+        self._earlier: Counter[str] = Counter()
+        self._earlier_total: dict[str, Decimal] = {}
+        self._skips: Counter[str] = Counter()
 
     # --- per row ---------------------------------------------------------------------------------------
 
@@ -89,6 +93,14 @@ class Summary:
         self._counts[record.status] += 1
         if record.status == "failed":
             self._errors[record.error_code or "error"] += 1
+        elif record.status == "skipped":
+            self._skips[record.error_code or "skipped"] += 1
+        elif record.status == "bought" and record.purchase in ("resumed", "found"):
+            self._earlier[record.purchase] += 1
+            amount = parse_money(record.rate)
+            if amount is not None:
+                currency = (record.currency or DEFAULT_CURRENCY).strip().upper() or DEFAULT_CURRENCY
+                self._earlier_total[currency] = self._earlier_total.get(currency, Decimal(0)) + amount
         elif record.status == "bought":
             amount = parse_money(record.rate)
             if amount is None:
@@ -125,10 +137,23 @@ class Summary:
         others = sorted((s, n) for s, n in self._counts.items() if s not in STATUS_ORDER and n)
         return known + others
 
-    def _money(self) -> str:
-        totals = self.totals()["total"]
+    def _money(self, totals: dict[str, Decimal] | None = None) -> str:
+        totals = self.totals()["total"] if totals is None else totals
         ordered = sorted(totals.items(), key=lambda item: (item[0] != DEFAULT_CURRENCY, item[0]))
         return " + ".join(format_money(amount, currency) for currency, amount in ordered)
+
+    @property
+    def bought_now(self) -> int:
+        """Labels this run bought (and paid for)."""
+        return self._counts["bought"] - sum(self._earlier.values())
+
+    def _earlier_note(self) -> str:
+        parts = [f"{self.bought_now} bought by this run"]
+        if self._earlier["resumed"]:
+            parts.append(f"{self._earlier['resumed']} resumed from the journal")
+        if self._earlier["found"]:
+            parts.append(f"{self._earlier['found']} found already bought outside this journal")
+        return ", ".join(parts)
 
     def _planned_rows(self, stats: RunStats) -> int:
         return max(stats.total or 0, self.rows)
@@ -139,11 +164,14 @@ class Summary:
         """`1000 shipments: 998 bought, 2 failed, $7,412.30, 41.2 s (24.3/s)`."""
         planned = self._planned_rows(stats)
         parts = [f"{n} {status}" for status, n in self._status_counts()] or ["nothing done"]
+        earlier = sum(self._earlier.values())
+        if earlier:
+            parts[0] += f" ({earlier} already bought before this run)"
         if planned > self.rows:
             parts.append(f"{planned - self.rows} not done")
         money = self._money()
         if money:
-            parts.append(money)
+            parts.append(money + (" spent" if earlier else ""))
         parts.append(f"{format_elapsed(stats.elapsed())} ({stats.throughput():.1f}/s)")
         return f"{planned} {self.noun}: " + ", ".join(parts)
 
@@ -160,12 +188,18 @@ class Summary:
         ]
 
         # Plain lines rather than a grid: a grid pads its last column, leaving trailing blanks in cron logs.
-        styles = {"bought": "green", "failed": "red", "skipped": "yellow", "not done": "yellow"}
+        styles = {"bought": "green", "failed": "red", "skipped": "yellow", "not done": "yellow", "refunded": "yellow"}
         rows: list[tuple[str, str, Text]] = []
         for status, count in self._status_counts():
             note = Text("")
-            if status == "bought" and stats.resumed:
+            if status == "bought" and self._earlier:
+                note = Text(self._earlier_note(), style="dim")
+            elif status == "bought" and stats.resumed:
                 note = Text(f"{stats.resumed} resumed from the journal, no API call", style="dim")
+            elif status == "refunded":
+                note = Text("voided since they were bought: not shipped, not counted as spend", style="dim")
+            elif status == "skipped":
+                note = Text(", ".join(f"{code} ×{k}" for code, k in self._skips.most_common(MAX_ERROR_KINDS)))
             elif status == "failed":
                 kinds = self._errors.most_common(MAX_ERROR_KINDS)
                 note = Text(", ".join(f"{code} ×{k}" for code, k in kinds))
@@ -206,8 +240,17 @@ class Summary:
                     str(n),
                     Text(format_money(amount, currency), style="bold"),
                 )
-            parts.append(Text("cost", style="bold"))
+            parts.append(Text("cost (bought by this run)" if self._earlier else "cost", style="bold"))
             parts.append(Padding(cost, (0, 0, 0, 2), expand=False))
+        elif self._earlier:
+            parts.append(Text.assemble(("cost ", "bold"), "nothing bought by this run, nothing spent"))
+        if self._earlier:
+            earlier = sum(self._earlier.values())
+            money = self._money(self._earlier_total)
+            parts.append(Text(
+                f"already bought before this run: {earlier} labels" + (f", {money}" if money else "")
+                + " (not spent by this run)"
+            ))
         if totals["unpriced"]:
             parts.append(Text(f"{totals['unpriced']} bought rows carried no price", style="yellow"))
 

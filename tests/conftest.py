@@ -10,9 +10,9 @@ import easypost
 import pytest
 
 from shipctl.sandbox import Sandbox, start_sandbox
-from tests.cli import point_at
 
-TEST_KEY = "EZTKtest0000000000000000000000000"
+# One key for the SDK fixture and the CLI helpers: a key names its account, and an account sees only its own objects.
+from tests.cli import TEST_KEY, point_at
 
 
 @pytest.fixture

@@ -32,7 +32,10 @@ def test_buys_every_row_exactly_once_and_rerun_resumes(env: Sandbox, tmp_path: P
     second = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
     assert second.exit_code == 0, second.stderr
     again = {r["reference"]: r for r in ndjson(second.stdout)}
-    assert again == {r["reference"]: r for r in results}  # re-emitted from the journal, identical
+    # Re-emitted from the journal, identical but for who bought them: the first run, not this one.
+    assert {r["purchase"] for r in results} == {"new"}
+    assert {r["purchase"] for r in again.values()} == {"resumed"}
+    assert again == {r["reference"]: {**r, "purchase": "resumed"} for r in results}
     assert len(env.ledger()) == 40  # nothing bought twice
 
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from shipctl.sandbox import Sandbox
-from tests.cli import PROD_KEY, invoke, ndjson
+from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
 from tests.gateway import Gateway, Rule, gateway_in_front
 from tests.manifests import row, write_manifest
 
@@ -166,9 +166,10 @@ def test_a_label_bought_under_another_journal_is_found_by_reference_not_bought_a
     again = write_manifest(tmp_path / "orders-again.csv", [*rows, row(4)])
     result = invoke("create", str(again), "-o", "ndjson", "--check-references")
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.count("outside this journal") == 4
+    assert "1 bought by this run, 4 found already bought outside this journal" in result.stderr
     records = ndjson(result.stdout)
     assert len(records) == 5 and {r["status"] for r in records} == {"bought"}
+    assert sorted(r["purchase"] for r in records) == ["found"] * 4 + ["new"]
     assert bought(env) == refs(5)  # only the new order was bought
 
 
@@ -261,9 +262,13 @@ def test_a_production_key_is_never_downgraded_by_an_answer_without_mode(
     assert env.ledger() == []
 
 
-def test_the_same_reference_from_two_journals_gets_two_label_files(env: Sandbox, tmp_path: Path) -> None:
+def test_the_same_reference_from_two_accounts_gets_two_label_files(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One machine, two client accounts (a 3PL): their order numbers collide, their labels must not.
     labels = tmp_path / "labels"
-    for name, i in (("a.csv", 0), ("b.csv", 5)):
+    for name, i, key in (("a.csv", 0, TEST_KEY), ("b.csv", 5, "EZTK" + "f" * 28)):
+        monkeypatch.setenv("EASYPOST_API_KEY", key)
         manifest = write_manifest(tmp_path / name, [row(i, reference="R-1")])
         result = invoke("create", str(manifest), "-q", "--labels-dir", str(labels), "--no-check-references")
         assert result.exit_code == 0, result.stderr

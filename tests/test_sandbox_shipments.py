@@ -218,7 +218,7 @@ def test_concurrent_buys_of_one_shipment_make_one_purchase(sandbox: Sandbox) -> 
     lock = threading.Lock()
 
     def buy() -> None:
-        c = easypost.EasyPostClient("EZTKracer", api_base=sandbox.api_base)
+        c = easypost.EasyPostClient("EZTKsetup", api_base=sandbox.api_base)  # its own client, the same account
         try:
             barrier.wait()
             c.shipment.buy(shp.id, rate=shp.rates[0])
@@ -257,7 +257,7 @@ def test_state_file_persists_across_sandboxes_and_ledger_file(tmp_path: Path) ->
         bought = c.shipment.buy(shp.id, rate=shp.lowest_rate())
         c._requests_session.close()
     with start_sandbox(state_path=state, ledger_path=ledger) as sb2:
-        c = easypost.EasyPostClient("EZTKb", api_base=sb2.api_base)
+        c = easypost.EasyPostClient("EZTKa", api_base=sb2.api_base)  # a new client of the same account
         try:
             again = c.shipment.retrieve("persist-1")
             assert again.tracking_code == bought.tracking_code

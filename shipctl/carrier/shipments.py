@@ -7,14 +7,15 @@ plain data happens there too, so nothing downstream depends on the SDK's classes
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from shipctl import safefiles
 from shipctl.carrier.client import session_of
+from shipctl.errors import WriteFailure
 
 
 @dataclass(frozen=True)
@@ -130,15 +131,37 @@ def label_url(client: Any, shipment_id: str, file_format: str) -> str:
 
 def download(client: Any, url: str, dest: Path, timeout: float = 60.0) -> Path:
     """Download to a temporary file beside `dest`, then rename: a crash never leaves half a label."""
-    response = session_of(client).get(url, timeout=timeout)
+
+    def origin(address: str) -> tuple[str, str, int | None] | None:
+        parts = urlsplit(address)
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(scheme)
+        except ValueError:  # a malformed port: no origin, so it matches nothing
+            return None
+        return scheme, (parts.hostname or "").lower(), port
+
+    headers: dict[str, str] = {}
+    # A label served by the API's own origin (the built-in sandbox, which answers only its key) needs the key;
+    # anywhere else (EasyPost's labels are on a CDN) it must never be sent. requests drops it on a redirect to
+    # another host.
+    mine = origin(str(client.api_base))
+    if mine is not None and origin(url) == mine:
+        headers["Authorization"] = f"Bearer {client.api_key}"
+    response = session_of(client).get(url, timeout=timeout, headers=headers)
     response.raise_for_status()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(response.content)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # A label is the user's file (default mode, unlike mkstemp's 0600), made new: never a planted link's target.
+        fd, tmp = safefiles.create_beside(dest)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(response.content)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        # Not a network failure to retry: the local disk is full, read-only or failing, for every label after this.
+        raise WriteFailure.from_os(f"the label file {dest}", exc) from None
     return dest

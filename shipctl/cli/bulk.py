@@ -137,18 +137,23 @@ def check_rows(
     encoding: str | None,
     default_from: Any,
     on_invalid: Callable[[Any], None] | None = None,
+    extra_check: Callable[[Any], list[Any]] | None = None,
 ) -> Checked:
     """Read the whole manifest once and print every problem on stderr; nothing is sent before this passes.
 
     `on_invalid` sees each `InvalidRow` after its problems are printed (`create --skip-invalid` keeps them).
+    `extra_check` maps a `ValidRow` to the `Problem`s a command adds to the manifest's own rules (`create`:
+    pins outside `--carriers`/`--services`); a row it flags counts, prints and is rejected as an invalid one.
     """
-    from shipctl.manifest import InvalidRow, iter_rows
+    from shipctl.manifest import InvalidRow, ValidRow, iter_rows
 
     seen = Checked()
     for item in iter_rows(
         path, fmt=fmt, encoding=encoding, default_from=default_from, on_warning=console.warn,  # type: ignore[arg-type]
     ):
         seen.rows += 1
+        if extra_check is not None and isinstance(item, ValidRow) and (problems := extra_check(item)):
+            item = InvalidRow(item.line, problems, item.raw)
         if isinstance(item, InvalidRow):
             seen.invalid += 1
             for problem in item.problems:

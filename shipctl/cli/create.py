@@ -62,7 +62,11 @@ def create(
     label_format: str | None = typer.Option(None, "--label-format", help="PDF, PNG or ZPL (default PNG)."),
     labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Download each label to DIR/<reference>.<ext>."),
     journal_path: Path | None = typer.Option(None, "--journal", help="Journal file (default: beside the manifest)."),
-    fresh: bool = typer.Option(False, "--fresh", help="Start a new run: set the old journal aside."),
+    fresh: bool = typer.Option(
+        False, "--fresh",
+        help="Set the old journal aside and start it over; labels already bought are adopted, never bought again "
+        "(to ship an order again, give it a new reference).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Create shipments and choose rates; buy nothing."),
     check_references: bool | None = typer.Option(
         None, "--check-references/--no-check-references",
@@ -115,7 +119,7 @@ def create(
                 services=split_list(services),
                 label_format=label_format,
                 labels_dir=labels_dir,
-                journal=journal_path or default_journal(None if from_stdin else path),
+                journal=journal_path or (None if from_stdin else default_journal(path)),
                 fresh=fresh,
                 dry_run=dry_run,
                 check_references=check_references,

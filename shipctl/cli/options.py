@@ -89,20 +89,27 @@ def spool_stdin() -> Path:
     return Path(name)
 
 
-def default_journal(manifest: Path | None) -> Path:
-    """Beside the manifest (`orders.csv.journal.db`), or under the state directory for stdin or a read-only folder.
-
-    Stdin has one journal, whatever the bytes: a re-export with one more order (or other line endings) is the
-    same job, and references -- not file contents -- are what must never be bought twice.
-    """
-    journals = state_dir() / "journals"
-    if manifest is None:
-        return journals / "stdin.journal.db"
+def default_journal(manifest: Path) -> Path:
+    """Beside the manifest (`orders.csv.journal.db`), or under the state directory for a read-only folder."""
     candidate = manifest.with_name(manifest.name + ".journal.db")
     if os.access(manifest.parent, os.W_OK):
         return candidate
     tag = hashlib.sha256(str(manifest.resolve()).encode()).hexdigest()[:12]
-    return journals / f"{manifest.name}-{tag}.journal.db"
+    return state_dir() / "journals" / f"{manifest.name}-{tag}.journal.db"
+
+
+def stdin_journal(spooled: Path, target_identity: str) -> Path:
+    """A journal per API and per stdin content, under the state directory.
+
+    The same bytes piped again resume their run; other bytes, or another API, are another job that can run at
+    the same time. A re-export with one more order is another job too: its references are still never bought
+    twice, because every run claims each reference (claims.py) whatever its journal.
+    """
+    digest = hashlib.sha256(target_identity.encode() + b"\0")
+    with spooled.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return state_dir() / "journals" / f"stdin-{digest.hexdigest()[:16]}.journal.db"
 
 
 def require_file(path: str) -> Path:

@@ -199,10 +199,11 @@ def rates(
 
 
 def _one_off(params: dict[str, Any], wanted: tuple[Sequence[str], Sequence[str]], run: RunOptions) -> ExitCode:
-    from shipctl.carrier.rates import by_price, filter_rates
+    from shipctl.carrier.rates import by_price
     from shipctl.engine.failures import CallFailure
     from shipctl.engine.runner import run_async
     from shipctl.output import open_writer
+    from shipctl.selection import filter_offers
 
     with engine_session(run, total=1) as session:
         quoter = _Quoter(session.engine, session.client, run.quiet)
@@ -218,7 +219,7 @@ def _one_off(params: dict[str, Any], wanted: tuple[Sequence[str], Sequence[str]]
                 raise ShipctlError(f"no answer from the API: {failure}") from None
             raise ShipctlError(f"the API refused the quote: {failure}", ExitCode.USAGE) from None
 
-    chosen = by_price(filter_rates(offers, *wanted))
+    chosen = by_price(filter_offers(offers, *wanted))
     if not offers:
         raise ShipctlError("the API returned no rates for this parcel and route")
     if not chosen:
@@ -319,11 +320,12 @@ def _quote_rows(
     show_all: bool,
     run: RunOptions,
 ) -> ExitCode:
-    from shipctl.carrier.rates import by_price, cheapest, fastest, filter_rates
+    from shipctl.carrier.rates import by_price, cheapest, fastest
     from shipctl.engine.failures import CallFailure
     from shipctl.engine.runner import run_async
     from shipctl.manifest import ValidRow, iter_rows
     from shipctl.output import open_writer
+    from shipctl.selection import filter_conflicts, filter_offers
 
     fmt = run.output_format()
     totals = _Totals()
@@ -344,14 +346,22 @@ def _quote_rows(
             index, valid = item
             row = valid.row
             ref = row.reference
+            conflicts = filter_conflicts(row.carrier, row.service, carriers=carriers, services=services)
+            if conflicts:
+                # The filter restricts pinned rows too (as `create` refuses them): no offer could be chosen, so
+                # say why instead of quoting.
+                _done(stats, ok=False)
+                message = "; ".join(f"{column}: {text}" for column, text in conflicts)
+                order.put(index, [{"reference": ref, "error_code": "NO_RATES", "error_message": message}])
+                return
             try:
                 offers = await quoter.quote(row.to_easypost())
             except CallFailure as failure:
                 _done(stats, ok=False)
                 order.put(index, [{"reference": ref, "error_code": failure.code, "error_message": failure.message}])
                 return
-            pinned = filter_rates(offers, [row.carrier] if row.carrier else (), [row.service] if row.service else ())
-            matching = filter_rates(pinned, carriers, services)
+            pinned = filter_offers(offers, [row.carrier] if row.carrier else (), [row.service] if row.service else ())
+            matching = filter_offers(pinned, carriers, services)
             if not matching:
                 if not offers:
                     message = "the API returned no rates for this row"

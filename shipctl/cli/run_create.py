@@ -6,18 +6,21 @@ import contextlib
 import csv
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from shipctl import safefiles
 from shipctl.cli import console
 from shipctl.cli.bulk import Checked, RunOptions, check_rows
 from shipctl.cli.target import api_target
-from shipctl.errors import ShipctlError
+from shipctl.errors import ShipctlError, UsageError, WriteFailure
 from shipctl.exit_codes import ExitCode
 from shipctl.manifest import InvalidRow, parse_address_arg
+from shipctl.output import cell, neutralise
 from shipctl.results import RESULT_COLUMNS, TABLE_COLUMNS, ResultRecord
 
 
@@ -37,7 +40,8 @@ class CreateArgs:
     services: tuple[str, ...]
     label_format: str | None
     labels_dir: Path | None
-    journal: Path
+    journal: Path | None
+    """None for stdin: one journal per API and content, named once the target is known."""
     fresh: bool
     dry_run: bool
     check_references: bool | None
@@ -50,12 +54,15 @@ class CreateArgs:
 def _validate(args: CreateArgs, default_from: Any, rejects: list[dict[str, Any]]) -> Checked:
     """Read the whole manifest once and report every problem; nothing is bought before this passes."""
 
+    from shipctl.selection import filter_check
+
     def reject(item: InvalidRow) -> None:
         raw = {k: v for k, v in item.raw.items() if not isinstance(v, dict | list)}
         rejects.append({"line": item.line, **raw, "error": "; ".join(p.message for p in item.problems)})
 
     return check_rows(args.manifest, fmt=args.fmt, encoding=args.encoding, default_from=default_from,
-                      on_invalid=reject if args.skip_invalid else None)
+                      on_invalid=reject if args.skip_invalid else None,
+                      extra_check=filter_check(args.carriers, args.services))
 
 
 def _write_table_file(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -63,10 +70,12 @@ def _write_table_file(path: Path, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         columns.extend(k for k in row if k not in columns)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    with safefiles.open_text(path) as fh:
+        # Neutralised as --results is: these files are opened in spreadsheets to be fixed; the manifest reader
+        # takes the `'` off again, so fed back to `create` every value is what it was.
+        writer = csv.writer(fh)
+        writer.writerow([neutralise(c) for c in columns])
+        writer.writerows([neutralise(cell(row.get(c))) for c in columns] for row in rows)
 
 
 def _confirm_purchase(yes: bool, count: int, totals: dict[str, Decimal]) -> bool:
@@ -86,6 +95,30 @@ def _confirm_purchase(yes: bool, count: int, totals: dict[str, Decimal]) -> bool
     return bool(typer.confirm(f"Buy {count} labels for {money}?", default=False, err=True))
 
 
+def _check_outputs(args: CreateArgs) -> None:
+    """Every file the run will write must be writable before anything is bought, not found unwritable after."""
+    rejects = args.rejects if args.skip_invalid else None
+    for flag, path in (("--results", args.results), ("--failed", args.failed), ("--rejects", rejects)):
+        if path is None:
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+        safefiles.check_links(path)  # a planted link is refused now, not after the labels are bought
+        if path.is_dir():
+            raise UsageError(f"cannot write {flag} {path}: it is a directory")
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise UsageError(f"cannot write {flag} {path}: permission denied")
+    if args.labels_dir is not None:
+        try:
+            args.labels_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=args.labels_dir):
+                pass
+        except OSError as exc:
+            raise UsageError(f"cannot write labels to --labels-dir {args.labels_dir}: {exc.strerror or exc}") from None
+
+
 def execute(args: CreateArgs) -> ExitCode:
     from shipctl.output import open_writer
 
@@ -100,27 +133,45 @@ def execute(args: CreateArgs) -> ExitCode:
             "nothing was bought (fix the rows, or pass --skip-invalid)"
         )
         return ExitCode.USAGE
+    _check_outputs(args)
     if rejects and args.rejects is not None:
-        _write_table_file(args.rejects, rejects)
+        try:
+            _write_table_file(args.rejects, rejects)
+        except OSError as exc:
+            raise WriteFailure.from_os(f"--rejects {args.rejects}", exc) from None
         console.warn(f"skipped {len(rejects)} invalid rows; written to {args.rejects}")
 
     fmt = args.run.output_format()
     failed_rows: list[dict[str, Any]] = []
-    with contextlib.ExitStack() as stack:
-        target = stack.enter_context(api_target(force_sandbox=args.run.force_sandbox, quiet=args.run.quiet))
-        target_base = target.api_base
-        columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
-        writer = stack.enter_context(open_writer(fmt, sys.stdout, columns))
-        results_writer = None
-        if args.results is not None:
-            args.results.parent.mkdir(parents=True, exist_ok=True)
-            fh = stack.enter_context(args.results.open("w", newline="", encoding="utf-8"))
-            results_writer = stack.enter_context(open_writer(_format_for(args.results), fh, RESULT_COLUMNS))
-        total = checked.rows - checked.invalid
-        outcome, summary, stats = _run(args, target, default_from, total, writer, results_writer, failed_rows)
+    outcome: Any = None
+    try:
+        with contextlib.ExitStack() as stack:
+            target = stack.enter_context(api_target(force_sandbox=args.run.force_sandbox, quiet=args.run.quiet))
+            target_base = target.api_base
+            if args.journal is None:
+                from shipctl.cli.options import stdin_journal
 
+                args.journal = stdin_journal(args.manifest, target.identity)
+            columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
+            writer = stack.enter_context(open_writer(fmt, sys.stdout, columns))
+            results_writer = None
+            if args.results is not None:
+                try:
+                    fh = stack.enter_context(safefiles.open_text(args.results))
+                except OSError as exc:
+                    raise UsageError(f"cannot write --results {args.results}: {exc.strerror or exc}") from None
+                results_writer = stack.enter_context(open_writer(_format_for(args.results), fh, RESULT_COLUMNS))
+            total = checked.rows - checked.invalid
+            outcome, summary, stats = _run(args, target, default_from, total, writer, results_writer, failed_rows)
+    except OSError:
+        # Closing stdout or --results flushes what a full disk refused: the run already stopped on that error.
+        if outcome is None or outcome.write_failure is None:
+            raise
     if args.failed is not None and failed_rows:
-        _write_table_file(args.failed, failed_rows)
+        try:
+            _write_table_file(args.failed, failed_rows)
+        except OSError as exc:
+            outcome.write_failure = outcome.write_failure or WriteFailure.from_os(f"--failed {args.failed}", exc)
     paths = {"journal": str(args.journal)}
     if args.results:
         paths["results"] = str(args.results)
@@ -135,6 +186,22 @@ def execute(args: CreateArgs) -> ExitCode:
         console.warn(
             f"{summary.unconfirmed} rows may have been bought (BUY_UNCONFIRMED): rerun this same command to "
             "reconcile them; they are not in the --failed file"
+        )
+    if summary.retryable:
+        console.warn(
+            f"{summary.retryable} rows failed on temporary API errors (429, 5xx, timeouts): rerun this same command "
+            "to retry them; they are not in the --failed file"
+        )
+    if summary.held:
+        console.warn(
+            f"{summary.held} rows were left alone because another shipctl run is buying them "
+            "(HELD_BY_OTHER_RUN): rerun this same command after it ends to record their labels"
+        )
+    if outcome.write_failure is not None:
+        raise WriteFailure(
+            outcome.write_failure.what,
+            f"{outcome.write_failure.reason} — the run stopped; every label bought is journaled: make room and "
+            "rerun the same command",
         )
     if outcome.refused:
         raise ShipctlError(outcome.refused, ExitCode.USAGE)
@@ -170,19 +237,26 @@ def _run(
 ) -> Any:
     from shipctl.carrier.client import make_client, session_of
     from shipctl.carrier.errors import classify
+    from shipctl.claims import Claims
     from shipctl.create_run import CreateRun, ManifestSource
     from shipctl.engine.runner import Engine, run_async
     from shipctl.engine.stats import RunStats
     from shipctl.journal import Journal
     from shipctl.manifest import ShipmentRow
+    from shipctl.paths import state_dir
     from shipctl.purchase import BUY_UNCONFIRMED, PurchaseOptions
+    from shipctl.selection import filter_check
     from shipctl.summary import Summary
 
     stats = RunStats(total=total)
+    results_out = results_writer
+    write_failures: list[WriteFailure] = []
     reader_gone: list[bool] = []
     display: list[Any] = []  # the progress display, once open: the confirmation question pauses it
     summary = _Summary(Summary(noun="shipments"))
+    assert args.journal is not None  # named by execute() for stdin
     journal = Journal(args.journal, fresh=args.fresh).open()
+    claims = Claims(state_dir(), journal=str(args.journal))
     client: Any = None
     try:
         if journal.set_aside is not None:
@@ -192,6 +266,7 @@ def _run(
         engine = Engine(args.run.sizing, stats, classify)
 
         def emit(record: ResultRecord, row: ShipmentRow) -> None:
+            nonlocal results_out
             data = record.as_dict()
             if not reader_gone:
                 try:
@@ -202,19 +277,35 @@ def _run(
                     console.silence_stdout()
                     engine.stop()
                     console.warn("stdout was closed: no new rows will start; rerun the command to resume")
-            if results_writer is not None:
-                results_writer.write(data)
+                except OSError as exc:  # stdout on a full disk: the rows' results are journaled, the rerun re-emits
+                    reader_gone.append(True)
+                    console.silence_stdout()
+                    write_failures.append(WriteFailure.from_os("stdout", exc))
+                    engine.stop()
+            if results_out is not None:
+                try:
+                    results_out.write(data)
+                except OSError as exc:
+                    results_out = None
+                    write_failures.append(WriteFailure.from_os(f"--results {args.results}", exc))
+                    engine.stop()
             summary.add(record)
             # A row whose buy may have gone through is not offered for re-shipping: only a rerun on this
             # journal can tell, and a new manifest would get a new journal and could buy it again.
-            if record.status == "failed" and record.error_code != BUY_UNCONFIRMED and args.failed is not None:
+            # Nor is a row that failed only on a temporary error (429, 5xx, timeouts): the same command retries
+            # it, and a --failed manifest fed back meanwhile would be a second run of it.
+            if (
+                record.status == "failed" and record.error_code != BUY_UNCONFIRMED and not record.retryable
+                and args.failed is not None
+            ):
                 failed_rows.append(row.to_flat())
 
         run = CreateRun(
             engine=engine,
             client=client,
             journal=journal,
-            source=ManifestSource(args.manifest, args.fmt, args.encoding, default_from),
+            source=ManifestSource(args.manifest, args.fmt, args.encoding, default_from,
+                                  filter_check(args.carriers, args.services)),
             options=PurchaseOptions(
                 select=args.select,
                 carriers=args.carriers,
@@ -233,6 +324,8 @@ def _run(
             on_info=console.info,
             hard_stop=_exit_now,
             expected_mode=target.mode,
+            claims=claims,
+            scope=target.identity,
         )
 
         async def main() -> Any:
@@ -244,11 +337,14 @@ def _run(
 
         outcome = run_async(main)
         stats.finished_at = time.monotonic()
-        outcome.interrupted = outcome.interrupted or bool(reader_gone)
+        outcome.write_failure = outcome.write_failure or (write_failures[0] if write_failures else None)
+        outcome.interrupted = outcome.interrupted or (bool(reader_gone) and outcome.write_failure is None)
     finally:
         if client is not None:
             session_of(client).close()
+        claims.close()
         journal.close()
+    summary.held = run.purchaser.held
     return outcome, summary, stats
 
 
@@ -276,12 +372,16 @@ class _Summary:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.attention = 0
-        """Bought rows that still need a person: label file not saved, row edited after purchase."""
+        """Rows that still need a person: label file not saved, row edited after purchase, label refunded since."""
         self.unconfirmed = 0
+        self.retryable = 0
+        self.held = 0
 
     def add(self, record: ResultRecord) -> None:
-        if record.status == "bought" and record.error_code:
+        if record.status in ("bought", "refunded") and record.error_code:
             self.attention += 1
+        if record.retryable:
+            self.retryable += 1
         if record.error_code == "BUY_UNCONFIRMED":
             self.unconfirmed += 1
         self.inner.add(record)

@@ -2,10 +2,14 @@
 
 The base URL is the first line on stdout (flushed at once), so a script or test can start the server with
 `--port 0` and read where it listens; SIGINT or SIGTERM stops it cleanly with exit 0.
+
+Without an access key the sandbox serves anyone who can connect: fine on loopback for one developer, but on
+another interface it says so on stderr, because whoever reaches the port can read every account's purchases.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import sys
 import threading
@@ -27,6 +31,28 @@ app.add_typer(sandbox_app, name="sandbox")
 _LATENCIES = ("none", "fast", "realistic")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` listens on loopback only; a name other than localhost is taken as reachable from outside."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, api_base: str, access_key: bool) -> str | None:
+    """The stderr warning for a sandbox others may reach, or None on loopback."""
+    if is_loopback(host):
+        return None
+    if access_key:
+        return (f"shipctl sandbox: listening on {host or 'every interface'} ({api_base}); requests need the "
+                "access key, which travels unencrypted over plain HTTP: use it only on a network you trust.\n")
+    return (f"shipctl sandbox: WARNING: listening on {host or 'every interface'} ({api_base}) with no access key: "
+            "anyone who can reach this port can read the ledger, list shipments with names and addresses, and "
+            "refund labels. Set --access-key (or SHIPCTL_SANDBOX_KEY) to require a key.\n")
+
+
 @sandbox_app.command("serve")
 @guarded
 def serve(
@@ -45,6 +71,11 @@ def serve(
         "--ledger", metavar="FILE", help="Append every purchase to FILE as a JSON line.")] = None,
     state: Annotated[Path | None, typer.Option(
         "--state", metavar="FILE", help="Keep objects in this SQLite file (default: in memory).")] = None,
+    access_key: Annotated[str | None, typer.Option(
+        "--access-key", metavar="KEY", envvar="SHIPCTL_SANDBOX_KEY", show_default=False,
+        help="Answer only requests with 'Authorization: Bearer KEY' (all of them one account); prefer the "
+             "environment variable, which other users cannot read in the process list.",
+    )] = None,
 ) -> None:
     """Serve the sandbox until SIGINT/SIGTERM; the base URL is the first line on stdout."""
     from shipctl.sandbox import Sandbox
@@ -54,13 +85,16 @@ def serve(
         raise UsageError(f"--latency must be one of {', '.join(_LATENCIES)}, not {latency!r}")
     if max_inflight is not None and max_inflight < 1:
         raise UsageError("--max-inflight must be at least 1")
+    if access_key is not None and (not access_key.strip() or access_key != access_key.strip()):
+        # The server compares the key exactly: one with edge spaces could never match, an empty one guards nothing.
+        raise UsageError("--access-key must be non-empty, with no spaces at either end")
     try:
         FaultSpec.parse(faults)
     except ValueError as exc:
         raise UsageError(f"--faults: {exc}") from None
     try:
         sb = Sandbox(latency=latency, faults=faults, seed=seed, max_inflight=max_inflight,  # type: ignore[arg-type]
-                     state_path=state, ledger_path=ledger, host=host, port=port)
+                     state_path=state, ledger_path=ledger, host=host, port=port, access_key=access_key)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
@@ -80,6 +114,9 @@ def serve(
         sys.stderr.write(f"shipctl sandbox: serving at {sb.api_base} (latency {latency}"
                          f"{', faults ' + faults if faults else ''}); no real labels are bought. "
                          "Stop with Ctrl-C.\n")
+        warning = exposure_warning(host, sb.api_base, access_key is not None)
+        if warning is not None:
+            sys.stderr.write(warning)
         sys.stderr.flush()
         while not stop.wait(0.5):
             pass

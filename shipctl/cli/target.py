@@ -3,12 +3,17 @@
 No EASYPOST_API_KEY (or `--sandbox`): the sandbox starts in-process on loopback, keeping its objects in a SQLite
 file under the state directory so that what one command bought the next can track or refund. One line on
 stderr says so. The key itself is never printed; only whether one is in use.
+
+The embedded sandbox listens on loopback, where any other local user or process could reach it: it answers only
+a key made for this run, which never leaves the process. Its account is fixed, so the state file's objects stay
+this user's from one run to the next although the key changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +21,8 @@ from shipctl.cli import console
 from shipctl.paths import state_dir
 
 EASYPOST_API_BASE = "https://api.easypost.com/v2"
-# Any non-empty key works with a sandbox; this one says what it is if it ever shows up anywhere.
+# A server given by EASYPOST_API_BASE with no key (e.g. a standalone sandbox) gets this one: it says what it is
+# if it ever shows up anywhere.
 SANDBOX_KEY = "sandbox-no-real-key"
 
 
@@ -41,13 +47,14 @@ def api_target(*, force_sandbox: bool = False, quiet: bool = False) -> Iterator[
     if force_sandbox or (not key and not base):
         from shipctl.sandbox import start_sandbox
 
-        with start_sandbox(latency="fast", state_path=state_dir() / "sandbox.sqlite3") as sandbox:
+        run_key = secrets.token_urlsafe(32)
+        with start_sandbox(latency="fast", state_path=state_dir() / "sandbox.sqlite3", access_key=run_key) as sandbox:
             if not quiet:
                 console.info(
                     f"shipctl: no EASYPOST_API_KEY set, using the built-in sandbox at {sandbox.api_base} "
                     "(no real labels are bought)"
                 )
-            yield Target(SANDBOX_KEY, sandbox.api_base, "sandbox", embedded=True, mode="test")
+            yield Target(run_key, sandbox.api_base, "sandbox", embedded=True, mode="test")
         return
     mode = key_mode(key)
     url = base or EASYPOST_API_BASE

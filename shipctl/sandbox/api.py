@@ -1,7 +1,10 @@
-"""The EasyPost-compatible endpoints, independent of HTTP: (method, path, query, body, mode) -> (status, JSON).
+"""The EasyPost-compatible endpoints, independent of HTTP: (method, path, query, body, mode, account) -> (status, JSON).
 
 Routes are the paths the official SDK sends (`/v2/...`, and `/beta/rates`), with its wrapped bodies
 (`{"shipment": {...}}`, `{"address": {...}, "verify": true}`, `{"rate": {"id": ...}}`, ...).
+
+Every request acts for one account (the server derives it from the key): an object another account made is
+answered 404 as if it did not exist, and a reference names a shipment only within its account.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ Handler = Callable[["Request"], tuple[int, JSON]]
 
 
 class Request:
-    __slots__ = ("base", "body", "method", "mode", "params", "path", "query")
+    __slots__ = ("account", "base", "body", "method", "mode", "params", "path", "query")
 
-    def __init__(self, method: str, path: str, query: dict[str, str], body: JSON, mode: str, base: str) -> None:
+    def __init__(self, method: str, path: str, query: dict[str, str], body: JSON, mode: str, base: str,
+                 account: str = model.DEFAULT_ACCOUNT) -> None:
         self.method = method
         self.path = path
         self.query = query
         self.body = body
         self.mode = mode
         self.base = base  # "http://host:port", for label URLs
+        self.account = account
         self.params: tuple[str, ...] = ()
 
 
@@ -36,6 +41,8 @@ _ID = r"([^/]+)"
 # (method, pattern, endpoint name). The name keys latency profiles and fault rules.
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     (m, re.compile(p + r"\Z"), name) for m, p, name in [
+        ("GET", r"/v2/users", "user.me"),
+        ("GET", rf"/v2/users/{_ID}", "user.retrieve"),
         ("POST", r"/v2/shipments", "shipment.create"),
         ("GET", r"/v2/shipments", "shipment.list"),
         ("GET", rf"/v2/shipments/{_ID}", "shipment.retrieve"),
@@ -117,6 +124,7 @@ class SandboxApi:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.handlers: dict[str, Handler] = {
+            "user.me": self.user_me, "user.retrieve": self.user_retrieve,
             "shipment.create": self.shipment_create, "shipment.list": self.shipment_list,
             "shipment.retrieve": self.shipment_retrieve, "shipment.buy": self.shipment_buy,
             "shipment.rerate": self.shipment_rerate, "shipment.refund": self.shipment_refund,
@@ -141,15 +149,16 @@ class SandboxApi:
     def _retrieve_kind(self, prefix: str) -> Handler:
         def retrieve(req: Request) -> tuple[int, JSON]:
             oid = req.params[0]
-            obj = self.store.get(oid) if oid.startswith(prefix) else None
+            obj = self.store.get(oid, req.account) if oid.startswith(prefix) else None
             if obj is None:
                 raise not_found()
             return 200, obj
         return retrieve
 
-    def _address(self, value: Any, field: str, mode: str) -> JSON:
+    def _address(self, value: Any, field: str, req: Request) -> JSON:
+        mode = req.mode
         if isinstance(value, dict) and set(value) == {"id"}:
-            found = self.store.get(str(value["id"]))
+            found = self.store.get(str(value["id"]), req.account)
             if found is None or found.get("object") != "Address":
                 raise model.invalid(field, f"address {value['id']} not found")
             return found
@@ -161,21 +170,22 @@ class SandboxApi:
             addr = model.verify_address(addr)
             if verify_strict and not addr["verifications"]["delivery"]["success"]:
                 raise model.verify_failure(addr)
-        return self.store.put("address", addr)
+        return self.store.put("address", addr, req.account)
 
-    def _parcel(self, value: Any, mode: str) -> JSON:
+    def _parcel(self, value: Any, req: Request) -> JSON:
         if isinstance(value, dict) and set(value) == {"id"}:
-            found = self.store.get(str(value["id"]))
+            found = self.store.get(str(value["id"]), req.account)
             if found is None or found.get("object") != "Parcel":
                 raise model.invalid("parcel", f"parcel {value['id']} not found")
             return found
-        return self.store.put("parcel", model.build_parcel(value, mode))
+        return self.store.put("parcel", model.build_parcel(value, req.mode), req.account)
 
-    def _customs_info(self, value: Any, mode: str) -> JSON | None:
+    def _customs_info(self, value: Any, req: Request) -> JSON | None:
+        mode = req.mode
         if value is None or value == {}:
             return None
         if isinstance(value, dict) and set(value) == {"id"}:
-            found = self.store.get(str(value["id"]))
+            found = self.store.get(str(value["id"]), req.account)
             if found is None or found.get("object") != "CustomsInfo":
                 raise model.invalid("customs_info", f"customs info {value['id']} not found")
             return found
@@ -184,18 +194,18 @@ class SandboxApi:
         items = []
         for item in value.get("customs_items") or []:
             if isinstance(item, dict) and set(item) == {"id"}:
-                found = self.store.get(str(item["id"]))
+                found = self.store.get(str(item["id"]), req.account)
                 if found is None:
                     raise model.invalid("customs_items", f"customs item {item['id']} not found")
                 items.append(found)
             elif isinstance(item, dict):
-                items.append(self.store.put("customs_item", model.build_customs_item(item, mode)))
-        return self.store.put("customs_info", model.build_customs_info(value, mode, items))
+                items.append(self.store.put("customs_item", model.build_customs_item(item, mode), req.account))
+        return self.store.put("customs_info", model.build_customs_info(value, mode, items), req.account)
 
-    def _shipment(self, key: str) -> JSON:
-        shp = self.store.get(key) if key.startswith("shp_") else None
+    def _shipment(self, key: str, account: str) -> JSON:
+        shp = self.store.get(key, account) if key.startswith("shp_") else None
         if shp is None:
-            shp = self.store.shipment_by_reference(key)
+            shp = self.store.shipment_by_reference(key, account)
         if shp is None:
             raise not_found()
         return shp
@@ -215,22 +225,33 @@ class SandboxApi:
         out["postage_label"] = out_label
         return out
 
-    def _store_rates(self, rates: list[JSON]) -> None:
+    def _store_rates(self, rates: list[JSON], account: str) -> None:
         for rate in rates:
-            self.store.put("rate", rate)
+            self.store.put("rate", rate, account)
+
+    # ------------------------------------------------------------------ users
+
+    def user_me(self, req: Request) -> tuple[int, JSON]:
+        return 200, model.build_user(req.account)
+
+    def user_retrieve(self, req: Request) -> tuple[int, JSON]:
+        # A sandbox account has no children: the only user it can see is itself.
+        if req.params[0] != req.account:
+            raise not_found()
+        return 200, model.build_user(req.account)
 
     # ------------------------------------------------------------------ shipments
 
     def shipment_create(self, req: Request) -> tuple[int, JSON]:
         params = _wrapped(req.body, "shipment")
         mode = req.mode
-        to_addr = self._address(params.get("to_address"), "to_address", mode)
-        from_addr = self._address(params.get("from_address"), "from_address", mode)
-        parcel = self._parcel(params.get("parcel"), mode)
-        customs = self._customs_info(params.get("customs_info"), mode)
-        return_addr = (self._address(params["return_address"], "return_address", mode)
+        to_addr = self._address(params.get("to_address"), "to_address", req)
+        from_addr = self._address(params.get("from_address"), "from_address", req)
+        parcel = self._parcel(params.get("parcel"), req)
+        customs = self._customs_info(params.get("customs_info"), req)
+        return_addr = (self._address(params["return_address"], "return_address", req)
                        if params.get("return_address") else from_addr)
-        buyer_addr = (self._address(params["buyer_address"], "buyer_address", mode)
+        buyer_addr = (self._address(params["buyer_address"], "buyer_address", req)
                       if params.get("buyer_address") else to_addr)
         options: JSON = {"currency": "USD", "payment": {"type": "SENDER"}, "date_advance": 0}
         user_options = params.get("options")
@@ -240,7 +261,7 @@ class SandboxApi:
         ts = model.now_z()
         shp_id = model.new_id("shp")
         rates = model.build_rates(shp_id, from_addr, to_addr, parcel, mode)
-        self._store_rates(rates)
+        self._store_rates(rates, req.account)
         reference = params.get("reference")
         shipment: JSON = {
             "id": shp_id, "created_at": ts, "is_return": bool(params.get("is_return", False)),
@@ -255,13 +276,13 @@ class SandboxApi:
             "return_address": return_addr, "buyer_address": buyer_addr, "forms": [], "fees": [],
             "object": "Shipment",
         }
-        self.store.put("shipment", shipment)
+        self.store.put("shipment", shipment, req.account)
         return 201, shipment
 
     def shipment_list(self, req: Request) -> tuple[int, JSON]:
         q = req.query
         size = _page_size(q)
-        ids = self.store.listing("shipment")
+        ids = self.store.listing("shipment", req.account)
         ids.reverse()  # newest first
         if q.get("before_id") in ids:
             ids = ids[ids.index(q["before_id"]) + 1:]
@@ -272,7 +293,7 @@ class SandboxApi:
         page: list[JSON] = []
         has_more = False
         for oid in ids:
-            shp = self.store.get(oid)
+            shp = self.store.get(oid, req.account)
             if shp is None or shp.get("mode") != req.mode:
                 continue
             if purchased is not None and purchased != "" and _truthy(purchased) != bool(shp.get("postage_label")):
@@ -286,11 +307,11 @@ class SandboxApi:
         return 200, {"shipments": page, "has_more": has_more}
 
     def shipment_retrieve(self, req: Request) -> tuple[int, JSON]:
-        return 200, self.present(self._shipment(req.params[0]), req.base)
+        return 200, self.present(self._shipment(req.params[0], req.account), req.base)
 
     def shipment_buy(self, req: Request) -> tuple[int, JSON]:
         key = req.params[0]
-        shp_id = self._shipment(key)["id"]
+        shp_id = self._shipment(key, req.account)["id"]
         rate_param = req.body.get("rate")
         rate_id = rate_param.get("id") if isinstance(rate_param, dict) else rate_param
         if not rate_id:
@@ -334,13 +355,14 @@ class SandboxApi:
             tracker["tracking_details"] = []
             tracker["carrier_detail"] = None
             bought["tracker"] = tracker
-            self.store.put("tracker", tracker)
-            self.store.put("postage_label", {"id": pl_id, "object": "PostageLabel", "shipment_id": shp_id})
-            self.store.put("shipment", bought)
+            self.store.put("tracker", tracker, req.account)
+            self.store.put("postage_label", {"id": pl_id, "object": "PostageLabel", "shipment_id": shp_id},
+                           req.account)
+            self.store.put("shipment", bought, req.account)
             self.store.record_purchase({
                 "shipment_id": shp_id, "reference": shp.get("reference"), "rate_id": rate["id"],
                 "carrier": rate["carrier"], "service": rate["service"], "amount": rate["rate"],
-                "time": _iso_now_precise(),
+                "time": _iso_now_precise(), "account": req.account,
             })
         return 200, self.present(bought, req.base)
 
@@ -361,17 +383,17 @@ class SandboxApi:
 
     def shipment_rerate(self, req: Request) -> tuple[int, JSON]:
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0]))
+            shp = dict(self._shipment(req.params[0], req.account))
             rates = model.build_rates(shp["id"], shp["from_address"], shp["to_address"], shp["parcel"], shp["mode"])
-            self._store_rates(rates)
+            self._store_rates(rates, req.account)
             shp["rates"] = rates
             shp["updated_at"] = model.now_z()
-            self.store.put("shipment", shp)
+            self.store.put("shipment", shp, req.account)
         return 200, {"rates": rates}
 
     def shipment_refund(self, req: Request) -> tuple[int, JSON]:
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0]))
+            shp = dict(self._shipment(req.params[0], req.account))
             if not shp.get("postage_label"):
                 raise ApiError(422, "SHIPMENT.REFUND.UNAVAILABLE",
                                "Unable to refund a shipment that has not been purchased.")
@@ -380,13 +402,13 @@ class SandboxApi:
                                "A refund has already been requested for this shipment.")
             shp["refund_status"] = "submitted"
             shp["updated_at"] = model.now_z()
-            self.store.put("shipment", shp)
+            self.store.put("shipment", shp, req.account)
         return 200, self.present(shp, req.base)
 
     def shipment_insure(self, req: Request) -> tuple[int, JSON]:
         amount = self._insurance_amount(req.body.get("amount"))
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0]))
+            shp = dict(self._shipment(req.params[0], req.account))
             if not shp.get("postage_label"):
                 raise ApiError(422, "SHIPMENT.INSURE.UNAVAILABLE",
                                "The shipment must be purchased before it is insured.")
@@ -395,7 +417,7 @@ class SandboxApi:
             shp["insurance"] = f"{amount:.2f}"
             shp["fees"] = [*shp.get("fees", []), self._insurance_fee(amount)]
             shp["updated_at"] = model.now_z()
-            self.store.put("shipment", shp)
+            self.store.put("shipment", shp, req.account)
         return 200, self.present(shp, req.base)
 
     def shipment_label(self, req: Request) -> tuple[int, JSON]:
@@ -406,7 +428,7 @@ class SandboxApi:
         if fmt not in keys:
             raise model.invalid("file_format", "must be one of PNG, PDF, ZPL")
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0]))
+            shp = dict(self._shipment(req.params[0], req.account))
             label = shp.get("postage_label")
             if not label:
                 raise ApiError(422, "SHIPMENT.POSTAGE.REQUIRED",
@@ -415,7 +437,7 @@ class SandboxApi:
             label[keys[fmt]] = f"/labels/{label['id']}.{fmt.lower()}"
             label["updated_at"] = model.now_z()
             shp["postage_label"] = label
-            self.store.put("shipment", shp)
+            self.store.put("shipment", shp, req.account)
         return 200, self.present(shp, req.base)
 
     def label_file(self, name: str) -> tuple[str, bytes] | None:
@@ -446,30 +468,30 @@ class SandboxApi:
             params["verify_strict"] = True
         if _truthy(req.body.get("verify")):
             params["verify"] = True
-        return 201, self._address(params, "address", req.mode)
+        return 201, self._address(params, "address", req)
 
     def address_list(self, req: Request) -> tuple[int, JSON]:
         size = _page_size(req.query)
-        ids = self.store.listing("address")[::-1]
+        ids = self.store.listing("address", req.account)[::-1]
         if req.query.get("before_id") in ids:
             ids = ids[ids.index(req.query["before_id"]) + 1:]
-        page = [a for a in (self.store.get(i) for i in ids[: size + 1]) if a is not None]
+        page = [a for a in (self.store.get(i, req.account) for i in ids[: size + 1]) if a is not None]
         return 200, {"addresses": page[:size], "has_more": len(page) > size}
 
     def address_create_and_verify(self, req: Request) -> tuple[int, JSON]:
         params = dict(_wrapped(req.body, "address"))
         params["verify_strict"] = True
-        return 200, {"address": self._address(params, "address", req.mode)}
+        return 200, {"address": self._address(params, "address", req)}
 
     def address_verify(self, req: Request) -> tuple[int, JSON]:
         oid = req.params[0]
-        addr = self.store.get(oid) if oid.startswith("adr_") else None
+        addr = self.store.get(oid, req.account) if oid.startswith("adr_") else None
         if addr is None:
             raise not_found()
         verified = model.verify_address(addr)
         if not verified["verifications"]["delivery"]["success"]:
             raise model.verify_failure(verified)
-        self.store.put("address", verified)
+        self.store.put("address", verified, req.account)
         return 200, {"address": verified}
 
     # ------------------------------------------------------------------ trackers, rates, parcels, customs
@@ -481,14 +503,14 @@ class SandboxApi:
             raise required("tracker.tracking_code")
         carrier = params.get("carrier")
         with self.store.lock:
-            existing = self.store.trackers_by_code.get(code)
+            existing = self.store.tracker_for_code(code, req.account)
             if existing is not None:
-                tracker = self.store.get(existing)
+                tracker = self.store.get(existing, req.account)
                 # EasyPost returns the tracker it already has for a code; the one exception here is the
                 # placeholder tracker made at purchase, which gets its history on first tracking.
                 if tracker is not None and (tracker.get("tracking_details") or not tracker.get("shipment_id")):
                     return 200, tracker
-            label_tracker = self.store.get(existing) if existing else None
+            label_tracker = self.store.get(existing, req.account) if existing else None
             if code in tracking.TEST_CODES:
                 tracker = tracking.build_tracker(code, carrier or "USPS", req.mode, status=tracking.TEST_CODES[code],
                                                  shipment_id=None)
@@ -503,20 +525,20 @@ class SandboxApi:
             else:
                 tracker = tracking.build_tracker(code, carrier or "USPS", req.mode, status="unknown",
                                                  shipment_id=None)
-            self.store.put("tracker", tracker)
-            self.store.trackers_by_code[code] = tracker["id"]
+            self.store.put("tracker", tracker, req.account)
+            self.store.trackers_by_code[(req.account, code)] = tracker["id"]
         return 200, tracker
 
     def tracker_list(self, req: Request) -> tuple[int, JSON]:
         size = _page_size(req.query)
         code = req.query.get("tracking_code")
-        ids = self.store.listing("tracker")[::-1]
+        ids = self.store.listing("tracker", req.account)[::-1]
         if req.query.get("before_id") in ids:
             ids = ids[ids.index(req.query["before_id"]) + 1:]
         page: list[JSON] = []
         has_more = False
         for oid in ids:
-            trk = self.store.get(oid)
+            trk = self.store.get(oid, req.account)
             if trk is None or (code and trk.get("tracking_code") != code):
                 continue
             if len(page) == size:
@@ -545,13 +567,13 @@ class SandboxApi:
                      "messages": []}
 
     def parcel_create(self, req: Request) -> tuple[int, JSON]:
-        return 201, self.store.put("parcel", model.build_parcel(req.body.get("parcel") or {}, req.mode))
+        return 201, self.store.put("parcel", model.build_parcel(req.body.get("parcel") or {}, req.mode), req.account)
 
     def customs_info_create(self, req: Request) -> tuple[int, JSON]:
-        info = self._customs_info(_wrapped(req.body, "customs_info"), req.mode)
+        info = self._customs_info(_wrapped(req.body, "customs_info"), req)
         assert info is not None
         return 201, info
 
     def customs_item_create(self, req: Request) -> tuple[int, JSON]:
         params = _wrapped(req.body, "customs_item")
-        return 201, self.store.put("customs_item", model.build_customs_item(params, req.mode))
+        return 201, self.store.put("customs_item", model.build_customs_item(params, req.mode), req.account)

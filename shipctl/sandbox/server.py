@@ -10,6 +10,10 @@ another. TCP_NODELAY on every connection; each response goes out in one write.
 HTTP/1.1 as the SDK (requests/urllib3) and http.client speak it: keep-alive, pipelined requests answered in
 order, Content-Length bodies (`Expect: 100-continue` honoured). A chunked body gets 411 and a malformed
 request 400, then the connection is closed; `Connection: close` and HTTP/1.0 close after the answer.
+
+Keys: by default any non-empty Bearer key is accepted and names its account (`model.account_for_key`). With an
+`access_key`, every request -- the API, the ledger and the label files alike -- must carry exactly that key
+(compared in constant time), and all of them act for one fixed account, `model.DEFAULT_ACCOUNT`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hmac
 import json
 import re
 import socket
@@ -32,7 +37,7 @@ from urllib.parse import parse_qsl
 
 from shipctl.sandbox.api import Request, SandboxApi, match
 from shipctl.sandbox.faults import Fault, FaultPlan, FaultSpec, Latency
-from shipctl.sandbox.model import ApiError
+from shipctl.sandbox.model import DEFAULT_ACCOUNT, ApiError, account_for_key
 from shipctl.sandbox.store import Store
 
 RETRY_AFTER_SECONDS = 1
@@ -119,11 +124,13 @@ class _BadRequest(Exception):
 class _Server:
     """What every connection shares: the API, the fault plan, the in-flight count, the live connections."""
 
-    def __init__(self, api: SandboxApi, plan: FaultPlan, max_inflight: int | None, port: int) -> None:
+    def __init__(self, api: SandboxApi, plan: FaultPlan, max_inflight: int | None, port: int,
+                 access_key: str | None = None) -> None:
         self.api = api
         self.plan = plan
         self.max_inflight = max_inflight
         self.port = port
+        self.access_key = None if access_key is None else access_key.encode("utf-8")
         self.inflight = 0
         self.date = _Date()
         self.connections: set[_Connection] = set()
@@ -357,6 +364,20 @@ class _Connection(asyncio.Protocol):
         if not self.closing:
             self._serve_buffered()
 
+    def _refusal(self, req: _Request) -> ApiError | None:
+        """Why a sandbox with an access key refuses this request, or None when it carries that key."""
+        expected = self.server.access_key
+        assert expected is not None
+        scheme, _, key = req.headers.get("authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return _UNAUTHORIZED
+        # The header was decoded as latin-1: encoding it back gives the bytes sent, which for the right key are
+        # its UTF-8 bytes.
+        if not hmac.compare_digest(key.encode("latin-1"), expected):
+            return _INACTIVE
+        return None
+
     def _dispatch(self, req: _Request) -> None:
         server = self.server
         method = req.method
@@ -364,6 +385,12 @@ class _Connection(asyncio.Protocol):
         if method not in _METHODS:
             self._send_error(req, ApiError(501, "NOT_IMPLEMENTED", f"Unsupported method {method!r}."), close=True)
             return
+        if server.access_key is not None:
+            # Before anything else, so that without the key nothing is served, counted or drawn from the faults.
+            refusal = self._refusal(req)
+            if refusal is not None:
+                self._send_error(req, refusal)
+                return
         if path.startswith("/labels/") and method == "GET":
             self._start(self._label_file(req, path[len("/labels/"):]))
             return
@@ -392,25 +419,26 @@ class _Connection(asyncio.Protocol):
             if scheme.lower() != "bearer" or not key:
                 self._send_error(req, _UNAUTHORIZED)
                 return
-            if "revoked" in key:
+            if server.access_key is None and "revoked" in key:
                 self._send_error(req, _INACTIVE)
                 return
+            account = DEFAULT_ACCOUNT if server.access_key is not None else account_for_key(key)
             delay = server.plan.delay(endpoint)
             started = time.perf_counter()
             if delay > 0:
-                self._start(self._after_delay(delay, started, req, path, qs, endpoint, params, fault, key))
+                self._start(self._after_delay(delay, started, req, path, qs, endpoint, params, fault, key, account))
                 handed_off = True
                 return
-            self._answer(started, req, path, qs, endpoint, params, fault, key)
+            self._answer(started, req, path, qs, endpoint, params, fault, key, account)
         finally:
             if not handed_off:
                 server.inflight -= 1
 
     async def _after_delay(self, delay: float, started: float, req: _Request, path: str, qs: str, endpoint: str,
-                           params: tuple[str, ...], fault: Fault | None, key: str) -> None:
+                           params: tuple[str, ...], fault: Fault | None, key: str, account: str) -> None:
         try:
             await asyncio.sleep(delay)
-            self._answer(started, req, path, qs, endpoint, params, fault, key)
+            self._answer(started, req, path, qs, endpoint, params, fault, key, account)
         except asyncio.CancelledError:  # the server is stopping: close without an answer, nothing done
             self.abort()
             raise
@@ -436,7 +464,7 @@ class _Connection(asyncio.Protocol):
         self._done()
 
     def _answer(self, started: float, req: _Request, path: str, qs: str, endpoint: str, params: tuple[str, ...],
-                fault: Fault | None, key: str) -> None:
+                fault: Fault | None, key: str, account: str) -> None:
         server = self.server
         if endpoint == "unknown":
             status, payload = 404, _NOT_FOUND.body()
@@ -450,7 +478,7 @@ class _Connection(asyncio.Protocol):
                 return
             host = req.headers.get("host") or f"127.0.0.1:{server.port}"
             api_req = Request(req.method, path, dict(parse_qsl(qs)), body,
-                              "production" if key.startswith("EZAK") else "test", f"http://{host}")
+                              "production" if key.startswith("EZAK") else "test", f"http://{host}", account)
             api_req.params = params
             try:
                 status, payload = server.api.handle(endpoint, api_req)
@@ -470,9 +498,14 @@ class Sandbox:
 
     def __init__(self, *, latency: Latency = "none", faults: str | None = None, seed: int | None = None,
                  max_inflight: int | None = None, state_path: Path | None = None,
-                 ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+                 ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0,
+                 access_key: str | None = None) -> None:
         if max_inflight is not None and max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
+        if access_key is not None and not access_key.strip():
+            raise ValueError("access_key must not be empty")
+        if access_key is not None and access_key != access_key.strip():
+            raise ValueError("access_key must not start or end with whitespace")
         self.plan = FaultPlan(FaultSpec.parse(faults), latency, seed)
         self.store = Store(state_path, ledger_path)
         try:
@@ -489,7 +522,7 @@ class Sandbox:
             url_host = f"[{url_host}]"
         self.url = f"http://{url_host}:{self.port}"
         self.api_base = f"{self.url}/v2"
-        self._server = _Server(self.api, self.plan, max_inflight, self.port)
+        self._server = _Server(self.api, self.plan, max_inflight, self.port, access_key)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -561,10 +594,11 @@ class Sandbox:
 @contextlib.contextmanager
 def start_sandbox(*, latency: Latency = "none", faults: str | None = None, seed: int | None = None,
                   max_inflight: int | None = None, state_path: Path | None = None,
-                  ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> Iterator[Sandbox]:
+                  ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0,
+                  access_key: str | None = None) -> Iterator[Sandbox]:
     """Run a sandbox on a background thread for the duration of the `with` block."""
     sb = Sandbox(latency=latency, faults=faults, seed=seed, max_inflight=max_inflight, state_path=state_path,
-                 ledger_path=ledger_path, host=host, port=port)
+                 ledger_path=ledger_path, host=host, port=port, access_key=access_key)
     sb.start()
     try:
         yield sb

@@ -4,6 +4,10 @@ With a `state_path`, every object write goes to SQLite too (WAL mode), and on st
 so what one process bought the next can retrieve, label, track or refund. A purchase runs inside
 `BEGIN IMMEDIATE` and re-reads the shipment from the file, so two processes sharing one state file still
 cannot buy the same shipment twice. The ledger is also appended as JSON lines to `ledger_path`.
+
+Every object belongs to one account (`model.account_for_key`): lookups that pass an account see only that
+account's objects, and references are unique per account. A state file written before accounts existed gains
+the `account` column on open; its objects belong to `model.DEFAULT_ACCOUNT`.
 """
 
 from __future__ import annotations
@@ -18,25 +22,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shipctl.sandbox.model import JSON
+from shipctl.sandbox.model import DEFAULT_ACCOUNT, JSON
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, seq INTEGER NOT NULL, reference TEXT, data TEXT NOT NULL
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, seq INTEGER NOT NULL, reference TEXT, data TEXT NOT NULL, account TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_kind ON objects (kind, seq);
 CREATE TABLE IF NOT EXISTS ledger (seq INTEGER PRIMARY KEY AUTOINCREMENT, shipment_id TEXT UNIQUE, data TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# After the migration: an index on a column an old file lacks cannot be in _SCHEMA.
+_INDEXES = "CREATE INDEX IF NOT EXISTS objects_reference ON objects (account, reference) WHERE kind = 'shipment';"
 
 
 class Store:
     def __init__(self, state_path: Path | None = None, ledger_path: Path | None = None) -> None:
         self.lock = threading.RLock()
         self.objects: dict[str, JSON] = {}
+        self.owner: dict[str, str] = {}  # id -> account
         self.kinds: dict[str, list[str]] = {}  # kind -> ids in creation order
-        self.by_reference: dict[str, str] = {}  # shipment reference -> newest shipment id
-        self.trackers_by_code: dict[str, str] = {}
+        self.kinds_of: dict[tuple[str, str], list[str]] = {}  # (kind, account) -> ids in creation order
+        self.by_reference: dict[tuple[str, str], str] = {}  # (account, shipment reference) -> newest shipment id
+        self.trackers_by_code: dict[tuple[str, str], str] = {}  # (account, tracking code) -> tracker id
         self.ledger: list[JSON] = []
         self._seq = 0
         self.ledger_path = ledger_path
@@ -52,9 +60,32 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._migrate()
+            self._db.executescript(_INDEXES)
             self._load()
 
     # ------------------------------------------------------------------ persistence
+
+    def _migrate(self) -> None:
+        """Give a state file from before accounts its `account` column (inside a write transaction, so two
+        processes opening one old file at once do it once)."""
+        assert self._db is not None
+
+        def has_column() -> bool:
+            assert self._db is not None
+            return any(row[1] == "account" for row in self._db.execute("PRAGMA table_info(objects)"))
+
+        if has_column():  # every open but the first: no write lock taken
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if not has_column():
+                self._db.execute("ALTER TABLE objects ADD COLUMN account TEXT")
+                self._db.execute("UPDATE objects SET account = ?", (DEFAULT_ACCOUNT,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _load(self) -> None:
         assert self._db is not None
@@ -62,12 +93,11 @@ class Store:
             if key == "salt":
                 self.salt = int(value)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (str(self.salt),))
-        for oid, kind, seq, _ref, data in self._db.execute(
-                "SELECT id, kind, seq, reference, data FROM objects ORDER BY seq"):
-            self._remember(kind, json.loads(data))
+        for kind, seq, account, data in self._db.execute(
+                "SELECT kind, seq, account, data FROM objects ORDER BY seq"):
+            self._remember(kind, json.loads(data), account or DEFAULT_ACCOUNT)
             self._seq = max(self._seq, seq)
-            del oid
-        self.ledger = [json.loads(d) for (d,) in self._db.execute("SELECT data FROM ledger ORDER BY seq")]
+        self.ledger = [_entry(d) for (d,) in self._db.execute("SELECT data FROM ledger ORDER BY seq")]
         row = self._db.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
         self.serial = int(row[0]) if row else 0
 
@@ -77,56 +107,66 @@ class Store:
                 self._db.close()
                 self._db = None
 
-    def _remember(self, kind: str, obj: JSON) -> None:
+    def _remember(self, kind: str, obj: JSON, account: str) -> None:
         oid = obj["id"]
         if oid not in self.objects:
             self.kinds.setdefault(kind, []).append(oid)
+            self.kinds_of.setdefault((kind, account), []).append(oid)
+            self.owner[oid] = account
         self.objects[oid] = obj
         if kind == "shipment" and obj.get("reference"):
-            self.by_reference[str(obj["reference"])] = oid
+            self.by_reference[(account, str(obj["reference"]))] = oid
         elif kind == "tracker":
-            self.trackers_by_code.setdefault(obj["tracking_code"], oid)
+            self.trackers_by_code.setdefault((account, obj["tracking_code"]), oid)
 
     # ------------------------------------------------------------------ objects
 
-    def put(self, kind: str, obj: JSON) -> JSON:
-        """Insert or replace `obj` (keyed by its id); returns it."""
+    def put(self, kind: str, obj: JSON, account: str = DEFAULT_ACCOUNT) -> JSON:
+        """Insert or replace `obj` (keyed by its id); returns it. An object keeps the account it was made in."""
         with self.lock:
             new = obj["id"] not in self.objects
-            self._remember(kind, obj)
+            account = self.owner.get(obj["id"], account)
+            self._remember(kind, obj, account)
             if self._db is not None:
                 if new:
                     self._seq += 1
                 ref = obj.get("reference") if kind == "shipment" else None
                 self._db.execute(
-                    "INSERT INTO objects (id, kind, seq, reference, data) VALUES (?, ?, ?, ?, ?) "
+                    "INSERT INTO objects (id, kind, seq, reference, data, account) VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET data = excluded.data, reference = excluded.reference",
-                    (obj["id"], kind, self._seq, ref, json.dumps(obj)))
+                    (obj["id"], kind, self._seq, ref, json.dumps(obj), account))
         return obj
 
-    def get(self, oid: str) -> JSON | None:
+    def get(self, oid: str, account: str | None = None) -> JSON | None:
+        """The object `oid`; with an account, only if it belongs to that account (another's is not found)."""
         obj = self.objects.get(oid)
         if obj is None and self._db is not None:
             with self.lock:  # another process sharing the file may have made it
-                row = self._db.execute("SELECT kind, data FROM objects WHERE id = ?", (oid,)).fetchone()
+                row = self._db.execute("SELECT kind, account, data FROM objects WHERE id = ?", (oid,)).fetchone()
                 if row is not None:
-                    obj = json.loads(row[1])
-                    self._remember(row[0], obj)
+                    obj = json.loads(row[2])
+                    self._remember(row[0], obj, row[1] or DEFAULT_ACCOUNT)
+        if obj is not None and account is not None and self.owner.get(oid) != account:
+            return None
         return obj
 
-    def shipment_by_reference(self, reference: str) -> JSON | None:
-        oid = self.by_reference.get(reference)
+    def shipment_by_reference(self, reference: str, account: str) -> JSON | None:
+        oid = self.by_reference.get((account, reference))
         if oid is None and self._db is not None:
             with self.lock:
                 row = self._db.execute(
-                    "SELECT id FROM objects WHERE kind = 'shipment' AND reference = ? ORDER BY seq DESC LIMIT 1",
-                    (reference,)).fetchone()
+                    "SELECT id FROM objects WHERE kind = 'shipment' AND account = ? AND reference = ? "
+                    "ORDER BY seq DESC LIMIT 1", (account, reference)).fetchone()
                 oid = row[0] if row else None
-        return self.get(oid) if oid else None
+        return self.get(oid, account) if oid else None
 
-    def listing(self, kind: str) -> list[str]:
+    def tracker_for_code(self, code: str, account: str) -> str | None:
+        return self.trackers_by_code.get((account, code))
+
+    def listing(self, kind: str, account: str | None = None) -> list[str]:
+        """Ids of the objects of `kind`, oldest first: `account`'s, or with None every account's."""
         with self.lock:
-            return list(self.kinds.get(kind, ()))
+            return list(self.kinds.get(kind, ()) if account is None else self.kinds_of.get((kind, account), ()))
 
     # ------------------------------------------------------------------ purchases
 
@@ -139,9 +179,9 @@ class Store:
                 return
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT data FROM objects WHERE id = ?", (shipment_id,)).fetchone()
+                row = self._db.execute("SELECT account, data FROM objects WHERE id = ?", (shipment_id,)).fetchone()
                 if row is not None:
-                    self._remember("shipment", json.loads(row[0]))
+                    self._remember("shipment", json.loads(row[1]), row[0] or DEFAULT_ACCOUNT)
                 srow = self._db.execute("SELECT value FROM meta WHERE key = 'serial'").fetchone()
                 self.serial = max(self.serial, int(srow[0]) if srow else 0)
                 yield self.objects.get(shipment_id)
@@ -173,5 +213,12 @@ class Store:
     def ledger_copy(self) -> list[dict[str, Any]]:
         with self.lock:
             if self._db is not None:
-                return [json.loads(d) for (d,) in self._db.execute("SELECT data FROM ledger ORDER BY seq")]
+                return [_entry(d) for (d,) in self._db.execute("SELECT data FROM ledger ORDER BY seq")]
             return [dict(e) for e in self.ledger]
+
+
+def _entry(data: str) -> JSON:
+    """A ledger entry as stored; one written before accounts existed was the default account's."""
+    entry: JSON = json.loads(data)
+    entry.setdefault("account", DEFAULT_ACCOUNT)
+    return entry

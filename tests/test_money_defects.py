@@ -1,0 +1,155 @@
+"""Money defects found by trying shipctl as a new user and an attacker would; the sandbox's ledger is the truth."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import easypost
+import pytest
+import requests
+
+from shipctl.sandbox import Sandbox
+from tests.cli import TEST_KEY, invoke, ndjson
+from tests.gateway import gateway_in_front
+from tests.manifests import row, write_manifest
+
+
+def bought(sb: Sandbox) -> Counter[str]:
+    return Counter(e["reference"] for e in sb.ledger())
+
+
+def refs(*numbers: int) -> Counter[str]:
+    return Counter({f"ORD-{i:05d}": 1 for i in numbers})
+
+
+def test_rows_that_failed_only_transiently_are_not_offered_for_reshipping(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unlucky = {"ORD-00001", "ORD-00002"}
+
+    def creates_unavailable(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if method == "POST" and path == "/v2/shipments" and answer.json().get("reference") in unlucky:
+            body = {"error": {"code": "SERVICE_UNAVAILABLE", "message": "try later", "errors": []}}
+            return 503, "application/json", json.dumps(body).encode()
+        return None
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(4)])
+    failed = tmp_path / "failed.csv"
+    with gateway_in_front(env, monkeypatch, creates_unavailable):
+        first = invoke("create", str(manifest), "-o", "ndjson", "--failed", str(failed))
+        assert first.exit_code == 3
+        assert {r["reference"] for r in ndjson(first.stdout) if r["status"] == "failed"} == {*unlucky}
+        assert not failed.exists()  # a temporary failure is the same command's to retry, not a new manifest's
+        assert "rerun this same command to retry them" in first.stderr
+
+        # The same command, rerun once the API recovers, buys them; an export of just those rows afterwards
+        # (a new journal) buys nothing.
+        lost = set(unlucky)
+        unlucky.clear()
+        rerun = invoke("create", str(manifest), "-q")
+        assert rerun.exit_code == 0, rerun.stderr
+        assert bought(env) == refs(0, 1, 2, 3)
+        assert lost == {"ORD-00001", "ORD-00002"}
+        retry = write_manifest(tmp_path / "retry.csv", [row(1), row(2)])
+        again = invoke("create", str(retry), "-o", "ndjson")
+        assert again.exit_code == 0, again.stderr
+    assert {r["purchase"] for r in ndjson(again.stdout)} == {"found"}
+    assert bought(env) == refs(0, 1, 2, 3)
+
+
+def test_a_refunded_label_has_its_own_status_and_is_never_spend(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    first = ndjson(invoke("create", str(manifest), "-o", "ndjson", "-q").stdout)
+    voided = next(r for r in first if r["reference"] == "ORD-00001")
+    journal = tmp_path / "orders.csv.journal.db"
+    assert invoke("refund", "--journal", str(journal), "-r", "ORD-00001", "-q").exit_code == 0
+
+    result = invoke("create", str(manifest), "-o", "ndjson")
+    by_ref = {r["reference"]: r for r in ndjson(result.stdout)}
+    assert by_ref["ORD-00001"]["status"] == "refunded"
+    assert by_ref["ORD-00000"]["status"] == "bought"
+    assert [r["reference"] for r in by_ref.values() if r["status"] == "bought"] == ["ORD-00000"]
+    assert "refunded  1" in result.stderr and f"${voided['rate']}" not in result.stderr
+    assert "cost (bought by this run)" not in result.stderr  # this run spent nothing
+    assert result.exit_code == 3  # a person must give the row a new reference to ship it
+    assert bought(env) == refs(0, 1)
+
+
+def test_the_summary_tells_what_this_run_bought_from_what_it_found(env: Sandbox, tmp_path: Path) -> None:
+    rows = [row(i) for i in range(5)]
+    assert invoke("create", str(write_manifest(tmp_path / "a.csv", rows)), "-q").exit_code == 0
+    result = invoke("create", str(write_manifest(tmp_path / "b.csv", [*rows, row(5)])), "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert "1 bought by this run, 5 found already bought outside this journal" in result.stderr
+    assert "already bought before this run: 5 labels" in result.stderr
+    assert "ORD-0000" not in result.stderr  # one summary, not a warning line per row
+    quiet = invoke("create", str(write_manifest(tmp_path / "c.csv", rows)), "-q")
+    assert quiet.stderr.strip().startswith("5 shipments: 5 bought (5 already bought before this run)")
+    assert "$" not in quiet.stderr  # nothing spent
+    assert bought(env) == refs(0, 1, 2, 3, 4, 5)
+
+
+def test_a_resumed_run_decides_the_mode_as_the_first_run_did(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EASYPOST_API_KEY")  # a standalone sandbox via EASYPOST_API_BASE: the key tells no mode
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(8)])
+    assert invoke("create", str(manifest), "-q").exit_code == 0
+    # The rerun's first chunk is all resumed rows: no answer reveals the mode; the journal remembers it.
+    write_manifest(manifest, [row(i) for i in range(20)])
+    result = invoke("create", str(manifest), "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert "production mode" not in result.stderr
+    assert bought(env) == refs(*range(20))
+
+
+def test_stdin_journals_are_per_api_and_content(env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = write_manifest(tmp_path / "export.csv", [row(0), row(1)]).read_text()
+    with monkeypatch.context() as built_in:
+        built_in.delenv("EASYPOST_API_KEY")
+        built_in.delenv("EASYPOST_API_BASE")
+        assert invoke("create", "-", "-q", input=text).exit_code == 0
+    # Another API afterwards: its own stdin journal, not "journal bound to the sandbox" (exit 2).
+    result = invoke("create", "-", "-o", "ndjson", input=text)
+    assert result.exit_code == 0, result.stderr
+    assert bought(env) == refs(0, 1)
+
+
+def test_fresh_sets_the_journal_aside_but_buys_nothing_again(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
+    assert invoke("create", str(manifest), "-q").exit_code == 0
+    result = invoke("create", str(manifest), "--fresh", "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert "previous journal kept as" in result.stderr
+    assert {r["purchase"] for r in ndjson(result.stdout)} == {"found"}
+    assert bought(env) == refs(0, 1, 2)
+
+
+def test_a_purchase_by_another_machine_just_before_the_buy_is_adopted_not_doubled(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Across machines nothing can be claimed: the reference is looked up again right before `buy`."""
+    other_machine = easypost.EasyPostClient(TEST_KEY, api_base=env.api_base)
+
+    def meanwhile_elsewhere(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        # Our shipment is created; before we buy it, another machine creates and buys the same order.
+        if method == "POST" and path == "/v2/shipments" and answer.ok:
+            ours = answer.json()
+            theirs = other_machine.shipment.create(
+                to_address={"id": ours["to_address"]["id"]}, from_address={"id": ours["from_address"]["id"]},
+                parcel={"id": ours["parcel"]["id"]}, reference=ours["reference"],
+            )
+            other_machine.shipment.buy(theirs.id, rate=theirs.lowest_rate())
+        return None
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    try:
+        with gateway_in_front(env, monkeypatch, meanwhile_elsewhere):
+            result = invoke("create", str(manifest), "-o", "ndjson", "--check-references")
+    finally:
+        other_machine._requests_session.close()
+    assert result.exit_code == 0, result.stderr
+    assert {r["purchase"] for r in ndjson(result.stdout)} == {"found"}
+    assert bought(env) == refs(0, 1)  # theirs only; ours was never bought

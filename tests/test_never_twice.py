@@ -1,0 +1,104 @@
+"""Never twice across journals: two runs at once on copies, symlinks and stdin; reruns of either settle the rest.
+
+Real processes against a standalone sandbox process; its ledger is the truth about what was bought.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli import PROD_KEY, TEST_KEY
+from tests.manifests import make_manifest
+from tests.standalone import Server, sandbox_process, shipctl_env, start
+
+ROWS = 40
+
+
+def records(out: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+
+
+@pytest.fixture(params=["fast", "realistic"])
+def server(request: pytest.FixtureRequest) -> Any:
+    with sandbox_process("--latency", request.param) as sb:
+        yield sb
+
+
+def second_input(how: str, manifest: Path, tmp_path: Path) -> tuple[list[str], Any]:
+    """The same orders reached another way: a copy, a symlink in another folder, or stdin."""
+    if how == "copy":
+        copy = tmp_path / "export-copy.csv"
+        copy.write_bytes(manifest.read_bytes())
+        return [str(copy)], subprocess.DEVNULL
+    if how == "symlink":
+        other = tmp_path / "elsewhere"
+        other.mkdir()
+        link = other / "orders-link.csv"
+        link.symlink_to(manifest)
+        return [str(link)], subprocess.DEVNULL
+    return ["-"], manifest.open("rb")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [TEST_KEY, PROD_KEY], ids=["test-key", "production-key"])
+@pytest.mark.parametrize("how", ["copy", "symlink", "stdin"])
+def test_two_runs_at_once_buy_each_reference_exactly_once(server: Server, tmp_path: Path, key: str, how: str) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", ROWS)
+    env = shipctl_env(server.api_base, tmp_path / "state", key)
+    common = ["-o", "ndjson", "--progress", "off", "--yes"]
+    args, stdin = second_input(how, manifest, tmp_path)
+    procs = [start(["create", str(manifest), *common], env), start(["create", *args, *common], env, stdin=stdin)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    if stdin is not subprocess.DEVNULL:
+        stdin.close()
+
+    assert server.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(ROWS)})  # each exactly once
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        assert proc.returncode in (0, 3), err.decode()
+        if proc.returncode == 3:
+            # The rows it left alone are the other run's, and it says so.
+            held = [r for r in records(out) if r["error_code"] == "HELD_BY_OTHER_RUN"]
+            assert held and b"another shipctl run is buying them" in err
+            assert all(r["status"] == "skipped" and "pid" in r["error_message"] for r in held)
+    new = Counter(r["reference"] for out, _ in outs for r in records(out) if r["purchase"] == "new")
+    assert new == Counter({f"ORD-{i:05d}": 1 for i in range(ROWS)})  # each bought by exactly one of the two
+
+    # A rerun of either settles what it left: the other run's labels are adopted, nothing is bought.
+    again_stdin = manifest.open("rb") if how == "stdin" else subprocess.DEVNULL
+    rerun = start(["create", *args, *common], env, stdin=again_stdin)
+    out, err = rerun.communicate(timeout=240)
+    if again_stdin is not subprocess.DEVNULL:
+        again_stdin.close()
+    assert rerun.returncode == 0, err.decode()
+    assert {r["status"] for r in records(out)} == {"bought"}
+    assert server.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(ROWS)})
+
+
+@pytest.mark.slow
+def test_two_accounts_on_one_machine_do_not_block_each_other(tmp_path: Path) -> None:
+    """A 3PL runs client accounts side by side; their order numbers collide, their claims must not."""
+    other_key = "EZTK" + "c" * 28
+    with sandbox_process("--latency", "fast") as sb:
+        manifest = make_manifest(tmp_path / "orders.csv", ROWS)
+        copy = tmp_path / "client-b" / "orders.csv"
+        copy.parent.mkdir()
+        copy.write_bytes(manifest.read_bytes())
+        common = ["-o", "ndjson", "--progress", "off"]
+        procs = [
+            start(["create", str(manifest), *common], shipctl_env(sb.api_base, tmp_path / "state", TEST_KEY)),
+            start(["create", str(copy), *common], shipctl_env(sb.api_base, tmp_path / "state", other_key)),
+        ]
+        outs = [p.communicate(timeout=240) for p in procs]
+        for proc, (_, err) in zip(procs, outs, strict=True):
+            assert proc.returncode == 0, err.decode()
+        for out, _ in outs:
+            assert {r["purchase"] for r in records(out)} == {"new"}
+        by_account = Counter((e["account"], e["reference"]) for e in sb.ledger())
+        assert len({account for account, _ in by_account}) == 2
+        assert set(by_account.values()) == {1} and len(by_account) == 2 * ROWS
