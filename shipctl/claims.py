@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from shipctl.errors import ShipctlError, WriteFailure
+from shipctl.errors import ShipctlError
+from shipctl.sqlite_writes import writing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -231,14 +232,8 @@ class Claims:
                 raise
             self.db.execute("COMMIT")
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise
-            raise WriteFailure(f"the claims file {self.directory / 'claims.sqlite3'}", str(exc)) from None
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        return writing(f"the claims file {self.directory / 'claims.sqlite3'}")
 
 
 def _lock(fd: int, *, exclusive: bool) -> None:

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from shipctl import safefiles
-from shipctl.errors import ShipctlError, WriteFailure
+from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
+from shipctl.sqlite_writes import writing
 
 SCHEMA_VERSION = "1"
 
@@ -250,15 +251,8 @@ class Journal:
         with self._writing():
             self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*values.values(), reference))
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        """A commit that fails (disk full, read-only, I/O error) stops the run with the journal's name, not a trace."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise
-            raise WriteFailure(f"the journal {self.path}", str(exc)) from None
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        return writing(f"the journal {self.path}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -193,6 +193,10 @@ class Purchaser:
 
     async def _adopt(self, row: ShipmentRow, shipment: Shipment, *, found: bool, digest: str | None) -> ResultRecord:
         """Record a label already bought for this reference (by this journal's earlier run, or elsewhere)."""
+        if self.claims is not None:
+            # The reference is bought, whatever this row makes of it: the claim says so before anything else, so
+            # no later run (nor a refusal below releasing the claim) can read it as free.
+            self.claims.settle(row.reference, shipment.id)
         if found and (shipment.reference not in (None, row.reference) or not _same_parcel(shipment, row)):
             return self.fail(
                 row.reference, "REFERENCE_IN_USE",

@@ -13,44 +13,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-import requests
 
 from tests.cli import TEST_KEY
 from tests.manifests import make_manifest
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen[str], api_base: str) -> None:
-        self.proc = proc
-        self.api_base = api_base
-
-    def ledger(self) -> list[dict[str, Any]]:
-        response = requests.get(
-            f"{self.api_base}/_sandbox/ledger", headers={"Authorization": f"Bearer {TEST_KEY}"}, timeout=30
-        )
-        response.raise_for_status()
-        entries: list[dict[str, Any]] = response.json()["ledger"]
-        return entries
+from tests.standalone import Server, sandbox_process
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shipctl", "sandbox", "serve", "--latency", "fast", "--seed", "7"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    api_base = proc.stdout.readline().strip()
-    assert api_base.startswith("http://127.0.0.1:"), api_base
-    try:
-        yield Server(proc, api_base)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stdout.close()
+def server() -> Iterator[Server]:
+    with sandbox_process("--latency", "fast", "--seed", "7") as sb:
+        yield sb
 
 
 def shipctl_env(server: Server, tmp_path: Path) -> dict[str, str]:

@@ -10,7 +10,9 @@ import easypost
 import pytest
 import requests
 
+from shipctl.claims import Claims
 from shipctl.sandbox import Sandbox
+from shipctl.sandbox.model import account_for_key
 from tests.cli import TEST_KEY, invoke, ndjson
 from tests.gateway import gateway_in_front
 from tests.manifests import row, write_manifest
@@ -153,3 +155,32 @@ def test_a_purchase_by_another_machine_just_before_the_buy_is_adopted_not_double
     assert result.exit_code == 0, result.stderr
     assert {r["purchase"] for r in ndjson(result.stdout)} == {"found"}
     assert bought(env) == refs(0, 1)  # theirs only; ours was never bought
+
+
+def test_a_dead_runs_bought_claim_stays_bought_when_a_row_cannot_adopt_it(env: Sandbox, tmp_path: Path) -> None:
+    """A run bought R and died before its claim said so; a row for another parcel under R must not free R."""
+    client = easypost.EasyPostClient(TEST_KEY, api_base=env.api_base)
+    try:
+        params = {k: v for k, v in row(0).items() if k != "reference"}
+        shipment = client.shipment.create(
+            reference="ORD-00000",
+            to_address={k[3:]: v for k, v in params.items() if k.startswith("to_")},
+            from_address={k[5:]: v for k, v in params.items() if k.startswith("from_")},
+            parcel={"weight": params["weight"]},
+        )
+        client.shipment.buy(shipment.id, rate=shipment.lowest_rate())
+    finally:
+        client._requests_session.close()
+    dead = Claims(tmp_path / "state", journal="dead-run.journal.db")
+    dead.open(f"{env.api_base} (test key) account {account_for_key(TEST_KEY)}")
+    dead.claim("ORD-00000")
+    dead.attach("ORD-00000", shipment.id)  # bought, then killed before `settle`
+    dead.close()  # its run file goes: the run is dead
+
+    other_parcel = write_manifest(tmp_path / "other.csv", [row(0, to_street1="1 Other St", weight=99)])
+    refused = invoke("create", str(other_parcel), "-o", "ndjson")
+    assert [r["error_code"] for r in ndjson(refused.stdout)] == ["REFERENCE_IN_USE"]
+    same = invoke("create", str(write_manifest(tmp_path / "same.csv", [row(0)])), "-o", "ndjson")
+    assert same.exit_code == 0, same.stderr
+    assert [(r["shipment_id"], r["purchase"]) for r in ndjson(same.stdout)] == [(shipment.id, "found")]
+    assert bought(env) == refs(0)

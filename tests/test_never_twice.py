@@ -102,3 +102,23 @@ def test_two_accounts_on_one_machine_do_not_block_each_other(tmp_path: Path) -> 
         by_account = Counter((e["account"], e["reference"]) for e in sb.ledger())
         assert len({account for account, _ in by_account}) == 2
         assert set(by_account.values()) == {1} and len(by_account) == 2 * ROWS
+
+
+@pytest.mark.slow
+def test_two_stdin_jobs_run_at_once(tmp_path: Path) -> None:
+    """Two different exports piped at the same time: two jobs, each with its own journal, both finish."""
+    with sandbox_process("--latency", "realistic") as sb:
+        env = shipctl_env(sb.api_base, tmp_path / "state")
+        first = make_manifest(tmp_path / "a.csv", 20)
+        second = tmp_path / "b.csv"
+        second.write_text(first.read_text().replace("ORD-", "WEB-"))
+        inputs = [first.open("rb"), second.open("rb")]
+        procs = [start(["create", "-", "-o", "ndjson", "--progress", "off"], env, stdin=fh) for fh in inputs]
+        outs = [p.communicate(timeout=240) for p in procs]
+        for fh in inputs:
+            fh.close()
+        for proc, (out, err) in zip(procs, outs, strict=True):
+            assert proc.returncode == 0, err.decode()
+            assert len(records(out)) == 20
+        assert len(sb.bought()) == 40 and set(sb.bought().values()) == {1}
+        assert len(list((tmp_path / "state" / "journals").glob("stdin-*.journal.db"))) == 2
