@@ -124,16 +124,7 @@ class Purchaser:
         entry = self.journal.get(ref)
         if entry is not None and entry.shipment_id:
             if entry.state == "bought":
-                record = await self._finish_resumed(row, entry)
-                if entry.digest and entry.digest != digest and record.error_code is None:
-                    # The label on the parcel is not what the manifest now says: never silently exit 0.
-                    record.error_code = EDITED_AFTER_PURCHASE
-                    record.error_message = (
-                        f"row {line} changed after its label was bought; not buying it again "
-                        "(refund the label and give the row a new reference to ship the edited version)"
-                    )
-                    self.on_warning(f"row {line}: reference {ref}: {record.error_message}")
-                return record
+                return await self._resume(row, entry, line, digest)
             if entry.shipment_id in self._fresh and entry.digest == digest and entry.rate_id:
                 # Quoted by this very process (which holds the claim) and not yet bought: the journal holds the rate.
                 return Quote(ref, entry.shipment_id, _journaled_rate(entry))
@@ -141,33 +132,63 @@ class Purchaser:
         claim = self.claims.claim(ref) if self.claims is not None else Claim("claimed")
         if claim.outcome == "held":
             return self._held(ref, claim)
-        shipment: Shipment | None = None
         known = entry.shipment_id if entry is not None else None
-        for candidate in dict.fromkeys(c for c in (claim.shipment_id, known) if c):
+        edited = entry is not None and bool(entry.digest) and entry.digest != digest
+        settled = await self._known_shipment(row, claim.shipment_id, known, edited=edited, digest=digest)
+        if isinstance(settled, ResultRecord):
+            return settled
+        if settled is None and claim.outcome == "bought" and self.claims is not None:
+            # The claimed purchase is unknown to the API (a wiped sandbox): the claim is stale.
+            self.claims.forget(ref, claim.shipment_id)
+            return await self.quote(row, line, digest)
+        if settled is None and self.options.check_references and known is None:
+            existing = await self._reconcile(ref)
+            if existing is not None and existing.bought and existing.reference == ref:
+                return await self._adopt(row, existing, found=True, digest=digest)
+        if settled is None:
+            settled = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
+        return self._choose(row, settled, digest)
+
+    async def _resume(self, row: ShipmentRow, entry: JournalRow, line: int, digest: str) -> ResultRecord:
+        """A row this journal already bought: re-emit it without a call (and flag a row edited since)."""
+        record = await self._finish_resumed(row, entry)
+        if entry.digest and entry.digest != digest and record.error_code is None:
+            # The label on the parcel is not what the manifest now says: never silently exit 0.
+            record.error_code = EDITED_AFTER_PURCHASE
+            record.error_message = (
+                f"row {line} changed after its label was bought; not buying it again "
+                "(refund the label and give the row a new reference to ship the edited version)"
+            )
+            self.on_warning(f"row {line}: reference {row.reference}: {record.error_message}")
+        return record
+
+    async def _known_shipment(
+        self, row: ShipmentRow, claimed: str | None, known: str | None, *, edited: bool, digest: str
+    ) -> Shipment | ResultRecord | None:
+        """Settle the shipments already made for this reference (the claim's, the journal's) before making one.
+
+        A bought one is adopted (a record); an unbought one is reused (so a buy of it still in flight from a run
+        that died can only meet ours at the API, which refuses the second); None when there is none to reuse.
+        """
+        reuse: Shipment | None = None
+        for candidate in dict.fromkeys(c for c in (claimed, known) if c):
             try:
                 current = await self._reconcile(candidate)
             except CallFailure as failure:
                 # A shipment whose state cannot be read now may have been bought: never "failed", never replaced.
-                return self.unconfirmed(ref, f"{failure.code}: {failure.message}", shipment_id=candidate)
+                return self.unconfirmed(row.reference, f"{failure.code}: {failure.message}", shipment_id=candidate)
             if current is None:
                 continue  # gone (another account, a wiped sandbox): it cannot have been bought here
             if current.bought:
                 return await self._adopt(row, current, found=candidate != known, digest=digest)
-            ours = candidate == known and not (entry is not None and entry.digest and entry.digest != digest)
-            if shipment is None and (ours or (candidate != known and _same_parcel(current, row))):
-                # Unbought: reuse it rather than make another, so a buy of it still in flight from a run that died
-                # can only meet ours at the API, which refuses the second.
-                shipment = current
-        if claim.outcome == "bought" and self.claims is not None:
-            # The claimed purchase is unknown to the API (a wiped sandbox): the claim is stale.
-            self.claims.forget(ref, claim.shipment_id)
-            return await self.quote(row, line, digest)
-        if shipment is None and self.options.check_references and known is None:
-            existing = await self._reconcile(ref)
-            if existing is not None and existing.bought and existing.reference == ref:
-                return await self._adopt(row, existing, found=True, digest=digest)
-        if shipment is None:
-            shipment = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
+            ours = candidate == known and not edited
+            if reuse is None and (ours or (candidate != known and _same_parcel(current, row))):
+                reuse = current
+        return reuse
+
+    def _choose(self, row: ShipmentRow, shipment: Shipment, digest: str) -> Quote | ResultRecord:
+        """Choose the rate and commit the shipment id (claim, then journal with the rate) before any buy."""
+        ref = row.reference
         self._fresh.add(shipment.id)
         self.mode = self.mode or shipment.mode
         try:
@@ -181,7 +202,6 @@ class Purchaser:
             )
         except NoMatchingRate as exc:
             return self.fail(ref, "NO_MATCHING_RATE", exc.message, shipment_id=shipment.id, digest=digest)
-        # The shipment id (claim, then journal with its chosen rate) is committed before any buy can be attempted.
         if self.claims is not None:
             self.claims.attach(ref, shipment.id)
         self.journal.update(
