@@ -1,6 +1,6 @@
 """The SQLite run journal: what was planned, created and bought, so a rerun never buys twice.
 
-Protocol (DESIGN §5): a row is journaled `planned` before any call; the shipment id is committed (`created`)
+Protocol (ARCHITECTURE.md, "Never twice, never lost"): a row is journaled `planned` before any call; the shipment id is committed (`created`)
 before `buy` is called; `buy` is only ever called on that journaled shipment; after `buy` the tracking code,
 rate and label URL are committed (`bought`) before the row counts as done.
 

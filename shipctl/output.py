@@ -1,4 +1,4 @@
-"""Result writers for stdout: table, json, ndjson, csv (DESIGN §6).
+"""Result writers for stdout: table, json, ndjson, csv (README, "Buying labels").
 
 All but the table stream: a JSON array is opened before the first record and closed at the end (`[]` when
 nothing came), NDJSON is flushed a line at a time so a pipeline sees each row as it is done, CSV writes its

@@ -1,4 +1,4 @@
-"""One row through the never-buy-twice protocol (DESIGN §5), on top of the engine, carrier and journal.
+"""One row through the never-buy-twice protocol (ARCHITECTURE.md, "Never twice, never lost").
 
 For each row: reuse what the journal knows, reconcile an unfinished shipment through the API, create one if
 needed and commit its id *before* buying, choose the rate, buy only that journaled shipment, and on an

@@ -1,4 +1,4 @@
-"""Build manifests for tests: realistic US rows, flat CSV columns as DESIGN §3 names them."""
+"""Build manifests for tests: realistic US rows, flat CSV columns as the README's "Columns" table names them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The pydantic row models: what a valid manifest row is, normalised, and its EasyPost request shape.
 
-Validators normalise as they check (DESIGN §3): countries to ISO alpha-2, US states to 2 letters, US ZIPs to
+Validators normalise as they check (README, "Columns"): countries to ISO alpha-2, US states to 2 letters, US ZIPs to
 5 digits or ZIP+4, weights to ounces, dimensions to inches. Cross-field rules (all three dimensions or none,
 customs on international rows) live here too, so a `ShipmentRow` is valid however it was built.
 """

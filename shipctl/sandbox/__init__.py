@@ -1,4 +1,4 @@
-"""The offline EasyPost-compatible sandbox (DESIGN §7).
+"""The offline EasyPost-compatible sandbox (ARCHITECTURE.md, README "The sandbox").
 
     from shipctl.sandbox import start_sandbox
     with start_sandbox(latency="none") as sb:
