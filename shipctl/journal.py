@@ -1,8 +1,9 @@
 """The SQLite run journal: what was planned, created and bought, so a rerun never buys twice.
 
-Protocol (ARCHITECTURE.md, "Never twice, never lost"): a row is journaled `planned` before any call; the shipment id is committed (`created`)
-before `buy` is called; `buy` is only ever called on that journaled shipment; after `buy` the tracking code,
-rate and label URL are committed (`bought`) before the row counts as done.
+Protocol (ARCHITECTURE.md, "Never twice, never lost"): a row is journaled `planned` before any call; the
+shipment id is committed (`created`) before `buy` is called; `buy` is only ever called on that journaled
+shipment; after `buy` the tracking code, rate and label URL are committed (`bought`) before the row counts
+as done.
 
 WAL mode with synchronous=NORMAL: each commit survives a crash or kill -9 of the process (only an OS crash
 could lose the last commits, and then the next run reconciles through the API). The file is created 0600.
