@@ -134,11 +134,13 @@ class Purchaser:
             return self._held(ref, claim)
         known = entry.shipment_id if entry is not None else None
         edited = entry is not None and bool(entry.digest) and entry.digest != digest
-        settled = await self._known_shipment(row, claim.shipment_id, known, edited=edited, digest=digest)
+        settled = await self._known_shipment(
+            row, claim.shipment_id, known, edited=edited, digest=digest, claim_bought=claim.outcome == "bought"
+        )
         if isinstance(settled, ResultRecord):
             return settled
         if settled is None and claim.outcome == "bought" and self.claims is not None:
-            # The claimed purchase is unknown to the API (a wiped sandbox): the claim is stale.
+            # The claimed purchase is unknown to the API (404: a wiped sandbox): the claim is stale.
             self.claims.forget(ref, claim.shipment_id)
             return await self.quote(row, line, digest)
         if settled is None and self.options.check_references and known is None:
@@ -163,7 +165,8 @@ class Purchaser:
         return record
 
     async def _known_shipment(
-        self, row: ShipmentRow, claimed: str | None, known: str | None, *, edited: bool, digest: str
+        self, row: ShipmentRow, claimed: str | None, known: str | None, *, edited: bool, digest: str,
+        claim_bought: bool,
     ) -> Shipment | ResultRecord | None:
         """Settle the shipments already made for this reference (the claim's, the journal's) before making one.
 
@@ -181,6 +184,14 @@ class Purchaser:
                 continue  # gone (another account, a wiped sandbox): it cannot have been bought here
             if current.bought:
                 return await self._adopt(row, current, found=candidate != known, digest=digest)
+            if candidate == claimed and claim_bought:
+                # The claims say bought, the API says not: never guess with money. Nothing is bought here.
+                return self.fail(
+                    row.reference, "CLAIM_CONFLICT",
+                    f"the claims record {candidate} as bought for this reference but the API shows it unbought; "
+                    "nothing was bought — rerun later, or give the row a new reference",
+                    shipment_id=None, release=False,
+                )
             ours = candidate == known and not edited
             if reuse is None and (ours or (candidate != known and _same_parcel(current, row))):
                 reuse = current
@@ -267,6 +278,7 @@ class Purchaser:
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
         uncertain = False  # an earlier round's outcome was unknown: a later refusal proves nothing
+        sent = False  # one of our buys may have been acted on; until then a label found is someone else's
         for attempt in range(1, MAX_BUY_ROUNDS + 1):
             self._fresh.discard(quote.shipment_id)
             try:
@@ -277,6 +289,7 @@ class Purchaser:
                 return await self._record_bought(row, shipment, purchase="new")
             except CallFailure as failure:
                 last = failure
+                sent = sent or failure.outcome_unknown
                 definite = not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS)
                 if definite and not uncertain:
                     # A definite refusal (4xx) of the first attempt: nothing was bought.
@@ -285,7 +298,9 @@ class Purchaser:
             # The buy may have happened: the shipment itself is the only truth.
             current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
             if current.bought:
-                return await self._record_bought(row, current, purchase="new")
+                # Bought, but if every answer was "postage exists", by another run (one that died with its buy in
+                # flight): not this run's spend.
+                return await self._record_bought(row, current, purchase="new" if sent else "found")
             if last.code == POSTAGE_EXISTS or not last.transient or self.engine.stopping:
                 break  # contradictory answers, or shutting down: do not guess, let a rerun settle it
             self.engine.stats.retries += 1

@@ -6,6 +6,7 @@ Real processes against a standalone sandbox process; its ledger is the truth abo
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -122,3 +123,26 @@ def test_two_stdin_jobs_run_at_once(tmp_path: Path) -> None:
             assert len(records(out)) == 20
         assert len(sb.bought()) == 40 and set(sb.bought().values()) == {1}
         assert len(list((tmp_path / "state" / "journals").glob("stdin-*.journal.db"))) == 2
+
+
+@pytest.mark.slow
+def test_two_runs_on_the_built_in_sandbox_at_once_never_double(tmp_path: Path) -> None:
+    """No key: each process runs its own built-in sandbox on one state file, which must stay the one truth."""
+    env = shipctl_env("", tmp_path / "state")
+    del env["EASYPOST_API_BASE"], env["EASYPOST_API_KEY"]
+    manifest = make_manifest(tmp_path / "orders.csv", ROWS)
+    heavier = tmp_path / "b" / "orders.csv"  # the same orders, edited: they cannot adopt each other's labels
+    heavier.parent.mkdir()
+    make_manifest(heavier, ROWS)
+    heavier.write_text(heavier.read_text().replace("Customer", "Client"))
+    common = ["-o", "ndjson", "--progress", "off", "--concurrency", "4"]
+    procs = [start(["create", str(manifest), *common], env), start(["create", str(heavier), *common], env)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for proc, (_, err) in zip(procs, outs, strict=True):
+        assert proc.returncode in (0, 3), err.decode()
+    state = sqlite3.connect(tmp_path / "state" / "sandbox.sqlite3")
+    ledger = Counter(json.loads(data)["reference"] for (data,) in state.execute("SELECT data FROM ledger"))
+    state.close()
+    assert ledger and set(ledger.values()) == {1}, ledger.most_common(3)
+    new = [r["shipment_id"] for out, _ in outs for r in records(out) if r["purchase"] == "new"]
+    assert len(new) == len(set(new)) == len(ledger)  # one "new" per label bought, never two

@@ -140,8 +140,10 @@ class Store:
     def get(self, oid: str, account: str | None = None) -> JSON | None:
         """The object `oid`; with an account, only if it belongs to that account (another's is not found)."""
         obj = self.objects.get(oid)
-        if obj is None and self._db is not None:
-            with self.lock:  # another process sharing the file may have made it
+        if self._db is not None:
+            # The file is the truth: another process sharing it may have made, bought or refunded this object
+            # since we last saw it (two shipctl runs each with a built-in sandbox on one state file).
+            with self.lock:
                 row = self._db.execute("SELECT kind, account, data FROM objects WHERE id = ?", (oid,)).fetchone()
                 if row is not None:
                     obj = json.loads(row[2])
@@ -152,7 +154,7 @@ class Store:
 
     def shipment_by_reference(self, reference: str, account: str) -> JSON | None:
         oid = self.by_reference.get((account, reference))
-        if oid is None and self._db is not None:
+        if self._db is not None:  # the newest may be another process's
             with self.lock:
                 row = self._db.execute(
                     "SELECT id FROM objects WHERE kind = 'shipment' AND account = ? AND reference = ? "
