@@ -33,6 +33,8 @@ POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"
 BUY_UNCONFIRMED = "BUY_UNCONFIRMED"
 """A buy whose outcome is still unknown: the row may be bought. Only a rerun on the same journal settles it."""
 EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
+NOT_JOURNALED = "NOT_JOURNALED"
+"""Bought, but the journal could not record it (a full disk): the rerun of the same command does."""
 HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
 """Another live shipctl run has claimed the reference: this run leaves it alone (status `skipped`)."""
 MAX_BUY_ROUNDS = 6
@@ -321,6 +323,26 @@ class Purchaser:
         return entry.digest if entry is not None else None
 
     async def _record_bought(self, row: ShipmentRow, shipment: Shipment, *, purchase: Purchase) -> ResultRecord:
+        try:
+            entry = self._journal_bought(row, shipment)
+        except WriteFailure as failure:
+            # Bought, and known to be: report it (and its cost) now. The shipment was journaled before its buy, so
+            # the rerun reconciles it into the journal.
+            self.write_failure = self.write_failure or failure
+            self.engine.stop()
+            rate = shipment.selected_rate
+            return ResultRecord(
+                reference=row.reference, status="bought", shipment_id=shipment.id,
+                tracking_code=shipment.tracking_code, carrier=rate.carrier if rate else None,
+                service=rate.service if rate else None, rate=rate.rate if rate else None,
+                currency=rate.currency if rate else None, delivery_days=rate.delivery_days if rate else None,
+                label_url=shipment.label_url, error_code=NOT_JOURNALED, purchase=purchase,
+                error_message=f"bought, but not yet recorded ({failure.message}); make room and rerun the same "
+                "command to record it",
+            )
+        return await self._finish_label(row, entry, purchase)
+
+    def _journal_bought(self, row: ShipmentRow, shipment: Shipment) -> JournalRow:
         if self.claims is not None:
             self.claims.settle(row.reference, shipment.id)
         rate = shipment.selected_rate
@@ -341,7 +363,7 @@ class Purchaser:
         self.journal.update(row.reference, **values)
         entry = self.journal.get(row.reference)
         assert entry is not None
-        return await self._finish_label(row, entry, purchase)
+        return entry
 
     async def _finish_resumed(self, row: ShipmentRow, entry: JournalRow) -> ResultRecord:
         self.engine.stats.resumed += 1

@@ -53,7 +53,7 @@ def once_each(sb: Sandbox) -> bool:
 def assert_stopped_cleanly(proc: subprocess.CompletedProcess[bytes], what: str) -> str:
     err = proc.stderr.decode()
     assert proc.returncode == 4, err
-    assert f"cannot write {what}" in err and "rerun the same command" in err
+    assert f"cannot write {what}" in err and "nothing bought is lost: make room and rerun the same command" in err
     assert "Traceback" not in err and "unexpected" not in err
     assert f"{ROWS} shipments:" in err  # the summary is still printed
     return err
@@ -131,3 +131,35 @@ def test_an_unwritable_output_is_found_before_anything_is_bought(env: Sandbox, t
         assert proc.returncode == 2, err
         assert "cannot write" in err and flag in err and "Traceback" not in err
     assert env.ledger() == []
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_table_on_a_full_stdout_is_reported_with_the_summary(env: Sandbox, tmp_path: Path) -> None:
+    """A table is printed when the run ends, after every label was bought: its failure must still be told."""
+    manifest = make_manifest(tmp_path / "orders.csv", 5)
+    with open("/dev/full", "wb") as full_out:
+        full = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "table"],
+                              stdout=full_out, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=300,
+                              check=False)
+    err = full.stderr.decode()
+    assert full.returncode == 4, err
+    assert "cannot write stdout" in err and "unexpected" not in err
+    assert "bought  5" in err  # the summary says what was bought
+    assert len(env.ledger()) == 5
+
+
+def test_a_journal_that_cannot_record_a_purchase_still_reports_it_and_its_cost(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    """The buy went through, the journal's commit did not: this run's summary counts it; the rerun records it."""
+    manifest = make_manifest(tmp_path / "orders.csv", ROWS)
+    tiny = tmp_path / "tiny"
+    if not _namespaces_work():
+        pytest.skip("unshare -rm unavailable")
+    full = create_on_tiny_fs(tiny, "320k", str(tiny / "orders.csv"), "-o", "ndjson", "--progress", "off",
+                             setup=f'cp "{manifest}" "{tiny}/orders.csv" &&')
+    assert full.returncode == 4, full.stderr.decode()
+    reported = [json.loads(line) for line in full.stdout.decode().splitlines()]
+    bought_now = {r["shipment_id"] for r in reported if r["purchase"] == "new"}
+    in_ledger = {e["shipment_id"] for e in env.ledger()}
+    assert bought_now == in_ledger  # every label this run bought is in its output (NOT_JOURNALED or not)

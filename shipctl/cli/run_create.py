@@ -95,6 +95,26 @@ def _confirm_purchase(yes: bool, count: int, totals: dict[str, Decimal]) -> bool
     return bool(typer.confirm(f"Buy {count} labels for {money}?", default=False, err=True))
 
 
+class _Output:
+    """An output's context manager whose OSErrors on opening or closing (a full disk) name that output."""
+
+    def __init__(self, what: str, inner: contextlib.AbstractContextManager[Any]) -> None:
+        self.what = what
+        self.inner = inner
+
+    def __enter__(self) -> Any:
+        try:
+            return self.inner.__enter__()
+        except OSError as exc:
+            raise WriteFailure.from_os(self.what, exc) from None
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        try:
+            return self.inner.__exit__(*exc_info)
+        except OSError as exc:
+            raise WriteFailure.from_os(self.what, exc) from None
+
+
 def _check_outputs(args: CreateArgs) -> None:
     """Every file the run will write must be writable before anything is bought, not found unwritable after."""
     rejects = args.rejects if args.skip_invalid else None
@@ -153,31 +173,36 @@ def execute(args: CreateArgs) -> ExitCode:
 
                 args.journal = stdin_journal(args.manifest, target.identity)
             columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
-            writer = stack.enter_context(open_writer(fmt, sys.stdout, columns))
+            writer = stack.enter_context(_Output("stdout", open_writer(fmt, sys.stdout, columns)))
             results_writer = None
             if args.results is not None:
                 try:
-                    fh = stack.enter_context(safefiles.open_text(args.results))
-                except OSError as exc:
-                    raise UsageError(f"cannot write --results {args.results}: {exc.strerror or exc}") from None
-                results_writer = stack.enter_context(open_writer(_format_for(args.results), fh, RESULT_COLUMNS))
+                    fh = stack.enter_context(_Output(f"--results {args.results}", safefiles.open_text(args.results)))
+                except WriteFailure as failure:
+                    raise UsageError(f"cannot write --results {args.results}: {failure.reason}") from None
+                results_writer = stack.enter_context(
+                    _Output(f"--results {args.results}", open_writer(_format_for(args.results), fh, RESULT_COLUMNS))
+                )
             total = checked.rows - checked.invalid
             outcome, summary, stats = _run(args, target, default_from, total, writer, results_writer, failed_rows)
-    except OSError:
-        # Closing stdout or --results flushes what a full disk refused: the run already stopped on that error.
-        if outcome is None or outcome.write_failure is None:
+    except WriteFailure as failure:
+        # Closing stdout or --results flushes what they hold (a table is printed only then): a full disk fails
+        # it after the run. Nothing was bought before the run started, so then the failure is all there is.
+        if outcome is None:
             raise
+        outcome.write_failure = outcome.write_failure or failure
     if args.failed is not None and failed_rows:
         try:
             _write_table_file(args.failed, failed_rows)
         except OSError as exc:
             outcome.write_failure = outcome.write_failure or WriteFailure.from_os(f"--failed {args.failed}", exc)
+    unwritten = outcome.write_failure.what if outcome.write_failure is not None else ""
     paths = {"journal": str(args.journal)}
-    if args.results:
+    if args.results and not unwritten.startswith("--results"):
         paths["results"] = str(args.results)
-    if args.failed and failed_rows:
+    if args.failed and failed_rows and not unwritten.startswith("--failed"):
         paths["failed rows"] = str(args.failed)
-    if args.labels_dir:
+    if args.labels_dir and not unwritten.startswith("the label file"):
         paths["labels"] = str(args.labels_dir)
     if rejects and args.rejects:
         paths["invalid rows"] = str(args.rejects)
@@ -200,8 +225,8 @@ def execute(args: CreateArgs) -> ExitCode:
     if outcome.write_failure is not None:
         raise WriteFailure(
             outcome.write_failure.what,
-            f"{outcome.write_failure.reason} — the run stopped; every label bought is journaled: make room and "
-            "rerun the same command",
+            f"{outcome.write_failure.reason} — nothing bought is lost: make room and rerun the same command "
+            "(it records and re-emits every row)",
         )
     if outcome.refused:
         raise ShipctlError(outcome.refused, ExitCode.USAGE)
