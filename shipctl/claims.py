@@ -3,32 +3,39 @@
 A journal knows only its own runs. Two copies of one export, a symlink, stdin, `--fresh` or a `--failed` file
 each get a journal of their own, so the journal alone cannot stop two of them buying the same order. The
 claims file (`claims.sqlite3` under the state directory, one per user) can: before a run creates a shipment
-for a reference, it claims `(scope, reference)` in one SQLite transaction. The scope is the API, the key's
-mode and the account (EasyPost's `user.retrieve_me`), so two client accounts of a 3PL never block each other.
+for a reference, it claims `(scope, reference)` in one SQLite transaction. The scope is the key's mode and the
+account the API names for the key (EasyPost's `user.retrieve_me`) -- not the URL, which can be spelt many ways
+for one API -- so two client accounts of a 3PL never block each other and two spellings of one API never miss
+each other.
 
-A claim moves `claimed` -> (`claimed` + shipment id, committed before `buy` is called) -> `bought`, or is
-`released` when the row failed with nothing bought. What a second run sees:
+A claim moves `claimed` -> `bought`, or is `released` when the row failed with nothing bought. Every shipment
+a claim ever named is kept (`claim_shipments`), with the time a buy was last sent for it: a shipment is never
+forgotten while a buy sent for it might still land. What a second run sees:
 
 * `bought`: it adopts that label (retrieves the shipment and records it in its own journal), never buys.
 * `claimed` by a run that is alive: the row is held by that run; it is not touched.
-* `claimed` by a run that died (kill -9, a crash, a power cut): the claim is taken over with its shipment
-  id, and the taker reconciles that very shipment -- buying the same shipment twice is refused by the API,
-  so even a buy the dead run sent just before it died cannot make a second label.
-* `released` or no claim: it claims the reference for itself.
+* `claimed` by a run that died (kill -9, a crash, a power cut), or `released`: the claim is taken over, and
+  the taker reconciles every shipment ever made for the reference before it may make another -- buying the
+  same shipment twice is refused by the API, so a buy the dead run sent just before it died cannot make a
+  second label; a shipment that cannot be reused but had a buy sent recently makes the row wait.
 
 Whether a run is alive is told by an exclusive `flock` each run holds on `runs/<run id>.lock` while it runs:
-the kernel drops it when the process dies, however it dies, and a reused pid cannot fake it.
+the kernel drops it when the process dies, however it dies, and a reused pid cannot fake it. Only a lock file
+that is gone, or that nobody holds, means dead; any other doubt means alive (a held row is safe, a doubled
+label is not). Where `flock` does not exist (Windows), the run's pid is asked of the OS instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,7 +54,16 @@ CREATE TABLE IF NOT EXISTS claims (
     updated_at  TEXT NOT NULL,
     PRIMARY KEY (scope, reference)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claim_shipments (
+    scope       TEXT NOT NULL,
+    reference   TEXT NOT NULL,
+    shipment_id TEXT NOT NULL,
+    attached_at REAL NOT NULL,
+    buy_sent_at REAL,
+    PRIMARY KEY (scope, reference, shipment_id)
+) WITHOUT ROWID;
 """
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 Outcome = Literal["claimed", "held", "bought"]
 
@@ -58,9 +74,19 @@ class Claim:
     """`claimed`: this run may ship the reference; `held`: a live run is shipping it, leave it alone;
     `bought`: it was bought as `shipment_id`, adopt that label."""
     shipment_id: str | None = None
-    """A shipment already made for this reference (by this or another run): reconcile it before anything else."""
+    """The shipment the claim names now (the bought one, for `bought`)."""
     holder: str | None = None
     """Who holds it, for messages: `pid 123, journal /x/orders.csv.journal.db`."""
+    history: tuple[tuple[str, float | None], ...] = field(default=())
+    """Every shipment ever made for this reference, newest first, with the seconds since a buy was last sent
+    for it (None: never). All must be reconciled before another shipment is made."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    reference: str
+    shipment_id: str
+    before: float | None
 
 
 def _now() -> str:
@@ -84,21 +110,18 @@ class Claims:
         self.scope = scope
         runs = self._run_lock_path.parent
         runs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self._run_lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        _lock(fd, exclusive=True)
+        fd = os.open(self._run_lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o600)
+        _lock(fd)
         self._run_lock = fd
         path = self.directory / "claims.sqlite3"
         try:
             if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600))
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o600))
+            self._db = _connect(path)
         except (sqlite3.DatabaseError, OSError) as exc:
             self.close()
             raise ShipctlError(f"the claims file {path} is not usable: {exc}") from None
-        self._db = db
         return self
 
     def close(self) -> None:
@@ -106,10 +129,14 @@ class Claims:
             self._db.close()
             self._db = None
         if self._run_lock is not None:
-            # Unlinked before the lock is let go: a run that finds the file gone knows this one has ended.
-            self._run_lock_path.unlink(missing_ok=True)
+            # Unlinked before the lock is let go: a run that finds the file gone knows this one has ended. (Windows
+            # cannot unlink an open file: there it goes after the close, and the pid tells liveness meanwhile.)
+            with contextlib.suppress(OSError):
+                self._run_lock_path.unlink()
             os.close(self._run_lock)
             self._run_lock = None
+            with contextlib.suppress(OSError):
+                self._run_lock_path.unlink()
 
     def __enter__(self) -> Claims:
         return self
@@ -137,51 +164,105 @@ class Claims:
                 return Claim("claimed")
             state, run_id, pid, journal, shipment_id = row
             holder = f"pid {pid}, journal {journal}"
+            history = self._history(reference)
             if state == "bought":
-                return Claim("bought", shipment_id, holder=holder)
-            if state == "released":
-                self._write(reference, "claimed", None)
-                return Claim("claimed")
-            if run_id != self.run_id and self._alive(run_id):
-                return Claim("held", shipment_id, holder=holder)
-            # Ours already, or its run is dead: take it over with the shipment it names, which must be
-            # reconciled (and, if unbought, bought) rather than replaced.
+                return Claim("bought", shipment_id, holder, history)
+            if state == "claimed" and run_id != self.run_id and self._alive(run_id, pid):
+                return Claim("held", shipment_id, holder, history)
+            # Released, ours already, or its run is dead: take it over. Its shipments must be reconciled (and, if
+            # unbought, reused) rather than replaced.
             self._write(reference, "claimed", shipment_id)
-            return Claim("claimed", shipment_id, holder=holder)
+            return Claim("claimed", shipment_id, holder, history)
 
-    def attach(self, reference: str, shipment_id: str) -> None:
-        """The shipment this run will buy for `reference`: committed before `buy` is called."""
+    def attach(self, reference: str, shipment_id: str) -> bool:
+        """The shipment this run will buy for `reference`, committed before `buy` is called.
+
+        False when the claim is no longer this run's (another run judged it dead): then nothing may be bought.
+        """
+        with self._transaction():
+            mine = self.db.execute(
+                "UPDATE claims SET shipment_id = ?, updated_at = ? "
+                "WHERE scope = ? AND reference = ? AND run_id = ? AND state = 'claimed'",
+                (shipment_id, _now(), self.scope, reference, self.run_id),
+            ).rowcount
+            if mine:
+                self.db.execute(
+                    "INSERT INTO claim_shipments (scope, reference, shipment_id, attached_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING", (self.scope, reference, shipment_id, time.time()),
+                )
+        return bool(mine)
+
+    def buying(self, reference: str, shipment_id: str) -> Sent | None:
+        """A buy of `shipment_id` is about to be sent: marked first, so a taker knows it may still land.
+
+        None when the claim is no longer this run's: the buy must not be sent. Otherwise what to hand `refused`
+        if the API definitely refuses it.
+        """
+        with self._transaction():
+            mine = self.db.execute(
+                "SELECT 1 FROM claims WHERE scope = ? AND reference = ? AND run_id = ? AND state = 'claimed' "
+                "AND shipment_id = ?", (self.scope, reference, self.run_id, shipment_id),
+            ).fetchone()
+            if not mine:
+                return None
+            before = self.db.execute(
+                "SELECT buy_sent_at FROM claim_shipments WHERE scope = ? AND reference = ? AND shipment_id = ?",
+                (self.scope, reference, shipment_id),
+            ).fetchone()
+            self.db.execute(
+                "UPDATE claim_shipments SET buy_sent_at = ? WHERE scope = ? AND reference = ? AND shipment_id = ?",
+                (time.time(), self.scope, reference, shipment_id),
+            )
+        return Sent(reference, shipment_id, before[0] if before else None)
+
+    def refused(self, sent: Sent) -> None:
+        """The API definitely refused our buy: it will not land, so the mark goes back to what it was before (a
+        buy an earlier, dead run sent may still be in flight)."""
         self._execute(
-            "UPDATE claims SET shipment_id = ?, updated_at = ? WHERE scope = ? AND reference = ? AND run_id = ?",
-            (shipment_id, _now(), self.scope, reference, self.run_id),
+            "UPDATE claim_shipments SET buy_sent_at = ? WHERE scope = ? AND reference = ? AND shipment_id = ?",
+            (sent.before, self.scope, sent.reference, sent.shipment_id),
         )
 
     def settle(self, reference: str, shipment_id: str) -> None:
-        """`reference` is bought as `shipment_id`: every later run adopts it."""
-        self._execute(
-            "INSERT INTO claims (scope, reference, state, run_id, pid, journal, shipment_id, updated_at) "
-            "VALUES (?, ?, 'bought', ?, ?, ?, ?, ?) ON CONFLICT (scope, reference) DO UPDATE SET "
-            "state = 'bought', shipment_id = excluded.shipment_id, updated_at = excluded.updated_at",
-            (self.scope, reference, self.run_id, os.getpid(), self.journal, shipment_id, _now()),
-        )
+        """`reference` is bought as `shipment_id`: every later run adopts it. The truth, whoever holds the claim."""
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO claims (scope, reference, state, run_id, pid, journal, shipment_id, updated_at) "
+                "VALUES (?, ?, 'bought', ?, ?, ?, ?, ?) ON CONFLICT (scope, reference) DO UPDATE SET "
+                "state = 'bought', shipment_id = excluded.shipment_id, updated_at = excluded.updated_at",
+                (self.scope, reference, self.run_id, os.getpid(), self.journal, shipment_id, _now()),
+            )
+            self.db.execute(
+                "INSERT INTO claim_shipments (scope, reference, shipment_id, attached_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING", (self.scope, reference, shipment_id, time.time()),
+            )
 
     def forget(self, reference: str, shipment_id: str | None) -> None:
-        """A claimed purchase the API does not know (a wiped sandbox, state from elsewhere): the claim is stale."""
+        """A claimed purchase the API does not know (404: a wiped sandbox): the claim is stale."""
         self._execute(
-            "UPDATE claims SET state = 'released', shipment_id = NULL, updated_at = ? "
+            "UPDATE claims SET state = 'released', updated_at = ? "
             "WHERE scope = ? AND reference = ? AND state = 'bought' AND shipment_id IS ?",
             (_now(), self.scope, reference, shipment_id),
         )
 
     def release(self, reference: str) -> None:
-        """Nothing was bought for `reference` (a definite refusal): another run may try it."""
+        """Nothing was bought for `reference` (a definite refusal): another run may try it (its shipments stay
+        on record, to be reconciled by whoever claims it next)."""
         self._execute(
-            "UPDATE claims SET state = 'released', shipment_id = NULL, updated_at = ? "
+            "UPDATE claims SET state = 'released', updated_at = ? "
             "WHERE scope = ? AND reference = ? AND run_id = ? AND state = 'claimed'",
             (_now(), self.scope, reference, self.run_id),
         )
 
     # -- helpers -----------------------------------------------------------------------------------------
+
+    def _history(self, reference: str) -> tuple[tuple[str, float | None], ...]:
+        now = time.time()
+        rows = self.db.execute(
+            "SELECT shipment_id, buy_sent_at FROM claim_shipments WHERE scope = ? AND reference = ? "
+            "ORDER BY attached_at DESC", (self.scope, reference),
+        ).fetchall()
+        return tuple((sid, None if sent is None else max(0.0, now - sent)) for sid, sent in rows)
 
     def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         with self._writing():
@@ -200,25 +281,30 @@ class Claims:
                 "WHERE scope = ? AND reference = ?", values,
             )
 
-    def _alive(self, run_id: str) -> bool:
+    def _alive(self, run_id: str, pid: int | None) -> bool:
         if run_id in self._dead:
             return False
         path = self.directory / "runs" / f"{run_id}.lock"
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                return True  # out of descriptors, no permission, an I/O error: no proof of death
             self._dead.add(run_id)  # removed when its run ended
             return False
         try:
-            if _try_lock(fd):
-                # Nobody holds it: its run died without cleaning up. Remove the leftover.
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                self._dead.add(run_id)
-                return False
-            return True
+            free = _try_lock(fd, pid)
         finally:
             os.close(fd)
+        if free:
+            # Nobody holds it: its run died without cleaning up. Remove the leftover.
+            with contextlib.suppress(OSError):
+                path.unlink()
+            self._dead.add(run_id)
+        return not free
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        return writing(f"the claims file {self.directory / 'claims.sqlite3'}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -232,24 +318,41 @@ class Claims:
                 raise
             self.db.execute("COMMIT")
 
-    def _writing(self) -> contextlib.AbstractContextManager[None]:
-        return writing(f"the claims file {self.directory / 'claims.sqlite3'}")
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open the claims file; several runs starting at once may race to set WAL mode, which answers "locked" at
+    once instead of waiting: retry that for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # backoff between attempts, not synchronisation
 
 
-def _lock(fd: int, *, exclusive: bool) -> None:
+def _lock(fd: int) -> None:
     try:
         import fcntl
-    except ImportError:  # Windows: liveness falls back to "alive" (see _try_lock)
+    except ImportError:  # Windows: liveness is told by the pid (see _try_lock)
         return
-    fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    fcntl.flock(fd, fcntl.LOCK_EX)
 
 
-def _try_lock(fd: int) -> bool:
-    """True when a shared lock could be taken, i.e. no live run holds the file."""
+def _try_lock(fd: int, pid: int | None) -> bool:
+    """True when no live run holds the file."""
     try:
         import fcntl
     except ImportError:
-        return False  # cannot tell: treat the holder as alive (a held row is safe; a doubled label is not)
+        import psutil
+
+        return pid is None or not psutil.pid_exists(pid)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:

@@ -260,19 +260,20 @@ class CreateRun:
         return self.outcome
 
     async def _bind_account(self) -> bool:
-        """Name the account behind the key and open the claims for it; False when the API cannot be reached."""
+        """Name the account behind the key and open the claims for it; False when the API cannot name it."""
         try:
             account = await self.engine.call(retrieve_account, self.client)
         except CallFailure as failure:
-            if failure.http_status not in (403, 404, 405, 501):
-                self._check_fatal(failure)
-                if self.outcome.fatal is None:
-                    self.outcome.fatal = f"{failure.code}: {failure.message}"
-                self.engine.stop()
-                return False
-            # A server that cannot name the account (an old proxy, a restricted key): one scope for every account
-            # of this API and mode -- it blocks more than it must, never less.
-            account = "unknown-account"
+            self._check_fatal(failure)
+            if self.outcome.fatal is None:
+                # Without the account, claims could not keep this run and another of the same account apart:
+                # refuse rather than guess a scope of our own.
+                self.outcome.fatal = (
+                    f"{failure.code}: {failure.message} (the API did not name the account behind the key, which "
+                    "shipctl needs to keep references from being bought twice)"
+                )
+            self.engine.stop()
+            return False
         bound = self.journal.meta("account")
         if bound is None:
             self.journal.set_meta("account", account)

@@ -36,6 +36,10 @@ EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
 NOT_JOURNALED = "NOT_JOURNALED"
 """Bought, but the journal could not record it (a full disk): the rerun of the same command does."""
 HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
+PREVIOUS_BUY_UNSETTLED = "PREVIOUS_BUY_UNSETTLED"
+"""A run that stopped sent a buy for an earlier shipment of this reference moments ago: wait, then rerun."""
+SETTLE_SECONDS = 180
+"""How long a buy sent by a run that died may still land: three times the client's 60 s timeout."""
 """Another live shipctl run has claimed the reference: this run leaves it alone (status `skipped`)."""
 MAX_BUY_ROUNDS = 6
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -127,7 +131,8 @@ class Purchaser:
         if entry is not None and entry.shipment_id:
             if entry.state == "bought":
                 return await self._resume(row, entry, line, digest)
-            if entry.shipment_id in self._fresh and entry.digest == digest and entry.rate_id:
+            quoted_here = entry.state == "created" and entry.shipment_id in self._fresh
+            if quoted_here and entry.digest == digest and entry.rate_id:
                 # Quoted by this very process (which holds the claim) and not yet bought: the journal holds the rate.
                 return Quote(ref, entry.shipment_id, _journaled_rate(entry))
         # The reference is the unit of "never twice": claim it before anything that could lead to a buy.
@@ -136,9 +141,7 @@ class Purchaser:
             return self._held(ref, claim)
         known = entry.shipment_id if entry is not None else None
         edited = entry is not None and bool(entry.digest) and entry.digest != digest
-        settled = await self._known_shipment(
-            row, claim.shipment_id, known, edited=edited, digest=digest, claim_bought=claim.outcome == "bought"
-        )
+        settled = await self._known_shipment(row, claim, known, edited=edited, digest=digest)
         if isinstance(settled, ResultRecord):
             return settled
         if settled is None and claim.outcome == "bought" and self.claims is not None:
@@ -167,16 +170,18 @@ class Purchaser:
         return record
 
     async def _known_shipment(
-        self, row: ShipmentRow, claimed: str | None, known: str | None, *, edited: bool, digest: str,
-        claim_bought: bool,
+        self, row: ShipmentRow, claim: Claim, known: str | None, *, edited: bool, digest: str
     ) -> Shipment | ResultRecord | None:
-        """Settle the shipments already made for this reference (the claim's, the journal's) before making one.
+        """Settle every shipment already made for this reference (the claim's history, the journal's) first.
 
-        A bought one is adopted (a record); an unbought one is reused (so a buy of it still in flight from a run
-        that died can only meet ours at the API, which refuses the second); None when there is none to reuse.
+        A bought one is adopted (a record); an unbought one of this parcel is reused, so a buy of it still in flight
+        from a run that died can only meet ours at the API, which refuses the second. One that cannot be reused but
+        had a buy sent within `SETTLE_SECONDS` makes the row wait: that buy may still land. None: make a new one.
         """
+        sent_ago = dict(claim.history)
         reuse: Shipment | None = None
-        for candidate in dict.fromkeys(c for c in (claimed, known) if c):
+        pending: str | None = None
+        for candidate in dict.fromkeys([*sent_ago, *([known] if known else [])]):
             try:
                 current = await self._reconcile(candidate)
             except CallFailure as failure:
@@ -186,7 +191,7 @@ class Purchaser:
                 continue  # gone (another account, a wiped sandbox): it cannot have been bought here
             if current.bought:
                 return await self._adopt(row, current, found=candidate != known, digest=digest)
-            if candidate == claimed and claim_bought:
+            if candidate == claim.shipment_id and claim.outcome == "bought":
                 # The claims say bought, the API says not: never guess with money. Nothing is bought here.
                 return self.fail(
                     row.reference, "CLAIM_CONFLICT",
@@ -194,9 +199,17 @@ class Purchaser:
                     "nothing was bought — rerun later, or give the row a new reference",
                     shipment_id=None, release=False,
                 )
-            ours = candidate == known and not edited
-            if reuse is None and (ours or (candidate != known and _same_parcel(current, row))):
-                reuse = current
+            if (candidate == known and not edited) or (candidate != known and _same_parcel(current, row)):
+                reuse = reuse or current
+            elif (ago := sent_ago.get(candidate)) is not None and ago < SETTLE_SECONDS:
+                pending = candidate
+        if pending is not None:
+            return self.fail(
+                row.reference, PREVIOUS_BUY_UNSETTLED,
+                f"a buy of this reference's earlier shipment {pending} was sent {sent_ago[pending]:.0f} s ago by a run "
+                f"that stopped, and may still land; nothing was bought — rerun in {SETTLE_SECONDS // 60} minutes",
+                shipment_id=None, release=False,
+            )
         return reuse
 
     def _choose(self, row: ShipmentRow, shipment: Shipment, digest: str) -> Quote | ResultRecord:
@@ -215,8 +228,8 @@ class Purchaser:
             )
         except NoMatchingRate as exc:
             return self.fail(ref, "NO_MATCHING_RATE", exc.message, shipment_id=shipment.id, digest=digest)
-        if self.claims is not None:
-            self.claims.attach(ref, shipment.id)
+        if self.claims is not None and not self.claims.attach(ref, shipment.id):
+            return self._held(ref, Claim("held", holder="another run took the claim over"))
         self.journal.update(
             ref, state="created", shipment_id=shipment.id, digest=digest, error_code=None, error_message=None,
             rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
@@ -237,6 +250,17 @@ class Purchaser:
                 "parcel; nothing was bought — give this row its own reference",
                 shipment_id=None, digest=digest,
             )
+        old = self.journal_digest(row.reference)
+        if not found and old and digest is not None and old != digest:
+            # This journal's own shipment, bought for the row as it was then (its run died before recording it).
+            record = await self._record_bought(row, shipment, purchase="resumed")
+            if record.error_code is None:
+                record.error_code = EDITED_AFTER_PURCHASE
+                record.error_message = (
+                    "the row changed after its label was bought; not buying it again (refund the label and give "
+                    "the row a new reference to ship the edited version)"
+                )
+            return record
         if digest is not None:
             self.journal.update(row.reference, digest=digest)
         return await self._record_bought(row, shipment, purchase="found" if found else "resumed")
@@ -244,9 +268,8 @@ class Purchaser:
     def _held(self, reference: str, claim: Claim) -> ResultRecord:
         self.held += 1
         return ResultRecord(
-            reference=reference, status="skipped", shipment_id=claim.shipment_id, error_code=HELD_BY_OTHER_RUN,
-            error_message=f"another shipctl run is buying this reference ({claim.holder}); nothing was bought here "
-            "— rerun this command after that run ends to record its label",
+            reference=reference, status="skipped", error_code=HELD_BY_OTHER_RUN,
+            error_message=f"held by another shipctl run ({claim.holder}); nothing bought here — rerun after it ends",
         )
 
     async def _reconcile(self, shipment_id: str) -> Shipment | None:
@@ -277,6 +300,9 @@ class Purchaser:
             existing = await self._reconcile(ref)
             if existing is not None and existing.id != quote.shipment_id and existing.bought:
                 return await self._adopt(row, existing, found=True, digest=self.journal_digest(ref))
+        mark = self.claims.buying(ref, quote.shipment_id) if self.claims is not None else None
+        if self.claims is not None and mark is None:
+            return self._held(ref, Claim("held", holder="another run took the claim over"))
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
         uncertain = False  # an earlier round's outcome was unknown: a later refusal proves nothing
@@ -295,6 +321,8 @@ class Purchaser:
                 definite = not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS)
                 if definite and not uncertain:
                     # A definite refusal (4xx) of the first attempt: nothing was bought.
+                    if self.claims is not None and mark is not None:
+                        self.claims.refused(mark)
                     return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
                 uncertain = True
             # The buy may have happened: the shipment itself is the only truth.

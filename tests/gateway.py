@@ -15,13 +15,15 @@ import requests
 from shipctl.sandbox import Sandbox
 
 Rule = Callable[[str, str, "requests.Response"], "tuple[int, str, bytes] | None"]
+Hold = Callable[[str, str], None]
+"""Called with (method, path) before a request is forwarded; it may block, to hold the request at the gateway."""
 
 
 class Gateway:
     """A reverse proxy in front of the sandbox: every request is forwarded (so a buy is committed), then `rule`
     may replace the answer -- as a load balancer's error page or a misbehaving middlebox would."""
 
-    def __init__(self, upstream: str, rule: Rule) -> None:
+    def __init__(self, upstream: str, rule: Rule, hold: Hold | None = None) -> None:
         self.fired = 0
         outer = self
 
@@ -35,6 +37,8 @@ class Gateway:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                if hold is not None:
+                    hold(self.command, self.path)
                 answer = requests.request(self.command, upstream + self.path, data=body, headers=headers, timeout=30)
                 replaced = rule(self.command, self.path, answer)
                 if replaced is not None:
@@ -66,8 +70,10 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def gateway_in_front(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, rule: Rule) -> Iterator[Gateway]:
-    proxy = Gateway(sb.api_base.removesuffix("/v2"), rule)
+def gateway_in_front(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch, rule: Rule, hold: Hold | None = None
+) -> Iterator[Gateway]:
+    proxy = Gateway(sb.api_base.removesuffix("/v2"), rule, hold)
     monkeypatch.setenv("EASYPOST_API_BASE", proxy.api_base)
     try:
         yield proxy

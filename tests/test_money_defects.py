@@ -172,7 +172,7 @@ def test_a_dead_runs_bought_claim_stays_bought_when_a_row_cannot_adopt_it(env: S
     finally:
         client._requests_session.close()
     dead = Claims(tmp_path / "state", journal="dead-run.journal.db")
-    dead.open(f"{env.api_base} (test key) account {account_for_key(TEST_KEY)}")
+    dead.open(f"test-mode key account {account_for_key(TEST_KEY)}")
     dead.claim("ORD-00000")
     dead.attach("ORD-00000", shipment.id)  # bought, then killed before `settle`
     dead.close()  # its run file goes: the run is dead
@@ -184,3 +184,21 @@ def test_a_dead_runs_bought_claim_stays_bought_when_a_row_cannot_adopt_it(env: S
     assert same.exit_code == 0, same.stderr
     assert [(r["shipment_id"], r["purchase"]) for r in ndjson(same.stdout)] == [(shipment.id, "found")]
     assert bought(env) == refs(0)
+
+
+def test_a_key_whose_account_the_api_cannot_name_buys_nothing(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claims are per account: guessing a scope of our own would let two runs of one account miss each other."""
+
+    def users_not_found(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if path.startswith("/v2/users"):
+            return 404, "application/json", json.dumps({"error": {"code": "NOT_FOUND", "message": "no"}}).encode()
+        return None
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    with gateway_in_front(env, monkeypatch, users_not_found):
+        result = invoke("create", str(manifest), "-o", "ndjson")
+    assert result.exit_code == 1
+    assert "did not name the account" in result.stderr and "Traceback" not in result.stderr
+    assert env.ledger() == []

@@ -146,3 +146,39 @@ def test_two_runs_on_the_built_in_sandbox_at_once_never_double(tmp_path: Path) -
     assert ledger and set(ledger.values()) == {1}, ledger.most_common(3)
     new = [r["shipment_id"] for out, _ in outs for r in records(out) if r["purchase"] == "new"]
     assert len(new) == len(set(new)) == len(ledger)  # one "new" per label bought, never two
+
+
+@pytest.mark.slow
+def test_two_spellings_of_one_api_share_the_claims(tmp_path: Path) -> None:
+    """A proxy URL in cron, the direct one in a shell: one API, one account, so one set of claims."""
+    with sandbox_process("--latency", "fast") as sb:
+        manifest = make_manifest(tmp_path / "orders.csv", ROWS)
+        copy = tmp_path / "copy.csv"
+        copy.write_bytes(manifest.read_bytes())
+        other_spelling = sb.api_base.replace("127.0.0.1", "localhost")
+        common = ["-o", "ndjson", "--progress", "off"]
+        procs = [
+            start(["create", str(manifest), *common], shipctl_env(sb.api_base, tmp_path / "state")),
+            start(["create", str(copy), *common], shipctl_env(other_spelling, tmp_path / "state")),
+        ]
+        outs = [p.communicate(timeout=240) for p in procs]
+        for proc, (_, err) in zip(procs, outs, strict=True):
+            assert proc.returncode in (0, 3), err.decode()
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(ROWS)})
+
+
+@pytest.mark.slow
+def test_runs_starting_at_once_on_a_new_state_directory_all_start(tmp_path: Path) -> None:
+    """The first runs race to create the claims file; none may fail with "database is locked"."""
+    with sandbox_process("--latency", "none") as sb:
+        env = shipctl_env(sb.api_base, tmp_path / "state")
+        manifests = []
+        for n in range(4):
+            m = make_manifest(tmp_path / f"m{n}.csv", 3)
+            m.write_text(m.read_text().replace("ORD-", f"B{n}-"))
+            manifests.append(m)
+        procs = [start(["create", str(m), "-q", "-o", "ndjson"], env) for m in manifests]
+        for proc in procs:
+            _, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err.decode()
+        assert len(sb.bought()) == 12

@@ -281,7 +281,7 @@ def _run(
     summary = _Summary(Summary(noun="shipments"))
     assert args.journal is not None  # named by execute() for stdin
     journal = Journal(args.journal, fresh=args.fresh).open()
-    claims = Claims(state_dir(), journal=str(args.journal))
+    claims = Claims(state_dir(), journal=os.path.abspath(args.journal))
     client: Any = None
     try:
         if journal.set_aside is not None:
@@ -350,7 +350,8 @@ def _run(
             hard_stop=_exit_now,
             expected_mode=target.mode,
             claims=claims,
-            scope=target.identity,
+            # Not the URL: one API has many spellings (a proxy, a port, letter case); the account is the API's own.
+            scope=f"{target.mode or 'unknown'}-mode key",
         )
 
         async def main() -> Any:

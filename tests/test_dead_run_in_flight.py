@@ -1,0 +1,106 @@
+"""A run killed while its buy is held on the way to the API: the buy lands after the run is dead.
+
+Deterministic: a gateway holds `POST .../buy` until the test has sent SIGKILL to the real `shipctl create`
+process and seen it exit; only then is the buy forwarded and committed. The sandbox's ledger is the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shipctl.sandbox import Sandbox
+from tests.gateway import Gateway, gateway_in_front
+from tests.manifests import row, write_manifest
+
+
+class HeldBuys:
+    """Holds every buy at the gateway until released; says when the first one arrived."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, method: str, path: str) -> None:
+        if method == "POST" and path.endswith("/buy"):
+            self.arrived.set()
+            assert self.release.wait(120), "the test never released the held buy"
+
+
+@pytest.fixture
+def held(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HeldBuys, Gateway]]:
+    buys = HeldBuys()
+    with gateway_in_front(env, monkeypatch, lambda *_: None, hold=buys) as proxy:
+        try:
+            yield buys, proxy
+        finally:
+            buys.release.set()
+
+
+def create(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shipctl", "create", *args, "-o", "ndjson", "--progress", "off"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, env=dict(os.environ),
+                          check=False)
+
+
+def kill_with_buy_in_flight(buys: HeldBuys, manifest: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert buys.arrived.wait(120), "no buy reached the gateway"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+
+
+def records(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_an_edited_rerun_waits_for_a_dead_runs_buy_then_adopts_it(
+    env: Sandbox, held: tuple[HeldBuys, Gateway], tmp_path: Path
+) -> None:
+    buys, _ = held
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    kill_with_buy_in_flight(buys, manifest)
+
+    # The clerk fixes the weight and reruns at once, while the dead run's buy is still on its way.
+    write_manifest(manifest, [row(0, weight=31)])
+    waiting = create(str(manifest))
+    assert [r["error_code"] for r in records(waiting)] == ["PREVIOUS_BUY_UNSETTLED"]
+    assert env.ledger() == []  # nothing bought in its place
+
+    buys.release.set()  # the dead run's buy lands now
+    buys.arrived.clear()
+    landed = create(str(manifest))
+    assert [(r["status"], r["error_code"]) for r in records(landed)] == [("bought", "EDITED_AFTER_PURCHASE")]
+    assert Counter(e["reference"] for e in env.ledger()) == Counter({"ORD-00000": 1})
+
+
+@pytest.mark.slow
+def test_a_failed_takeover_keeps_the_dead_runs_shipment_on_record(
+    env: Sandbox, held: tuple[HeldBuys, Gateway], tmp_path: Path
+) -> None:
+    buys, _ = held
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    kill_with_buy_in_flight(buys, manifest)
+
+    # The rerun takes the dead run's claim over and fails the row without buying (a carrier no rate matches)...
+    failed = tmp_path / "failed.csv"
+    refused = create(str(manifest), "--carriers", "DHL", "--failed", str(failed))
+    assert [r["error_code"] for r in records(refused)] == ["NO_MATCHING_RATE"]
+    buys.release.set()  # ...then the dead run's buy lands
+    # The failed row, fed back as a new manifest, finds that label instead of buying another.
+    again = create(str(failed))
+    assert again.returncode == 0, again.stderr
+    assert [r["purchase"] for r in records(again)] == ["found"]
+    assert Counter(e["reference"] for e in env.ledger()) == Counter({"ORD-00000": 1})
