@@ -201,13 +201,16 @@ class CreateRun:
             if isinstance(exc, CallFailure):
                 self._check_fatal(exc)
             record = self.purchaser.unconfirmed(row.reference, _describe(exc), shipment_id=quote.shipment_id)
-        self._done(record, row)
+        if record is not None:  # None: stopped before the buy was sent; not done, the rerun buys it
+            self._done(record, row)
 
     # -- handlers for each phase -------------------------------------------------------------------------
 
     async def _pipeline(self, item: _Item) -> None:
         quote = await self._quote(item)
-        if quote is not None:
+        # Stopping (Ctrl-C, a closed stdout, a full disk) means no new purchase either: a row quoted but not yet
+        # sent to `buy` stays journaled as created, and the rerun buys it.
+        if quote is not None and not self.engine.stopping:
             await self._buy(item, quote)
 
     async def _quote_only(self, item: _Item) -> None:
@@ -366,7 +369,7 @@ class CreateRun:
                     return
                 inflight = self.engine.stats.inflight
                 self.on_info(
-                    f"interrupted: no new rows will start; waiting for {inflight} calls in flight "
+                    f"interrupted: no new rows or purchases will start; waiting for {inflight} calls in flight "
                     f"(up to {self.stop_grace:.0f} s; Ctrl-C again to stop now)"
                 )
                 self.engine.stop()

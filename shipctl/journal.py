@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -97,6 +98,15 @@ class Journal:
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     def open(self) -> Journal:
+        try:
+            return self._open()
+        except OSError as exc:  # a folder that is a file, a read-only file system: said plainly, nothing bought
+            raise ShipctlError(f"cannot use the journal {self.path}: {exc.strerror or exc}", ExitCode.USAGE) from None
+
+    def _open(self) -> Journal:
+        for folder in (self.path.parent, *self.path.parent.parents):
+            if folder.exists() and not folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a folder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # SQLite follows links for the journal and puts its WAL and SHM files beside the link's target: judge
         # all of them before SQLite (or --fresh's set-aside) opens anything.

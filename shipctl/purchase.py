@@ -21,7 +21,7 @@ import anyio
 from shipctl.carrier import shipments as api
 from shipctl.carrier.shipments import Rate, Shipment
 from shipctl.claims import Claim, Claims
-from shipctl.engine.failures import CallFailure
+from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
 from shipctl.journal import Journal, JournalRow
@@ -285,14 +285,15 @@ class Purchaser:
 
     # -- phase two: buy ----------------------------------------------------------------------------------
 
-    async def buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord:
+    async def buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
+        """The row bought (or failed, or unconfirmed); None when the run stopped before the buy was sent."""
         # Shielded: once a buy is under way, a cancelled run still waits for its answer and journals it, so a
         # purchase that completes during shutdown is recorded now rather than reconciled by the next run.
         with anyio.CancelScope(shield=True):
             record = await self._buy(row, quote)
         return record
 
-    async def _buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord:
+    async def _buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
         ref = row.reference
         if self.options.check_references:
             # Across machines nothing can claim for us: look the reference up once more right before the buy, so
@@ -312,9 +313,13 @@ class Purchaser:
             try:
                 shipment = await self.engine.call(
                     api.buy_shipment, self.client, quote.shipment_id, str(quote.rate.id), insurance,
-                    retry_unknown=False,
+                    retry_unknown=False, unless_stopping=attempt == 1,
                 )
-                return await self._record_bought(row, shipment, purchase="new")
+            except Stopped:
+                # Stopped while waiting for a slot: nothing sent. The row stays created; the rerun buys it.
+                if self.claims is not None and mark is not None:
+                    self.claims.refused(mark)
+                return None
             except CallFailure as failure:
                 last = failure
                 sent = sent or failure.outcome_unknown
@@ -325,6 +330,8 @@ class Purchaser:
                         self.claims.refused(mark)
                     return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
                 uncertain = True
+            else:
+                return await self._record_bought(row, shipment, purchase="new")
             # The buy may have happened: the shipment itself is the only truth.
             current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
             if current.bought:
@@ -395,13 +402,27 @@ class Purchaser:
 
     async def _finish_resumed(self, row: ShipmentRow, entry: JournalRow) -> ResultRecord:
         self.engine.stats.resumed += 1
+        if self._wants_file(entry) and entry.shipment_id:
+            # About to print it: make sure it was not refunded since (by id, outside this journal), and take a
+            # label URL that works now (a built-in sandbox's URL dies with its run).
+            try:
+                current = await self._reconcile(entry.shipment_id)
+            except CallFailure:
+                current = None  # the download says what is wrong
+            if current is not None and current.bought:
+                self.journal.update(entry.reference, label_url=current.label_url, refund_status=current.refund_status)
+                entry.label_url, entry.refund_status = current.label_url, current.refund_status
         return await self._finish_label(row, entry, "resumed")
+
+    def _wants_file(self, entry: JournalRow) -> bool:
+        saved = bool(entry.label_path) and Path(str(entry.label_path)).exists()
+        return self.options.labels_dir is not None and not saved and not is_void(entry.refund_status)
 
     async def _finish_label(self, row: ShipmentRow, entry: JournalRow, purchase: Purchase) -> ResultRecord:
         """Convert and download the label when asked; a bought row stays bought if this part fails."""
         labels_dir = self.options.labels_dir
         wanted = row.label_format or self.options.label_format
-        if labels_dir is None or not entry.shipment_id or not entry.label_url or entry.refund_status:
+        if labels_dir is None or not entry.shipment_id or not entry.label_url or is_void(entry.refund_status):
             return record_from_journal(entry, purchase)  # a refunded label is void: never saved for printing
         if entry.label_path and Path(entry.label_path).exists():
             return record_from_journal(entry, purchase)
@@ -474,9 +495,15 @@ def _journaled_rate(entry: JournalRow) -> Rate:
     )
 
 
+def is_void(refund_status: str | None) -> bool:
+    """A refund asked for (`submitted`) or done (`refunded`) voids the label; `rejected` and `not_applicable`
+    leave it valid, bought and paid for."""
+    return refund_status in ("submitted", "refunded")
+
+
 def record_from_journal(entry: JournalRow, purchase: Purchase | None = None) -> ResultRecord:
     status: Status = {"bought": "bought", "failed": "failed"}.get(entry.state, "planned")  # type: ignore[assignment]
-    if status == "bought" and entry.refund_status:
+    if status == "bought" and is_void(entry.refund_status):
         status = "refunded"  # void: not a label to ship, and never spend
     return ResultRecord(
         reference=entry.reference,
@@ -491,7 +518,7 @@ def record_from_journal(entry: JournalRow, purchase: Purchase | None = None) -> 
         delivery_days=entry.delivery_days,
         label_url=entry.label_url,
         label_path=entry.label_path,
-        error_code=entry.error_code or ("REFUNDED" if entry.refund_status else None),
+        error_code=entry.error_code or ("REFUNDED" if is_void(entry.refund_status) else None),
         error_message=entry.error_message
-        or (f"the label was refunded (refund {entry.refund_status})" if entry.refund_status else None),
+        or (f"the label was refunded (refund {entry.refund_status})" if is_void(entry.refund_status) else None),
     )

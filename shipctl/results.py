@@ -41,6 +41,6 @@ RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord) if 
 # What a person reads in a terminal table: the URL (long, and for the sandbox valid only while it runs) is left
 # to the data formats; the tracking code comes first.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "reference", "status", "tracking_code", "carrier", "service", "rate", "currency", "delivery_days",
+    "reference", "status", "purchase", "tracking_code", "carrier", "service", "rate", "currency", "delivery_days",
     "shipment_id", "label_path", "error_code", "error_message",
 )

@@ -133,7 +133,7 @@ def test_a_second_ctrl_c_exits_at_once_and_the_rerun_finishes_exactly_once(serve
     proc.send_signal(signal.SIGINT)
     assert proc.stderr is not None
     first_notice = proc.stderr.readline()  # the first Ctrl-C is acknowledged before the second is sent
-    assert b"interrupted: no new rows will start" in first_notice
+    assert b"interrupted: no new rows or purchases will start" in first_notice
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130

@@ -104,3 +104,30 @@ def test_a_failed_takeover_keeps_the_dead_runs_shipment_on_record(
     assert again.returncode == 0, again.stderr
     assert [r["purchase"] for r in records(again)] == ["found"]
     assert Counter(e["reference"] for e in env.ledger()) == Counter({"ORD-00000": 1})
+
+
+@pytest.mark.slow
+def test_ctrl_c_starts_no_new_purchase(env: Sandbox, held: tuple[HeldBuys, Gateway], tmp_path: Path) -> None:
+    """After Ctrl-C only the buy already sent completes; rows created meanwhile are left for the rerun."""
+    buys, _ = held
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(6)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "--progress", "off",
+         "--concurrency", "1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ,
+                                                                                      "PYTHONUNBUFFERED": "1"},
+    )
+    assert buys.arrived.wait(120), "no buy reached the gateway"
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the run has heard it before the held buy is let through
+        if b"no new rows or purchases will start" in line:
+            break
+    buys.release.set()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert len(env.ledger()) == 1  # the one buy that was in flight
+    again = create(str(manifest))
+    assert again.returncode == 0, again.stderr
+    assert Counter(e["reference"] for e in env.ledger()) == Counter({f"ORD-{i:05d}": 1 for i in range(6)})
+    del out

@@ -202,3 +202,51 @@ def test_a_key_whose_account_the_api_cannot_name_buys_nothing(
     assert result.exit_code == 1
     assert "did not name the account" in result.stderr and "Traceback" not in result.stderr
     assert env.ledger() == []
+
+
+def test_a_label_refunded_outside_the_journal_is_never_saved_for_printing(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    first = {r["reference"]: r for r in ndjson(invoke("create", str(manifest), "-o", "ndjson", "-q").stdout)}
+    assert invoke("refund", first["ORD-00001"]["shipment_id"], "-q").exit_code == 0  # by id: the journal is not told
+    labels = tmp_path / "labels"
+    result = invoke("create", str(manifest), "-o", "ndjson", "--labels-dir", str(labels))
+    by_ref = {r["reference"]: r for r in ndjson(result.stdout)}
+    assert by_ref["ORD-00001"]["status"] == "refunded" and by_ref["ORD-00001"]["label_path"] is None
+    assert [p.name for p in labels.iterdir()] == ["ORD-00000.png"]
+
+
+def test_only_a_refund_asked_for_or_done_voids_a_label() -> None:
+    from shipctl.journal import JournalRow
+    from shipctl.purchase import record_from_journal
+
+    def status(refund: str | None) -> str:
+        entry = JournalRow("R", 2, "d", "bought", shipment_id="shp_1", rate="7.80", refund_status=refund)
+        return record_from_journal(entry).status
+
+    assert [status(s) for s in ("submitted", "refunded")] == ["refunded", "refunded"]
+    assert [status(s) for s in (None, "rejected", "not_applicable")] == ["bought"] * 3  # still paid for
+
+
+def test_labels_from_an_earlier_built_in_sandbox_run_are_saved_on_a_rerun(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EASYPOST_API_KEY")
+    monkeypatch.delenv("EASYPOST_API_BASE")
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    assert invoke("create", str(manifest), "-q").exit_code == 0  # its sandbox, and its label URLs, are gone now
+    labels = tmp_path / "labels"
+    result = invoke("create", str(manifest), "-o", "ndjson", "--labels-dir", str(labels))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in labels.iterdir()) == ["ORD-00000.png", "ORD-00001.png"]
+
+
+def test_fresh_looks_references_up_even_with_a_test_key(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1)])
+    assert invoke("create", str(manifest), "-q").exit_code == 0
+    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "another-state"))  # cron with another HOME: no claims
+    result = invoke("create", str(manifest), "--fresh", "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert {r["purchase"] for r in ndjson(result.stdout)} == {"found"}
+    assert bought(env) == refs(0, 1)

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -207,6 +208,9 @@ def execute(args: CreateArgs) -> ExitCode:
     if rejects and args.rejects:
         paths["invalid rows"] = str(args.rejects)
     summary.render(console.err, stats=stats, quiet=args.run.quiet, paths=paths)
+    if summary.attention:
+        codes = ", ".join(f"{code} ×{n}" for code, n in summary.attention_codes.most_common())
+        console.warn(f"{summary.attention} bought rows need a person ({codes}): see the README's statuses table")
     if summary.unconfirmed:
         console.warn(
             f"{summary.unconfirmed} rows may have been bought (BUY_UNCONFIRMED): rerun this same command to "
@@ -337,8 +341,10 @@ def _run(
                 services=args.services,
                 label_format=args.label_format,
                 labels_dir=args.labels_dir,
+                # --fresh means the journal no longer knows what was bought: ask the API too, whatever the key.
                 check_references=(
-                    args.check_references if args.check_references is not None else target.mode != "test"
+                    args.check_references if args.check_references is not None
+                    else target.mode != "test" or args.fresh
                 ),
             ),
             emit=emit,
@@ -399,6 +405,7 @@ class _Summary:
         self.inner = inner
         self.attention = 0
         """Rows that still need a person: label file not saved, row edited after purchase, label refunded since."""
+        self.attention_codes: Counter[str] = Counter()
         self.unconfirmed = 0
         self.retryable = 0
         self.held = 0
@@ -406,6 +413,7 @@ class _Summary:
     def add(self, record: ResultRecord) -> None:
         if record.status in ("bought", "refunded") and record.error_code:
             self.attention += 1
+            self.attention_codes[record.error_code] += 1
         if record.retryable:
             self.retryable += 1
         if record.error_code == "BUY_UNCONFIRMED":

@@ -25,3 +25,7 @@ class CallFailure(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+class Stopped(Exception):
+    """A call asked not to start once the run is stopping (a buy after Ctrl-C) found it stopping: nothing sent."""

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from shipctl.engine.failures import CallFailure
+from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.engine.limiter import AdaptiveLimiter
 from shipctl.engine.sizing import Sizing
 from shipctl.engine.stats import RunStats
@@ -83,18 +83,25 @@ class Engine:
         except Exception as exc:
             raise self._classify(exc) from None
 
-    async def call(self, fn: Callable[..., R], *args: Any, retry_unknown: bool = True, **kwargs: Any) -> R:
+    async def call(
+        self, fn: Callable[..., R], *args: Any, retry_unknown: bool = True, unless_stopping: bool = False, **kwargs: Any
+    ) -> R:
         """Run `fn(*args, **kwargs)` in a worker thread under the in-flight limit, retrying transient failures.
 
         With `retry_unknown=False`, a failure whose outcome is unknown (the server may have acted) is raised at
         once so the caller can reconcile; 429s are always retried (the request was refused, not processed).
-        Raises `CallFailure` when the failure is permanent or the attempt budget is spent.
+        Raises `CallFailure` when the failure is permanent or the attempt budget is spent. With
+        `unless_stopping`, raises `Stopped` instead of sending once the run has been told to stop (checked after
+        waiting for a slot, which may take long): a buy is not started after Ctrl-C.
         """
         bound = functools.partial(fn, *args, **kwargs)
         attempt = 0
         while True:
             attempt += 1
             generation = await self.limiter.acquire()
+            if unless_stopping and self._stopping:
+                self.limiter.release()
+                raise Stopped
             level = self.limiter.inflight
             try:
                 result = await anyio.to_thread.run_sync(self._in_thread, bound, limiter=self._threads)
