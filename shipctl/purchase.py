@@ -465,6 +465,7 @@ class Purchaser:
         """
         if release and self.claims is not None:
             self.claims.release(reference)
+        retry_same_command = code in (PREVIOUS_BUY_UNSETTLED, "CLAIM_CONFLICT")
         values: dict[str, Any] = {"state": "failed", "error_code": code, "error_message": message}
         if shipment_id is not None:
             values["shipment_id"] = shipment_id
@@ -473,7 +474,9 @@ class Purchaser:
         self.journal.update(reference, **values)
         entry = self.journal.get(reference)
         assert entry is not None
-        return record_from_journal(entry)
+        record = record_from_journal(entry)
+        record.retryable = retry_same_command  # the same command settles it; not a row to re-ship
+        return record
 
 
 def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:

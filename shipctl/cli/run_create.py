@@ -218,7 +218,7 @@ def execute(args: CreateArgs) -> ExitCode:
         )
     if summary.retryable:
         console.warn(
-            f"{summary.retryable} rows failed on temporary API errors (429, 5xx, timeouts): rerun this same command "
+            f"{summary.retryable} rows failed for now (429s, 5xx, timeouts, a buy still settling): rerun this same command "
             "to retry them; they are not in the --failed file"
         )
     if summary.held:
