@@ -218,8 +218,8 @@ def execute(args: CreateArgs) -> ExitCode:
         )
     if summary.retryable:
         console.warn(
-            f"{summary.retryable} rows failed for now (429s, 5xx, timeouts, a buy still settling): rerun this same command "
-            "to retry them; they are not in the --failed file"
+            f"{summary.retryable} rows failed for now (429s, 5xx, timeouts, a buy still settling): rerun this same "
+            "command to retry them; they are not in the --failed file"
         )
     if summary.held:
         console.warn(
