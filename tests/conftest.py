@@ -37,3 +37,13 @@ def env(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sa
     """shipctl (in-process or a subprocess) talks to `sandbox` with the test key; state under tmp_path/state."""
     point_at(monkeypatch, sandbox, tmp_path / "state")
     return sandbox
+
+
+@pytest.fixture
+def no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No key and no API base: shipctl uses its built-in sandbox, its state under tmp_path/state."""
+    for name in ("EASYPOST_API_KEY", "EASYPOST_API_BASE", "SHIPCTL_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    state = tmp_path / "state"
+    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(state))
+    return state

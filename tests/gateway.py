@@ -19,7 +19,25 @@ Hold = Callable[[str, str], None]
 """Called with (method, path) before a request is forwarded; it may block, to hold the request at the gateway."""
 
 
-class Gateway:
+class ThreadedServer:
+    """An HTTP server on 127.0.0.1 serving `handler` from threads until `close()`; `api_base` is its /v2 URL."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), handler)
+        self.api_base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+class Gateway(ThreadedServer):
     """A reverse proxy in front of the sandbox: every request is forwarded (so a buy is committed), then `rule`
     may replace the answer -- as a load balancer's error page or a misbehaving middlebox would."""
 
@@ -55,18 +73,7 @@ class Gateway:
 
             do_GET = do_POST = _forward
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.api_base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().__init__(Handler)
 
 
 @contextlib.contextmanager

@@ -4,19 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.cli import invoke, ndjson
 from tests.manifests import make_manifest
-
-
-@pytest.fixture
-def no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("EASYPOST_API_KEY", "EASYPOST_API_BASE", "SHIPCTL_FROM"):
-        monkeypatch.delenv(name, raising=False)
-    state = tmp_path / "state"
-    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(state))
-    return state
 
 
 def test_create_then_track_and_refund_share_the_embedded_sandbox(no_key: Path, tmp_path: Path) -> None:

@@ -228,15 +228,6 @@ def test_an_empty_access_key_is_refused() -> None:
         Sandbox(access_key=" padded ")
 
 
-@pytest.fixture
-def no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("EASYPOST_API_KEY", "EASYPOST_API_BASE", "SHIPCTL_FROM"):
-        monkeypatch.delenv(name, raising=False)
-    state = tmp_path / "state"
-    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(state))
-    return state
-
-
 def test_the_embedded_sandbox_answers_only_its_own_runs_key(no_key: Path) -> None:
     with api_target(quiet=True) as first:
         assert first.embedded and len(first.api_key) >= 40

@@ -9,22 +9,21 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socketserver
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.gateway import ThreadedServer
 from tests.manifests import row, write_manifest
 
 KEY_BODY = "mysecretkeyvalue123"  # not EZAK/EZTK-shaped: only the key itself can tell it apart
 
 
-class EchoingServer:
+class EchoingServer(ThreadedServer):
     """Answers every request with `status` and an EasyPost-shaped error quoting the Authorization credential."""
 
     def __init__(self, status: int) -> None:
@@ -54,18 +53,7 @@ class EchoingServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.api_base = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().__init__(Handler)
 
 
 @pytest.fixture(params=[422, 500])
