@@ -80,6 +80,8 @@ class Claim:
     history: tuple[tuple[str, float | None], ...] = field(default=())
     """Every shipment ever made for this reference, newest first, with the seconds since a buy was last sent
     for it (None: never). All must be reconciled before another shipment is made."""
+    journal: str | None = None
+    """The journal of the run that holds (or bought) it."""
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,9 @@ class Claims:
             holder = f"pid {pid}, journal {journal}"
             history = self._history(reference)
             if state == "bought":
-                return Claim("bought", shipment_id, holder, history)
+                return Claim("bought", shipment_id, holder, history, journal)
             if state == "claimed" and run_id != self.run_id and self._alive(run_id, pid):
-                return Claim("held", shipment_id, holder, history)
+                return Claim("held", shipment_id, holder, history, journal)
             # Released, ours already, or its run is dead: take it over. Its shipments must be reconciled (and, if
             # unbought, reused) rather than replaced.
             self._write(reference, "claimed", shipment_id)

@@ -20,7 +20,7 @@ import anyio
 
 from shipctl.carrier import shipments as api
 from shipctl.carrier.shipments import Rate, Shipment
-from shipctl.claims import Claim, Claims
+from shipctl.claims import Claim, Claims, Sent
 from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
@@ -36,11 +36,11 @@ EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
 NOT_JOURNALED = "NOT_JOURNALED"
 """Bought, but the journal could not record it (a full disk): the rerun of the same command does."""
 HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
+"""Another live shipctl run has claimed the reference: this run leaves it alone (status `skipped`)."""
 PREVIOUS_BUY_UNSETTLED = "PREVIOUS_BUY_UNSETTLED"
 """A run that stopped sent a buy for an earlier shipment of this reference moments ago: wait, then rerun."""
 SETTLE_SECONDS = 180
-"""How long a buy sent by a run that died may still land: three times the client's 60 s timeout."""
-"""Another live shipctl run has claimed the reference: this run leaves it alone (status `skipped`)."""
+"""How long after its last send a buy from a run that stopped may still land: three client timeouts (60 s)."""
 MAX_BUY_ROUNDS = 6
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -114,6 +114,7 @@ class Purchaser:
         self.held = 0
         """Rows left alone because another live run holds their reference."""
         self.write_failure: WriteFailure | None = None
+        self._journal_name = claims.journal if claims is not None else None
         self.on_warning = on_warning
         # Shipments this process created and has not tried to buy: no retrieve is needed to know their state.
         # Only ids: two-phase runs quote every row before buying, and rates for 100k rows would not fit.
@@ -190,7 +191,8 @@ class Purchaser:
             if current is None:
                 continue  # gone (another account, a wiped sandbox): it cannot have been bought here
             if current.bought:
-                return await self._adopt(row, current, found=candidate != known, digest=digest)
+                elsewhere = claim.outcome == "bought" and claim.journal not in (None, self._journal_name)
+                return await self._adopt(row, current, found=candidate != known or elsewhere, digest=digest)
             if candidate == claim.shipment_id and claim.outcome == "bought":
                 # The claims say bought, the API says not: never guess with money. Nothing is bought here.
                 return self.fail(
@@ -301,33 +303,32 @@ class Purchaser:
             existing = await self._reconcile(ref)
             if existing is not None and existing.id != quote.shipment_id and existing.bought:
                 return await self._adopt(row, existing, found=True, digest=self.journal_digest(ref))
-        mark = self.claims.buying(ref, quote.shipment_id) if self.claims is not None else None
-        if self.claims is not None and mark is None:
-            return self._held(ref, Claim("held", holder="another run took the claim over"))
+        marks = _SendMarks(self.claims, ref, quote.shipment_id)
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
         uncertain = False  # an earlier round's outcome was unknown: a later refusal proves nothing
-        sent = False  # one of our buys may have been acted on; until then a label found is someone else's
         for attempt in range(1, MAX_BUY_ROUNDS + 1):
             self._fresh.discard(quote.shipment_id)
             try:
+                # Every send (each round, each 429 resend) is stamped in the claims first: a taker times its wait
+                # from the last one. None is sent once the run is stopping.
                 shipment = await self.engine.call(
                     api.buy_shipment, self.client, quote.shipment_id, str(quote.rate.id), insurance,
-                    retry_unknown=False, unless_stopping=attempt == 1,
+                    retry_unknown=False, unless_stopping=True, before_send=marks.stamp,
                 )
-            except Stopped:
-                # Stopped while waiting for a slot: nothing sent. The row stays created; the rerun buys it.
-                if self.claims is not None and mark is not None:
-                    self.claims.refused(mark)
-                return None
+            except (Stopped, _LostClaim) as stopped:
+                if uncertain:
+                    break  # an earlier round may have landed: unconfirmed, the mark kept
+                marks.restore()  # nothing of ours was sent
+                if isinstance(stopped, _LostClaim):
+                    return self._held(ref, Claim("held", holder="another run took the claim over"))
+                return None  # the row stays created; the rerun buys it
             except CallFailure as failure:
                 last = failure
-                sent = sent or failure.outcome_unknown
                 definite = not (failure.outcome_unknown or failure.code == POSTAGE_EXISTS)
                 if definite and not uncertain:
                     # A definite refusal (4xx) of the first attempt: nothing was bought.
-                    if self.claims is not None and mark is not None:
-                        self.claims.refused(mark)
+                    marks.restore()
                     return self.fail(ref, failure.code, failure.message, shipment_id=quote.shipment_id)
                 uncertain = True
             else:
@@ -335,11 +336,9 @@ class Purchaser:
             # The buy may have happened: the shipment itself is the only truth.
             current = await self.engine.call(api.retrieve_shipment, self.client, quote.shipment_id)
             if current.bought:
-                # Bought, but if every answer was "postage exists", by another run (one that died with its buy in
-                # flight): not this run's spend.
-                return await self._record_bought(row, current, purchase="new" if sent else "found")
-            if last.code == POSTAGE_EXISTS or not last.transient or self.engine.stopping:
-                break  # contradictory answers, or shutting down: do not guess, let a rerun settle it
+                return await self._record_bought(row, current, purchase=marks.who_bought(current, quote, last))
+            if last.code == POSTAGE_EXISTS or not last.transient or self.engine.stopping or attempt == MAX_BUY_ROUNDS:
+                break  # contradictory answers, shutting down or out of rounds: do not guess, let a rerun settle it
             self.engine.stats.retries += 1
             await anyio.sleep(self.engine.retry.delay(attempt, last.retry_after))
         detail = f"{last.code}: {last.message}" if last else "no answer"
@@ -410,8 +409,12 @@ class Purchaser:
             except CallFailure:
                 current = None  # the download says what is wrong
             if current is not None and current.bought:
-                self.journal.update(entry.reference, label_url=current.label_url, refund_status=current.refund_status)
                 entry.label_url, entry.refund_status = current.label_url, current.refund_status
+                try:
+                    self.journal.update(entry.reference, label_url=entry.label_url, refund_status=entry.refund_status)
+                except WriteFailure as failure:
+                    self.write_failure = self.write_failure or failure
+                    self.engine.stop()
         return await self._finish_label(row, entry, "resumed")
 
     def _wants_file(self, entry: JournalRow) -> bool:
@@ -442,8 +445,17 @@ class Purchaser:
             record.error_code = "LABEL_NOT_SAVED"
             record.error_message = f"bought, but the label file was not saved ({reason}); rerun to retry"
             return record
-        self.journal.update(entry.reference, label_path=str(dest))
         entry.label_path = str(dest)
+        try:
+            self.journal.update(entry.reference, label_path=str(dest))
+        except WriteFailure as failure:
+            # Bought and saved, not recorded: still this run's to report (and count); the rerun records it.
+            self.write_failure = self.write_failure or failure
+            self.engine.stop()
+            record = record_from_journal(entry, purchase)
+            record.error_code = NOT_JOURNALED
+            record.error_message = f"bought and saved, but not recorded ({failure.message}); rerun to record it"
+            return record
         return record_from_journal(entry, purchase)
 
     def _label_dest(self, labels_dir: Path, reference: str, url: str, shipment_id: str) -> Path:
@@ -477,6 +489,41 @@ class Purchaser:
         record = record_from_journal(entry)
         record.retryable = retry_same_command  # the same command settles it; not a row to re-ship
         return record
+
+
+class _LostClaim(Exception):
+    """The claim is no longer this run's (another run judged it dead): the buy must not be sent."""
+
+
+class _SendMarks:
+    """The claims' record of when this row's buy was sent: stamped before every send, restored on a refusal."""
+
+    def __init__(self, claims: Claims | None, reference: str, shipment_id: str) -> None:
+        self.claims = claims
+        self.reference = reference
+        self.shipment_id = shipment_id
+        self.first: Sent | None = None
+        self.sends = 0
+
+    def stamp(self) -> None:
+        self.sends += 1
+        if self.claims is None:
+            return
+        mark = self.claims.buying(self.reference, self.shipment_id)
+        if mark is None:
+            raise _LostClaim
+        self.first = self.first or mark
+
+    def restore(self) -> None:
+        if self.claims is not None and self.first is not None:
+            self.claims.refused(self.first)
+
+    def who_bought(self, current: Shipment, quote: Quote, last: CallFailure | None) -> Purchase:
+        """After an unknown outcome the shipment shows bought: ours, unless provably or possibly another's."""
+        other_rate = current.selected_rate is not None and current.selected_rate.id != quote.rate.id
+        inherited = self.first is not None and self.first.before is not None  # a stopped run sent a buy for it too
+        only_refused = last is not None and last.code == POSTAGE_EXISTS and self.sends <= 1
+        return "found" if other_rate or inherited or only_refused else "new"
 
 
 def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:

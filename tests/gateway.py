@@ -15,8 +15,9 @@ import requests
 from shipctl.sandbox import Sandbox
 
 Rule = Callable[[str, str, "requests.Response"], "tuple[int, str, bytes] | None"]
-Hold = Callable[[str, str], None]
-"""Called with (method, path) before a request is forwarded; it may block, to hold the request at the gateway."""
+Hold = Callable[[str, str], "tuple[int, str, bytes] | None"]
+"""Called with (method, path) before a request is forwarded; it may block, to hold the request at the gateway,
+or answer it instead, without forwarding it (status, content type, body)."""
 
 
 class ThreadedServer:
@@ -42,6 +43,7 @@ class Gateway(ThreadedServer):
     may replace the answer -- as a load balancer's error page or a misbehaving middlebox would."""
 
     def __init__(self, upstream: str, rule: Rule, hold: Hold | None = None) -> None:
+        self.rule = rule
         self.fired = 0
         outer = self
 
@@ -55,17 +57,24 @@ class Gateway(ThreadedServer):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                if hold is not None:
-                    hold(self.command, self.path)
+                instead = hold(self.command, self.path) if hold is not None else None
+                if instead is not None:
+                    self._send(*instead)
+                    return
                 answer = requests.request(self.command, upstream + self.path, data=body, headers=headers, timeout=30)
-                replaced = rule(self.command, self.path, answer)
+                replaced = outer.rule(self.command, self.path, answer)
                 if replaced is not None:
                     outer.fired += 1
                     status, content_type, page = replaced
                 else:
                     status, page = answer.status_code, answer.content
                     content_type = answer.headers.get("Content-Type", "application/json")
+                self._send(status, content_type, page)
+
+            def _send(self, status: int, content_type: str, page: bytes) -> None:
                 self.send_response(status)
+                if status in (429, 503):
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(page)))
                 self.end_headers()

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +33,11 @@ class HeldBuys:
         self.arrived = threading.Event()
         self.release = threading.Event()
 
-    def __call__(self, method: str, path: str) -> None:
+    def __call__(self, method: str, path: str) -> tuple[int, str, bytes] | None:
         if method == "POST" and path.endswith("/buy"):
             self.arrived.set()
             assert self.release.wait(120), "the test never released the held buy"
+        return None
 
 
 @pytest.fixture
@@ -131,3 +134,91 @@ def test_ctrl_c_starts_no_new_purchase(env: Sandbox, held: tuple[HeldBuys, Gatew
     assert again.returncode == 0, again.stderr
     assert Counter(e["reference"] for e in env.ledger()) == Counter({f"ORD-{i:05d}": 1 for i in range(6)})
     del out
+
+
+class RefuseThenHold:
+    """The first buy is answered 503 without reaching the API; the second is held until released."""
+
+    def __init__(self) -> None:
+        self.sent_at: list[float] = []
+        self.second = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, method: str, path: str) -> tuple[int, str, bytes] | None:
+        if not (method == "POST" and path.endswith("/buy")):
+            return None
+        self.sent_at.append(time.time())
+        if len(self.sent_at) == 1:
+            body = json.dumps({"error": {"code": "SERVICE_UNAVAILABLE", "message": "busy", "errors": []}})
+            return 503, "application/json", body.encode()
+        self.second.set()
+        assert self.release.wait(120), "the test never released the held buy"
+        return None
+
+
+@pytest.mark.slow
+def test_every_send_of_a_buy_is_stamped_in_the_claims(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A taker times its wait from the last send, so a retried buy must restamp, not keep its first time."""
+    gate = RefuseThenHold()
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    with gateway_in_front(env, monkeypatch, lambda *_: None, hold=gate):
+        proc = subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert gate.second.wait(120), "the buy was not retried"
+            claims = sqlite3.connect(tmp_path / "state" / "claims.sqlite3")
+            (stamped,) = claims.execute("SELECT buy_sent_at FROM claim_shipments").fetchone()
+            claims.close()
+            assert stamped >= gate.sent_at[1] - 0.5 > gate.sent_at[0]  # the second send's time, not the first's
+        finally:
+            gate.release.set()
+            assert proc.wait(timeout=120) == 0
+    assert len(env.ledger()) == 1
+
+
+class DeadRunsBuyLandsFirst:
+    """Buy 1 (the run to be killed) is held; when buy 2 (the taker's) comes, buy 1 is let through and lands, and
+    buy 2 is answered with a gateway's error page without reaching the API: its outcome is unknown to the taker."""
+
+    def __init__(self) -> None:
+        self.buys = 0
+        self.first_arrived = threading.Event()
+        self.first_release = threading.Event()
+        self.first_landed = threading.Event()
+
+    def hold(self, method: str, path: str) -> tuple[int, str, bytes] | None:
+        if not (method == "POST" and path.endswith("/buy")):
+            return None
+        self.buys += 1
+        if self.buys == 1:
+            self.first_arrived.set()
+            assert self.first_release.wait(120)
+            return None
+        self.first_release.set()
+        assert self.first_landed.wait(120)
+        return 504, "text/html", b"<html>gateway timeout</html>"
+
+    def rule(self, method: str, path: str, answer: Any) -> tuple[int, str, bytes] | None:
+        if method == "POST" and path.endswith("/buy"):
+            self.first_landed.set()
+        return None
+
+
+@pytest.mark.slow
+def test_a_label_a_dead_run_bought_is_not_reported_as_this_runs_spend(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = DeadRunsBuyLandsFirst()
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    with gateway_in_front(env, monkeypatch, gate.rule, hold=gate.hold):
+        proc = subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert gate.first_arrived.wait(120)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+        taker = create(str(write_manifest(tmp_path / "copy.csv", [row(0)])))  # reuses the dead run's shipment
+    assert taker.returncode == 0, taker.stderr
+    assert [r["purchase"] for r in records(taker)] == ["found"]  # the dead run's purchase, not this run's
+    assert len(env.ledger()) == 1

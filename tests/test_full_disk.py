@@ -148,15 +148,17 @@ def test_a_table_on_a_full_stdout_is_reported_with_the_summary(env: Sandbox, tmp
     assert len(env.ledger()) == 5
 
 
+@pytest.mark.parametrize("labels", [False, True], ids=["no-labels", "labels-dir"])
 def test_a_journal_that_cannot_record_a_purchase_still_reports_it_and_its_cost(
-    env: Sandbox, tmp_path: Path
+    env: Sandbox, tmp_path: Path, labels: bool
 ) -> None:
     """The buy went through, the journal's commit did not: this run's summary counts it; the rerun records it."""
     manifest = make_manifest(tmp_path / "orders.csv", ROWS)
     tiny = tmp_path / "tiny"
     if not _namespaces_work():
         pytest.skip("unshare -rm unavailable")
-    full = create_on_tiny_fs(tiny, "320k", str(tiny / "orders.csv"), "-o", "ndjson", "--progress", "off",
+    extra = ["--labels-dir", str(tmp_path / "labels")] if labels else []  # labels on a disk with room
+    full = create_on_tiny_fs(tiny, "320k", str(tiny / "orders.csv"), "-o", "ndjson", "--progress", "off", *extra,
                              setup=f'cp "{manifest}" "{tiny}/orders.csv" &&')
     assert full.returncode == 4, full.stderr.decode()
     reported = [json.loads(line) for line in full.stdout.decode().splitlines()]

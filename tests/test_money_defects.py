@@ -250,3 +250,34 @@ def test_fresh_looks_references_up_even_with_a_test_key(
     assert result.exit_code == 0, result.stderr
     assert {r["purchase"] for r in ndjson(result.stdout)} == {"found"}
     assert bought(env) == refs(0, 1)
+
+
+def test_a_404_that_is_not_easyposts_never_means_the_shipment_is_gone() -> None:
+    """Something in front of the API answering its own 404 says nothing about the shipment: unknown, not gone."""
+    import http.server
+
+    from shipctl.carrier.errors import classify
+    from tests.gateway import ThreadedServer
+
+    class NoRoute(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = b'{"message": "no Route matched with those values"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadedServer(NoRoute)
+    client = easypost.EasyPostClient(TEST_KEY, api_base=server.api_base)
+    try:
+        with pytest.raises(easypost.errors.ApiError) as raised:
+            client.shipment.retrieve("shp_0123")
+    finally:
+        client._requests_session.close()
+        server.close()
+    failure = classify(raised.value)
+    assert failure.outcome_unknown and failure.transient and failure.code == "BAD_RESPONSE"

@@ -12,6 +12,7 @@ from easypost.errors import (
     GatewayTimeoutError,
     HttpError,
     InternalServerError,
+    JsonError,
     RateLimitError,
     ServiceUnavailableError,
     TimeoutError,
@@ -56,11 +57,12 @@ def classify(exc: BaseException) -> CallFailure:
             retry_after=retry_after,
             http_status=status,
         )
-    if isinstance(exc, ApiError) and not exc.http_status:
-        # No status at all: the body was not EasyPost's (a proxy's HTML error page, a truncated reply). The
-        # request may have been acted on, so this is an unknown outcome, never a definite refusal.
+    if isinstance(exc, JsonError) or (isinstance(exc, ApiError) and not exc.http_status):
+        # The body was not EasyPost's (a proxy's HTML error page, a gateway's own JSON 404, a truncated reply),
+        # whatever its status: the request may have been acted on, and a "404" from something in front of the API
+        # says nothing about the shipment. An unknown outcome, never a definite refusal nor "gone".
         return CallFailure(
-            code=_code(exc, "BAD_RESPONSE"),
+            code="BAD_RESPONSE" if isinstance(exc, JsonError) else _code(exc, "BAD_RESPONSE"),
             message=_message(exc, "the API's answer could not be read"),
             transient=True,
             outcome_unknown=True,

@@ -84,7 +84,8 @@ class Engine:
             raise self._classify(exc) from None
 
     async def call(
-        self, fn: Callable[..., R], *args: Any, retry_unknown: bool = True, unless_stopping: bool = False, **kwargs: Any
+        self, fn: Callable[..., R], *args: Any, retry_unknown: bool = True, unless_stopping: bool = False,
+        before_send: Callable[[], None] | None = None, **kwargs: Any,
     ) -> R:
         """Run `fn(*args, **kwargs)` in a worker thread under the in-flight limit, retrying transient failures.
 
@@ -92,7 +93,8 @@ class Engine:
         once so the caller can reconcile; 429s are always retried (the request was refused, not processed).
         Raises `CallFailure` when the failure is permanent or the attempt budget is spent. With
         `unless_stopping`, raises `Stopped` instead of sending once the run has been told to stop (checked after
-        waiting for a slot, which may take long): a buy is not started after Ctrl-C.
+        waiting for a slot, which may take long): a buy is not started after Ctrl-C. `before_send` runs right
+        before each attempt goes out (on the loop, holding the slot); what it raises is raised, nothing sent.
         """
         bound = functools.partial(fn, *args, **kwargs)
         attempt = 0
@@ -102,6 +104,12 @@ class Engine:
             if unless_stopping and self._stopping:
                 self.limiter.release()
                 raise Stopped
+            if before_send is not None:
+                try:
+                    before_send()
+                except BaseException:
+                    self.limiter.release()
+                    raise
             level = self.limiter.inflight
             try:
                 result = await anyio.to_thread.run_sync(self._in_thread, bound, limiter=self._threads)
