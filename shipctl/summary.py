@@ -248,7 +248,8 @@ class Summary:
             earlier = sum(self._earlier.values())
             money = self._money(self._earlier_total)
             parts.append(Text(
-                f"already bought before this run: {earlier} labels" + (f", {money}" if money else "")
+                f"already bought before this run: {earlier} label{'s' if earlier != 1 else ''}"
+                + (f", {money}" if money else "")
                 + " (not spent by this run)"
             ))
         if totals["unpriced"]:
