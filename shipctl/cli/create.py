@@ -70,8 +70,9 @@ def create(
     dry_run: bool = typer.Option(False, "--dry-run", help="Create shipments and choose rates; buy nothing."),
     check_references: bool | None = typer.Option(
         None, "--check-references/--no-check-references",
-        help="Before shipping a row this journal has never shipped, look its reference up in the API and record "
-        "a label already bought elsewhere instead of buying again (default: on unless the key is a test key).",
+        help="Look each new row's reference up in the API before shipping it, and again right before its buy; a "
+        "label already bought elsewhere is recorded, never bought again (default: on unless the key is a test "
+        "key; on with --fresh).",
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Buy in production mode without asking."),
     max_cost: str | None = typer.Option(None, "--max-cost", help="Refuse to buy if the estimate is higher."),
