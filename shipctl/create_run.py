@@ -7,7 +7,7 @@ journaled with their chosen rates), asks the money guard, and only then buys exa
 else from the key (EZTK/EZAK); a mode that cannot be told is treated as production.
 
 Before any row, the run asks the API whose key it holds (`user.retrieve_me`) and opens its reference claims
-for that API, key mode and account (see `claims.py`): a reference another run holds is left alone, one bought
+for that key mode and account (see `claims.py`): a reference another run holds is left alone, one bought
 elsewhere is adopted, never bought again.
 """
 
@@ -115,7 +115,7 @@ class CreateRun:
         self.client = client
         self.claims = claims
         self.scope = scope
-        """The API and key mode (the target's identity); the account is added once the API has named it."""
+        """The key's mode; the account is added once the API has named it (never the URL: it has many spellings)."""
         self.purchaser = Purchaser(engine, client, journal, options, claims=claims, on_warning=on_warning)
         self.outcome = CreateOutcome()
         self._finished: set[str] = set()

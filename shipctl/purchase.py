@@ -83,7 +83,8 @@ class PurchaseOptions:
     check_references: bool = False
     """Before creating a shipment for a row this journal has never shipped, ask the API for a shipment with the
     row's reference (EasyPost accepts a reference in place of an id): one already bought -- by another manifest,
-    a lost or set-aside journal -- is recorded, never bought again. One extra call per new row."""
+    a lost or set-aside journal -- is recorded, never bought again. The reference is looked up once more right
+    before the buy. Two extra calls per new row."""
 
 
 @dataclass
@@ -111,10 +112,7 @@ class Purchaser:
         self.journal = journal
         self.claims = claims
         self.options = options
-        self.held = 0
-        """Rows left alone because another live run holds their reference."""
         self.write_failure: WriteFailure | None = None
-        self._journal_name = claims.journal if claims is not None else None
         self.on_warning = on_warning
         # Shipments this process created and has not tried to buy: no retrieve is needed to know their state.
         # Only ids: two-phase runs quote every row before buying, and rates for 100k rows would not fit.
@@ -191,7 +189,8 @@ class Purchaser:
             if current is None:
                 continue  # gone (another account, a wiped sandbox): it cannot have been bought here
             if current.bought:
-                elsewhere = claim.outcome == "bought" and claim.journal not in (None, self._journal_name)
+                ours = self.claims.journal if self.claims is not None else None
+                elsewhere = claim.outcome == "bought" and claim.journal not in (None, ours)
                 return await self._adopt(row, current, found=candidate != known or elsewhere, digest=digest)
             if candidate == claim.shipment_id and claim.outcome == "bought":
                 # The claims say bought, the API says not: never guess with money. Nothing is bought here.
@@ -252,7 +251,7 @@ class Purchaser:
                 "parcel; nothing was bought — give this row its own reference",
                 shipment_id=None, digest=digest,
             )
-        old = self.journal_digest(row.reference)
+        old = self._journal_digest(row.reference)
         if not found and old and digest is not None and old != digest:
             # This journal's own shipment, bought for the row as it was then (its run died before recording it).
             record = await self._record_bought(row, shipment, purchase="resumed")
@@ -268,7 +267,6 @@ class Purchaser:
         return await self._record_bought(row, shipment, purchase="found" if found else "resumed")
 
     def _held(self, reference: str, claim: Claim) -> ResultRecord:
-        self.held += 1
         return ResultRecord(
             reference=reference, status="skipped", error_code=HELD_BY_OTHER_RUN,
             error_message=f"held by another shipctl run ({claim.holder}); nothing bought here — rerun after it ends",
@@ -302,7 +300,7 @@ class Purchaser:
             # another machine's purchase is seen unless it lands within this one call.
             existing = await self._reconcile(ref)
             if existing is not None and existing.id != quote.shipment_id and existing.bought:
-                return await self._adopt(row, existing, found=True, digest=self.journal_digest(ref))
+                return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
         marks = _SendMarks(self.claims, ref, quote.shipment_id)
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
@@ -352,7 +350,7 @@ class Purchaser:
             shipment_id=shipment_id, release=False,
         )
 
-    def journal_digest(self, reference: str) -> str | None:
+    def _journal_digest(self, reference: str) -> str | None:
         entry = self.journal.get(reference)
         return entry.digest if entry is not None else None
 

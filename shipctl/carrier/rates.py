@@ -35,18 +35,6 @@ def stateless_unavailable(failure: CallFailure) -> bool:
     return failure.http_status in _NOT_OFFERED
 
 
-def filter_rates(rates: Iterable[Rate], carriers: Sequence[str] = (), services: Sequence[str] = ()) -> list[Rate]:
-    """Keep the rates of these carriers and services (case-insensitive; empty means any)."""
-    wanted_carriers = {c.casefold() for c in carriers}
-    wanted_services = {s.casefold() for s in services}
-    return [
-        r
-        for r in rates
-        if (not wanted_carriers or r.carrier.casefold() in wanted_carriers)
-        and (not wanted_services or r.service.casefold() in wanted_services)
-    ]
-
-
 def by_price(rates: Iterable[Rate]) -> list[Rate]:
     """Cheapest first; among equal prices, the faster first (unknown delivery days last)."""
     return sorted(rates, key=lambda r: (r.amount, _days(r), r.carrier, r.service))

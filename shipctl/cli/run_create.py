@@ -376,7 +376,6 @@ def _run(
             session_of(client).close()
         claims.close()
         journal.close()
-    summary.held = run.purchaser.held
     return outcome, summary, stats
 
 
@@ -403,22 +402,26 @@ class _Summary:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.attention = 0
-        """Rows that still need a person: label file not saved, row edited after purchase, label refunded since."""
         self.attention_codes: Counter[str] = Counter()
+        """Rows that still need a person, by code: label file not saved, row edited after purchase, refunded since."""
         self.unconfirmed = 0
         self.retryable = 0
         self.held = 0
 
     def add(self, record: ResultRecord) -> None:
         if record.status in ("bought", "refunded") and record.error_code:
-            self.attention += 1
             self.attention_codes[record.error_code] += 1
+        if record.error_code == "HELD_BY_OTHER_RUN":
+            self.held += 1
         if record.retryable:
             self.retryable += 1
         if record.error_code == "BUY_UNCONFIRMED":
             self.unconfirmed += 1
         self.inner.add(record)
+
+    @property
+    def attention(self) -> int:
+        return sum(self.attention_codes.values())
 
     def render(self, *args: Any, **kwargs: Any) -> None:
         self.inner.render(*args, **kwargs)
