@@ -67,6 +67,14 @@ def format_money(amount: Decimal, currency: str) -> str:
     return f"{figure} {currency}"
 
 
+def _kinds(codes: Counter[str]) -> Text:
+    """`CODE ×3, OTHER ×1` for the most common codes, and how many kinds more."""
+    note = Text(", ".join(f"{code} ×{k}" for code, k in codes.most_common(MAX_ERROR_KINDS)))
+    if len(codes) > MAX_ERROR_KINDS:
+        note.append(f", {len(codes) - MAX_ERROR_KINDS} more kinds")
+    return note
+
+
 def format_elapsed(seconds: float) -> str:
     """`41.2 s` under a minute, then `0:03:05`."""
     if seconds < 60:
@@ -187,31 +195,35 @@ class Summary:
             )
         ]
 
+        parts.extend(self._status_lines(stats, planned))
+        parts.extend(self._cost_lines())
+        api = Text.assemble(
+            ("api ", "bold"),
+            f"retries {stats.retries}, 429 answers {stats.rate_limited}",
+        )
+        if stats.rate_limited or stats.limit < stats.max_limit:
+            api.append(f" (in-flight limit ended at {stats.limit} of {stats.max_limit})")
+        parts.append(api)
+
+        written = [(label, where) for label, where in paths.items() if where]
+        if written:
+            parts.append(Text("written", style="bold"))
+            label_w = max(len(label) for label, _ in written)
+            for label, where in written:
+                parts.append(Text(f"  {label.ljust(label_w)}  {where}", overflow="fold"))
+        return Group(*parts)
+
+    def _status_lines(self, stats: RunStats, planned: int) -> list[Text]:
         # Plain lines rather than a grid: a grid pads its last column, leaving trailing blanks in cron logs.
         styles = {"bought": "green", "failed": "red", "skipped": "yellow", "not done": "yellow", "refunded": "yellow"}
-        rows: list[tuple[str, str, Text]] = []
-        for status, count in self._status_counts():
-            note = Text("")
-            if status == "bought" and self._earlier:
-                note = Text(self._earlier_note(), style="dim")
-            elif status == "bought" and stats.resumed:
-                note = Text(f"{stats.resumed} resumed from the journal, no API call", style="dim")
-            elif status == "refunded":
-                note = Text("voided since they were bought: not shipped, not counted as spend", style="dim")
-            elif status == "skipped":
-                note = Text(", ".join(f"{code} ×{k}" for code, k in self._skips.most_common(MAX_ERROR_KINDS)))
-            elif status == "failed":
-                kinds = self._errors.most_common(MAX_ERROR_KINDS)
-                note = Text(", ".join(f"{code} ×{k}" for code, k in kinds))
-                if len(self._errors) > MAX_ERROR_KINDS:
-                    note.append(f", {len(self._errors) - MAX_ERROR_KINDS} more kinds")
-            rows.append((status, str(count), note))
+        rows = [(status, str(count), self._status_note(status, stats)) for status, count in self._status_counts()]
         if planned > self.rows:
             rows.append(("not done", str(planned - self.rows), Text("")))
         if not rows:
             rows.append(("nothing to do", "", Text("")))
         label_w = max(len(r[0]) for r in rows)
         count_w = max(len(r[1]) for r in rows)
+        lines = []
         for status, count_text, note in rows:
             line = Text("  ")
             line.append(status.ljust(label_w), style=styles.get(status, ""))
@@ -219,9 +231,26 @@ class Summary:
             if note:
                 line.append("  ")
                 line.append_text(note)
-            parts.append(line)
+            lines.append(line)
+        return lines
 
+    def _status_note(self, status: str, stats: RunStats) -> Text:
+        if status == "bought" and self._earlier:
+            return Text(self._earlier_note(), style="dim")
+        if status == "bought" and stats.resumed:
+            return Text(f"{stats.resumed} resumed from the journal, no API call", style="dim")
+        if status == "refunded":
+            return Text("voided since they were bought: not shipped, not counted as spend", style="dim")
+        if status == "skipped":
+            return _kinds(self._skips)
+        if status == "failed":
+            return _kinds(self._errors)
+        return Text("")
+
+    def _cost_lines(self) -> list[RenderableType]:
+        """The cost table of what this run bought, then what it found bought before it (never spend)."""
         totals = self.totals()
+        lines: list[RenderableType] = []
         if totals["cost"]:
             cost = Table.grid(padding=(0, 2))
             cost.add_column(no_wrap=True)
@@ -240,36 +269,21 @@ class Summary:
                     str(n),
                     Text(format_money(amount, currency), style="bold"),
                 )
-            parts.append(Text("cost (bought by this run)" if self._earlier else "cost", style="bold"))
-            parts.append(Padding(cost, (0, 0, 0, 2), expand=False))
+            lines.append(Text("cost (bought by this run)" if self._earlier else "cost", style="bold"))
+            lines.append(Padding(cost, (0, 0, 0, 2), expand=False))
         elif self._earlier:
-            parts.append(Text.assemble(("cost ", "bold"), "nothing bought by this run, nothing spent"))
+            lines.append(Text.assemble(("cost ", "bold"), "nothing bought by this run, nothing spent"))
         if self._earlier:
             earlier = sum(self._earlier.values())
             money = self._money(self._earlier_total)
-            parts.append(Text(
+            lines.append(Text(
                 f"already bought before this run: {earlier} label{'s' if earlier != 1 else ''}"
                 + (f", {money}" if money else "")
                 + " (not spent by this run)"
             ))
         if totals["unpriced"]:
-            parts.append(Text(f"{totals['unpriced']} bought rows carried no price", style="yellow"))
-
-        api = Text.assemble(
-            ("api ", "bold"),
-            f"retries {stats.retries}, 429 answers {stats.rate_limited}",
-        )
-        if stats.rate_limited or stats.limit < stats.max_limit:
-            api.append(f" (in-flight limit ended at {stats.limit} of {stats.max_limit})")
-        parts.append(api)
-
-        written = [(label, where) for label, where in paths.items() if where]
-        if written:
-            parts.append(Text("written", style="bold"))
-            label_w = max(len(label) for label, _ in written)
-            for label, where in written:
-                parts.append(Text(f"  {label.ljust(label_w)}  {where}", overflow="fold"))
-        return Group(*parts)
+            lines.append(Text(f"{totals['unpriced']} bought rows carried no price", style="yellow"))
+        return lines
 
     def render(
         self,

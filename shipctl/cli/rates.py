@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -43,6 +43,9 @@ from shipctl.cli.options import (
 )
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from shipctl.carrier.shipments import Rate
 
 RATE_COLUMNS = ("carrier", "service", "rate", "currency", "delivery_days", "delivery_date")
 BULK_COLUMNS = ("reference", "pick", *RATE_COLUMNS, "error_code", "error_message")
@@ -312,6 +315,18 @@ def _validate(path: Path, label: str, read: dict[str, Any]) -> int:
     return rows
 
 
+def _no_rate_message(row: Any, offers: Sequence[Rate], pinned: Sequence[Rate]) -> str:
+    """Why a row got no offer: none at all, none of its own pin, or none within --carriers/--services."""
+    from shipctl.carrier.rates import by_price
+
+    if not offers:
+        return "the API returned no rates for this row"
+    offered = ", ".join(f"{r.carrier} {r.service} {r.rate}" for r in by_price(offers))
+    pin = " ".join(p for p in (row.carrier, row.service) if p)
+    what = f"the row's carrier/service ({pin})" if not pinned else "--carriers/--services"
+    return f"no rate matches {what}; offered: {offered}"
+
+
 def _quote_rows(
     path: Path,
     read: dict[str, Any],
@@ -320,7 +335,6 @@ def _quote_rows(
     show_all: bool,
     run: RunOptions,
 ) -> ExitCode:
-    from shipctl.carrier.rates import by_price, cheapest, fastest
     from shipctl.engine.failures import CallFailure
     from shipctl.engine.runner import run_async
     from shipctl.manifest import ValidRow, iter_rows
@@ -342,6 +356,10 @@ def _quote_rows(
 
         order: InOrder[list[dict[str, Any]]] = InOrder(emit)
 
+        def refuse(index: int, ref: str, code: str, message: str) -> None:
+            _done(stats, ok=False)
+            order.put(index, [{"reference": ref, "error_code": code, "error_message": message}])
+
         async def handle(item: tuple[int, ValidRow]) -> None:
             index, valid = item
             row = valid.row
@@ -350,37 +368,21 @@ def _quote_rows(
             if conflicts:
                 # The filter restricts pinned rows too (as `create` refuses them): no offer could be chosen, so
                 # say why instead of quoting.
-                _done(stats, ok=False)
-                message = "; ".join(f"{column}: {text}" for column, text in conflicts)
-                order.put(index, [{"reference": ref, "error_code": "NO_RATES", "error_message": message}])
+                refuse(index, ref, "NO_RATES", "; ".join(f"{column}: {text}" for column, text in conflicts))
                 return
             try:
                 offers = await quoter.quote(row.to_easypost())
             except CallFailure as failure:
-                _done(stats, ok=False)
-                order.put(index, [{"reference": ref, "error_code": failure.code, "error_message": failure.message}])
+                refuse(index, ref, failure.code, failure.message)
                 return
             pinned = filter_offers(offers, [row.carrier] if row.carrier else (), [row.service] if row.service else ())
             matching = filter_offers(pinned, carriers, services)
             if not matching:
-                if not offers:
-                    message = "the API returned no rates for this row"
-                else:
-                    offered = ", ".join(f"{r.carrier} {r.service} {r.rate}" for r in by_price(offers))
-                    pin = " ".join(p for p in (row.carrier, row.service) if p)
-                    what = f"the row's carrier/service ({pin})" if not pinned else "--carriers/--services"
-                    message = f"no rate matches {what}; offered: {offered}"
-                _done(stats, ok=False)
-                order.put(index, [{"reference": ref, "error_code": "NO_RATES", "error_message": message}])
+                refuse(index, ref, "NO_RATES", _no_rate_message(row, offers, pinned))
                 return
             totals.add(matching)
-            if show_all:
-                rows = [{"reference": ref, **_rate_row(r)} for r in by_price(matching)]
-            else:
-                rows = [{"reference": ref, "pick": pick, **_rate_row(rate)}
-                        for pick, rate in (("cheapest", cheapest(matching)), ("fastest", fastest(matching)))]
             _done(stats, ok=True)
-            order.put(index, rows)
+            order.put(index, _offer_rows(ref, matching, show_all))
 
         def valid_rows() -> Any:
             index = 0
@@ -402,6 +404,16 @@ def _quote_rows(
     failed = f", {stats.failed} failed" if stats.failed else ""
     console.info(f"{total} rows: {stats.succeeded} quoted{failed}, {stats.elapsed():.1f} s")
     return ExitCode.PARTIAL if stats.failed else ExitCode.OK
+
+
+def _offer_rows(ref: str, matching: Sequence[Rate], show_all: bool) -> list[dict[str, Any]]:
+    """Every offer cheapest first with `--all`, else the row's cheapest and fastest (`pick`)."""
+    from shipctl.carrier.rates import by_price, cheapest, fastest
+
+    if show_all:
+        return [{"reference": ref, **_rate_row(r)} for r in by_price(matching)]
+    return [{"reference": ref, "pick": pick, **_rate_row(rate)}
+            for pick, rate in (("cheapest", cheapest(matching)), ("fastest", fastest(matching)))]
 
 
 def _done(stats: Any, *, ok: bool) -> None:

@@ -141,8 +141,6 @@ def _check_outputs(args: CreateArgs) -> None:
 
 
 def execute(args: CreateArgs) -> ExitCode:
-    from shipctl.output import open_writer
-
     default_from = parse_address_arg(args.from_arg) if args.from_arg else None
     rejects: list[dict[str, Any]] = []
     checked = _validate(args, default_from, rejects)
@@ -162,13 +160,41 @@ def execute(args: CreateArgs) -> ExitCode:
             raise WriteFailure.from_os(f"--rejects {args.rejects}", exc) from None
         console.warn(f"skipped {len(rejects)} invalid rows; written to {args.rejects}")
 
-    fmt = args.run.output_format()
     failed_rows: list[dict[str, Any]] = []
+    outcome, summary, stats, target_base = _run_with_outputs(
+        args, default_from, checked.rows - checked.invalid, failed_rows
+    )
+    if args.failed is not None and failed_rows:
+        try:
+            _write_table_file(args.failed, failed_rows)
+        except OSError as exc:
+            outcome.write_failure = outcome.write_failure or WriteFailure.from_os(f"--failed {args.failed}", exc)
+    paths = _written_paths(args, outcome, bool(failed_rows), bool(rejects))
+    summary.render(console.err, stats=stats, quiet=args.run.quiet, paths=paths)
+    _warn_after_summary(summary)
+    _raise_for(outcome, target_base)
+    if args.dry_run and outcome.estimate:
+        money = ", ".join(f"{v:.2f} {k}" for k, v in sorted(outcome.estimate.items()))
+        console.info(f"dry run: {outcome.quoted} labels would cost {money}; nothing was bought")
+    if outcome.interrupted:
+        console.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
+        return ExitCode.INTERRUPTED
+    if stats.failed or stats.skipped or rejects or summary.attention:
+        return ExitCode.PARTIAL
+    return ExitCode.OK
+
+
+def _run_with_outputs(
+    args: CreateArgs, default_from: Any, total: int, failed_rows: list[dict[str, Any]]
+) -> tuple[Any, Any, Any, str]:
+    """Start the target, open stdout's and --results' writers, run; (outcome, summary, stats, API base)."""
+    from shipctl.output import open_writer
+
+    fmt = args.run.output_format()
     outcome: Any = None
     try:
         with contextlib.ExitStack() as stack:
             target = stack.enter_context(api_target(force_sandbox=args.run.force_sandbox, quiet=args.run.quiet))
-            target_base = target.api_base
             if args.journal is None:
                 from shipctl.cli.options import stdin_journal
 
@@ -184,7 +210,6 @@ def execute(args: CreateArgs) -> ExitCode:
                 results_writer = stack.enter_context(
                     _Output(f"--results {args.results}", open_writer(_format_for(args.results), fh, RESULT_COLUMNS))
                 )
-            total = checked.rows - checked.invalid
             outcome, summary, stats = _run(args, target, default_from, total, writer, results_writer, failed_rows)
     except WriteFailure as failure:
         # Closing stdout or --results flushes what they hold (a table is printed only then): a full disk fails
@@ -192,11 +217,11 @@ def execute(args: CreateArgs) -> ExitCode:
         if outcome is None:
             raise
         outcome.write_failure = outcome.write_failure or failure
-    if args.failed is not None and failed_rows:
-        try:
-            _write_table_file(args.failed, failed_rows)
-        except OSError as exc:
-            outcome.write_failure = outcome.write_failure or WriteFailure.from_os(f"--failed {args.failed}", exc)
+    return outcome, summary, stats, target.api_base
+
+
+def _written_paths(args: CreateArgs, outcome: Any, failed_rows: bool, rejects: bool) -> dict[str, str]:
+    """What the summary lists as written: never an output whose writing failed."""
     unwritten = outcome.write_failure.what if outcome.write_failure is not None else ""
     paths = {"journal": str(args.journal)}
     if args.results and not unwritten.startswith("--results"):
@@ -207,7 +232,11 @@ def execute(args: CreateArgs) -> ExitCode:
         paths["labels"] = str(args.labels_dir)
     if rejects and args.rejects:
         paths["invalid rows"] = str(args.rejects)
-    summary.render(console.err, stats=stats, quiet=args.run.quiet, paths=paths)
+    return paths
+
+
+def _warn_after_summary(summary: _Summary) -> None:
+    """One line for each kind of row that needs something after the run, saying what."""
     if summary.attention:
         codes = ", ".join(f"{code} ×{n}" for code, n in summary.attention_codes.most_common())
         console.warn(f"{summary.attention} bought rows need a person ({codes}): see the README's statuses table")
@@ -226,6 +255,10 @@ def execute(args: CreateArgs) -> ExitCode:
             f"{summary.held} rows were left alone because another shipctl run is buying them "
             "(HELD_BY_OTHER_RUN): rerun this same command after it ends to record their labels"
         )
+
+
+def _raise_for(outcome: Any, target_base: str) -> None:
+    """A run that ended on a failed write, a refusal or an unreachable API ends as that error, after its summary."""
     if outcome.write_failure is not None:
         raise WriteFailure(
             outcome.write_failure.what,
@@ -240,15 +273,6 @@ def execute(args: CreateArgs) -> ExitCode:
             "check the network and EASYPOST_API_KEY, then rerun",
             ExitCode.ERROR,
         )
-    if args.dry_run and outcome.estimate:
-        money = ", ".join(f"{v:.2f} {k}" for k, v in sorted(outcome.estimate.items()))
-        console.info(f"dry run: {outcome.quoted} labels would cost {money}; nothing was bought")
-    if outcome.interrupted:
-        console.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
-        return ExitCode.INTERRUPTED
-    if stats.failed or stats.skipped or rejects or summary.attention:
-        return ExitCode.PARTIAL
-    return ExitCode.OK
 
 
 def _format_for(path: Path) -> Any:

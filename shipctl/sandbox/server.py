@@ -97,6 +97,12 @@ class _Date:
         return self._value
 
 
+def _bearer(req: _Request) -> str:
+    """The Bearer credential of a request, trimmed; "" when there is none."""
+    scheme, _, key = req.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
 class _Request:
     """A parsed request head, then its body."""
 
@@ -368,15 +374,25 @@ class _Connection(asyncio.Protocol):
         """Why a sandbox with an access key refuses this request, or None when it carries that key."""
         expected = self.server.access_key
         assert expected is not None
-        scheme, _, key = req.headers.get("authorization", "").partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
+        key = _bearer(req)
+        if not key:
             return _UNAUTHORIZED
         # The header was decoded as latin-1: encoding it back gives the bytes sent, which for the right key are
         # its UTF-8 bytes.
         if not hmac.compare_digest(key.encode("latin-1"), expected):
             return _INACTIVE
         return None
+
+    def _caller(self, req: _Request) -> tuple[str, str] | ApiError:
+        """(key, account) of the request, or why it is refused: no key, or (without an access key) a revoked one."""
+        key = _bearer(req)
+        if not key:
+            return _UNAUTHORIZED
+        if self.server.access_key is not None:
+            return key, DEFAULT_ACCOUNT  # checked before anything else by _refusal
+        if "revoked" in key:
+            return _INACTIVE
+        return key, account_for_key(key)
 
     def _dispatch(self, req: _Request) -> None:
         server = self.server
@@ -414,15 +430,11 @@ class _Connection(asyncio.Protocol):
                 extra = {"Retry-After": str(RETRY_AFTER_SECONDS)} if fault == "rate_limit" else None
                 self._send_error(req, _FAULT_ERRORS[fault], extra)
                 return
-            scheme, _, key = req.headers.get("authorization", "").partition(" ")
-            key = key.strip()
-            if scheme.lower() != "bearer" or not key:
-                self._send_error(req, _UNAUTHORIZED)
+            caller = self._caller(req)
+            if isinstance(caller, ApiError):
+                self._send_error(req, caller)
                 return
-            if server.access_key is None and "revoked" in key:
-                self._send_error(req, _INACTIVE)
-                return
-            account = DEFAULT_ACCOUNT if server.access_key is not None else account_for_key(key)
+            key, account = caller
             delay = server.plan.delay(endpoint)
             started = time.perf_counter()
             if delay > 0:
