@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from shipctl.cli.run_create import CreateArgs, execute  # noqa: E402
 from shipctl.exit_codes import ExitCode  # noqa: E402
 from shipctl.manifest import ShipmentRow, ValidRow, iter_rows  # noqa: E402
 from tests.manifests import make_manifest  # noqa: E402
+from tests.standalone import sandbox_process  # noqa: E402
 
 KEY = "EZTKbenchmark0000000000000000"
 CAP = 16
@@ -51,17 +51,8 @@ CAP = 16
 
 @contextlib.contextmanager
 def sandbox(*flags: str) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "shipctl", "sandbox", "serve", *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
-    )
-    assert proc.stdout is not None
-    try:
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stdout.close()
+    with sandbox_process(*flags) as server:
+        yield server.api_base
 
 
 def load_rows(path: Path) -> list[ShipmentRow]:

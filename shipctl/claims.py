@@ -34,13 +34,12 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from shipctl.errors import ShipctlError
-from shipctl.sqlite_writes import writing
+from shipctl.sqlite_writes import transaction, writing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -308,17 +307,8 @@ class Claims:
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         return writing(f"the claims file {self.directory / 'claims.sqlite3'}")
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        with self._writing():
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return transaction(self.db, f"the claims file {self.directory / 'claims.sqlite3'}")
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -25,7 +25,7 @@ from typing import Any
 from shipctl import safefiles
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
-from shipctl.sqlite_writes import writing
+from shipctl.sqlite_writes import transaction, writing
 
 SCHEMA_VERSION = "1"
 
@@ -246,7 +246,7 @@ class Journal:
 
     def plan(self, rows: Iterable[tuple[str, int, str]]) -> None:
         """Record (reference, line, digest) as planned in one transaction; rows already known are kept."""
-        with self._writing(), self._transaction():
+        with self._transaction():
             self.db.executemany(
                 "INSERT INTO rows (reference, line, digest, state, updated_at) VALUES (?, ?, ?, 'planned', ?) "
                 "ON CONFLICT(reference) DO UPDATE SET line = excluded.line",
@@ -265,12 +265,5 @@ class Journal:
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         return writing(f"the journal {self.path}")
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return transaction(self.db, f"the journal {self.path}")

@@ -56,10 +56,15 @@ def create(*args: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def kill_with_buy_in_flight(buys: HeldBuys, manifest: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson"],
+def start_quiet_create(manifest: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert buys.arrived.wait(120), "no buy reached the gateway"
+
+
+def kill_with_buy_in_flight(arrived: threading.Event, manifest: Path) -> None:
+    """Start `create`, and SIGKILL it once its buy is held at the gateway (`arrived`)."""
+    proc = start_quiet_create(manifest)
+    assert arrived.wait(120), "no buy reached the gateway"
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
@@ -74,7 +79,7 @@ def test_an_edited_rerun_waits_for_a_dead_runs_buy_then_adopts_it(
 ) -> None:
     buys, _ = held
     manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
-    kill_with_buy_in_flight(buys, manifest)
+    kill_with_buy_in_flight(buys.arrived, manifest)
 
     # The clerk fixes the weight and reruns at once, while the dead run's buy is still on its way.
     write_manifest(manifest, [row(0, weight=31)])
@@ -95,7 +100,7 @@ def test_a_failed_takeover_keeps_the_dead_runs_shipment_on_record(
 ) -> None:
     buys, _ = held
     manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
-    kill_with_buy_in_flight(buys, manifest)
+    kill_with_buy_in_flight(buys.arrived, manifest)
 
     # The rerun takes the dead run's claim over and fails the row without buying (a carrier no rate matches)...
     failed = tmp_path / "failed.csv"
@@ -164,8 +169,7 @@ def test_every_send_of_a_buy_is_stamped_in_the_claims(
     gate = RefuseThenHold()
     manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
     with gateway_in_front(env, monkeypatch, lambda *_: None, hold=gate):
-        proc = subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_quiet_create(manifest)
         try:
             assert gate.second.wait(120), "the buy was not retried"
             claims = sqlite3.connect(tmp_path / "state" / "claims.sqlite3")
@@ -213,11 +217,7 @@ def test_a_label_a_dead_run_bought_is_not_reported_as_this_runs_spend(
     gate = DeadRunsBuyLandsFirst()
     manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
     with gateway_in_front(env, monkeypatch, gate.rule, hold=gate.hold):
-        proc = subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert gate.first_arrived.wait(120)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
+        kill_with_buy_in_flight(gate.first_arrived, manifest)
         taker = create(str(write_manifest(tmp_path / "copy.csv", [row(0)])))  # reuses the dead run's shipment
     assert taker.returncode == 0, taker.stderr
     assert [r["purchase"] for r in records(taker)] == ["found"]  # the dead run's purchase, not this run's
