@@ -71,6 +71,12 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def unneutralise(text: str) -> str:
+    """The cell as it was before `neutralise` (a CSV shipctl wrote, read back as a manifest), trimmed as the
+    reader trims every cell; any other text as it is."""
+    return text[1:].strip() if text[:1] == "'" and text[1:2] in _FORMULA_START else text
+
+
 class _NdjsonWriter:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream

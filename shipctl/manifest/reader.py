@@ -26,7 +26,7 @@ from shipctl.manifest.columns import CUSTOMS, ITEM, TARGETS, canonical
 from shipctl.manifest.dedupe import ReferenceSet
 from shipctl.manifest.models import CUSTOMS_COLUMNS, Address, Parcel, ShipmentRow
 from shipctl.manifest.rows import InvalidRow, Problem, ValidRow
-from shipctl.output import _FORMULA_START
+from shipctl.output import unneutralise
 
 Format = Literal["csv", "json", "ndjson"]
 
@@ -263,14 +263,6 @@ def _delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-_NEUTRALISED = frozenset(_FORMULA_START)
-
-
-def _unquote(value: str) -> str:
-    """A cell as it was before `neutralise` put a `'` in front of it (shipctl's own --failed/--rejects files)."""
-    return value[1:].strip() if value[1:2] in _NEUTRALISED else value
-
-
 def _compile_plan(plan: list[tuple[int, int, str, str | None]]) -> Callable[[list[str]], list[dict[str, Any]]]:
     """A function that splits one row's cells into the row's groups, unrolled for this header.
 
@@ -285,7 +277,7 @@ def _compile_plan(plan: list[tuple[int, int, str, str | None]]) -> Callable[[lis
             source.append(f"        if v[-1].isdigit(): v += {unit!r}")
         source.append(f"        g{int(group)}[{field!r}] = v")
     source.append("    return p")
-    namespace: dict[str, Any] = {"unquote": _unquote}
+    namespace: dict[str, Any] = {"unquote": unneutralise}
     exec(compile("\n".join(source), "<csv row plan>", "exec"), namespace)  # noqa: S102 - see docstring
     split: Callable[[list[str]], list[dict[str, Any]]] = namespace["split"]
     return split
