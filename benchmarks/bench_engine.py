@@ -36,11 +36,12 @@ sys.path.insert(0, str(ROOT))
 import easypost  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from shipctl.cli import console as cli_console  # noqa: E402
-from shipctl.cli.bulk import RunOptions  # noqa: E402
-from shipctl.cli.options import parse_sizing  # noqa: E402
-from shipctl.cli.run_create import CreateArgs, execute  # noqa: E402
+from shipctl.cli.create import CreateArgs, execute  # noqa: E402
+from shipctl.cli.options import RunOptions, parse_sizing  # noqa: E402
+from shipctl.cli.terminal import Terminal, use  # noqa: E402
 from shipctl.exit_codes import ExitCode  # noqa: E402
+from shipctl.jobs.purchase import PurchaseOptions  # noqa: E402
+from shipctl.jobs.validation import ManifestSource  # noqa: E402
 from shipctl.manifest import ShipmentRow, ValidRow, iter_rows  # noqa: E402
 from tests.manifests import make_manifest  # noqa: E402
 from tests.standalone import sandbox_process  # noqa: E402
@@ -117,25 +118,22 @@ def shipctl_create(api_base: str, manifest: Path, workdir: Path, *, concurrency:
     os.environ["EASYPOST_API_KEY"] = KEY
     journal = Path(tempfile.mkdtemp(dir=workdir)) / "run.journal.db"
     args = CreateArgs(
-        manifest=manifest, manifest_label=str(manifest), fmt=None, encoding=None, from_arg=None,
-        results=None, failed=None, skip_invalid=False, rejects=None, select="cheapest", carriers=(), services=(),
-        label_format=None, labels_dir=None, journal=journal, fresh=False, dry_run=False, check_references=None,
-        yes=False, max_cost=None,
+        manifest=manifest, manifest_label=str(manifest), source=ManifestSource(manifest),
+        purchase=PurchaseOptions(check_references=None), results=None, failed=None, skip_invalid=False, rejects=None,
+        journal=journal, fresh=False, dry_run=False, yes=False, max_cost=None,
         run=RunOptions(
             output="ndjson", sizing=parse_sizing(concurrency, 64, None, None), progress=progress,  # type: ignore[arg-type]
             progress_interval=10.0, quiet=True, verbose=False, force_sandbox=False,
         ),
     )
-    devnull = open(os.devnull, "w")  # noqa: SIM115
-    saved = sys.stdout
-    sys.stdout = devnull
-    try:
-        wall, cpu = time.perf_counter(), time.process_time()
-        code = execute(args)
-        return time.perf_counter() - wall, time.process_time() - cpu, code
-    finally:
-        sys.stdout = saved
-        devnull.close()
+    with open(os.devnull, "w") as devnull:
+        term = Terminal(stdout=devnull, stderr=devnull)
+        # Drawn as on a terminal, into nothing: the figures are printed by this script, not by shipctl.
+        term.err = Console(file=devnull, force_terminal=True, width=120)
+        with use(term):
+            wall, cpu = time.perf_counter(), time.process_time()
+            code = execute(args)
+            return time.perf_counter() - wall, time.process_time() - cpu, code
 
 
 def main() -> None:
@@ -146,8 +144,6 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma list of: compare,auto,cpu,display")
     opts = parser.parse_args()
     skip = set(filter(None, opts.skip.split(",")))
-    # Tables go to a null terminal-like console: the figures are printed by this script, not by shipctl.
-    cli_console.err = Console(file=open(os.devnull, "w"), force_terminal=True, width=120)  # noqa: SIM115
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -1,4 +1,4 @@
-"""Exit codes, one name each; the README documents every one and tests/test_exit_codes.py proves each."""
+"""Exit codes, one name each; the README's "Exit codes" table documents every one."""
 
 from __future__ import annotations
 

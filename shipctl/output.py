@@ -17,21 +17,12 @@ from pathlib import PurePath
 from typing import Any, Literal, Protocol, TextIO
 
 OutputFormat = Literal["table", "json", "ndjson", "csv"]
-FORMATS: tuple[OutputFormat, ...] = ("table", "json", "ndjson", "csv")
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Writer(Protocol):
     def write(self, record: Mapping[str, Any]) -> None: ...
-
-
-def default_format(stream: TextIO) -> OutputFormat:
-    """A table for a person at a terminal, NDJSON for a pipe or a file."""
-    try:
-        return "table" if stream.isatty() else "ndjson"
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return "ndjson"
 
 
 def _json_default(value: Any) -> Any:

@@ -15,11 +15,11 @@ _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 
-def scrub(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
-    raw = (os.environ.get("EASYPOST_API_KEY", ""), *extra_secrets)
-    # The key goes out trimmed (cli/target.py strips it), so that is the form a server echoes back; the
+def scrub(text: str) -> str:
+    key = os.environ.get("EASYPOST_API_KEY", "")
+    # The key goes out trimmed (target.py strips it), so that is the form a server echoes back; the
     # untrimmed one too, for anything that quotes the environment (longest first, so that one goes whole).
-    secrets = sorted({s for v in raw for s in (v, v.strip()) if len(s.strip()) >= 4}, key=len, reverse=True)
+    secrets = sorted({s for s in (key, key.strip()) if len(s.strip()) >= 4}, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     text = _KEY_PATTERN.sub(REDACTED, text)

@@ -1,4 +1,8 @@
-"""Choose the rate to buy: the row's carrier/service pin, else `--select cheapest|fastest` within filters.
+"""Rate selection, one set of rules for `create`, `rates` and the summary.
+
+One matcher for carrier and service names (`in_filter`: letter case, spaces and underscores do not count, so
+`Ground Advantage` is `GroundAdvantage`), one ordering per rule (`by_price`, `pick`). The rate to buy is the
+row's carrier/service pin, else `--select cheapest|fastest`, always within `--carriers`/`--services`.
 
 The run's `--carriers`/`--services` restrict every row, pinned or not; `filter_conflicts` finds the pins
 outside them before anything is bought, and `choose_rate` refuses them again at buy time.
@@ -18,13 +22,9 @@ SelectRule = Literal["cheapest", "fastest"]
 
 class NoMatchingRate(Exception):
     def __init__(self, wanted: str, offered: Sequence[Rate]) -> None:
-        listing = ", ".join(f"{r.carrier} {r.service} {r.rate}" for r in sorted(offered, key=_price)) or "none"
+        listing = ", ".join(f"{r.carrier} {r.service} {r.rate}" for r in by_price(offered)) or "none"
         super().__init__(f"no rate matches {wanted}; offered: {listing}")
         self.message = str(self)
-
-
-def _price(rate: Rate) -> Decimal:
-    return rate.amount
 
 
 def _norm(value: str) -> str:
@@ -74,6 +74,30 @@ def filter_check(
     return check
 
 
+def _days(rate: Rate) -> float:
+    return float(rate.delivery_days) if rate.delivery_days is not None else float("inf")
+
+
+def _cheapest_key(rate: Rate) -> tuple[Decimal, float, str, str]:
+    """Price, then the faster (unknown delivery days last), then by name, so equal offers always sort alike."""
+    return rate.amount, _days(rate), rate.carrier, rate.service
+
+
+def _fastest_key(rate: Rate) -> tuple[float, Decimal, str, str]:
+    """Fewest delivery days (unknown last: a quote without a promise is not "fast"), then the cheaper."""
+    return _days(rate), rate.amount, rate.carrier, rate.service
+
+
+def by_price(rates: Iterable[Rate]) -> list[Rate]:
+    """Cheapest first; the order `rates --all` lists and the rule `--select cheapest` picks by."""
+    return sorted(rates, key=_cheapest_key)
+
+
+def pick(rates: Iterable[Rate], rule: SelectRule) -> Rate | None:
+    """The rate `rule` picks among `rates`, or None when there are none."""
+    return min(rates, key=_fastest_key if rule == "fastest" else _cheapest_key, default=None)
+
+
 def choose_rate(
     rates: Sequence[Rate],
     *,
@@ -83,6 +107,7 @@ def choose_rate(
     carriers: Collection[str] | None = None,
     services: Collection[str] | None = None,
 ) -> Rate:
+    """The rate to buy for a row: within its pins and the run's filters, by `rule`; `NoMatchingRate` when none."""
     candidates = list(rates)
     wanted: list[str] = []
     for field, pinned, allowed in (("carrier", carrier, carriers), ("service", service, services)):
@@ -94,9 +119,7 @@ def choose_rate(
         if allowed:
             candidates = [r for r in candidates if in_filter(getattr(r, field), allowed)]
             wanted.append(f"--{field}s " + ",".join(allowed))
-    if not candidates:
+    chosen = pick(candidates, rule)
+    if chosen is None:
         raise NoMatchingRate(" and ".join(wanted) or "the request", rates)
-    if rule == "fastest":
-        # Unknown delivery days sort last: a quote without a promise is not "fast".
-        return min(candidates, key=lambda r: (r.delivery_days is None, r.delivery_days or 0, _price(r)))
-    return min(candidates, key=lambda r: (_price(r), r.delivery_days is None, r.delivery_days or 0))
+    return chosen

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from shipctl.cli.terminal import Terminal, use
 from shipctl.sandbox import Sandbox
 from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
 from tests.gateway import Gateway, Rule, gateway_in_front
@@ -60,13 +61,14 @@ def test_rows_added_while_the_purchase_waits_for_confirmation_are_not_bought(
     manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
     asked: list[int] = []
 
-    def confirm_while_an_export_rewrites_the_file(yes: bool, count: int, totals: Any) -> bool:
-        asked.append(count)
+    def confirm_while_an_export_rewrites_the_file(question: str) -> str:
+        asked.append(int(question.split()[1]))  # "Buy 3 labels for $23.40? [y/N]: "
         write_manifest(manifest, [row(i) for i in range(30)])
-        return True
+        return "y"
 
-    monkeypatch.setattr("shipctl.cli.run_create._confirm_purchase", confirm_while_an_export_rewrites_the_file)
-    result = invoke("create", str(manifest), "-o", "ndjson")
+    # A person at a terminal answers the question (through the terminal object, as the CLI asks it).
+    with use(Terminal(interactive=True, answer=confirm_while_an_export_rewrites_the_file)):
+        result = invoke("create", str(manifest), "-o", "ndjson")
     assert asked == [3]
     assert bought(env) == refs(3)  # exactly what was confirmed
     records = ndjson(result.stdout)

@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from shipctl.purchase import label_filename
+from shipctl.jobs.purchase import label_filename
 from shipctl.sandbox import Sandbox
 from tests.cli import ndjson
 from tests.manifests import row, write_manifest

@@ -216,8 +216,8 @@ def test_a_label_refunded_outside_the_journal_is_never_saved_for_printing(env: S
 
 
 def test_only_a_refund_asked_for_or_done_voids_a_label() -> None:
+    from shipctl.jobs.purchase import record_from_journal
     from shipctl.journal import JournalRow
-    from shipctl.purchase import record_from_journal
 
     def status(refund: str | None) -> str:
         entry = JournalRow("R", 2, "d", "bought", shipment_id="shp_1", rate="7.80", refund_status=refund)

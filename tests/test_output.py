@@ -10,7 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from shipctl.output import default_format, open_writer
+from shipctl.cli.terminal import Terminal
+from shipctl.output import open_writer
 
 
 class Tty(io.StringIO):
@@ -19,8 +20,8 @@ class Tty(io.StringIO):
 
 
 def test_default_format_table_on_a_tty_ndjson_otherwise() -> None:
-    assert default_format(Tty()) == "table"
-    assert default_format(io.StringIO()) == "ndjson"
+    assert Terminal(stdout=Tty()).default_output() == "table"
+    assert Terminal(stdout=io.StringIO()).default_output() == "ndjson"
 
 
 def test_json_streams_an_array_and_closes_it() -> None:

@@ -15,8 +15,7 @@ from collections.abc import Callable
 import pytest
 from rich.console import Console
 
-from shipctl.engine.stats import RunStats
-from shipctl.progress import (
+from shipctl.cli.progress import (
     LIVE_REFRESH_PER_SECOND,
     LiveView,
     RollingRate,
@@ -26,6 +25,7 @@ from shipctl.progress import (
     plain_line,
     resolve_mode,
 )
+from shipctl.engine.stats import RunStats
 
 WIDTH = 120
 DEADLINE = 10.0

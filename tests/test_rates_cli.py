@@ -249,7 +249,7 @@ def test_rates_ndjson_composes_in_a_pipeline(env: Sandbox) -> None:
 def test_estimated_delivery_counts_business_days() -> None:
     from datetime import date
 
-    from shipctl.cli.rates import estimated_delivery
+    from shipctl.jobs.rates import estimated_delivery
 
     friday = date(2026, 11, 27)
     assert estimated_delivery(1, friday) == "2026-11-30"  # over the weekend to Monday

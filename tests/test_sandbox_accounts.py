@@ -25,10 +25,10 @@ from easypost.errors import NotFoundError, UnauthorizedError
 from shipctl.carrier.account import retrieve_account
 from shipctl.carrier.client import make_client
 from shipctl.carrier.shipments import download
-from shipctl.cli.target import api_target
 from shipctl.sandbox import Sandbox, start_sandbox
 from shipctl.sandbox.examples import shipment_params
 from shipctl.sandbox.model import DEFAULT_ACCOUNT, account_for_key
+from shipctl.target import api_target
 
 KEY_A = "EZTKaccountA0000000000000000000"
 KEY_B = "EZTKaccountB0000000000000000000"
@@ -229,7 +229,7 @@ def test_an_empty_access_key_is_refused() -> None:
 
 
 def test_the_embedded_sandbox_answers_only_its_own_runs_key(no_key: Path) -> None:
-    with api_target(quiet=True) as first:
+    with api_target() as first:
         assert first.embedded and len(first.api_key) >= 40
         assert first.api_key not in repr(first)
         me = _get(first.api_base + "/users", first.api_key)
@@ -243,7 +243,7 @@ def test_the_embedded_sandbox_answers_only_its_own_runs_key(no_key: Path) -> Non
         finally:
             c._requests_session.close()
     # A later command: another key and port, the same account, so what the first made is still there.
-    with api_target(quiet=True) as second:
+    with api_target() as second:
         assert second.api_key != first.api_key
         assert _get(second.api_base + "/shipments/embedded-1", first.api_key).status_code == 401
         found = _get(second.api_base + "/shipments/embedded-1", second.api_key)

@@ -11,9 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from shipctl.cli.summary import Summary, format_elapsed
 from shipctl.engine.stats import RunStats
+from shipctl.money import format_money
+from shipctl.money import parse_amount as parse_money
 from shipctl.results import ResultRecord
-from shipctl.summary import Summary, format_elapsed, format_money, parse_money
 
 WIDTH = 120
 

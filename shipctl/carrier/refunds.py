@@ -26,7 +26,6 @@ class Refund:
     refund_status: str | None
     tracking_code: str | None = None
     carrier: str | None = None
-    mode: str | None = None
     error_code: str | None = None
     error_message: str | None = None
 
@@ -60,7 +59,7 @@ def _settled(shipment: Shipment, outcome: Outcome, code: str | None = None, mess
     return Refund(shipment_id=shipment.id, outcome=outcome, refund_status=shipment.refund_status,
                   tracking_code=shipment.tracking_code,
                   carrier=shipment.selected_rate.carrier if shipment.selected_rate else None,
-                  mode=shipment.mode, error_code=code, error_message=message)
+                  error_code=code, error_message=message)
 
 
 def after_refund(shipment: Shipment) -> Refund:
@@ -71,7 +70,7 @@ def after_refund(shipment: Shipment) -> Refund:
     if status in ("rejected", "not_applicable"):
         outcome = status  # type: ignore[assignment]
     return Refund(shipment_id=shipment.id, outcome=outcome, refund_status=status,
-                  tracking_code=shipment.tracking_code, carrier=carrier, mode=shipment.mode,
+                  tracking_code=shipment.tracking_code, carrier=carrier,
                   error_code=None if outcome in ("refunded", "submitted") else f"REFUND.{status.upper()}",
                   error_message=None if outcome in ("refunded", "submitted") else f"refund {status}")
 

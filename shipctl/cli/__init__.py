@@ -1,1 +1,2 @@
-"""Thin Typer commands, one module per command; the consoles and the error edge live in `console`."""
+"""The thin CLI: one module per command over the core jobs (`shipctl.jobs`); the terminal object, the
+shared options and the error edge beside them."""

@@ -2,20 +2,19 @@
 
 User errors (`ShipctlError`) become one line on stderr and their exit code, inside the command call so that
 CliRunner tests see the same codes as a shell. Anything else is a bug: one line and exit 1, with the traceback
-only under `--debug` / SHIPCTL_DEBUG=1, and even then with secrets scrubbed.
+only under `--debug` / SHIPCTL_DEBUG=1 (the terminal object holds which), and even then with secrets scrubbed.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 
 from shipctl import __version__
-from shipctl.cli import console
+from shipctl.cli.terminal import begin_invocation, terminal
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
 from shipctl.secrets import scrub
@@ -28,27 +27,28 @@ def guarded(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        term = terminal()
         try:
             return func(*args, **kwargs)
         except ShipctlError as exc:
-            console.error(scrub(exc.message))
+            term.error(scrub(exc.message))
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly, as an interruption, and keep the interpreter's final
             # flush from failing again on the closed pipe.
-            console.silence_stdout()
+            term.silence_stdout()
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except KeyboardInterrupt:
-            console.error("interrupted")
+            term.error("interrupted")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except Exception as exc:  # the last line of defence: never a raw traceback for a user
-            if console.debug_enabled():
+            if term.debug:
                 import traceback
 
-                console.err.print(scrub(traceback.format_exc()), markup=False)
-            console.error(scrub(f"unexpected {type(exc).__name__}: {exc}") + " (rerun with --debug for details)")
+                term.line(scrub(traceback.format_exc()))
+            term.error(scrub(f"unexpected {type(exc).__name__}: {exc}") + " (rerun with --debug for details)")
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -76,7 +76,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        console.out.print(f"shipctl {__version__}", markup=False)
+        terminal().out.print(f"shipctl {__version__}", markup=False)
         raise typer.Exit()
 
 
@@ -87,8 +87,8 @@ def _root(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
 ) -> None:
-    if debug:
-        os.environ["SHIPCTL_DEBUG"] = "1"
+    # Per invocation: a `--debug` run must not leave debug on for the next command run in the same process.
+    begin_invocation(debug=debug)
 
 
 def main() -> None:

@@ -1,133 +1,314 @@
-"""`shipctl create`: buy a label for every row of a manifest, resumably, never twice."""
+"""`shipctl create`: buy a label for every row of a manifest, resumably, never twice.
+
+The command parses its options, runs the validation pass (every problem printed, nothing bought unless it
+passes), checks every output it will write, then hands the rows to the core job (`shipctl.jobs.create`) with a
+sink that writes results as they come, and prints the summary and the exit code the run deserves.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Any, cast
 
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.bulk import run_options
+from shipctl.cli.create_output import CreateSummary, check_outputs, open_sink, write_table_file
+from shipctl.cli.host import CliHost
+from shipctl.cli.inputs import manifest_input
 from shipctl.cli.options import (
+    MANIFEST_PANEL,
+    RATES_PANEL,
     Carriers,
-    Concurrency,
     Encoding,
-    ForceSandbox,
     ManifestFormat,
-    MaxConcurrency,
-    Output,
-    Progress,
-    ProgressInterval,
-    Quiet,
-    RowChunkSize,
+    RunOptions,
+    SelectRule,
     Services,
-    Verbose,
-    Workers,
-    default_journal,
-    manifest_input,
+    choice,
+    engine_options,
     split_list,
 )
-from shipctl.errors import UsageError
+from shipctl.cli.terminal import terminal
+from shipctl.errors import ShipctlError, UsageError, WriteFailure
+from shipctl.exit_codes import ExitCode
+from shipctl.jobs.create import CreateInputs, CreateJob, CreateOutcome
+from shipctl.jobs.purchase import PurchaseOptions
+from shipctl.jobs.session import open_session
+from shipctl.jobs.validation import ManifestSource
+from shipctl.manifest import InvalidRow, parse_address_arg
+from shipctl.money import format_totals, parse_limit
+from shipctl.paths import default_journal, stdin_journal
+from shipctl.selection import filter_check
+
+OUTPUT_PANEL = "Result files and labels"
+MONEY_PANEL = "Money"
+JOURNAL_PANEL = "Journal and never-twice"
 
 
-def _decimal(value: str | None, flag: str) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(value.replace("$", "").replace(",", ""))
-    except InvalidOperation:
-        raise UsageError(f"{flag} must be an amount like 250 or 250.00, not {value!r}") from None
-    if amount < 0:
-        raise UsageError(f"{flag} must not be negative")
-    return amount
+@dataclass
+class CreateArgs:
+    """The command line, parsed: where rows come from, where everything goes, how to spend."""
+
+    manifest: Path
+    manifest_label: str
+    source: ManifestSource
+    purchase: PurchaseOptions
+    results: Path | None
+    failed: Path | None
+    skip_invalid: bool
+    rejects: Path | None
+    journal: Path | None
+    """None for stdin: one journal per API and content, named once the target is known."""
+    fresh: bool
+    dry_run: bool
+    yes: bool
+    max_cost: Decimal | None
+    run: RunOptions
 
 
 @command()
+@engine_options("Rows read and dispatched")
 def create(
     manifest: str = typer.Argument(..., help="Manifest file (CSV, JSON or NDJSON), or - for stdin."),
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
     from_: str | None = typer.Option(
-        None, "--from", envvar="SHIPCTL_FROM", help="Default origin: a JSON file or inline JSON ($SHIPCTL_FROM)."
+        None, "--from", envvar="SHIPCTL_FROM", rich_help_panel=MANIFEST_PANEL,
+        help="Default origin: a JSON file or inline JSON ($SHIPCTL_FROM).",
     ),
-    output: Output = None,
-    results: Path | None = typer.Option(None, "--results", help="Also write every result to this file."),
-    failed: Path | None = typer.Option(None, "--failed", help="Write failed rows here as a manifest to rerun."),
-    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip invalid rows instead of stopping."),
-    rejects: Path | None = typer.Option(None, "--rejects", help="Where --skip-invalid writes invalid rows."),
-    select: str = typer.Option("cheapest", "--select", help="Rate rule for unpinned rows: cheapest or fastest."),
+    skip_invalid: bool = typer.Option(
+        False, "--skip-invalid", rich_help_panel=MANIFEST_PANEL, help="Skip invalid rows instead of stopping."
+    ),
+    rejects: Path | None = typer.Option(
+        None, "--rejects", rich_help_panel=MANIFEST_PANEL, help="Where --skip-invalid writes invalid rows."
+    ),
+    select: Annotated[str, choice(
+        "--select", ("cheapest", "fastest"), "Rate rule for unpinned rows.", panel=RATES_PANEL
+    )] = "cheapest",
     carriers: Carriers = None,
     services: Services = None,
-    label_format: str | None = typer.Option(None, "--label-format", help="PDF, PNG or ZPL (default PNG)."),
-    labels_dir: Path | None = typer.Option(None, "--labels-dir", help="Download each label to DIR/<reference>.<ext>."),
-    journal_path: Path | None = typer.Option(None, "--journal", help="Journal file (default: beside the manifest)."),
+    results: Path | None = typer.Option(
+        None, "--results", rich_help_panel=OUTPUT_PANEL, help="Also write every result to this file."
+    ),
+    failed: Path | None = typer.Option(
+        None, "--failed", rich_help_panel=OUTPUT_PANEL, help="Write failed rows here as a manifest to rerun."
+    ),
+    label_format: Annotated[str | None, choice(
+        "--label-format", ("PDF", "PNG", "ZPL"), "Label file format (default PNG).", case_sensitive=False,
+        panel=OUTPUT_PANEL,
+    )] = None,
+    labels_dir: Path | None = typer.Option(
+        None, "--labels-dir", rich_help_panel=OUTPUT_PANEL, help="Download each label to DIR/<reference>.<ext>."
+    ),
+    journal_path: Path | None = typer.Option(
+        None, "--journal", rich_help_panel=JOURNAL_PANEL, help="Journal file (default: beside the manifest)."
+    ),
     fresh: bool = typer.Option(
-        False, "--fresh",
+        False, "--fresh", rich_help_panel=JOURNAL_PANEL,
         help="Set the old journal aside and start it over; labels already bought are adopted, never bought again "
         "(to ship an order again, give it a new reference).",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Create shipments and choose rates; buy nothing."),
     check_references: bool | None = typer.Option(
-        None, "--check-references/--no-check-references",
+        None, "--check-references/--no-check-references", rich_help_panel=JOURNAL_PANEL,
         help="Look each new row's reference up in the API before shipping it, and again right before its buy; a "
         "label already bought elsewhere is recorded, never bought again (default: on unless the key is a test "
         "key; on with --fresh).",
     ),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Buy in production mode without asking."),
-    max_cost: str | None = typer.Option(None, "--max-cost", help="Refuse to buy if the estimate is higher."),
-    concurrency: Concurrency = "16",
-    max_concurrency: MaxConcurrency = 64,
-    workers: Workers = None,
-    chunk_size: RowChunkSize = None,
-    progress: Progress = "auto",
-    progress_interval: ProgressInterval = 10.0,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    sandbox: ForceSandbox = False,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", rich_help_panel=MONEY_PANEL, help="Create shipments and choose rates; buy nothing."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", rich_help_panel=MONEY_PANEL, help="Buy in production mode without asking."
+    ),
+    max_cost: str | None = typer.Option(
+        None, "--max-cost", rich_help_panel=MONEY_PANEL, help="Refuse to buy if the estimate is higher (250.00)."
+    ),
+    *,
+    run: RunOptions,
 ) -> None:
-    """Buy a label for every row of MANIFEST; rerun the same command to resume after any interruption."""
-    from shipctl.cli.run_create import CreateArgs, execute
+    """Buy a label for every row of MANIFEST; rerun the same command to resume after any interruption.
 
-    if select not in ("cheapest", "fastest"):
-        raise UsageError("--select must be cheapest or fastest")
-    if fmt is not None and fmt not in ("csv", "json", "ndjson"):
-        raise UsageError("--format must be csv, json or ndjson")
-    if label_format is not None:
-        label_format = label_format.upper()
-        if label_format not in ("PDF", "PNG", "ZPL"):
-            raise UsageError("--label-format must be PDF, PNG or ZPL")
-    run = run_options(
-        output=output, concurrency=concurrency, max_concurrency=max_concurrency, workers=workers,
-        chunk_size=chunk_size, progress=progress, progress_interval=progress_interval, quiet=quiet, verbose=verbose,
-        sandbox=sandbox,
-    )
-
+    Examples: shipctl create orders.csv · shipctl create orders.csv --dry-run ·
+    export-orders | shipctl create - -o ndjson --yes --max-cost 500 > bought.ndjson
+    """
+    default_from = parse_address_arg(from_) if from_ else None
+    limit = _limit(max_cost)
     with manifest_input(manifest) as (path, label, from_stdin):
-        code = execute(
-            CreateArgs(
-                manifest=path,
-                manifest_label=label,
-                fmt=fmt,
-                encoding=encoding,
-                from_arg=from_,
-                results=results,
-                failed=failed,
-                skip_invalid=skip_invalid,
-                rejects=rejects or (None if from_stdin else path.with_name(path.name + ".rejects.csv")),
-                select=select,  # type: ignore[arg-type]
-                carriers=split_list(carriers),
-                services=split_list(services),
-                label_format=label_format,
-                labels_dir=labels_dir,
-                journal=journal_path or (None if from_stdin else default_journal(path)),
-                fresh=fresh,
-                dry_run=dry_run,
-                check_references=check_references,
-                yes=yes,
-                max_cost=_decimal(max_cost, "--max-cost"),
-                run=run,
-            )
+        wanted = (split_list(carriers), split_list(services))
+        args = CreateArgs(
+            manifest=path,
+            manifest_label=label,
+            source=ManifestSource(path, fmt, encoding, default_from, filter_check(*wanted), terminal().warn),
+            purchase=PurchaseOptions(
+                select=cast(SelectRule, select), carriers=wanted[0], services=wanted[1], label_format=label_format,
+                labels_dir=labels_dir, check_references=check_references,
+            ),
+            results=results,
+            failed=failed,
+            skip_invalid=skip_invalid,
+            rejects=rejects or (None if from_stdin else path.with_name(path.name + ".rejects.csv")),
+            journal=journal_path or (None if from_stdin else default_journal(path)),
+            fresh=fresh,
+            dry_run=dry_run,
+            yes=yes,
+            max_cost=limit,
+            run=run,
         )
+        code = execute(args)
     raise typer.Exit(int(code))
 
+
+def _limit(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    amount = parse_limit(value)
+    if amount is None:
+        raise UsageError(f"--max-cost must be an amount like 250 or 250.00, not {value!r}")
+    if amount < 0:
+        raise UsageError("--max-cost must not be negative")
+    return amount
+
+
+def execute(args: CreateArgs) -> ExitCode:
+    """Validate, check the outputs, run the job, then the summary, the warnings and the exit code."""
+    term = terminal()
+    valid, rejects = _validate(args)
+    if valid is None:
+        return ExitCode.USAGE
+    files = {"--results": args.results, "--failed": args.failed,
+             "--rejects": args.rejects if args.skip_invalid else None}
+    check_outputs(files, args.purchase.labels_dir)
+    if rejects and args.rejects is not None:
+        try:
+            write_table_file(args.rejects, rejects)
+        except OSError as exc:
+            raise WriteFailure.from_os(f"--rejects {args.rejects}", exc) from None
+        term.warn(f"skipped {len(rejects)} invalid rows; written to {args.rejects}")
+    outcome, summary, stats, api_base, failed_rows = _run(args, valid)
+    if args.failed is not None and failed_rows:
+        try:
+            write_table_file(args.failed, failed_rows)
+        except OSError as exc:
+            outcome.write_failure = outcome.write_failure or WriteFailure.from_os(f"--failed {args.failed}", exc)
+    summary.render(term.err, stats=stats, quiet=args.run.quiet,
+                   paths=_written_paths(args, outcome, bool(failed_rows), bool(rejects)))
+    _warn_after_summary(summary)
+    _raise_for(outcome, api_base)
+    if args.dry_run and outcome.estimate:
+        term.info(f"dry run: {outcome.quoted} labels would cost {format_totals(outcome.estimate)}; nothing was bought")
+    if outcome.interrupted:
+        term.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
+        return ExitCode.INTERRUPTED
+    if stats.failed or stats.skipped or rejects or summary.attention:
+        return ExitCode.PARTIAL
+    return ExitCode.OK
+
+
+def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
+    """The validation pass: every problem printed; (valid rows, or None when the run must stop; the invalid rows
+    kept for --rejects under --skip-invalid)."""
+    term = terminal()
+    rejects: list[dict[str, Any]] = []
+
+    def invalid(item: InvalidRow) -> None:
+        for problem in item.problems:
+            term.line(str(problem))
+        if args.skip_invalid:
+            raw = {k: v for k, v in item.raw.items() if not isinstance(v, dict | list)}
+            rejects.append({"line": item.line, **raw, "error": "; ".join(p.message for p in item.problems)})
+
+    checked = args.source.check(invalid)
+    if checked.rows == 0:
+        raise ShipctlError(f"{args.manifest_label}: the manifest has no rows", ExitCode.USAGE)
+    valid = checked.rows - checked.invalid
+    if checked.invalid and not args.skip_invalid:
+        term.info(
+            f"{checked.rows} rows: {valid} valid, {checked.invalid} invalid; "
+            "nothing was bought (fix the rows, or pass --skip-invalid)"
+        )
+        return None, rejects
+    return valid, rejects
+
+
+def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Any, str, list[dict[str, Any]]]:
+    """The job on a session, its results through the sink: (outcome, summary, stats, API base, --failed rows)."""
+    term = terminal()
+    host = CliHost(args.run, noun="shipments", yes=args.yes)
+    outcome: CreateOutcome | None = None
+    with open_session(args.run.sizing, total=total, force_sandbox=args.run.force_sandbox,
+                      announce=host.detail) as session:
+        journal = args.journal = args.journal or stdin_journal(args.manifest, session.target.identity)
+        inputs = CreateInputs(source=args.source, options=args.purchase, journal=journal, fresh=args.fresh,
+                              dry_run=args.dry_run, max_cost=args.max_cost)
+        sink_cm = open_sink(term, host.result_format(), args.results, args.failed is not None)
+        try:
+            with sink_cm as sink:
+                outcome = CreateJob(inputs, session, host, sink).run()
+        except WriteFailure as failure:
+            # Closing stdout or --results flushes what they hold (a table is printed only then): a full disk fails
+            # it after the run. Nothing was bought before the run started, so then the failure is all there is.
+            if outcome is None:
+                raise
+            outcome.write_failure = outcome.write_failure or failure
+        return outcome, sink.summary, session.stats, session.target.api_base, sink.failed_rows
+
+
+def _written_paths(args: CreateArgs, outcome: CreateOutcome, failed_rows: bool, rejects: bool) -> dict[str, str]:
+    """What the summary lists as written: never an output whose writing failed."""
+    unwritten = outcome.write_failure.what if outcome.write_failure is not None else ""
+    paths = {"journal": str(args.journal)}
+    candidates = (
+        ("results", args.results, "--results", True),
+        ("failed rows", args.failed, "--failed", failed_rows),
+        ("labels", args.purchase.labels_dir, "the label file", True),
+    )
+    for label, path, what, wanted in candidates:
+        if path is not None and wanted and not unwritten.startswith(what):
+            paths[label] = str(path)
+    if rejects and args.rejects:
+        paths["invalid rows"] = str(args.rejects)
+    return paths
+
+
+def _warn_after_summary(summary: CreateSummary) -> None:
+    """One line for each kind of row that needs something after the run, saying what."""
+    term = terminal()
+    if summary.attention:
+        codes = ", ".join(f"{code} ×{n}" for code, n in summary.attention_codes.most_common())
+        term.warn(f"{summary.attention} bought rows need a person ({codes}): see the README's statuses table")
+    if summary.unconfirmed:
+        term.warn(
+            f"{summary.unconfirmed} rows may have been bought (BUY_UNCONFIRMED): rerun this same command to "
+            "reconcile them; they are not in the --failed file"
+        )
+    if summary.retryable:
+        term.warn(
+            f"{summary.retryable} rows failed for now (429s, 5xx, timeouts, a buy still settling): rerun this same "
+            "command to retry them; they are not in the --failed file"
+        )
+    if summary.held:
+        term.warn(
+            f"{summary.held} rows were left alone because another shipctl run is buying them "
+            "(HELD_BY_OTHER_RUN): rerun this same command after it ends to record their labels"
+        )
+
+
+def _raise_for(outcome: CreateOutcome, api_base: str) -> None:
+    """A run that ended on a failed write, a refusal or an unreachable API ends as that error, after its summary."""
+    if outcome.write_failure is not None:
+        raise WriteFailure(
+            outcome.write_failure.what,
+            f"{outcome.write_failure.reason} — nothing bought is lost: make room and rerun the same command "
+            "(it records and re-emits every row)",
+        )
+    if outcome.refused:
+        raise ShipctlError(outcome.refused, ExitCode.USAGE)
+    if outcome.fatal:
+        raise ShipctlError(
+            f"the API at {api_base} answered no call ({outcome.fatal}); stopped without buying anything — "
+            "check the network and EASYPOST_API_KEY, then rerun",
+            ExitCode.ERROR,
+        )

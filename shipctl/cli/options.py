@@ -1,141 +1,200 @@
-"""Options shared by the bulk commands: their declarations, engine sizing, manifest input, output destinations.
+"""Options, declared once: the engine-and-output options every API command shares, and the choices they take.
 
-The options `create`, `rates`, `track` and `refund` have in common are declared once here, as `Annotated`
-aliases; each command gives the default in its signature (`output: Output = None`).
+`@engine_options("Rows")` adds `--output`, `--concurrency`, `--max-concurrency`, `--workers`, `--chunk-size`,
+`--progress`, `--progress-interval`, `--quiet`, `--verbose` and `--sandbox` to a command and hands it one
+checked `RunOptions` as its `run` parameter (sqlite-utils' `output_options` is the model). A choice is
+checked while the command line is parsed, listed in `--help` and completion, and a wrong one is refused with
+the flag and its choices.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated, Any
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import typer
 
+from shipctl.cli.terminal import terminal
 from shipctl.engine.sizing import Sizing, size_pools
 from shipctl.errors import UsageError
-from shipctl.paths import state_dir
+from shipctl.exit_codes import ExitCode
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OutputFormat = Literal["table", "json", "ndjson", "csv"]
+ProgressMode = Literal["auto", "live", "plain", "off"]
+ManifestFormatName = Literal["csv", "json", "ndjson"]
+SelectRule = Literal["cheapest", "fastest"]
+LabelFormat = Literal["PDF", "PNG", "ZPL"]
+
+ENGINE_PANEL = "Engine and output"
+MANIFEST_PANEL = "Manifest"
+RATES_PANEL = "Rate choice"
 
 
-def chunk_size_option(what: str) -> Any:
-    """`--chunk-size`, its help naming what a chunk holds: `chunk_size_option("Codes dispatched")`."""
-    return typer.Option("--chunk-size", help=f"{what} per chunk (8).")
+def choice(flag: str, choices: Sequence[str], help: str, *, short: str | None = None,
+           case_sensitive: bool = True, panel: str | None = None) -> Any:
+    """A `typer.Option` for `flag` that takes one of `choices` (use it in `Annotated[...]`, the default after
+    `=`): listed in `--help` and in shell completion, checked while the command line is parsed, refused as
+    `--output must be table, json, ndjson or csv`.
+
+    Case-insensitive ones hand back the canonical spelling (`pdf` -> `PDF`).
+    """
+    names = (flag, short) if short else (flag,)
+    canonical = {(c if case_sensitive else c.lower()): c for c in choices}
+    *first, last = choices
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        found = canonical.get(value if case_sensitive else value.lower())
+        if found is None:
+            # One line and exit 2, like every other usage error (Click's own would draw the usage box).
+            terminal().error(f"{flag} must be {', '.join(first)} or {last}")
+            raise typer.Exit(int(ExitCode.USAGE))
+        return found
+
+    return typer.Option(
+        *names, help=help, rich_help_panel=panel, metavar="[" + "|".join(choices) + "]", callback=check,
+        autocompletion=lambda: list(choices),
+    )
 
 
-Output = Annotated[str | None, typer.Option(
-    "--output", "-o", help="table, json, ndjson or csv (default: table on a terminal, else ndjson)."
+# Manifest reading and rate choice, shared by `create` and `rates`.
+ManifestFormat = Annotated[str | None, choice(
+    "--format", ("csv", "json", "ndjson"), "Manifest format (default: sniffed from the name and content).",
+    panel=MANIFEST_PANEL,
 )]
-Concurrency = Annotated[str, typer.Option("--concurrency", help="In-flight API calls, or 'auto' to probe upward.")]
-MaxConcurrency = Annotated[int, typer.Option("--max-concurrency", help="Ceiling for --concurrency auto.")]
-Workers = Annotated[int | None, typer.Option(
-    "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit)."
+Encoding = Annotated[str | None, typer.Option(
+    "--encoding", help="Manifest text encoding (default UTF-8).", rich_help_panel=MANIFEST_PANEL
 )]
-RowChunkSize = Annotated[int | None, chunk_size_option("Rows read and dispatched")]
-Progress = Annotated[str, typer.Option("--progress", help="auto, live, plain or off.")]
-ProgressInterval = Annotated[float, typer.Option("--progress-interval", help="Seconds between plain lines.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and a one-line summary on stderr.")]
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print engine sizing and the event loop in use.")]
-ForceSandbox = Annotated[bool, typer.Option("--sandbox", help="Use the built-in sandbox even if a key is set.")]
-# Manifest reading and rate choice (`create` and `rates`).
-ManifestFormat = Annotated[str | None, typer.Option(
-    "--format", help="Manifest format: csv, json or ndjson (default: sniffed)."
+Carriers = Annotated[str | None, typer.Option(
+    "--carriers", help="Only these carriers (comma-separated; case, spaces and _ do not count).",
+    rich_help_panel=RATES_PANEL,
 )]
-Encoding = Annotated[str | None, typer.Option("--encoding", help="Manifest text encoding (default UTF-8).")]
-Carriers = Annotated[str | None, typer.Option("--carriers", help="Only these carriers (comma-separated).")]
-Services = Annotated[str | None, typer.Option("--services", help="Only these services (comma-separated).")]
+Services = Annotated[str | None, typer.Option(
+    "--services", help="Only these services (comma-separated; 'Ground Advantage' = GroundAdvantage).",
+    rich_help_panel=RATES_PANEL,
+)]
 
 
-def parse_sizing(
-    concurrency: str, max_concurrency: int, workers: int | None, chunk_size: int | None
-) -> Sizing:
+@dataclass(frozen=True)
+class RunOptions:
+    """The checked engine-and-output options; `progress` is already "off" under `--quiet`."""
+
+    output: OutputFormat | None
+    sizing: Sizing
+    progress: ProgressMode
+    progress_interval: float
+    quiet: bool
+    verbose: bool
+    force_sandbox: bool
+
+
+def parse_sizing(concurrency: str, max_concurrency: int, workers: int | None, chunk_size: int | None) -> Sizing:
     auto = concurrency.strip().lower() == "auto"
-    if auto:
-        start = None
-    else:
-        try:
-            start = int(concurrency)
-        except ValueError:
-            raise UsageError(f"--concurrency must be a number or 'auto', not {concurrency!r}") from None
-        if start < 1:
-            raise UsageError("--concurrency must be at least 1")
-    if max_concurrency < 1:
-        raise UsageError("--max-concurrency must be at least 1")
-    if workers is not None and workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if chunk_size is not None and chunk_size < 1:
-        raise UsageError("--chunk-size must be at least 1")
+    start = None if auto else _at_least_one("--concurrency", _number(concurrency))
+    _at_least_one("--max-concurrency", max_concurrency)
+    _at_least_one("--workers", workers)
+    _at_least_one("--chunk-size", chunk_size)
     return size_pools(
         concurrency=start, auto=auto, max_concurrency=max_concurrency, workers=workers, chunk_size=chunk_size
     )
+
+
+def _number(concurrency: str) -> int:
+    try:
+        return int(concurrency)
+    except ValueError:
+        raise UsageError(f"--concurrency must be a number or 'auto', not {concurrency!r}") from None
+
+
+def _at_least_one(flag: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError(f"{flag} must be at least 1")
+    return value
+
+
+def _engine_parameters(chunk_what: str) -> list[inspect.Parameter]:
+    def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+    def opt(*names: str, help: str) -> Any:
+        return typer.Option(*names, help=help, rich_help_panel=ENGINE_PANEL)
+
+    return [
+        option("output", Annotated[str | None, choice(
+            "--output", ("table", "json", "ndjson", "csv"),
+            "Result format (default: table on a terminal, else ndjson).", short="-o", panel=ENGINE_PANEL,
+        )], None),
+        option("concurrency", Annotated[str, opt(
+            "--concurrency", help="In-flight API calls, or 'auto' to probe upward.")], "16"),
+        option("max_concurrency", Annotated[int, opt("--max-concurrency", help="Ceiling for --concurrency auto.")], 64),
+        option("workers", Annotated[int | None, opt(
+            "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit).")], None),
+        option("chunk_size", Annotated[int | None, opt("--chunk-size", help=f"{chunk_what} per chunk (8).")], None),
+        option("progress", Annotated[str, choice(
+            "--progress", ("auto", "live", "plain", "off"),
+            "Progress on stderr: live bars on a terminal, plain lines for logs (auto picks).", panel=ENGINE_PANEL,
+        )], "auto"),
+        option("progress_interval", Annotated[float, opt(
+            "--progress-interval", help="Seconds between plain lines.")], 10.0),
+        option("quiet", Annotated[bool, opt("--quiet", "-q", help="Only errors and a one-line summary on stderr.")],
+               False),
+        option("verbose", Annotated[bool, opt(
+            "--verbose", "-v", help="Print engine sizing and the event loop in use.")], False),
+        option("sandbox", Annotated[bool, opt(
+            "--sandbox", help="Use the built-in sandbox even if a key is set.")], False),
+    ]
+
+
+_ENGINE_NAMES = ("output", "concurrency", "max_concurrency", "workers", "chunk_size", "progress",
+                 "progress_interval", "quiet", "verbose", "sandbox")
+
+
+def run_options(values: dict[str, Any]) -> RunOptions:
+    """Check the engine-and-output options (progress, then sizing) and group them."""
+    if values["progress_interval"] <= 0:
+        raise UsageError("--progress-interval must be positive")
+    sizing = parse_sizing(values["concurrency"], values["max_concurrency"], values["workers"], values["chunk_size"])
+    return RunOptions(
+        output=cast("OutputFormat | None", values["output"]),
+        sizing=sizing,
+        progress="off" if values["quiet"] else cast(ProgressMode, values["progress"]),
+        progress_interval=values["progress_interval"],
+        quiet=values["quiet"],
+        verbose=values["verbose"],
+        force_sandbox=values["sandbox"],
+    )
+
+
+def engine_options(chunk_what: str) -> Callable[[F], F]:
+    """Give a command the shared engine-and-output options, as one `run: RunOptions` parameter.
+
+    The command's own parameters come first in `--help`, the shared ones after them in their own panel.
+    """
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "run"]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            shared = {name: kwargs.pop(name) for name in _ENGINE_NAMES}
+            return func(run=run_options(shared), **kwargs)
+
+        parameters = own + _engine_parameters(chunk_what)
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return cast(F, wrapper)
+
+    return decorate
 
 
 def split_list(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def spool_stdin() -> Path:
-    """Copy stdin to a private temp file: a manifest is read more than once (validate, then ship)."""
-    fd, name = tempfile.mkstemp(prefix="shipctl-stdin-", suffix=".manifest", dir=state_dir())
-    with os.fdopen(fd, "wb") as fh:
-        while block := sys.stdin.buffer.read(1 << 16):
-            fh.write(block)
-    return Path(name)
-
-
-def default_journal(manifest: Path) -> Path:
-    """Beside the manifest (`orders.csv.journal.db`), or under the state directory for a read-only folder."""
-    candidate = manifest.with_name(manifest.name + ".journal.db")
-    if os.access(manifest.parent, os.W_OK):
-        return candidate
-    tag = hashlib.sha256(str(manifest.resolve()).encode()).hexdigest()[:12]
-    return state_dir() / "journals" / f"{manifest.name}-{tag}.journal.db"
-
-
-def stdin_journal(spooled: Path, target_identity: str) -> Path:
-    """A journal per API and per stdin content, under the state directory.
-
-    The same bytes piped again resume their run; other bytes, or another API, are another job that can run at
-    the same time. A re-export with one more order is another job too: its references are still never bought
-    twice, because every run claims each reference (claims.py) whatever its journal.
-    """
-    digest = hashlib.sha256(target_identity.encode() + b"\0")
-    with spooled.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return state_dir() / "journals" / f"stdin-{digest.hexdigest()[:16]}.journal.db"
-
-
-def require_file(path: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"manifest {path} does not exist")
-    if p.is_dir():
-        raise UsageError(f"manifest {path} is a directory")
-    return p
-
-
-@contextlib.contextmanager
-def manifest_input(arg: str) -> Iterator[tuple[Path, str, bool]]:
-    """The manifest argument as `(path, label, from_stdin)`: `-` is stdin spooled to a temp file (removed on exit)
-    and labelled `<stdin>` in messages; anything else must be an existing file, labelled as given."""
-    spooled: Path | None = None
-    if arg == "-":
-        spooled = spool_stdin()
-        path = spooled
-    else:
-        path = require_file(arg)
-    try:
-        yield path, "<stdin>" if spooled else arg, spooled is not None
-    finally:
-        if spooled is not None:
-            spooled.unlink(missing_ok=True)
-
-
-

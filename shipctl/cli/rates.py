@@ -1,54 +1,45 @@
-"""`shipctl rates`: what would it cost? One parcel from flags, or every row of a manifest through the engine.
+"""`shipctl rates`: the command line over the `rates` job (`shipctl.jobs.rates`).
 
-Quotes use the stateless `POST /beta/rates` (nothing is created); where a server does not offer it, a shipment
-is created instead (never bought; an unbought shipment costs nothing).
+Parses and checks the options (the parcel flags of a one-off quote, or a manifest), runs the job on a session,
+writes its records and renders the per-carrier totals and the end line on stderr.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import re
-import sys
-import time
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
-from shipctl.cli import console
 from shipctl.cli.app import command
-from shipctl.cli.bulk import InOrder, RunOptions, check_rows, engine_session, only, run_options
+from shipctl.cli.host import CliHost
+from shipctl.cli.inputs import manifest_input
 from shipctl.cli.options import (
     Carriers,
-    Concurrency,
     Encoding,
-    ForceSandbox,
     ManifestFormat,
-    MaxConcurrency,
-    Output,
-    Progress,
-    ProgressInterval,
-    Quiet,
-    RowChunkSize,
+    RunOptions,
     Services,
-    Verbose,
-    Workers,
-    manifest_input,
+    engine_options,
     split_list,
 )
+from shipctl.cli.terminal import terminal
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
+from shipctl.jobs.rates import (
+    BULK_COLUMNS,
+    RATE_COLUMNS,
+    CarrierTotals,
+    Filters,
+    ManifestQuery,
+    ManifestQuote,
+    OneOffQuery,
+    OneOffQuote,
+)
+from shipctl.jobs.session import open_session
+from shipctl.money import format_money
+from shipctl.output import open_writer
 
-if TYPE_CHECKING:
-    from shipctl.carrier.shipments import Rate
-
-RATE_COLUMNS = ("carrier", "service", "rate", "currency", "delivery_days", "delivery_date")
-BULK_COLUMNS = ("reference", "pick", *RATE_COLUMNS, "error_code", "error_message")
 _DIMS = re.compile(r"\s*[x×*]\s*", re.IGNORECASE)
 _UNIT = re.compile(r"[a-z\"]+\s*$", re.IGNORECASE)
 
@@ -88,54 +79,8 @@ def _address(value: str, flag: str) -> dict[str, Any]:
         raise UsageError(f"{flag}: {exc.message}") from None
 
 
-@dataclass
-class _Quoter:
-    """Quotes through the engine: stateless first; after one "not offered here" answer, shipments for the rest."""
-
-    engine: Any
-    client: Any
-    quiet: bool
-    stateless: bool = True
-
-    async def quote(self, params: dict[str, Any]) -> tuple[Any, ...]:
-        from shipctl.carrier.rates import shipment_rates, stateless_rates, stateless_unavailable
-        from shipctl.engine.failures import CallFailure
-
-        if self.stateless:
-            try:
-                rates: tuple[Any, ...] = await self.engine.call(stateless_rates, self.client, params)
-                return rates
-            except CallFailure as failure:
-                if not stateless_unavailable(failure):
-                    raise
-                if self.stateless and not self.quiet:
-                    console.info(f"stateless rates are not offered here ({failure.code}); quoting by creating "
-                                 "shipments (nothing is bought)")
-                self.stateless = False
-        rates = await self.engine.call(shipment_rates, self.client, params)
-        return rates
-
-
-def _rate_row(rate: Any) -> dict[str, Any]:
-    return {"carrier": rate.carrier, "service": rate.service, "rate": rate.rate, "currency": rate.currency,
-            "delivery_days": rate.delivery_days,
-            "delivery_date": rate.delivery_date or estimated_delivery(rate.delivery_days)}
-
-
-def estimated_delivery(days: int | None, today: dt.date | None = None) -> str | None:
-    """The carrier's date when it gives one; else today plus `days` business days (carriers count those)."""
-    if days is None:
-        return None
-    day = today or dt.date.today()
-    left = days
-    while left > 0:
-        day += dt.timedelta(days=1)
-        if day.weekday() < 5:
-            left -= 1
-    return day.isoformat()
-
-
 @command()
+@engine_options("Rows read and dispatched")
 def rates(
     manifest: str | None = typer.Argument(None, help="Quote every row of this manifest (or - for stdin)."),
     to: str | None = typer.Option(None, "--to", help="Destination: a US ZIP, inline JSON or a JSON file."),
@@ -152,135 +97,61 @@ def rates(
     show_all: bool = typer.Option(False, "--all", help="With a manifest: every offer, not just cheapest and fastest."),
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
-    output: Output = None,
-    concurrency: Concurrency = "16",
-    max_concurrency: MaxConcurrency = 64,
-    workers: Workers = None,
-    chunk_size: RowChunkSize = None,
-    progress: Progress = "auto",
-    progress_interval: ProgressInterval = 10.0,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-    sandbox: ForceSandbox = False,
+    *,
+    run: RunOptions,
 ) -> None:
-    """Quote rates: one parcel (--to, --from, --weight), or the cheapest and fastest offer for every manifest row."""
-    run = run_options(
-        output=output, concurrency=concurrency, max_concurrency=max_concurrency, workers=workers,
-        chunk_size=chunk_size, progress=progress, progress_interval=progress_interval, quiet=quiet, verbose=verbose,
-        sandbox=sandbox,
-    )
-    wanted = (split_list(carriers), split_list(services))
+    """Quote rates: one parcel (--to, --from, --weight), or the cheapest and fastest offer for every manifest row.
+
+    Example, one parcel: shipctl rates --to 10001 --from 94105 --weight 1.5lb --dims 10x8x4
+
+    Example, a manifest: shipctl rates orders.csv --carriers UPS,USPS --all -o csv > quotes.csv
+    """
+    filters = Filters(split_list(carriers), split_list(services))
+    host = CliHost(run, noun="rows")
     if manifest is None:
         for flag, value in (("--all", show_all), ("--format", fmt), ("--encoding", encoding)):
             if value:
                 raise UsageError(f"{flag} goes with a manifest")
-        if to is None or weight is None:
-            raise UsageError("give --to and --weight for a one-off quote (and --from, or set SHIPCTL_FROM), "
-                             "or a MANIFEST to quote every row")
-        if from_ is None:
-            raise UsageError("give the origin with --from (a ZIP, inline JSON or a JSON file), or set SHIPCTL_FROM")
-        if dims and package:
-            raise UsageError("give --dims or --package, not both")
-        parcel: dict[str, Any] = {"weight": parse_weight(weight)}
-        if dims:
-            parcel.update(zip(("length", "width", "height"), parse_dims(dims), strict=True))
-        if package:
-            parcel["predefined_package"] = package
-        params = {"to_address": _address(to, "--to"), "from_address": _address(from_, "--from"), "parcel": parcel}
-        code = _one_off(params, wanted, run)
+        code = _one_off(_one_off_query(to, from_, weight, dims, package, filters), run, host)
     else:
         for flag, value in (("--to", to), ("--weight", weight), ("--dims", dims), ("--package", package)):
             if value:
                 raise UsageError(f"{flag} is for a one-off quote; a manifest gives it per row")
-        if fmt is not None and fmt not in ("csv", "json", "ndjson"):
-            raise UsageError("--format must be csv, json or ndjson")
-        code = _bulk(manifest, fmt, encoding, from_, wanted, show_all, run)
+        code = _bulk(manifest, fmt, encoding, from_, filters, show_all, run, host)
     raise typer.Exit(int(code))
 
 
 # --- one parcel ------------------------------------------------------------------------------------------
 
 
-def _one_off(params: dict[str, Any], wanted: tuple[Sequence[str], Sequence[str]], run: RunOptions) -> ExitCode:
-    from shipctl.carrier.rates import by_price
-    from shipctl.engine.failures import CallFailure
-    from shipctl.engine.runner import run_async
-    from shipctl.output import open_writer
-    from shipctl.selection import filter_offers
+def _one_off_query(
+    to: str | None, from_: str | None, weight: str | None, dims: str | None, package: str | None, filters: Filters,
+) -> OneOffQuery:
+    if to is None or weight is None:
+        raise UsageError("give --to and --weight for a one-off quote (and --from, or set SHIPCTL_FROM), "
+                         "or a MANIFEST to quote every row")
+    if from_ is None:
+        raise UsageError("give the origin with --from (a ZIP, inline JSON or a JSON file), or set SHIPCTL_FROM")
+    if dims and package:
+        raise UsageError("give --dims or --package, not both")
+    parcel: dict[str, Any] = {"weight": parse_weight(weight)}
+    if dims:
+        parcel.update(zip(("length", "width", "height"), parse_dims(dims), strict=True))
+    if package:
+        parcel["predefined_package"] = package
+    return OneOffQuery(_address(to, "--to"), _address(from_, "--from"), parcel, filters)
 
-    with engine_session(run, total=1) as session:
-        quoter = _Quoter(session.engine, session.client, run.quiet)
 
-        async def main() -> tuple[Any, ...]:
-            run.describe_engine()
-            return await quoter.quote(params)
-
-        try:
-            offers = run_async(main)
-        except CallFailure as failure:
-            if failure.transient:
-                raise ShipctlError(f"no answer from the API: {failure}") from None
-            raise ShipctlError(f"the API refused the quote: {failure}", ExitCode.USAGE) from None
-
-    chosen = by_price(filter_offers(offers, *wanted))
-    if not offers:
-        raise ShipctlError("the API returned no rates for this parcel and route")
-    if not chosen:
-        available = sorted({f"{r.carrier} {r.service}" for r in offers})
-        raise UsageError(f"no rate matches --carriers/--services; offered: {', '.join(available)}")
-    with open_writer(run.output_format(), sys.stdout, RATE_COLUMNS) as writer:
-        for rate in chosen:
-            writer.write(_rate_row(rate))
+def _one_off(query: OneOffQuery, run: RunOptions, host: CliHost) -> ExitCode:
+    with open_session(run.sizing, total=1, force_sandbox=run.force_sandbox, announce=host.detail) as session:
+        records = OneOffQuote(query, host).run(session)
+    with open_writer(host.result_format(), terminal().stdout, RATE_COLUMNS) as writer:
+        for record in records:
+            writer.write(record)
     return ExitCode.OK
 
 
 # --- a manifest ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Totals:
-    """Per carrier: the sum over rows of that carrier's cheapest offer (exact, per currency), and the row count."""
-
-    by_carrier: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    rows_by_carrier: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    cheapest: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
-    quoted: int = 0
-
-    def add(self, offers: Sequence[Any]) -> None:
-        from shipctl.carrier.rates import cheapest, money
-
-        self.quoted += 1
-        best: dict[str, Any] = {}
-        for rate in offers:
-            if money(rate) is None:
-                continue
-            current = best.get(rate.carrier)
-            if current is None or rate.amount < current.amount:
-                best[rate.carrier] = rate
-        for carrier, rate in best.items():
-            self.by_carrier[(carrier, rate.currency)] += rate.amount
-            self.rows_by_carrier[carrier] += 1
-        overall = cheapest([r for r in offers if money(r) is not None])
-        if overall is not None:
-            self.cheapest[overall.currency] += overall.amount
-
-    def render(self) -> None:
-        if not self.by_carrier:
-            return
-        console.info("totals per carrier (each row at that carrier's cheapest service):")
-        width = max(len("cheapest"), *(len(carrier) for carrier, _ in self.by_carrier))
-        for (carrier, currency), amount in sorted(self.by_carrier.items(), key=lambda kv: (kv[0][1], kv[1])):
-            rows = self.rows_by_carrier[carrier]
-            missing = self.quoted - rows
-            note = f"  ({missing} rows without a {carrier} rate)" if missing else ""
-            console.info(f"  {carrier:<{width}}  {rows:>5} rows  {_money(amount, currency)}{note}")
-        best = ", ".join(_money(amount, currency) for currency, amount in sorted(self.cheapest.items()))
-        console.info(f"  {'cheapest':<{width}}  {self.quoted:>5} rows  {best}")
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    text = f"{amount:,.2f}"
-    return f"${text}" if currency == "USD" else f"{text} {currency}"
 
 
 def _bulk(
@@ -288,137 +159,40 @@ def _bulk(
     manifest_fmt: str | None,
     encoding: str | None,
     from_arg: str | None,
-    wanted: tuple[Sequence[str], Sequence[str]],
+    filters: Filters,
     show_all: bool,
     run: RunOptions,
+    host: CliHost,
 ) -> ExitCode:
-    default_from = None
-    if from_arg:
-        from shipctl.manifest import parse_address_arg
+    from shipctl.manifest import parse_address_arg
 
-        default_from = parse_address_arg(from_arg, allow_zip=False)
+    default_from = parse_address_arg(from_arg, allow_zip=False) if from_arg else None
     with manifest_input(manifest) as (path, label, _):
-        read = {"fmt": manifest_fmt, "encoding": encoding, "default_from": default_from}
-        total = _validate(path, label, read)
-        return _quote_rows(path, read, total, wanted, show_all, run)
-
-
-def _validate(path: Path, label: str, read: dict[str, Any]) -> int:
-    """Check every row first (as `create` does): an invalid manifest is reported whole, and nothing is quoted."""
-    seen = check_rows(path, **read)
-    rows, invalid = seen.rows, seen.invalid
-    if rows == 0:
-        raise ShipctlError(f"{label}: the manifest has no rows", ExitCode.USAGE)
-    if invalid:
-        raise ShipctlError(f"{rows} rows: {rows - invalid} valid, {invalid} invalid; nothing was quoted",
-                           ExitCode.USAGE)
-    return rows
-
-
-def _no_rate_message(row: Any, offers: Sequence[Rate], pinned: Sequence[Rate]) -> str:
-    """Why a row got no offer: none at all, none of its own pin, or none within --carriers/--services."""
-    from shipctl.carrier.rates import by_price
-
-    if not offers:
-        return "the API returned no rates for this row"
-    offered = ", ".join(f"{r.carrier} {r.service} {r.rate}" for r in by_price(offers))
-    pin = " ".join(p for p in (row.carrier, row.service) if p)
-    what = f"the row's carrier/service ({pin})" if not pinned else "--carriers/--services"
-    return f"no rate matches {what}; offered: {offered}"
-
-
-def _quote_rows(
-    path: Path,
-    read: dict[str, Any],
-    total: int,
-    wanted: tuple[Sequence[str], Sequence[str]],
-    show_all: bool,
-    run: RunOptions,
-) -> ExitCode:
-    from shipctl.engine.failures import CallFailure
-    from shipctl.engine.runner import run_async
-    from shipctl.manifest import ValidRow, iter_rows
-    from shipctl.output import open_writer
-    from shipctl.selection import filter_conflicts, filter_offers
-
-    fmt = run.output_format()
-    totals = _Totals()
-    carriers, services = wanted
-    with contextlib.ExitStack() as stack:
-        session = stack.enter_context(engine_session(run, total=total))
-        engine, stats = session.engine, session.stats
-        quoter = _Quoter(engine, session.client, run.quiet)
-        writer = stack.enter_context(open_writer(fmt, sys.stdout, BULK_COLUMNS))
-
-        def emit(rows: list[dict[str, Any]]) -> None:
-            for row in rows:
-                writer.write(only(BULK_COLUMNS, row))
-
-        order: InOrder[list[dict[str, Any]]] = InOrder(emit)
-
-        def refuse(index: int, ref: str, code: str, message: str) -> None:
-            _done(stats, ok=False)
-            order.put(index, [{"reference": ref, "error_code": code, "error_message": message}])
-
-        async def handle(item: tuple[int, ValidRow]) -> None:
-            index, valid = item
-            row = valid.row
-            ref = row.reference
-            conflicts = filter_conflicts(row.carrier, row.service, carriers=carriers, services=services)
-            if conflicts:
-                # The filter restricts pinned rows too (as `create` refuses them): no offer could be chosen, so
-                # say why instead of quoting.
-                refuse(index, ref, "NO_RATES", "; ".join(f"{column}: {text}" for column, text in conflicts))
-                return
-            try:
-                offers = await quoter.quote(row.to_easypost())
-            except CallFailure as failure:
-                refuse(index, ref, failure.code, failure.message)
-                return
-            pinned = filter_offers(offers, [row.carrier] if row.carrier else (), [row.service] if row.service else ())
-            matching = filter_offers(pinned, carriers, services)
-            if not matching:
-                refuse(index, ref, "NO_RATES", _no_rate_message(row, offers, pinned))
-                return
-            totals.add(matching)
-            _done(stats, ok=True)
-            order.put(index, _offer_rows(ref, matching, show_all))
-
-        def valid_rows() -> Any:
-            index = 0
-            for item in iter_rows(path, **read):
-                if isinstance(item, ValidRow):
-                    yield index, item
-                    index += 1
-
-        async def main() -> None:
-            run.describe_engine()
-            with run.open_progress(stats, noun="rows"):
-                await engine.run(valid_rows(), handle)
-
-        run_async(main)
-        stats.finished_at = time.monotonic()
-
+        job = ManifestQuote(ManifestQuery(path, label, manifest_fmt, encoding, default_from, filters, show_all), host)
+        total = job.validate()
+        with (
+            open_session(run.sizing, total=total, force_sandbox=run.force_sandbox, announce=host.detail) as session,
+            open_writer(host.result_format(), terminal().stdout, BULK_COLUMNS) as writer,
+        ):
+            outcome = job.run(session, writer.write)
     if not run.quiet:
-        totals.render()
-    failed = f", {stats.failed} failed" if stats.failed else ""
-    console.info(f"{total} rows: {stats.succeeded} quoted{failed}, {stats.elapsed():.1f} s")
-    return ExitCode.PARTIAL if stats.failed else ExitCode.OK
+        _render_totals(outcome.totals)
+    failed = f", {outcome.failed} failed" if outcome.failed else ""
+    terminal().info(f"{outcome.rows} rows: {outcome.quoted} quoted{failed}, {outcome.elapsed:.1f} s")
+    return outcome.code
 
 
-def _offer_rows(ref: str, matching: Sequence[Rate], show_all: bool) -> list[dict[str, Any]]:
-    """Every offer cheapest first with `--all`, else the row's cheapest and fastest (`pick`)."""
-    from shipctl.carrier.rates import by_price, cheapest, fastest
+def _render_totals(totals: CarrierTotals) -> None:
+    lines = totals.lines()
+    if not lines:
+        return
+    term = terminal()
+    term.info("totals per carrier (each row at that carrier's cheapest service):")
+    width = max(len("cheapest"), *(len(line.carrier) for line in lines))
+    for line in lines:
+        note = f"  ({line.missing} rows without a {line.carrier} rate)" if line.missing else ""
+        term.info(f"  {line.carrier:<{width}}  {line.rows:>5} rows  {format_money(line.amount, line.currency)}{note}")
+    best = ", ".join(format_money(amount, currency) for currency, amount in sorted(totals.cheapest.items()))
+    term.info(f"  {'cheapest':<{width}}  {totals.quoted:>5} rows  {best}")
 
-    if show_all:
-        return [{"reference": ref, **_rate_row(r)} for r in by_price(matching)]
-    return [{"reference": ref, "pick": pick, **_rate_row(rate)}
-            for pick, rate in (("cheapest", cheapest(matching)), ("fastest", fastest(matching)))]
 
-
-def _done(stats: Any, *, ok: bool) -> None:
-    stats.done += 1
-    if ok:
-        stats.succeeded += 1
-    else:
-        stats.failed += 1

@@ -20,6 +20,8 @@ from typing import Annotated
 import typer
 
 from shipctl.cli.app import app, guarded
+from shipctl.cli.options import choice
+from shipctl.cli.terminal import terminal
 from shipctl.errors import UsageError
 
 sandbox_app = typer.Typer(
@@ -47,10 +49,21 @@ def exposure_warning(host: str, api_base: str, access_key: bool) -> str | None:
         return None
     if access_key:
         return (f"shipctl sandbox: listening on {host or 'every interface'} ({api_base}); requests need the "
-                "access key, which travels unencrypted over plain HTTP: use it only on a network you trust.\n")
+                "access key, which travels unencrypted over plain HTTP: use it only on a network you trust.")
     return (f"shipctl sandbox: WARNING: listening on {host or 'every interface'} ({api_base}) with no access key: "
             "anyone who can reach this port can read the ledger, list shipments with names and addresses, and "
-            "refund labels. Set --access-key (or SHIPCTL_SANDBOX_KEY) to require a key.\n")
+            "refund labels. Set --access-key (or SHIPCTL_SANDBOX_KEY) to require a key.")
+
+
+def _announce(api_base: str, latency: str, faults: str | None, warning: str | None) -> None:
+    """The URL alone on stdout, flushed at once (a script waits for it); the rest on stderr."""
+    term = terminal()
+    term.stdout.write(api_base + "\n")
+    term.stdout.flush()
+    term.info(f"shipctl sandbox: serving at {api_base} (latency {latency}{', faults ' + faults if faults else ''}); "
+              "no real labels are bought. Stop with Ctrl-C.")
+    if warning is not None:  # already says what it is ("WARNING:" when anyone may reach the ledger)
+        term.info(warning)
 
 
 @sandbox_app.command("serve")
@@ -58,7 +71,7 @@ def exposure_warning(host: str, api_base: str, access_key: bool) -> str | None:
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on; 0 picks a free one.")] = 0,
-    latency: Annotated[str, typer.Option("--latency", help="Latency profile: none, fast or realistic.")] = "none",
+    latency: Annotated[str, choice("--latency", _LATENCIES, "Latency profile: none, fast or realistic.")] = "none",
     faults: Annotated[str | None, typer.Option(
         "--faults", metavar="SPEC",
         help="Fault injection, e.g. rate_limit=0.05,server_error=0.03,commit_then_drop=0.01,drop=0.01.",
@@ -77,12 +90,17 @@ def serve(
              "environment variable, which other users cannot read in the process list.",
     )] = None,
 ) -> None:
-    """Serve the sandbox until SIGINT/SIGTERM; the base URL is the first line on stdout."""
+    """Serve the sandbox until SIGINT/SIGTERM; the base URL is the first line on stdout.
+
+    Examples:
+
+      shipctl sandbox serve --port 8080 --latency realistic --faults rate_limit=0.05
+
+      EASYPOST_API_BASE=http://127.0.0.1:8080/v2 shipctl create orders.csv
+    """
     from shipctl.sandbox import Sandbox
     from shipctl.sandbox.faults import FaultSpec
 
-    if latency not in _LATENCIES:
-        raise UsageError(f"--latency must be one of {', '.join(_LATENCIES)}, not {latency!r}")
     if max_inflight is not None and max_inflight < 1:
         raise UsageError("--max-inflight must be at least 1")
     if access_key is not None and (not access_key.strip() or access_key != access_key.strip()):
@@ -109,15 +127,7 @@ def serve(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         sb.start()
-        sys.stdout.write(sb.api_base + "\n")
-        sys.stdout.flush()
-        sys.stderr.write(f"shipctl sandbox: serving at {sb.api_base} (latency {latency}"
-                         f"{', faults ' + faults if faults else ''}); no real labels are bought. "
-                         "Stop with Ctrl-C.\n")
-        warning = exposure_warning(host, sb.api_base, access_key is not None)
-        if warning is not None:
-            sys.stderr.write(warning)
-        sys.stderr.flush()
+        _announce(sb.api_base, latency, faults, exposure_warning(host, sb.api_base, access_key is not None))
         while not stop.wait(0.5):
             pass
     finally:

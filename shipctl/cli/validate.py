@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, Literal
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from shipctl.cli import console
 from shipctl.cli.app import command
+from shipctl.cli.options import choice
+from shipctl.cli.terminal import terminal
 from shipctl.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from shipctl.manifest import ShipmentRow
+    from shipctl.manifest import InvalidRow, ShipmentRow, ValidRow
+    from shipctl.manifest.reader import Format
+    from shipctl.output import OutputFormat
 
 EASYPOST_EXTRA = ("carrier", "service", "insurance", "label_format")
 
@@ -29,9 +32,9 @@ def normalised_record(row: ShipmentRow) -> dict[str, Any]:
 @command()
 def validate(
     manifest: str = typer.Argument(..., help="The manifest: a CSV, JSON or NDJSON file, or - for stdin."),
-    fmt: Literal["csv", "json", "ndjson"] | None = typer.Option(
-        None, "--format", help="The manifest's format (default: sniffed from its content)."
-    ),
+    fmt: Annotated[str | None, choice(
+        "--format", ("csv", "json", "ndjson"), "The manifest's format (default: sniffed from its content).",
+    )] = None,
     encoding: str | None = typer.Option(
         None, "--encoding", help="The manifest's text encoding, e.g. cp1252 (default: UTF-8, BOM or not)."
     ),
@@ -39,13 +42,12 @@ def validate(
         None, "--from", envvar="SHIPCTL_FROM",
         help="Origin for rows without from_* columns: a JSON file or inline JSON (default $SHIPCTL_FROM).",
     ),
-    output: Literal["json", "ndjson", "csv"] | None = typer.Option(
-        None,
-        "--output",
-        "-o",
-        help="Write the valid rows, normalised, to stdout: json/ndjson in EasyPost's request shape, "
+    output: Annotated[str | None, choice(
+        "--output", ("json", "ndjson", "csv"),
+        "Write the valid rows, normalised, to stdout: json/ndjson in EasyPost's request shape, "
         "csv as canonical manifest columns.",
-    ),
+        short="-o",
+    )] = None,
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Print only problems (and the summary when there are any)."
     ),
@@ -53,29 +55,58 @@ def validate(
     """Validate a manifest: every problem on stderr as `row N, column C: message`, then a summary.
 
     Exits 0 when every row is valid, 2 otherwise.
-    """
-    from shipctl.manifest import FLAT_COLUMNS, ValidRow, iter_rows, parse_address_arg
-    from shipctl.output import open_writer
 
-    warn = (lambda message: None) if quiet else console.warn
+    Examples:
+
+      shipctl validate orders.csv --from origin.json
+
+      cat orders.ndjson | shipctl validate - -o csv > clean.csv
+    """
+    from shipctl.manifest import iter_rows, parse_address_arg
+
+    term = terminal()
     default_from = parse_address_arg(from_address) if from_address is not None else None
-    rows = iter_rows(manifest, fmt=fmt, encoding=encoding, default_from=default_from, on_warning=warn)
-    valid = invalid = 0
-    with ExitStack() as stack:
-        writer = None
-        if output is not None:
-            writer = stack.enter_context(open_writer(output, sys.stdout, FLAT_COLUMNS if output == "csv" else ()))
-        for result in rows:
-            if isinstance(result, ValidRow):
-                valid += 1
-                if writer is not None:
-                    writer.write(result.row.to_flat() if output == "csv" else normalised_record(result.row))
-            else:
-                invalid += 1
-                for problem in result.problems:
-                    console.err.print(str(problem), markup=False, highlight=False, emoji=False)
+    # stdin is handed over as a byte stream: the reader sniffs its encoding as it does a file's.
+    source: str | IO[bytes] = term.stdin_bytes() if manifest == "-" else manifest
+    rows = iter_rows(source, fmt=cast("Format | None", fmt), encoding=encoding, default_from=default_from,
+                     on_warning=(lambda _message: None) if quiet else term.warn)
+    with contextlib.ExitStack() as stack:
+        write = None if output is None else _valid_row_writer(stack, output)
+        valid, invalid = _check(rows, write)
     total = valid + invalid
     if invalid or not quiet:
-        console.info(f"{total} row{'' if total == 1 else 's'}: {valid} valid, {invalid} invalid")
+        term.info(f"{total} row{'' if total == 1 else 's'}: {valid} valid, {invalid} invalid")
     if invalid:
         raise typer.Exit(int(ExitCode.USAGE))
+
+
+def _check(rows: Iterable[ValidRow | InvalidRow], write: Callable[[ValidRow], None] | None) -> tuple[int, int]:
+    """Every problem on stderr, each valid row to `write`; (valid, invalid)."""
+    from shipctl.manifest import ValidRow
+
+    term = terminal()
+    valid = invalid = 0
+    for result in rows:
+        if isinstance(result, ValidRow):
+            valid += 1
+            if write is not None:
+                write(result)
+        else:
+            invalid += 1
+            for problem in result.problems:
+                term.line(str(problem))
+    return valid, invalid
+
+
+def _valid_row_writer(stack: contextlib.ExitStack, output: str) -> Callable[[ValidRow], None]:
+    """A writer on stdout for `--output`: csv as manifest columns (it validates again), json/ndjson as requests."""
+    from shipctl.manifest import FLAT_COLUMNS
+    from shipctl.output import open_writer
+
+    columns = FLAT_COLUMNS if output == "csv" else ()
+    writer = stack.enter_context(open_writer(cast("OutputFormat", output), terminal().stdout, columns))
+
+    def write(valid: ValidRow) -> None:
+        writer.write(valid.row.to_flat() if output == "csv" else normalised_record(valid.row))
+
+    return write

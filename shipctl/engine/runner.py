@@ -71,7 +71,6 @@ class Engine:
         self.limiter = AdaptiveLimiter(sizing.concurrency, sizing.ceiling, stats)
         self._threads = anyio.CapacityLimiter(sizing.workers)
         self._stopping = False
-        stats.workers = sizing.workers
 
     # -- calls -------------------------------------------------------------------------------------------
 

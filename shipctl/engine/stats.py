@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal
+
+Outcome = Literal["succeeded", "failed", "skipped"]
 
 
 @dataclass
@@ -32,9 +35,23 @@ class RunStats:
     limit: int = 16
     """The current in-flight limit (moves under AIMD)."""
     max_limit: int = 16
-    workers: int = 0
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
+
+    def record(self, outcome: Outcome) -> None:
+        """One row finished: the one place every command counts a row's outcome."""
+        self.done += 1
+        if outcome == "succeeded":
+            self.succeeded += 1
+        elif outcome == "failed":
+            self.failed += 1
+        else:
+            self.skipped += 1
+
+    def revise(self, was: Outcome, now: Outcome) -> None:
+        """A row already counted turned out otherwise (a tracked code that later failed for good)."""
+        for outcome, step in ((was, -1), (now, 1)):
+            setattr(self, outcome, getattr(self, outcome) + step)
 
     def elapsed(self) -> float:
         end = self.finished_at if self.finished_at is not None else time.monotonic()

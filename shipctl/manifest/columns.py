@@ -139,7 +139,6 @@ for _field in ITEM_FIELDS:
 TARGETS["customs_items"] = Target(CUSTOMS, "customs_items")
 assert set(TARGETS) == set(FLAT_COLUMNS)
 
-COLUMN_OF: dict[tuple[int, str], str] = {target: column for column, target in TARGETS.items()}
 """(group, field) → canonical column, for naming the column of a validation error."""
 
 

@@ -277,30 +277,12 @@ class ShipmentRow(BaseModel):
         """
         flat = dict.fromkeys(FLAT_COLUMNS, "")
         flat["reference"] = self.reference
-        for prefix, address in (("to_", self.to_address), ("from_", self.from_address)):
-            for key, value in address.__dict__.items():
-                if value is not None:
-                    flat[prefix + key] = _cell(value)
-        for key, value in self.parcel.__dict__.items():
-            if value is not None:
-                flat[key] = _cell(value)
-        for key in ("carrier", "service", "label_format", "insurance"):
-            value = getattr(self, key)
-            if value is not None:
-                flat[key] = _cell(value)
-        customs = self.customs_info
-        if customs is not None:
-            for key, value in customs.__dict__.items():
-                if key != "customs_items" and value is not None:
-                    flat[CUSTOMS_COLUMNS[key]] = _cell(value)
-            if len(customs.customs_items) == 1:
-                for key, value in customs.customs_items[0].__dict__.items():
-                    if value is not None:
-                        flat["item_" + key] = _cell(value)
-            else:
-                flat["customs_items"] = json.dumps(
-                    [item.to_easypost() for item in customs.customs_items], separators=(",", ":")
-                )
+        _put_cells(flat, "to_", self.to_address.__dict__)
+        _put_cells(flat, "from_", self.from_address.__dict__)
+        _put_cells(flat, "", self.parcel.__dict__)
+        _put_cells(flat, "", {key: getattr(self, key) for key in _OPTION_FIELDS})
+        if self.customs_info is not None:
+            _put_customs(flat, self.customs_info)
         return flat
 
     def content_key(self) -> str:
@@ -309,6 +291,29 @@ class ShipmentRow(BaseModel):
         del flat["reference"]
         digest = hashlib.blake2b("\x1f".join(flat.values()).encode(), digest_size=6)
         return "row-" + digest.hexdigest()
+
+
+_OPTION_FIELDS: tuple[str, ...] = ("carrier", "service", "label_format", "insurance")
+
+
+def _put_cells(flat: dict[str, str], prefix: str, fields: dict[str, Any]) -> None:
+    """Write each set field as the cell of column `prefix + field`."""
+    for key, value in fields.items():
+        if value is not None:
+            flat[prefix + key] = _cell(value)
+
+
+def _put_customs(flat: dict[str, str], customs: CustomsInfo) -> None:
+    # A lone item fits the item_* columns; several only fit the customs_items column, as JSON.
+    for key, value in customs.__dict__.items():
+        if key != "customs_items" and value is not None:
+            flat[CUSTOMS_COLUMNS[key]] = _cell(value)
+    if len(customs.customs_items) == 1:
+        _put_cells(flat, "item_", customs.customs_items[0].__dict__)
+    else:
+        flat["customs_items"] = json.dumps(
+            [item.to_easypost() for item in customs.customs_items], separators=(",", ":")
+        )
 
 
 def _cell(value: Any) -> str:

@@ -144,18 +144,19 @@ def _lookup(table: dict[str, str], value: str) -> str | None:
 @functools.lru_cache(maxsize=1024)
 def country(value: str) -> str:
     """ISO 3166-1 alpha-2, upper case, from a code (alpha-2 or alpha-3) or a common English name."""
-    code = _lookup(_COUNTRY_KEYS, value)
-    if code is None:
-        raise ValueError(f"{value!r} is not a country (use an ISO code such as US, CA, GB)")
-    return code
+    return _known(_COUNTRY_KEYS, value, "a country (use an ISO code such as US, CA, GB)")
 
 
 @functools.lru_cache(maxsize=1024)
 def us_state(value: str) -> str:
     """The 2-letter USPS code of a US state, territory or military state, from a code or a name."""
-    code = _lookup(_STATE_KEYS, value)
+    return _known(_STATE_KEYS, value, "a US state (use a 2-letter code such as CA, NY)")
+
+
+def _known(table: dict[str, str], value: str, what: str) -> str:
+    code = _lookup(table, value)
     if code is None:
-        raise ValueError(f"{value!r} is not a US state (use a 2-letter code such as CA, NY)")
+        raise ValueError(f"{value!r} is not {what}")
     return code
 
 

@@ -13,8 +13,7 @@ import csv
 import itertools
 import json
 import re
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -46,7 +45,7 @@ def iter_rows(
     default_from: Address | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> Iterator[ValidRow | InvalidRow]:
-    """Yield every row of a manifest, validated, in file order. `source` `"-"` reads stdin.
+    """Yield every row of a manifest (a path, or a byte stream such as stdin's), validated, in file order.
 
     `default_from` is the origin of rows without `from_*` values; `on_warning` receives each warning
     (unknown or duplicated columns) as one line of text.
@@ -70,8 +69,6 @@ def iter_rows(
 
 def _open(source: str | Path | IO[bytes], stack: ExitStack) -> IO[bytes]:
     if isinstance(source, (str, Path)):
-        if str(source) == "-":
-            return sys.stdin.buffer
         try:
             return stack.enter_context(open(source, "rb"))
         except OSError as exc:
@@ -147,21 +144,10 @@ class _RowBuilder:
             if first is not None:
                 problems.append(Problem(line, "reference", f"duplicate reference {reference!r} (first on row {first})"))
         data["to_address"] = to
-        from_key = None
-        if origin:
-            from_key = tuple(origin.items())
-            data["from_address"] = self.from_cache.get(from_key, origin)
-        elif self.default_from is not None:
-            data["from_address"] = self.default_from
+        from_key = self._attach_origin(data, origin)
         parcel_key = tuple(parcel.items())
         data["parcel"] = self.parcel_cache.get(parcel_key, parcel)
-        if item:
-            if "customs_items" in customs:
-                problems.append(Problem(line, "customs_items", "give either item_* columns or customs_items"))
-            else:
-                customs["customs_items"] = [item]
-        if customs:
-            data["customs_info"] = customs
+        _attach_customs(data, customs, item, line, problems)
         try:
             row = ShipmentRow.model_validate(data)
         except ValidationError as exc:
@@ -173,17 +159,43 @@ class _RowBuilder:
             _remember(self.from_cache, from_key, row.from_address)
         _remember(self.parcel_cache, parcel_key, row.parcel)
         if reference is None:
-            # Identical rows without a reference are two parcels, not a mistake: number the repeats.
-            key = candidate = row.content_key()
-            repeat = 1
-            while self.references.add(candidate, line) is not None:
-                repeat += 1
-                candidate = f"{key}-{repeat}"
-            row.reference = candidate
+            row.reference = self._content_reference(row, line)
         return ValidRow(line, row, raw)
+
+    def _attach_origin(self, data: dict[str, Any], origin: dict[str, Any]) -> tuple[tuple[str, Any], ...] | None:
+        """Set the row's origin; return its cache key, None when the row gave no `from_*` values."""
+        if origin:
+            from_key = tuple(origin.items())
+            data["from_address"] = self.from_cache.get(from_key, origin)
+            return from_key
+        if self.default_from is not None:
+            data["from_address"] = self.default_from
+        return None
+
+    def _content_reference(self, row: ShipmentRow, line: int) -> str:
+        # Identical rows without a reference are two parcels, not a mistake: number the repeats.
+        key = candidate = row.content_key()
+        repeat = 1
+        while self.references.add(candidate, line) is not None:
+            repeat += 1
+            candidate = f"{key}-{repeat}"
+        return candidate
 
     def close(self) -> None:
         self.references.close()
+
+
+def _attach_customs(
+    data: dict[str, Any], customs: dict[str, Any], item: dict[str, Any], line: int, problems: list[Problem]
+) -> None:
+    if item:
+        # The item_* columns and a customs_items list are two spellings of one field: mixing them is ambiguous.
+        if "customs_items" in customs:
+            problems.append(Problem(line, "customs_items", "give either item_* columns or customs_items"))
+        else:
+            customs["customs_items"] = [item]
+    if customs:
+        data["customs_info"] = customs
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -295,12 +307,44 @@ def _csv_rows(
         except csv.Error as exc:
             raise ManifestError(f"line {reader.line_num}: {exc}") from None
 
+    headers = _csv_header(next_cells)
+    plan, columns = _csv_plan(headers, warn)
+    width = len(headers)
+    split = _compile_plan(plan)
+    has_json_items = "customs_items" in columns
+
+    previous = reader.line_num
+    while (cells := next_cells()) is not None:
+        line, previous = previous + 1, reader.line_num
+        joined = "".join(cells)
+        if not joined or joined.isspace():
+            continue
+        problems: list[Problem] = []
+        if len(cells) != width:
+            cells = _fit_width(cells, width, line, problems)
+        parts = split(cells)
+        if has_json_items and "customs_items" in parts[CUSTOMS]:
+            _json_items(parts, line, problems)
+        yield builder.build(line, dict(zip(headers, cells, strict=True)), parts, problems)
+
+
+def _csv_header(next_cells: Callable[[], list[str] | None]) -> list[str]:
+    """The column names of the first non-blank line."""
     header = next_cells()
     while header is not None and not "".join(header).strip():
         header = next_cells()
     if header is None:
         raise ManifestError("the manifest is empty")
-    headers = [h.replace("\ufeff", "").strip() for h in header]
+    return [h.replace("\ufeff", "").strip() for h in header]
+
+
+def _csv_plan(
+    headers: list[str], warn: Callable[[str], None]
+) -> tuple[list[tuple[int, int, str, str | None]], dict[str, str]]:
+    """The row plan, (cell index, group, field, unit suffix) per known column, and each column's header name.
+
+    Of two headers for one column the first wins, so a row never depends on which synonym came last.
+    """
     plan: list[tuple[int, int, str, str | None]] = []
     seen: dict[str, str] = {}
     unknown: list[str] = []
@@ -314,27 +358,20 @@ def _csv_rows(
             seen[column] = name
             target = TARGETS[column]
             plan.append((index, target.group, target.field, " " + unit if unit else None))
-    if unknown:
-        warn(f"unknown column{'s' if len(unknown) > 1 else ''} ignored: {', '.join(unknown)}")
-    width = len(headers)
-    split = _compile_plan(plan)
-    has_json_items = "customs_items" in seen
+    _warn_unknown(unknown, warn)
+    return plan, seen
 
-    previous = reader.line_num
-    while (cells := next_cells()) is not None:
-        line, previous = previous + 1, reader.line_num
-        joined = "".join(cells)
-        if not joined or joined.isspace():
-            continue
-        problems: list[Problem] = []
-        if len(cells) != width:
-            if len(cells) > width and "".join(cells[width:]).strip():
-                problems.append(Problem(line, "*", f"{len(cells)} fields, but the header has {width}"))
-            cells = (cells + [""] * width)[:width]
-        parts = split(cells)
-        if has_json_items and "customs_items" in parts[CUSTOMS]:
-            _json_items(parts, line, problems)
-        yield builder.build(line, dict(zip(headers, cells, strict=True)), parts, problems)
+
+def _fit_width(cells: list[str], width: int, line: int, problems: list[Problem]) -> list[str]:
+    """Cells padded or cut to the header's width; extra cells that hold text are a problem, blank ones are not."""
+    if len(cells) > width and "".join(cells[width:]).strip():
+        problems.append(Problem(line, "*", f"{len(cells)} fields, but the header has {width}"))
+    return (cells + [""] * width)[:width]
+
+
+def _warn_unknown(names: Collection[str], warn: Callable[[str], None]) -> None:
+    if names:
+        warn(f"unknown column{'s' if len(names) > 1 else ''} ignored: {', '.join(names)}")
 
 
 # ---------------------------------------------------------------------------------------------------- JSON
@@ -342,84 +379,102 @@ def _csv_rows(
 
 def _json_values(head: str, chunks: Iterator[str]) -> Iterator[Any]:
     """The values of a JSON array, or of a stream of whitespace-separated JSON values (NDJSON), lazily."""
-    decoder = json.JSONDecoder()
-    buf = head.lstrip("\ufeff")
-    pos = 0
-    line_base = 1  # the file line buf[0] is on
-    eof = False
+    text = _JsonText(head, chunks)
+    text.skip_space()
+    if text.take("["):
+        yield from _json_array(text)
+        return
+    while not text.at_end():
+        yield text.value()
 
-    def more() -> None:
-        nonlocal buf, pos, line_base, eof
-        line_base += buf.count("\n", 0, pos)
-        buf = buf[pos:]
-        pos = 0
-        chunk = next(chunks, None)
-        if chunk is None:
-            eof = True
-        else:
-            buf += chunk
-            if len(buf) > _MAX_ROW_CHARS:
-                raise ManifestError(f"line {line_base}: a single row is longer than 16 MiB")
 
-    def fail(message: str, at: int) -> ManifestError:
-        if not buf[at:].strip():  # cut short: name the last line that has text, not the blank end
-            at = len(buf[:at].rstrip())
-        return ManifestError(f"line {line_base + buf.count(chr(10), 0, at)}: {message}")
-
-    def skip_space() -> None:
-        nonlocal pos
+def _json_array(text: _JsonText) -> Iterator[Any]:
+    """The values of the array whose `[` was just taken; nothing may follow its `]` but whitespace."""
+    text.skip_space()
+    if not text.take("]"):
         while True:
-            match = _JSON_SPACE.match(buf, pos)
-            pos = match.end() if match else pos
-            if pos < len(buf) or eof:
-                return
-            more()
+            yield text.value()
+            if text.take(","):
+                text.skip_space()
+                continue
+            if text.take("]"):
+                break
+            if text.at_end():
+                raise text.fail("invalid JSON: the array is not closed (missing ']')")
+            raise text.fail(f"invalid JSON: expected ',' or ']', found {text.buf[text.pos]!r}")
+    text.skip_space()
+    if not text.at_end():
+        raise text.fail("invalid JSON: unexpected data after the array")
 
-    def value() -> Any:
-        nonlocal pos
+
+class _JsonText:
+    """A cursor over JSON text that arrives in chunks: only the unread tail is kept, so memory stays flat."""
+
+    def __init__(self, head: str, chunks: Iterator[str]) -> None:
+        self.chunks = chunks
+        self.raw_decode = json.JSONDecoder().raw_decode  # bound once: it runs for every row
+        self.buf = head.lstrip("\ufeff")
+        self.pos = 0
+        self.line_base = 1  # the file line buf[0] is on
+        self.eof = False
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.buf)
+
+    def take(self, char: str) -> bool:
+        """Step over `char` if it comes next."""
+        if self.buf.startswith(char, self.pos):
+            self.pos += 1
+            return True
+        return False
+
+    def more(self) -> None:
+        """Drop the text already read and append the next chunk (or note the end of input)."""
+        self.line_base += self.buf.count("\n", 0, self.pos)
+        self.buf = self.buf[self.pos :]
+        self.pos = 0
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            self.eof = True
+            return
+        self.buf += chunk
+        if len(self.buf) > _MAX_ROW_CHARS:
+            raise ManifestError(f"line {self.line_base}: a single row is longer than 16 MiB")
+
+    def fail(self, message: str, at: int | None = None) -> ManifestError:
+        """An error naming the line of `at` (default: the cursor)."""
+        at = self.pos if at is None else at
+        if not self.buf[at:].strip():  # cut short: name the last line that has text, not the blank end
+            at = len(self.buf[:at].rstrip())
+        return ManifestError(f"line {self.line_base + self.buf.count(chr(10), 0, at)}: {message}")
+
+    def skip_space(self) -> None:
+        """Step over whitespace; afterwards the cursor is on a character, or at the end of input."""
+        while True:
+            match = _JSON_SPACE.match(self.buf, self.pos)
+            self.pos = match.end() if match else self.pos
+            if self.pos < len(self.buf) or self.eof:
+                return
+            self.more()
+
+    def value(self) -> Any:
+        """Decode the value at the cursor, reading more chunks until it is whole; step over the space after it."""
         while True:
             try:
-                result, end = decoder.raw_decode(buf, pos)
+                result, end = self.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                if eof:
-                    raise fail(f"invalid JSON: {exc.msg}", exc.pos) from None
-                more()
+                if self.eof:
+                    raise self.fail(f"invalid JSON: {exc.msg}", exc.pos) from None
+                self.more()
                 continue
             except (ValueError, RecursionError) as exc:
-                raise fail(f"invalid JSON: {exc}", pos) from None
-            if end == len(buf) and not eof:  # a number may go on in the next chunk
-                more()
+                raise self.fail(f"invalid JSON: {exc}") from None
+            if end == len(self.buf) and not self.eof:  # a number may go on in the next chunk
+                self.more()
                 continue
-            pos = end
+            self.pos = end
+            self.skip_space()
             return result
-
-    skip_space()
-    if buf.startswith("[", pos):
-        pos += 1
-        skip_space()
-        if buf.startswith("]", pos):
-            pos += 1
-        else:
-            while True:
-                yield value()
-                skip_space()
-                if buf.startswith(",", pos):
-                    pos += 1
-                    skip_space()
-                    continue
-                if buf.startswith("]", pos):
-                    pos += 1
-                    break
-                if pos >= len(buf):
-                    raise fail("invalid JSON: the array is not closed (missing ']')", pos)
-                raise fail(f"invalid JSON: expected ',' or ']', found {buf[pos]!r}", pos)
-        skip_space()
-        if pos < len(buf):
-            raise fail("invalid JSON: unexpected data after the array", pos)
-        return
-    while pos < len(buf):
-        yield value()
-        skip_space()
 
 
 _NESTED_PREFIX = {
@@ -536,7 +591,5 @@ def _json_rows(
             continue
         parts, problems = _json_parts(obj, index, columns)
         yield builder.build(index, obj, parts, problems)
-    if columns.unknown:
-        names = ", ".join(columns.unknown)
-        warn(f"unknown column{'s' if len(columns.unknown) > 1 else ''} ignored: {names}")
+    _warn_unknown(columns.unknown, warn)
 

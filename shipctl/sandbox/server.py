@@ -127,6 +127,70 @@ class _BadRequest(Exception):
         self.message = message
 
 
+def _head_end(buf: bytearray) -> re.Match[bytes] | None:
+    """Where the buffered request head ends, or None while it is still coming in."""
+    if not buf:
+        return None
+    if buf[0] in (13, 10):  # stray line ends between requests are allowed (RFC 9112 §2.2)
+        del buf[:len(buf) - len(buf.lstrip(b"\r\n"))]
+    found = _HEAD_END.search(buf)
+    # Checked before the head is complete too, so a client cannot make the buffer grow without bound.
+    if (len(buf) if found is None else found.start()) > _MAX_HEAD:
+        raise _BadRequest(431, "Request header fields too large.")
+    return found
+
+
+def _parse_request_line(line: str) -> tuple[str, str, str]:
+    """(method, target, version) of a request line; a well-formed line for another HTTP version gets 505."""
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise _BadRequest(400, "Malformed request line.")
+    method, target, version = parts
+    if not method.isalpha() or not target.startswith("/"):
+        raise _BadRequest(400, "Malformed request line.")
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        if _VERSION.match(version):
+            raise _BadRequest(505, "HTTP version not supported.")
+        raise _BadRequest(400, "Malformed request line.")
+    return method, target, version
+
+
+def _parse_headers(lines: list[str]) -> dict[str, str]:
+    """Header lines by lower-case name; a repeated header's values joined with ", " (RFC 9110 §5.3)."""
+    headers: dict[str, str] = {}
+    for raw in lines:
+        line = raw.rstrip("\r")
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip() or " " in name or "\t" in name:
+            raise _BadRequest(400, "Malformed header line.")
+        name = name.lower()
+        value = value.strip()
+        if name in headers:
+            if name == "content-length":
+                # Identical copies are harmless; differing ones leave the body's length ambiguous (RFC 9112 §6.3).
+                if headers[name] != value:
+                    raise _BadRequest(400, "Conflicting Content-Length headers.")
+                continue
+            value = f"{headers[name]}, {value}"
+        headers[name] = value
+    return headers
+
+
+def _body_length(headers: dict[str, str]) -> int:
+    """The body's size from Content-Length (0 without one); chunked bodies are refused."""
+    if "transfer-encoding" in headers:
+        raise _BadRequest(411, "Chunked request bodies are not supported: send a Content-Length.")
+    cl = headers.get("content-length")
+    if cl is None:
+        return 0
+    if not (cl.isascii() and cl.isdigit()):
+        raise _BadRequest(400, "Malformed Content-Length.")
+    length = int(cl)
+    if length > _MAX_BODY:
+        raise _BadRequest(413, "Request body too large.")
+    return length
+
+
 class _Server:
     """What every connection shares: the API, the fault plan, the in-flight count, the live connections."""
 
@@ -275,55 +339,13 @@ class _Connection(asyncio.Protocol):
         return req
 
     def _parse_head(self) -> _Request | None:
-        buf = self.buf
-        if not buf:
-            return None
-        if buf[0] in (13, 10):  # stray line ends between requests are allowed (RFC 9112 §2.2)
-            del buf[:len(buf) - len(buf.lstrip(b"\r\n"))]
-        found = _HEAD_END.search(buf)
+        found = _head_end(self.buf)
         if found is None:
-            if len(buf) > _MAX_HEAD:
-                raise _BadRequest(431, "Request header fields too large.")
             return None
-        if found.start() > _MAX_HEAD:
-            raise _BadRequest(431, "Request header fields too large.")
-        lines = buf[:found.start()].decode("latin-1").split("\n")
-        parts = lines[0].rstrip("\r").split(" ")
-        if len(parts) != 3:
-            raise _BadRequest(400, "Malformed request line.")
-        method, target, version = parts
-        if not method.isalpha() or not target.startswith("/"):
-            raise _BadRequest(400, "Malformed request line.")
-        if version not in ("HTTP/1.1", "HTTP/1.0"):
-            if _VERSION.match(version):
-                raise _BadRequest(505, "HTTP version not supported.")
-            raise _BadRequest(400, "Malformed request line.")
-        headers: dict[str, str] = {}
-        for raw in lines[1:]:
-            line = raw.rstrip("\r")
-            name, sep, value = line.partition(":")
-            if not sep or not name or name != name.strip() or " " in name or "\t" in name:
-                raise _BadRequest(400, "Malformed header line.")
-            name = name.lower()
-            value = value.strip()
-            if name in headers:
-                if name == "content-length":
-                    if headers[name] != value:
-                        raise _BadRequest(400, "Conflicting Content-Length headers.")
-                    continue
-                value = f"{headers[name]}, {value}"
-            headers[name] = value
-        if "transfer-encoding" in headers:
-            raise _BadRequest(411, "Chunked request bodies are not supported: send a Content-Length.")
-        cl = headers.get("content-length")
-        if cl is None:
-            length = 0
-        elif cl.isascii() and cl.isdigit():
-            length = int(cl)
-            if length > _MAX_BODY:
-                raise _BadRequest(413, "Request body too large.")
-        else:
-            raise _BadRequest(400, "Malformed Content-Length.")
+        lines = self.buf[:found.start()].decode("latin-1").split("\n")
+        method, target, version = _parse_request_line(lines[0].rstrip("\r"))
+        headers = _parse_headers(lines[1:])
+        length = _body_length(headers)
         tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
         keep_alive = version == "HTTP/1.1" and "close" not in tokens
         return _Request(method, target, headers, keep_alive, found.end(), length)

@@ -1,4 +1,6 @@
-"""The `create` run: validate, then quote and buy every row through the engine, emitting one result per row.
+"""The `create` job: quote and buy every valid row of a manifest through the engine, one result per row.
+
+The caller has run the validation pass (`validation.ManifestSource.check`) and found nothing that stops the run.
 
 Phases. A test-mode run pipelines each row (create -> choose -> buy). A run that must know the total before it
 spends anything -- production mode, `--max-cost`, `--dry-run` -- quotes every row first (phase one, shipments
@@ -14,45 +16,39 @@ elsewhere is adopted, never bought again.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from shipctl import money
 from shipctl.carrier.account import retrieve_account
 from shipctl.claims import Claims
 from shipctl.engine.failures import CallFailure
 from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
+from shipctl.jobs.host import Host, Spend
+from shipctl.jobs.purchase import PurchaseOptions, Purchaser, Quote, record_from_journal, row_digest
+from shipctl.jobs.session import Session
+from shipctl.jobs.validation import ManifestSource
 from shipctl.journal import Journal
-from shipctl.manifest import Address, ShipmentRow, ValidRow, iter_rows
-from shipctl.purchase import PurchaseOptions, Purchaser, Quote, record_from_journal, row_digest
+from shipctl.manifest import ShipmentRow, ValidRow
+from shipctl.paths import state_dir
 from shipctl.results import ResultRecord
 from shipctl.secrets import scrub
 
-Emit = Callable[[ResultRecord, ShipmentRow], None]
-# Called (from a worker thread) with (row count, totals by currency); True to buy. Raises to refuse with a message.
-Guard = Callable[[int, dict[str, Decimal]], bool]
+
+class SinkClosed(Exception):
+    """Raised by a sink whose reader went away (`| head`): the run stops starting rows, as for Ctrl-C."""
 
 
-@dataclass
-class ManifestSource:
-    path: Path
-    fmt: str | None = None
-    encoding: str | None = None
-    default_from: Address | None = None
-    extra_check: Callable[[ValidRow], list[Any]] | None = None
-    """The validation pass's extra row check: rows it flagged were rejected there, so they are not bought here."""
-
-    def valid_rows(self) -> Iterator[ValidRow]:
-        for item in iter_rows(self.path, fmt=self.fmt, encoding=self.encoding,  # type: ignore[arg-type]
-                              default_from=self.default_from):
-            if isinstance(item, ValidRow) and not (self.extra_check is not None and self.extra_check(item)):
-                yield item
+Sink = Callable[[ResultRecord, ShipmentRow], None]
+"""Takes each row's result as it is done. May raise `SinkClosed` or `WriteFailure`: both stop the run."""
 
 
 # Failures that, before any call has ever succeeded, mean no row can succeed: stop instead of failing them all.
@@ -67,8 +63,19 @@ class CreateOutcome:
     fatal: str | None = None
     write_failure: WriteFailure | None = None
     quoted: int = 0
-    estimate: dict[str, Decimal] = field(default_factory=dict)
-    mode: str | None = None
+    estimate: money.Totals = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CreateInputs:
+    """What `create` was asked to do, checked: the manifest, the rate rules and where the journal lives."""
+
+    source: ManifestSource
+    options: PurchaseOptions
+    journal: Path
+    fresh: bool = False
+    dry_run: bool = False
+    max_cost: Decimal | None = None
 
 
 @dataclass
@@ -78,54 +85,48 @@ class _Item:
 
 
 class CreateRun:
+    """The phases of one run over an open journal and claims; `CreateJob` opens and closes those around it."""
+
     def __init__(
         self,
         *,
         engine: Engine,
         client: Any,
         journal: Journal,
-        source: ManifestSource,
-        options: PurchaseOptions,
-        emit: Emit,
-        guard: Guard,
-        dry_run: bool = False,
-        max_cost: Decimal | None = None,
-        on_warning: Callable[[str], None] = lambda _m: None,
-        on_info: Callable[[str], None] = lambda _m: None,
-        stop_grace: float = 30.0,
-        hard_stop: Callable[[], None] | None = None,
+        inputs: CreateInputs,
+        host: Host,
+        sink: Sink,
         expected_mode: str | None = None,
         claims: Claims | None = None,
         scope: str = "",
+        stop_grace: float = 30.0,
     ) -> None:
         self.engine = engine
-        self.journal = journal
-        self.source = source
-        self.emit = emit
-        self.guard = guard
-        self.dry_run = dry_run
-        self.max_cost = max_cost
-        self.on_info = on_info
-        self.stop_grace = stop_grace
-        self.hard_stop = hard_stop
-        self.expected_mode = expected_mode
-        # Two-phase runs: what phase one quoted (reference -> row digest), i.e. exactly what may be bought.
-        self._quoted: dict[str, str] = {}
-        self._prompting = False
         self.client = client
+        self.journal = journal
+        self.inputs = inputs
+        self.host = host
+        self.sink = sink
+        self.expected_mode = expected_mode
         self.claims = claims
         self.scope = scope
         """The key's mode; the account is added once the API has named it (never the URL: it has many spellings)."""
-        self.purchaser = Purchaser(engine, client, journal, options, claims=claims, on_warning=on_warning)
+        self.stop_grace = stop_grace
+        # Two-phase runs: what phase one quoted (reference -> row digest), i.e. exactly what may be bought.
+        self._quoted: dict[str, str] = {}
+        self._prompting = False
+        self.purchaser = Purchaser(engine, client, journal, inputs.options, claims=claims, on_warning=host.warn)
         self.outcome = CreateOutcome()
         self._finished: set[str] = set()
         self._interrupts = 0
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
-    def _items(self, skip: int = 0) -> Iterator[_Item]:
-        for n, valid in enumerate(self.source.valid_rows()):
-            if n >= skip and valid.row.reference not in self._finished:
+    def _items(self) -> Iterator[_Item]:
+        """One read of the manifest: the valid rows not yet finished by this run (rows the validation pass
+        rejected, the job's extra check included, are never bought)."""
+        for valid in self.inputs.source.rows():
+            if isinstance(valid, ValidRow) and valid.row.reference not in self._finished:
                 yield _Item(valid, row_digest(valid.row))
 
     def _plan(self, chunk: list[_Item]) -> None:
@@ -143,15 +144,18 @@ class CreateRun:
 
     def _done(self, record: ResultRecord, row: ShipmentRow) -> None:
         self._finished.add(row.reference)
-        stats = self.engine.stats
-        stats.done += 1
-        if record.status == "failed":
-            stats.failed += 1
-        elif record.status in ("skipped", "refunded"):
-            stats.skipped += 1
-        else:
-            stats.succeeded += 1
-        self.emit(record, row)
+        self.engine.stats.record(
+            "failed" if record.status == "failed"
+            else "skipped" if record.status in ("skipped", "refunded") else "succeeded"
+        )
+        try:
+            self.sink(record, row)
+        except SinkClosed:
+            # The reader went away: stop starting rows, as for Ctrl-C; the rest stay resumable.
+            self.outcome.interrupted = True
+            self.engine.stop()
+        except WriteFailure as failure:  # the row's result is journaled; the rerun re-emits it
+            self._write_failed(failure)
 
     def _check_fatal(self, failure: CallFailure) -> None:
         fatal = failure.code in _FATAL_CODES or failure.http_status in _FATAL_STATUS
@@ -219,9 +223,8 @@ class CreateRun:
             return
         self.outcome.quoted += 1
         self._quoted[quote.reference] = item.digest
-        currency = quote.rate.currency
-        self.outcome.estimate[currency] = self.outcome.estimate.get(currency, Decimal(0)) + quote.rate.amount
-        if self.dry_run:
+        money.add(self.outcome.estimate, money.currency_of(quote.rate.currency), quote.rate.amount)
+        if self.inputs.dry_run:
             entry = self.journal.get(item.valid.row.reference)
             assert entry is not None
             self._done(record_from_journal(entry), item.valid.row)
@@ -291,28 +294,22 @@ class CreateRun:
         return True
 
     async def _run_phases(self) -> None:
+        """Each phase reads the manifest once: the quote phase continues from the probe's rows, never from row 1."""
         engine = self.engine
-        first = self.engine.sizing.chunk_size
+        rows = self._items()
         # Probe: quote the first chunk only, to learn the API's mode before anything is bought.
-        await engine.run(itertools.islice(self._items(), first), self._quote_only, before_chunk=self._plan)
-        # A production key is production whatever an answer says; otherwise the API's word, else what this journal's
-        # first run decided (a resumed run whose first rows are all done sees no answer), else the key's.
-        journaled = self.journal.meta("mode")
-        if self.expected_mode == "production":
-            mode: str | None = "production"
-        else:
-            mode = self.purchaser.mode or journaled or self.expected_mode
-        if mode is not None and journaled is None:
-            self.journal.set_meta("mode", mode)
-        self.outcome.mode = mode
+        probe = list(itertools.islice(rows, engine.sizing.chunk_size))
+        await engine.run(probe, self._quote_only, before_chunk=self._plan)
+        mode = self._settle_mode()
         if engine.stopping:
             return
         # Money is at stake unless the API (or the key) says test mode: when in doubt, quote all and confirm.
-        if not (self.dry_run or self.max_cost is not None or mode != "test"):
-            await engine.run(self._items(), self._pipeline, before_chunk=self._plan)
+        if not (self.inputs.dry_run or self.inputs.max_cost is not None or money.needs_approval(mode)):
+            # The probe's rows are journaled with their rates, so buying them costs no second quote.
+            await engine.run(self._unfinished(itertools.chain(probe, rows)), self._pipeline, before_chunk=self._plan)
             return
-        await engine.run(self._items(skip=first), self._quote_only, before_chunk=self._plan)
-        if engine.stopping or self.dry_run:
+        await engine.run(rows, self._quote_only, before_chunk=self._plan)
+        if engine.stopping or self.inputs.dry_run:
             return
         refusal = await self._money_guard(mode)
         if refusal is not None:
@@ -321,26 +318,44 @@ class CreateRun:
         if not engine.stopping:
             await engine.run(self._items(), self._buy_confirmed, before_chunk=self._plan)
 
+    def _unfinished(self, items: Iterable[_Item]) -> Iterator[_Item]:
+        return (item for item in items if item.valid.row.reference not in self._finished)
+
+    def _settle_mode(self) -> str | None:
+        """A production key is production whatever an answer says; otherwise the API's word, else what this
+        journal's first run decided (a resumed run whose first rows are all done sees no answer), else the key's."""
+        journaled = self.journal.meta("mode")
+        mode = "production" if self.expected_mode == "production" else (
+            self.purchaser.mode or journaled or self.expected_mode
+        )
+        if mode is not None and journaled is None:
+            self.journal.set_meta("mode", mode)
+        return mode
+
     async def _money_guard(self, mode: str | None) -> str | None:
         quoted, estimate = self.outcome.quoted, dict(self.outcome.estimate)
-        if self.max_cost is not None:
+        limit = self.inputs.max_cost
+        if limit is not None:
             if len(estimate) > 1:
                 return (
                     f"the estimate mixes currencies ({', '.join(sorted(estimate))}); --max-cost cannot compare "
                     "them, nothing was bought"
                 )
             total = sum(estimate.values(), Decimal(0))
-            if total > self.max_cost:
+            if total > limit:
+                currency = next(iter(estimate), money.DEFAULT_CURRENCY)
                 return (
-                    f"estimated total {total:.2f} for {quoted} labels is above --max-cost "
-                    f"{self.max_cost:.2f}; nothing was bought"
+                    f"estimated total {money.format_money(total, currency)} for {quoted} labels is above --max-cost "
+                    f"{money.format_money(limit, currency)}; nothing was bought"
                 )
-        if mode == "test" or not quoted:
+        if not money.needs_approval(mode) or not quoted:
             return None
         # The question blocks on a terminal: ask from a thread so Ctrl-C is still heard on the loop.
         self._prompting = True
         try:
-            confirmed = await anyio.to_thread.run_sync(self.guard, quoted, estimate, abandon_on_cancel=True)
+            confirmed = await anyio.to_thread.run_sync(
+                self.host.approve, Spend("buy", quoted, estimate), abandon_on_cancel=True
+            )
         finally:
             self._prompting = False
         return None if confirmed else "purchase not confirmed; nothing was bought"
@@ -353,27 +368,69 @@ class CreateRun:
                 if self._prompting:
                     # Nothing is in flight while the question waits; the thread reading the answer cannot be
                     # unblocked, so leave at once.
-                    self.on_info("interrupted at the confirmation: nothing was bought")
-                    if self.hard_stop is not None:
-                        self.hard_stop()
+                    self.host.info("interrupted at the confirmation: nothing was bought")
+                    self.host.exit_now()
                     self.engine.stop()
                     scope.cancel()
                     return
                 if self._interrupts > 1:
-                    self.on_info("second interrupt: stopping now (the journal is consistent; rerun to resume)")
-                    if self.hard_stop is not None:
-                        # Cancelling would still wait for SDK calls blocked in worker threads; the journal's
-                        # commits are atomic, so leaving without them loses nothing a rerun cannot reconcile.
-                        self.hard_stop()
+                    self.host.info("second interrupt: stopping now (the journal is consistent; rerun to resume)")
+                    # Cancelling would still wait for SDK calls blocked in worker threads; the journal's
+                    # commits are atomic, so leaving without them loses nothing a rerun cannot reconcile.
+                    self.host.exit_now()
                     scope.cancel()
                     return
                 inflight = self.engine.stats.inflight
-                self.on_info(
+                self.host.info(
                     f"interrupted: no new rows or purchases will start; waiting for {inflight} calls in flight "
                     f"(up to {self.stop_grace:.0f} s; Ctrl-C again to stop now)"
                 )
                 self.engine.stop()
                 scope.deadline = anyio.current_time() + self.stop_grace
+
+
+class CreateJob:
+    """`create` on a session: opens the journal and the reference claims, runs the phases, closes them again."""
+
+    def __init__(self, inputs: CreateInputs, session: Session, host: Host, sink: Sink) -> None:
+        self.inputs = inputs
+        self.session = session
+        self.host = host
+        self.sink = sink
+
+    def run(self) -> CreateOutcome:
+        target = self.session.target
+        journal = Journal(self.inputs.journal, fresh=self.inputs.fresh).open()
+        claims = Claims(state_dir(), journal=os.path.abspath(self.inputs.journal))
+        try:
+            if journal.set_aside is not None:
+                self.host.info(f"--fresh: previous journal kept as {journal.set_aside}")
+            journal.bind_target(target.identity, legacy=None if target.embedded else target.api_base)
+            run = CreateRun(
+                engine=self.session.engine, client=self.session.client, journal=journal, inputs=self._resolved(),
+                host=self.host, sink=self.sink, expected_mode=target.mode, claims=claims,
+                # Not the URL: one API has many spellings (a proxy, a port, letter case); the account is the API's.
+                scope=f"{target.mode or 'unknown'}-mode key",
+            )
+
+            async def main() -> CreateOutcome:
+                self.host.engine_started(self.session.engine.sizing)
+                with self.host.progress(self.session.stats):
+                    return await run.run()
+
+            return self.session.run(main)
+        finally:
+            claims.close()
+            journal.close()
+
+    def _resolved(self) -> CreateInputs:
+        """`--check-references` unset: on unless the key is a test key, and on with `--fresh` (the journal no
+        longer knows what was bought, so ask the API too, whatever the key)."""
+        options = self.inputs.options
+        if options.check_references is not None:
+            return self.inputs
+        check = self.session.target.mode != "test" or self.inputs.fresh
+        return replace(self.inputs, options=replace(options, check_references=check))
 
 
 def _describe(exc: BaseException) -> str:

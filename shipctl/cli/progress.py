@@ -13,14 +13,13 @@ Modes: "auto" is "live" when the console is a terminal, "plain" otherwise; "off"
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import IO, TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import psutil
 from rich.console import Console, Group, RenderableType
@@ -157,23 +156,26 @@ class LiveView:
     def _frame(self) -> RenderableType:
         s = self.stats
         # Read each counter once, so the frame is consistent with itself even if slightly stale.
-        total, done, failed, resumed = s.total, s.done, s.failed, s.resumed
-        retries, rate_limited = s.retries, s.rate_limited
-        inflight, limit, max_limit = s.inflight, s.limit, s.max_limit
-        elapsed = s.elapsed()
+        done, resumed = s.done, s.resumed
         finished = self.final or s.finished_at is not None
-
         overall = s.throughput()
         rolling = self._rate.sample(self.clock(), done - resumed)
         now_rate = overall if rolling is None or finished else rolling
-        eta = eta_seconds(s, now_rate)
 
         grid = Table.grid(padding=(0, 1), expand=False)
         grid.add_column(justify="left", no_wrap=True, min_width=11)
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)
+        grid.add_row(Text(self.noun, style="bold"), *self._bar_row(done, finished, eta_seconds(s, now_rate)))
+        grid.add_row(Text("throughput"), self._rate_text(finished, now_rate, overall, resumed), Text(""))
+        grid.add_row(Text("in flight"), *self._flight_row(s.inflight, s.limit, s.max_limit))
+        grid.add_row(Text("health"), self._health(s.retries, s.rate_limited, s.failed), Text(""))
+        proc_pct, per_core = self._cpu()
+        grid.add_row(Text("cpu shipctl"), *self._cpu_row(proc_pct, max(len(per_core), 1)))
+        return Group(grid, self._core_grid(per_core))
 
-        # Row 1: the bar.
+    def _bar_row(self, done: int, finished: bool, eta: float | None) -> tuple[ProgressBar, Text]:
+        total = self.stats.total
         if total is None:
             bar = ProgressBar(total=None, completed=done, width=40, pulse=not finished)
             counts = Text(f"{done} done", style="bold")
@@ -181,44 +183,43 @@ class LiveView:
             bar = ProgressBar(total=max(total, 1), completed=min(done, total) if total else 1, width=40)
             pct = 100.0 * done / total if total else 100.0
             counts = Text.assemble((f"{done}/{total}", "bold"), f" {pct:3.0f}%")
-        timing = Text.assemble(" ", (format_duration(elapsed), "cyan"))
+        timing = Text.assemble(" ", (format_duration(self.stats.elapsed()), "cyan"))
         if not finished:
             timing.append("  ETA ")
             timing.append(format_duration(eta) if eta is not None else "-:--:--", style="cyan")
-        grid.add_row(Text(self.noun, style="bold"), bar, Text.assemble(counts, timing))
+        return bar, Text.assemble(counts, timing)
 
-        # Row 2: throughput.
+    def _rate_text(self, finished: bool, now_rate: float, overall: float, resumed: int) -> Text:
         if finished:
-            rate_text = Text.assemble((f"{overall:.1f} {self.noun}/s", "bold magenta"), " overall")
+            text = Text.assemble((f"{overall:.1f} {self.noun}/s", "bold magenta"), " overall")
         else:
-            rate_text = Text.assemble(
+            text = Text.assemble(
                 (f"{now_rate:.1f} {self.noun}/s", "bold magenta"),
                 " now ",
                 (f"(last {self._rate.window:.0f} s)", "dim"),
                 f"  {overall:.1f}/s overall",
             )
         if resumed:
-            rate_text.append(f"  ({resumed} resumed from the journal)", style="dim")
-        grid.add_row(Text("throughput"), rate_text, Text(""))
+            text.append(f"  ({resumed} resumed from the journal)", style="dim")
+        return text
 
-        # Row 3: API calls in flight against the current (AIMD) limit; a halving turns it yellow.
+    @staticmethod
+    def _flight_row(inflight: int, limit: int, max_limit: int) -> tuple[ProgressBar, Text]:
+        """API calls in flight against the current (AIMD) limit; a halving turns it yellow."""
         cap = max(max_limit, limit, 1)
         throttled = limit < max_limit
-        flight_bar = ProgressBar(
-            total=cap,
-            completed=min(inflight, cap),
-            width=40,
-            complete_style="yellow" if throttled else "blue",
-        )
+        bar = ProgressBar(total=cap, completed=min(inflight, cap), width=40,
+                          complete_style="yellow" if throttled else "blue")
         flight = Text.assemble((f"{inflight}", "bold"), " / limit ")
         flight.append(f"{limit}", style="bold yellow" if throttled else "bold")
         flight.append(f" (max {max_limit})")
         if throttled:
             flight.append(" throttled by 429", style="yellow")
-        grid.add_row(Text("in flight"), flight_bar, flight)
+        return bar, flight
 
-        # Row 4: retries and failures.
-        health = Text.assemble(
+    @staticmethod
+    def _health(retries: int, rate_limited: int, failed: int) -> Text:
+        return Text.assemble(
             ("retries ", ""),
             (f"{retries}", "yellow" if retries else ""),
             "   429s ",
@@ -226,19 +227,13 @@ class LiveView:
             "   failed ",
             (f"{failed}", "bold red" if failed else ""),
         )
-        grid.add_row(Text("health"), health, Text(""))
 
-        # Rows 5+: CPU, this process then each core.
-        proc_pct, per_core = self._cpu()
-        cores = max(len(per_core), 1)
-        proc_bar = ProgressBar(
-            total=100.0 * cores,
-            completed=min(proc_pct, 100.0 * cores),
-            width=40,
-            complete_style=_pct_style(proc_pct / cores),
-        )
-        grid.add_row(Text("cpu shipctl"), proc_bar, Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)"))
-        return Group(grid, self._core_grid(per_core))
+    @staticmethod
+    def _cpu_row(proc_pct: float, cores: int) -> tuple[ProgressBar, Text]:
+        """This process's CPU, out of every core's 100%."""
+        bar = ProgressBar(total=100.0 * cores, completed=min(proc_pct, 100.0 * cores), width=40,
+                          complete_style=_pct_style(proc_pct / cores))
+        return bar, Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)")
 
     @staticmethod
     def _core_grid(per_core: Sequence[float]) -> RenderableType:
@@ -326,16 +321,6 @@ def resolve_mode(mode: ProgressMode, console: Console) -> Literal["live", "plain
     return mode
 
 
-def _same_terminal(a: IO[str], b: IO[str]) -> bool:
-    """True when both streams are the same terminal (a person reading stdout on the screen the bar is on)."""
-    import os
-
-    try:
-        return a.isatty() and b.isatty() and os.ttyname(a.fileno()) == os.ttyname(b.fileno())
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
 @contextmanager
 def open_progress(
     stats: RunStats,
@@ -344,16 +329,18 @@ def open_progress(
     interval: float = 10.0,
     noun: str = "shipments",
     console: Console | None = None,
+    shared_screen: bool = False,
 ) -> Iterator[Display]:
-    """Show progress of `stats` on `console` (stderr by default) while the block runs.
+    """Show progress of `stats` on `console` (default: the terminal's stderr) while the block runs.
 
-    Nothing is printed after the block exits: the live display leaves its last frame, the plain display stops
-    mid-interval, and the caller prints the summary.
+    `shared_screen`: stdout is the same terminal (the terminal object says so). Nothing is printed after the
+    block exits: the live display leaves its last frame, the plain display stops mid-interval, and the caller
+    prints the summary.
     """
     if console is None:
-        from shipctl.cli.console import err  # imported late: progress must not drag the CLI into the engine
+        from shipctl.cli.terminal import terminal
 
-        console = err
+        console = terminal().err
     if interval <= 0:
         raise ValueError(f"progress interval must be positive, not {interval!r}")
     resolved = resolve_mode(mode, console)
@@ -384,14 +371,13 @@ def open_progress(
     view = LiveView(stats, noun=noun, cpu=cpu)
     # stdout is data: rich may route it above the bar only when a person reads both on one terminal.
     # Never when stdout is a pipe or file — then `| jq` sees exactly the bytes written.
-    redirect_stdout = console.file is sys.stderr and _same_terminal(sys.stdout, sys.stderr)
     live = Live(
         console=console,
         get_renderable=view,
         refresh_per_second=LIVE_REFRESH_PER_SECOND,
         transient=False,
-        redirect_stdout=redirect_stdout,
-        redirect_stderr=console.file is sys.stderr,
+        redirect_stdout=console.stderr and shared_screen,
+        redirect_stderr=console.stderr,
     )
     with live:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypedDict
 
@@ -21,11 +21,13 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from shipctl import money
+from shipctl.money import format_money, format_totals
+
 if TYPE_CHECKING:
     from shipctl.engine.stats import RunStats
     from shipctl.results import ResultRecord
 
-DEFAULT_CURRENCY = "USD"
 UNKNOWN = "unknown"
 STATUS_ORDER: tuple[str, ...] = ("bought", "refunded", "failed", "skipped", "planned")
 MAX_ERROR_KINDS = 5
@@ -46,25 +48,6 @@ class Totals(TypedDict):
     """Sum of all bought rows' rates by currency."""
     unpriced: int
     """Bought rows whose rate was missing or not a number (counted, not costed)."""
-
-
-def parse_money(value: str | None) -> Decimal | None:
-    """EasyPost's rate string (`"7.43"`) as a Decimal; None when missing or not a finite number."""
-    if value is None:
-        return None
-    try:
-        amount = Decimal(value.strip())
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() else None
-
-
-def format_money(amount: Decimal, currency: str) -> str:
-    """`$7,412.30` for USD; `1,234.50 EUR` for anything else (a bare `$` would be ambiguous for CAD, AUD…)."""
-    figure = f"{amount:,.2f}"
-    if currency == DEFAULT_CURRENCY:
-        return "-$" + figure[1:] if figure.startswith("-") else "$" + figure
-    return f"{figure} {currency}"
 
 
 def _kinds(codes: Counter[str]) -> Text:
@@ -105,20 +88,15 @@ class Summary:
             self._skips[record.error_code or "skipped"] += 1
         elif record.status == "bought" and record.purchase in ("resumed", "found"):
             self._earlier[record.purchase] += 1
-            amount = parse_money(record.rate)
+            amount = money.parse_amount(record.rate)
             if amount is not None:
-                currency = (record.currency or DEFAULT_CURRENCY).strip().upper() or DEFAULT_CURRENCY
-                self._earlier_total[currency] = self._earlier_total.get(currency, Decimal(0)) + amount
+                money.add(self._earlier_total, money.currency_of(record.currency), amount)
         elif record.status == "bought":
-            amount = parse_money(record.rate)
+            amount = money.parse_amount(record.rate)
             if amount is None:
                 self._unpriced += 1
                 return
-            key = (
-                record.carrier or UNKNOWN,
-                record.service or UNKNOWN,
-                (record.currency or DEFAULT_CURRENCY).strip().upper() or DEFAULT_CURRENCY,
-            )
+            key = (record.carrier or UNKNOWN, record.service or UNKNOWN, money.currency_of(record.currency))
             self._cost[key] = self._cost.get(key, Decimal(0)) + amount
             self._bought_by[key] += 1
 
@@ -129,9 +107,7 @@ class Summary:
         return sum(self._counts.values())
 
     def totals(self) -> Totals:
-        total: dict[str, Decimal] = {}
-        for (_, _, currency), amount in self._cost.items():
-            total[currency] = total.get(currency, Decimal(0)) + amount
+        total = money.sum_by_currency((currency, amount) for (_, _, currency), amount in self._cost.items())
         return Totals(
             counts=dict(self._counts),
             cost=dict(self._cost),
@@ -146,9 +122,7 @@ class Summary:
         return known + others
 
     def _money(self, totals: dict[str, Decimal] | None = None) -> str:
-        totals = self.totals()["total"] if totals is None else totals
-        ordered = sorted(totals.items(), key=lambda item: (item[0] != DEFAULT_CURRENCY, item[0]))
-        return " + ".join(format_money(amount, currency) for currency, amount in ordered)
+        return format_totals(self.totals()["total"] if totals is None else totals)
 
     @property
     def bought_now(self) -> int:
@@ -177,9 +151,9 @@ class Summary:
             parts[0] += f" ({earlier} already bought before this run)"
         if planned > self.rows:
             parts.append(f"{planned - self.rows} not done")
-        money = self._money()
-        if money:
-            parts.append(money + (" spent" if earlier else ""))
+        spent = self._money()
+        if spent:
+            parts.append(spent + (" spent" if earlier else ""))
         parts.append(f"{format_elapsed(stats.elapsed())} ({stats.throughput():.1f}/s)")
         return f"{planned} {self.noun}: " + ", ".join(parts)
 
@@ -275,10 +249,10 @@ class Summary:
             lines.append(Text.assemble(("cost ", "bold"), "nothing bought by this run, nothing spent"))
         if self._earlier:
             earlier = sum(self._earlier.values())
-            money = self._money(self._earlier_total)
+            found = self._money(self._earlier_total)
             lines.append(Text(
                 f"already bought before this run: {earlier} label{'s' if earlier != 1 else ''}"
-                + (f", {money}" if money else "")
+                + (f", {found}" if found else "")
                 + " (not spent by this run)"
             ))
         if totals["unpriced"]:

@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from shipctl.cli import console
 from shipctl.paths import state_dir
 
 EASYPOST_API_BASE = "https://api.easypost.com/v2"
@@ -41,7 +40,8 @@ class Target:
 
 
 @contextlib.contextmanager
-def api_target(*, force_sandbox: bool = False, quiet: bool = False) -> Iterator[Target]:
+def api_target(*, force_sandbox: bool = False, announce: Callable[[str], None] = lambda _m: None) -> Iterator[Target]:
+    """The API this run talks to; `announce` hears the one line that says the built-in sandbox is in use."""
     key = os.environ.get("EASYPOST_API_KEY", "").strip()
     base = os.environ.get("EASYPOST_API_BASE", "").strip()
     if force_sandbox or (not key and not base):
@@ -49,11 +49,10 @@ def api_target(*, force_sandbox: bool = False, quiet: bool = False) -> Iterator[
 
         run_key = secrets.token_urlsafe(32)
         with start_sandbox(latency="fast", state_path=state_dir() / "sandbox.sqlite3", access_key=run_key) as sandbox:
-            if not quiet:
-                console.info(
-                    f"shipctl: no EASYPOST_API_KEY set, using the built-in sandbox at {sandbox.api_base} "
-                    "(no real labels are bought)"
-                )
+            announce(
+                f"shipctl: no EASYPOST_API_KEY set, using the built-in sandbox at {sandbox.api_base} "
+                "(no real labels are bought)"
+            )
             yield Target(run_key, sandbox.api_base, "sandbox", embedded=True, mode="test")
         return
     mode = key_mode(key)

@@ -80,11 +80,11 @@ class PurchaseOptions:
     services: tuple[str, ...] = ()
     label_format: str | None = None
     labels_dir: Path | None = None
-    check_references: bool = False
-    """Before creating a shipment for a row this journal has never shipped, ask the API for a shipment with the
-    row's reference (EasyPost accepts a reference in place of an id): one already bought -- by another manifest,
-    a lost or set-aside journal -- is recorded, never bought again. The reference is looked up once more right
-    before the buy. Two extra calls per new row."""
+    check_references: bool | None = False
+    """None: the job decides from the key's mode. Before creating a shipment for a row this journal has never
+    shipped, ask the API for a shipment with the row's reference (EasyPost accepts a reference in place of an
+    id): one already bought -- by another manifest, a lost or set-aside journal -- is recorded, never bought
+    again. The reference is looked up once more right before the buy. Two extra calls per new row."""
 
 
 @dataclass

@@ -1,0 +1,91 @@
+"""The CLI's side of a job (`shipctl.jobs.Host`): notices and progress on the terminal, and the money question.
+
+One rule for every command that spends or voids money: a test key spends nothing real and is never asked;
+production, or a mode nobody can tell, needs `--yes` or a person's yes at a terminal; with neither (cron, a
+pipe) the job is refused, never left waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from shipctl.cli.options import RunOptions
+from shipctl.cli.progress import Display, open_progress
+from shipctl.cli.terminal import Terminal, terminal
+from shipctl.exit_codes import ExitCode
+from shipctl.jobs.host import Spend
+from shipctl.money import format_totals
+
+if TYPE_CHECKING:
+    from shipctl.engine.sizing import Sizing
+    from shipctl.engine.stats import RunStats
+    from shipctl.output import OutputFormat
+
+
+class CliHost:
+    def __init__(self, run: RunOptions, *, noun: str, yes: bool = False, term: Terminal | None = None) -> None:
+        self.run = run
+        self.noun = noun
+        self.yes = yes
+        self.term = term or terminal()
+        self._display: Display | None = None
+
+    def info(self, message: str) -> None:
+        self.term.info(message)
+
+    def warn(self, message: str) -> None:
+        self.term.warn(message)
+
+    def detail(self, message: str) -> None:
+        if not self.run.quiet:
+            self.term.info(message)
+
+    @contextlib.contextmanager
+    def progress(self, stats: RunStats) -> Iterator[object]:
+        with open_progress(
+            stats, mode=self.run.progress, interval=self.run.progress_interval, noun=self.noun,
+            console=self.term.err, shared_screen=self.term.shares_screen(),
+        ) as display:
+            self._display = display
+            try:
+                yield display
+            finally:
+                self._display = None
+
+    def approve(self, spend: Spend) -> bool:
+        if self._display is None:
+            return self._approve(spend)
+        with self._display.suspended():  # the question needs the screen the live display is drawing on
+            return self._approve(spend)
+
+    def _approve(self, spend: Spend) -> bool:
+        money = format_totals(spend.totals)
+        self.term.info(f"production mode: {spend.count} labels to {spend.verb}"
+                       + (f", estimated total {money}" if money else ""))
+        if self.yes:
+            return True
+        if not self.term.interactive:
+            self.term.error(
+                f"production mode: refusing to {spend.verb} {spend.count} labels"
+                + (f" ({money})" if money else "")
+                + f" without confirmation; rerun with --yes to {spend.verb}"
+            )
+            return False
+        return self.term.confirm(
+            f"{spend.verb.capitalize()} {spend.count} labels" + (f" for {money}" if money else "") + "?"
+        )
+
+    def engine_started(self, sizing: Sizing) -> None:
+        if self.run.verbose:
+            loop = type(asyncio.get_running_loop())
+            self.term.info(f"engine: {sizing.describe()}; event loop {loop.__module__}.{loop.__qualname__}")
+
+    def exit_now(self) -> None:
+        self.term.exit_now(int(ExitCode.INTERRUPTED))
+
+    def result_format(self) -> OutputFormat:
+        """`--output`, else a table on a terminal and NDJSON otherwise."""
+        return self.run.output or self.term.default_output()

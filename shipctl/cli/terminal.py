@@ -1,0 +1,206 @@
+"""The terminal: the one object that touches stdin, stdout, stderr and what they are connected to.
+
+stdout carries data only; stderr carries everything a person reads (messages, progress, the summary, the
+question before money is spent). Commands and the CLI's helpers reach the streams through `terminal()`, never
+through `sys.std*`, so a test can put its own streams and answers in place (`use`), and facts such as "is a
+person at a keyboard" are decided in one place. The core jobs never see this object: they are handed plain
+callbacks (`shipctl.jobs.Host`).
+
+The streams are looked up at the moment they are used, not when the object is made: Click's test runner swaps
+`sys.stdout` for each invocation, and a redirection must be seen as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
+
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from shipctl.output import OutputFormat
+
+_DEBUG_ENV = "SHIPCTL_DEBUG"
+
+
+def _env_debug() -> bool:
+    return os.environ.get(_DEBUG_ENV, "") not in ("", "0")
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
+class Terminal:
+    """stdin/stdout/stderr, what they are, the rich consoles on them, debug, and asking a person yes or no.
+
+    Every argument defaults to the process's own: tests pass streams (and `interactive=True` with `answer`, the
+    function that reads a reply) to drive a command the way a person at a terminal would.
+    """
+
+    def __init__(
+        self,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        interactive: bool | None = None,
+        answer: Callable[[str], str] | None = None,
+        debug: bool | None = None,
+    ) -> None:
+        self._stdin = stdin
+        self._stdout = stdout
+        self._stderr = stderr
+        self._interactive = interactive
+        self._answer = answer
+        self.debug = _env_debug() if debug is None else debug
+        # emoji=False: text from manifests (a column named ":smile:") must print as written.
+        self.out = Console(file=stdout, soft_wrap=True, highlight=False, emoji=False)
+        self.err = Console(file=stderr, stderr=stderr is None, soft_wrap=True, highlight=False, emoji=False)
+
+    # -- the streams -------------------------------------------------------------------------------------
+
+    @property
+    def stdin(self) -> TextIO:
+        return self._stdin if self._stdin is not None else sys.stdin
+
+    @property
+    def stdout(self) -> TextIO:
+        return self._stdout if self._stdout is not None else sys.stdout
+
+    @property
+    def stderr(self) -> TextIO:
+        return self._stderr if self._stderr is not None else sys.stderr
+
+    def stdin_bytes(self) -> IO[bytes]:
+        """stdin as bytes (a manifest on stdin is read as bytes, its encoding sniffed like a file's)."""
+        stream = self.stdin
+        return stream.buffer if hasattr(stream, "buffer") else cast(IO[bytes], stream)
+
+    # -- what they are connected to ---------------------------------------------------------------------
+
+    @property
+    def stdout_is_terminal(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
+    def stderr_is_terminal(self) -> bool:
+        return _isatty(self.stderr)
+
+    @property
+    def interactive(self) -> bool:
+        """A person can answer a question: stdin and stderr are both a terminal (not cron, not a pipe)."""
+        if self._interactive is not None:
+            return self._interactive
+        return _isatty(self.stdin) and self.stderr_is_terminal
+
+    def shares_screen(self) -> bool:
+        """stdout and stderr are the same terminal: a person reads data and progress on one screen."""
+        if not (self.stdout_is_terminal and self.stderr_is_terminal):
+            return False
+        try:
+            return os.ttyname(self.stdout.fileno()) == os.ttyname(self.stderr.fileno())
+        except (AttributeError, OSError, ValueError):
+            return False
+
+    def default_output(self) -> OutputFormat:
+        """A table for a person at a terminal, NDJSON for a pipe or a file."""
+        return "table" if self.stdout_is_terminal else "ndjson"
+
+    # -- messages on stderr -----------------------------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        self.err.print(message, markup=False)
+
+    def warn(self, message: str) -> None:
+        self.err.print("warning: " + message, markup=False, style="yellow")
+
+    def error(self, message: str) -> None:
+        self.err.print("error: " + message, markup=False, style="red")
+
+    def line(self, text: str) -> None:
+        """A line as written: no markup, no highlighting (a manifest's problems, a traceback)."""
+        self.err.print(text, markup=False, highlight=False, emoji=False)
+
+    # -- asking --------------------------------------------------------------------------------------------
+
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question on stderr; no by default. Only call it when `interactive`.
+
+        Ctrl-C or end of input at the question is a no. (Ctrl-C while a bulk run waits here is heard first by
+        the run's own signal watcher, which ends the process: see `shipctl.jobs.create`.)
+        """
+        try:
+            reply = self._read_answer(f"{question} [y/N]: ")
+        except (KeyboardInterrupt, EOFError):
+            self.err.print()
+            return False
+        return reply.strip().lower() in ("y", "yes")
+
+    def _read_answer(self, prompt: str) -> str:
+        if self._answer is not None:
+            self.stderr.write(prompt)
+            return self._answer(prompt)
+        self.stderr.write(prompt)
+        self.stderr.flush()
+        reply = self.stdin.readline()
+        if not reply:
+            raise EOFError
+        return reply
+
+    # -- leaving -------------------------------------------------------------------------------------------
+
+    def silence_stdout(self) -> None:
+        """Point fd 1 at /dev/null once the reader has closed the pipe, so later writes and the final flush pass."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout is not a real file (a test's buffer)
+            pass
+        finally:
+            os.close(devnull)
+
+    def exit_now(self, code: int) -> None:
+        """Leave at once (a second Ctrl-C): stdout flushed, the cursor the live display hid shown again."""
+        with contextlib.suppress(Exception):
+            self.stdout.flush()
+        if self.stderr_is_terminal:
+            self.stderr.write("\x1b[?25h\n")
+        with contextlib.suppress(Exception):
+            self.stderr.flush()
+        os._exit(code)
+
+
+_current: Terminal | None = None
+
+
+def terminal() -> Terminal:
+    """The terminal of this invocation (the process's own streams unless a test put one in place)."""
+    global _current
+    if _current is None:
+        _current = Terminal()
+    return _current
+
+
+@contextlib.contextmanager
+def use(term: Terminal) -> Iterator[Terminal]:
+    """Run commands against `term` while the block runs (tests: scripted answers, captured streams)."""
+    global _current
+    previous, _current = _current, term
+    try:
+        yield term
+    finally:
+        _current = previous
+
+
+def begin_invocation(*, debug: bool) -> Terminal:
+    """Called once per command invocation: debug comes from `--debug` or SHIPCTL_DEBUG, never from the last run."""
+    term = terminal()
+    term.debug = debug or _env_debug()
+    return term

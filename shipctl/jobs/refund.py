@@ -1,0 +1,281 @@
+"""The `refund` job: void labels bought by mistake, by shipment id or from a `create` run's journal.
+
+Idempotent. Every shipment is read first (one concurrent pass): one already refunded or submitted for refund is
+reported as such and never asked again, one never bought is reported, and the mode of the rest tells whether
+real money is involved (`money.needs_approval`: anything the API does not call test mode, an unknown mode
+included, is asked about first, as `create` does before buying). Only then are the refunds requested,
+concurrently through the engine. A refund whose answer is lost is settled by reading the shipment again, never
+by asking twice blindly. With a journal, each row's refund status is written back to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from shipctl.carrier.refunds import Refund, after_refund, before_refund, failed, refund_shipment
+from shipctl.carrier.shipments import Shipment, retrieve_shipment
+from shipctl.engine.failures import CallFailure
+from shipctl.errors import ShipctlError, UsageError
+from shipctl.exit_codes import ExitCode
+from shipctl.jobs.host import Host, Spend
+from shipctl.jobs.session import InOrder, Session
+from shipctl.journal import Journal, JournalRow
+from shipctl.money import needs_approval
+
+REFUND_FIELDS = (
+    "reference", "shipment_id", "tracking_code", "carrier", "status", "refund_status", "error_code",
+    "error_message",
+)
+"""The keys of every result the job hands its sink, in the order the data formats print them."""
+
+_SHIPMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_RECONCILE_ATTEMPTS = 3
+"""Refund requests per shipment while the answers stay unclear and a re-read shows no refund under way."""
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+def require_journal(path: Path) -> None:
+    """Refuse a journal that is not there: opening one would create it, empty, and say there is nothing to do."""
+    if not path.is_file():
+        raise UsageError(f"journal {path} does not exist")
+
+
+@dataclass(frozen=True)
+class RefundInputs:
+    """What to refund: `shipment_ids`, or the rows of `journal` (only `references` when given)."""
+
+    shipment_ids: tuple[str, ...] = ()
+    journal: Path | None = None
+    references: tuple[str, ...] = ()
+
+
+@dataclass
+class RefundOutcome:
+    """How the run ended: shipments considered, how many ended in each reported status, how many failed."""
+
+    shipments: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PARTIAL if self.failed else ExitCode.OK
+
+
+@dataclass
+class _Target:
+    index: int
+    shipment_id: str
+    reference: str | None = None
+    required: bool = True
+    """Asked for by name (an id, or a reference): not having a label is a failure. A journal row swept up by the
+    whole journal whose buy never completed is just skipped."""
+    result: Refund | None = None
+    shipment: Shipment | None = None
+    """As the first pass read it; set for exactly the targets that pass leaves to be voided."""
+    status: str = ""
+
+
+def targets_from_journal(journal: Journal, references: Sequence[str], identity: str,
+                         on_info: Callable[[str], None]) -> list[_Target]:
+    """The journal's bought (or possibly bought) rows, or exactly `references`; checks the journal belongs here."""
+    bound = journal.meta("target")
+    if bound is not None and bound != identity:
+        raise UsageError(
+            f"journal {journal.path} records purchases made against {bound}, but this run targets {identity}; "
+            "nothing was refunded"
+        )
+    rows = {row.reference: row for row in journal.all()}
+    missing = [r for r in references if r not in rows]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UsageError(f"not in journal {journal.path}: {shown}; nothing was refunded")
+    if references:
+        return [_named_target(i, rows[ref]) for i, ref in enumerate(references)]
+    # A `created` row may have been bought just before a crash: read it, refund it if it was.
+    kept = [row for row in rows.values() if row.shipment_id and row.state in ("bought", "created")]
+    targets = [_Target(i, row.shipment_id or "", row.reference, required=row.state == "bought")
+               for i, row in enumerate(kept)]
+    if unbought := len(rows) - len(targets):
+        on_info(f"{unbought} journal rows were never bought; nothing to refund for them")
+    return targets
+
+
+def _named_target(index: int, row: JournalRow) -> _Target:
+    # Asked for by name, any row with a shipment is read, and one without a label is reported, not skipped.
+    return _Target(index, row.shipment_id or "", row.reference)
+
+
+class RefundJob:
+    """One refund run on `session`: read every shipment, ask about real money once, void the rest.
+
+    Results reach `sink` in input order, one dict with `REFUND_FIELDS` per shipment. Raises `UsageError` for a
+    journal that is missing, bound to another API, or lacking a reference, and `ShipctlError` (exit 2) when the
+    host does not approve: then nothing was refunded and nothing reached the sink.
+    """
+
+    def __init__(self, inputs: RefundInputs, session: Session, host: Host, sink: Sink) -> None:
+        self.inputs = inputs
+        self.session = session
+        self.host = host
+        self.sink = sink
+        self.outcome = RefundOutcome()
+        self._journal: Journal | None = None
+        self._targets: list[_Target] = []
+        self._order: InOrder[_Target] = InOrder(self._emit)
+
+    def run(self) -> RefundOutcome:
+        with contextlib.ExitStack() as stack:
+            if self.inputs.journal is not None:
+                require_journal(self.inputs.journal)
+                self._journal = stack.enter_context(Journal(self.inputs.journal))
+            self._targets = self._collect()
+            self.outcome.shipments = self.session.stats.total = len(self._targets)
+            if not self._targets:
+                self.host.info("nothing to refund")
+                return self.outcome
+            self.session.run(self._main)
+        return self.outcome
+
+    def _collect(self) -> list[_Target]:
+        if self._journal is None:
+            return [_Target(i, sid) for i, sid in enumerate(dict.fromkeys(self.inputs.shipment_ids))]
+        return targets_from_journal(self._journal, list(dict.fromkeys(self.inputs.references)),
+                                    self.session.target.identity, self.host.info)
+
+    async def _main(self) -> None:
+        engine, stats = self.session.engine, self.session.stats
+        self.host.engine_started(engine.sizing)
+        with self.host.progress(stats):
+            await engine.run(self._targets, self._read)
+        to_void = [t for t in self._targets if t.result is None]
+        await self._approve(to_void)
+        for target in self._targets:  # what the first pass settled is reported in input order with the rest
+            if target.result is not None:
+                self._finish(target)
+        with self.host.progress(stats):
+            await engine.run(to_void, self._void_and_finish)
+
+    async def _approve(self, to_void: list[_Target]) -> None:
+        """One question for every label that may be real money (production, or a mode the API left unsaid)."""
+        asking = sum(1 for t in to_void if t.shipment is not None and needs_approval(t.shipment.mode))
+        if not asking:
+            return
+        async with anyio.create_task_group() as group:
+            if threading.current_thread() is threading.main_thread():  # only there can signals be received
+                group.start_soon(self._leave_on_interrupt)
+            # The question blocks on a terminal: ask from a thread so that Ctrl-C is still heard on the loop.
+            approved = await anyio.to_thread.run_sync(self.host.approve, Spend("refund", asking),
+                                                      abandon_on_cancel=True)
+            group.cancel_scope.cancel()
+        if not approved:
+            raise ShipctlError("nothing was refunded", ExitCode.USAGE)
+
+    async def _leave_on_interrupt(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _signum in signals:
+                # Nothing is in flight while the question waits, and the thread reading the answer cannot be
+                # unblocked: leave at once.
+                self.host.info("interrupted at the confirmation: nothing was refunded")
+                self.host.exit_now()
+                raise ShipctlError("interrupted at the confirmation: nothing was refunded", ExitCode.INTERRUPTED)
+
+    # -- first pass: what is each shipment's state? ----------------------------------------------------------
+
+    async def _read(self, target: _Target) -> None:
+        """Settle everything that needs no refund call; leave `result` unset (and `shipment` read) for the rest."""
+        sid = target.shipment_id
+        if not sid:
+            target.result = Refund(shipment_id="", outcome="not_bought", refund_status=None,
+                                   error_code="SHIPMENT.NOT_BOUGHT",
+                                   error_message="the journal has no shipment for this row")
+        elif not _SHIPMENT_ID.fullmatch(sid):
+            target.result = Refund(shipment_id=sid, outcome="failed", refund_status=None,
+                                   error_code="SHIPMENT.INVALID_ID", error_message=f"{sid!r} is not a shipment id")
+        else:
+            try:
+                target.shipment = await self.session.engine.call(retrieve_shipment, self.session.client, sid)
+            except CallFailure as failure:
+                target.result = failed(sid, failure)
+                return
+            target.result = before_refund(target.shipment)
+
+    # -- second pass: void, reconciling unclear answers through a re-read ------------------------------------
+
+    async def _void_and_finish(self, target: _Target) -> None:
+        assert target.shipment is not None  # the first pass read every shipment it left unsettled
+        target.result = await self._void(target.shipment.id)
+        self._finish(target)
+
+    async def _void(self, sid: str) -> Refund:
+        for _ in range(_RECONCILE_ATTEMPTS):
+            try:
+                shipment = await self.session.engine.call(refund_shipment, self.session.client, sid,
+                                                          retry_unknown=False)
+            except CallFailure as failure:
+                settled = await self._reconcile(sid, failure)
+                if settled is None:
+                    continue  # the API shows no refund under way: the request never landed, ask again
+                return settled
+            return after_refund(shipment)
+        return Refund(shipment_id=sid, outcome="failed", refund_status=None, error_code="REFUND.UNKNOWN",
+                      error_message="no clear answer from the API; run refund again to check")
+
+    async def _reconcile(self, sid: str, failure: CallFailure) -> Refund | None:
+        """What a failed refund call amounts to, from the shipment as it is now; None to ask again.
+
+        An unknown outcome (a timeout, a lost answer) may hide our own refund; a 422 may be a refund requested
+        meanwhile by someone else: both are settled by the shipment's refund status, not by the error.
+        """
+        if not (failure.outcome_unknown or failure.http_status == 422):
+            return failed(sid, failure)
+        try:
+            current = await self.session.engine.call(retrieve_shipment, self.session.client, sid)
+        except CallFailure as again:
+            return failed(sid, again)
+        settled = before_refund(current)
+        if settled is None:
+            return None if failure.outcome_unknown else failed(sid, failure)
+        if failure.outcome_unknown and settled.outcome.startswith("already_"):
+            return after_refund(current)  # most likely our own request went through
+        return settled
+
+    # -- results -----------------------------------------------------------------------------------------
+
+    def _finish(self, target: _Target) -> None:
+        """Count the shipment, record its refund status in the journal, and queue it for the sink."""
+        result = target.result
+        assert result is not None
+        if result.outcome == "not_bought" and not target.required:
+            target.status = "skipped"
+            self.session.stats.record("skipped")
+        else:
+            target.status = result.outcome
+            self.session.stats.record("succeeded" if result.ok else "failed")
+            if not result.ok:
+                self.outcome.failed += 1
+        self.outcome.statuses[target.status] += 1
+        if self._journal is not None and target.reference and result.refund_status:
+            self._journal.update(target.reference, refund_status=result.refund_status)
+        self._order.put(target.index, target)
+
+    def _emit(self, target: _Target) -> None:
+        result = target.result
+        assert result is not None
+        self.sink({
+            "reference": target.reference, "shipment_id": result.shipment_id or None,
+            "tracking_code": result.tracking_code, "carrier": result.carrier, "status": target.status,
+            "refund_status": result.refund_status, "error_code": result.error_code,
+            "error_message": result.error_message,
+        })

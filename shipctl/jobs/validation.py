@@ -1,0 +1,49 @@
+"""The validation pass every manifest job runs first: every row read and checked, nothing sent before it passes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipctl.manifest import Address, InvalidRow, Problem, ValidRow, iter_rows
+
+
+@dataclass
+class Checked:
+    """What the validation pass saw: every row, and how many of them were invalid."""
+
+    rows: int = 0
+    invalid: int = 0
+
+
+@dataclass
+class ManifestSource:
+    """A manifest and how to read it; `extra_check` adds a job's own rules to the manifest's (create: pins
+    outside `--carriers`/`--services`), and a row it flags is invalid like any other."""
+
+    path: Path
+    fmt: str | None = None
+    encoding: str | None = None
+    default_from: Address | None = None
+    extra_check: Callable[[ValidRow], list[Problem]] | None = None
+    on_warning: Callable[[str], None] = field(default=lambda _m: None)
+
+    def rows(self) -> Any:
+        """Every row, as a `ValidRow` or an `InvalidRow` (with the extra check applied)."""
+        for item in iter_rows(self.path, fmt=self.fmt, encoding=self.encoding,  # type: ignore[arg-type]
+                              default_from=self.default_from, on_warning=self.on_warning):
+            if self.extra_check is not None and isinstance(item, ValidRow) and (problems := self.extra_check(item)):
+                item = InvalidRow(item.line, problems, item.raw)
+            yield item
+
+    def check(self, on_invalid: Callable[[InvalidRow], None]) -> Checked:
+        """Read the whole manifest once; `on_invalid` sees each invalid row (to print, or to keep aside)."""
+        seen = Checked()
+        for item in self.rows():
+            seen.rows += 1
+            if isinstance(item, InvalidRow):
+                seen.invalid += 1
+                on_invalid(item)
+        return seen

@@ -1,0 +1,46 @@
+"""One figure, one spelling: the prompt, the dry run, `rates` and the summary print the same money the same way."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from shipctl.money import format_money, format_totals, parse_amount, parse_limit
+from shipctl.sandbox import Sandbox
+from tests.cli import PROD_KEY, invoke
+from tests.manifests import row, write_manifest
+
+MONEY = r"\$[0-9,]+\.[0-9]{2}"
+
+
+def test_every_place_spells_one_estimate_alike(env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(12)])
+
+    quoted = invoke("rates", str(manifest), "-o", "ndjson")
+    rates_line = re.search(rf"cheapest\s+12 rows\s+({MONEY})", quoted.stderr)
+    dry = invoke("create", str(manifest), "--dry-run", "-o", "ndjson", "--journal", str(tmp_path / "dry.db"))
+    dry_line = re.search(rf"dry run: 12 labels would cost ({MONEY}); nothing was bought", dry.stderr)
+
+    monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
+    refused = invoke("create", str(manifest), "-o", "ndjson")  # no terminal, no --yes: asked, refused
+    prompt_line = re.search(rf"production mode: 12 labels to buy, estimated total ({MONEY})", refused.stderr)
+    refusal = re.search(rf"refusing to buy 12 labels \(({MONEY})\) without confirmation", refused.stderr)
+    bought = invoke("create", str(manifest), "-o", "ndjson", "--yes")
+    summary_line = re.search(rf"^\s+total\s+12\s+({MONEY})$", bought.stderr, re.MULTILINE)
+
+    found = [rates_line, dry_line, prompt_line, refusal, summary_line]
+    assert all(found), (quoted.stderr, dry.stderr, refused.stderr, bought.stderr)
+    assert len({m.group(1) for m in found if m}) == 1
+    assert bought.exit_code == 0 and refused.exit_code == 2
+
+
+def test_money_module_spellings() -> None:
+    assert format_money(parse_amount(" 7412.3 ") or 0, "USD") == "$7,412.30"
+    assert format_money(parse_amount("-2") or 0, "USD") == "-$2.00"
+    assert format_money(parse_amount("1234.5") or 0, "EUR") == "1,234.50 EUR"
+    assert parse_amount("NaN") is None and parse_amount("seven") is None and parse_amount(None) is None
+    totals = {"EUR": parse_amount("3") or 0, "USD": parse_amount("7.8") or 0, "CAD": parse_amount("1") or 0}
+    assert format_totals(totals) == "$7.80 + 1.00 CAD + 3.00 EUR"
+    assert parse_limit("$1,000") == 1000 and parse_limit("ten") is None
