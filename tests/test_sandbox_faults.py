@@ -22,6 +22,7 @@ from easypost.errors import (
 from shipctl.sandbox import Sandbox, start_sandbox
 from shipctl.sandbox.examples import shipment_params
 from shipctl.sandbox.faults import FaultPlan, FaultSpec
+from tests.standalone import sandbox_process
 
 
 @contextmanager
@@ -141,24 +142,45 @@ def test_max_inflight_answers_429_above_the_cap() -> None:
 
 
 def test_latency_profile_slows_requests_but_not_each_other() -> None:
-    with start_sandbox(latency="fast", seed=11) as sb:
-        durations: list[float] = []
-        lock = threading.Lock()
+    """Sixteen retrieves sent at once to a sandbox process with the realistic profile (~70 ms each).
 
-        def label_then_retrieve(i: int) -> None:
-            with requests.Session() as s:
-                t0 = time.perf_counter()
-                s.get(sb.api_base + "/shipments/shp_nope", headers={"Authorization": "Bearer EZTKx"}, timeout=10)
-                with lock:
-                    durations.append(time.perf_counter() - t0)
+    Each answer carries its server-side time (X-Runtime, the injected delay included). Every request was served
+    within the span from the first send to the last answer, so the sum of the server-side times divided by that
+    span is a lower bound on how many requests the server had in flight together at some moment: a server that
+    served them one after another cannot exceed 1, however slow or loaded the machine.
+    """
+    count = 16
+    auth = {"Authorization": "Bearer EZTKx"}
+    sent = [0.0] * count
+    answered = [0.0] * count
+    runtimes = [0.0] * count
+    statuses = [0] * count
+    with sandbox_process("--latency", "realistic", "--seed", "11") as server:
+        sessions = [requests.Session() for _ in range(count)]
+        try:
+            for s in sessions:  # connected beforehand (the ledger has no delay), so only the retrieves are timed
+                s.get(server.api_base + "/_sandbox/ledger", headers=auth, timeout=10).raise_for_status()
+            barrier = threading.Barrier(count)
 
-        threads = [threading.Thread(target=label_then_retrieve, args=(i,)) for i in range(10)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-    # Each retrieve sleeps ~7 ms (fast = realistic/10); ten in parallel must not queue behind each other.
-    assert min(durations) > 0.001
-    assert wall < sum(durations)
+            def retrieve(i: int) -> None:
+                barrier.wait(timeout=60)
+                sent[i] = time.perf_counter()
+                r = sessions[i].get(server.api_base + "/shipments/shp_nope", headers=auth, timeout=30)
+                answered[i] = time.perf_counter()
+                statuses[i] = r.status_code
+                runtimes[i] = float(r.headers["X-Runtime"])
+
+            threads = [threading.Thread(target=retrieve, args=(i,)) for i in range(count)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+        finally:
+            for s in sessions:
+                s.close()
+    assert statuses == [404] * count
+    # Slowed: the delay is the server's own (a retrieve takes ~0.1 ms without a profile).
+    assert min(runtimes) > 0.015, runtimes
+    # Not each other: at some moment at least 3 requests were being served at once (expected ~7; 1 if serial).
+    span = max(answered) - min(sent)
+    assert sum(runtimes) / span >= 3, (sum(runtimes), span)

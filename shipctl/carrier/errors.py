@@ -6,6 +6,7 @@ code and message. Transient: 429 (not processed), 5xx, timeouts and dropped conn
 
 from __future__ import annotations
 
+import requests
 from easypost.errors import (
     ApiError,
     EasyPostError,
@@ -75,6 +76,13 @@ def classify(exc: BaseException) -> CallFailure:
         )
     if isinstance(exc, EasyPostError):
         return CallFailure(code="EASYPOST_ERROR", message=_message(exc, "SDK error"))
+    if isinstance(exc, requests.HTTPError):
+        # A label download the file server answered: 5xx and 429 may pass, any other status will not (a 404 stays
+        # a 404 however often it is asked: six tries were 3 s per label for nothing).
+        status = exc.response.status_code if exc.response is not None else None
+        passing = status is None or status == 429 or status >= 500
+        return CallFailure(code=f"HTTP_{status}" if status else "HTTP_ERROR", message=scrub(str(exc)),
+                           transient=passing, http_status=status)
     if isinstance(exc, OSError):
         return CallFailure(code="IO_ERROR", message=scrub(str(exc)), transient=True, outcome_unknown=True)
     raise exc

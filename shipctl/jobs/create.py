@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -164,13 +164,7 @@ class CreateRun:
             self.engine.stop()
 
     async def _quote(self, item: _Item) -> Quote | None:
-        try:
-            return await self._quote_or_finish(item)
-        except WriteFailure as failure:
-            self._write_failed(failure)
-            return None
-
-    async def _quote_or_finish(self, item: _Item) -> Quote | None:
+        """The row's quote; None when the row is already done (resumed, found, failed)."""
         row = item.valid.row
         try:
             result = await self.purchaser.quote(row, item.valid.line, item.digest)
@@ -188,12 +182,6 @@ class CreateRun:
         return result
 
     async def _buy(self, item: _Item, quote: Quote) -> None:
-        try:
-            await self._buy_and_finish(item, quote)
-        except WriteFailure as failure:
-            self._write_failed(failure)
-
-    async def _buy_and_finish(self, item: _Item, quote: Quote) -> None:
         row = item.valid.row
         try:
             record = await self.purchaser.buy(row, quote)
@@ -209,6 +197,17 @@ class CreateRun:
             self._done(record, row)
 
     # -- handlers for each phase -------------------------------------------------------------------------
+
+    def _handler(self, step: Callable[[_Item], Awaitable[None]]) -> Callable[[_Item], Awaitable[None]]:
+        """A phase's per-row step, stopping the run when something can no longer be recorded (a full disk)."""
+
+        async def handle(item: _Item) -> None:
+            try:
+                await step(item)
+            except WriteFailure as failure:
+                self._write_failed(failure)
+
+        return handle
 
     async def _pipeline(self, item: _Item) -> None:
         quote = await self._quote(item)
@@ -299,16 +298,17 @@ class CreateRun:
         rows = self._items()
         # Probe: quote the first chunk only, to learn the API's mode before anything is bought.
         probe = list(itertools.islice(rows, engine.sizing.chunk_size))
-        await engine.run(probe, self._quote_only, before_chunk=self._plan)
+        await engine.run(probe, self._handler(self._quote_only), before_chunk=self._plan)
         mode = self._settle_mode()
         if engine.stopping:
             return
         # Money is at stake unless the API (or the key) says test mode: when in doubt, quote all and confirm.
         if not (self.inputs.dry_run or self.inputs.max_cost is not None or money.needs_approval(mode)):
             # The probe's rows are journaled with their rates, so buying them costs no second quote.
-            await engine.run(self._unfinished(itertools.chain(probe, rows)), self._pipeline, before_chunk=self._plan)
+            rest = self._unfinished(itertools.chain(probe, rows))
+            await engine.run(rest, self._handler(self._pipeline), before_chunk=self._plan)
             return
-        await engine.run(rows, self._quote_only, before_chunk=self._plan)
+        await engine.run(rows, self._handler(self._quote_only), before_chunk=self._plan)
         if engine.stopping or self.inputs.dry_run:
             return
         refusal = await self._money_guard(mode)
@@ -316,7 +316,7 @@ class CreateRun:
             self.outcome.refused = refusal
             return
         if not engine.stopping:
-            await engine.run(self._items(), self._buy_confirmed, before_chunk=self._plan)
+            await engine.run(self._items(), self._handler(self._buy_confirmed), before_chunk=self._plan)
 
     def _unfinished(self, items: Iterable[_Item]) -> Iterator[_Item]:
         return (item for item in items if item.valid.row.reference not in self._finished)
