@@ -132,6 +132,11 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             self._release_lock()
             raise ShipctlError(f"journal {self.path} is not usable: {exc}") from None
+        except BaseException:
+            # Whatever stopped the opening (--fresh's set-aside refused, the file not creatable): no lock file is
+            # left behind for a journal that was never used.
+            self._release_lock()
+            raise
         return self
 
     def close(self) -> None:

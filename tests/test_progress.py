@@ -30,7 +30,7 @@ from shipctl.engine.stats import RunStats
 WIDTH = 120
 DEADLINE = 10.0
 PLAIN_LINE = re.compile(
-    r"^\d\d:\d\d:\d\d \d+/1000 done, \d+ failed, \d+\.\d/s, ETA (\d+:\d\d:\d\d|unknown)"
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+/1000 done, \d+ failed, \d+\.\d/s, ETA (\d+:\d\d:\d\d|unknown)"
     r"(, \d+ retries)?(, \d+ rate-limited \(limit \d+/\d+\))?$"
 )
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -145,7 +145,7 @@ def test_plain_line_format() -> None:
     assert plain_line(stats, 28.1).endswith("ETA 0:00:23, 4 retries, 1 rate-limited (limit 8/16)")
     unknown = RunStats(total=None)
     unknown.done = 7
-    assert re.match(r"^\d\d:\d\d:\d\d 7 done, 0 failed, 0\.0/s$", plain_line(unknown, 0.0))
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d 7 done, 0 failed, 0\.0/s$", plain_line(unknown, 0.0))
 
 
 # --- the context manager --------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ def test_without_a_terminal_plain_lines_appear_and_stdout_is_ndjson(tmp_path: Pa
         env=clean_env(tmp_path), capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
-    progress = [line for line in proc.stderr.splitlines() if re.match(r"^\d\d:\d\d:\d\d \d+/300 done, ", line)]
+    dated = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+/300 done, ")
+    progress = [line for line in proc.stderr.splitlines() if dated.match(line)]
     assert progress, proc.stderr  # a cron log shows progress...
     assert all(re.search(r"\d+ failed, \d+\.\d/s, ETA ", line) for line in progress)
     assert "Summary:" in proc.stderr  # ...and ends with the summary

@@ -112,7 +112,7 @@ def test_bad_input_exits_2_with_one_clear_line(env: Sandbox, args: tuple[str, ..
 def test_an_incomplete_json_address_exits_2(env: Sandbox) -> None:
     result = invoke("rates", "--to", '{"name": "Ann", "country": "US"}', "--from", "94105", "--weight", "1")
     assert result.exit_code == 2
-    assert "--to: address (inline JSON): street1: required" in result.stderr
+    assert "--to: address (inline JSON): zip: required for US addresses" in result.stderr
     assert result.stdout == ""
 
 

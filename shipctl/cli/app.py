@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import typer
 
 from shipctl import __version__
+from shipctl.cli.help import API_EPILOG, ROOT_EPILOG, ShipctlCommand, ShipctlGroup, api_command, fill_metavars
 from shipctl.cli.terminal import begin_invocation, terminal
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
@@ -55,9 +56,15 @@ def guarded(func: F) -> F:
 
 
 def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
-    """`app.command` with the error edge applied; every command module registers through this."""
+    """`app.command` with the error edge applied and shipctl's help (placeholders, usage line, and for a command
+    that calls the API the epilog naming EASYPOST_API_KEY and the exit codes); every command registers through
+    this."""
 
     def decorate(func: F) -> F:
+        fill_metavars(func)
+        kwargs.setdefault("cls", ShipctlCommand)
+        if api_command(func):
+            kwargs.setdefault("epilog", API_EPILOG)
         app.command(*args, **kwargs)(guarded(func))
         return func
 
@@ -67,8 +74,10 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 app = typer.Typer(
     name="shipctl",
     help="Buy shipping labels in bulk from a manifest, through EasyPost (or the built-in sandbox).",
+    epilog=ROOT_EPILOG,
+    cls=ShipctlGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -83,7 +92,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
 ) -> None:

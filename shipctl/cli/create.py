@@ -15,7 +15,14 @@ from typing import Annotated, Any, cast
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.create_output import CreateSummary, check_outputs, open_sink, write_table_file
+from shipctl.cli.create_output import (
+    FAILED_COLUMNS,
+    CreateSummary,
+    check_outputs,
+    open_sink,
+    reject_row,
+    write_table_file,
+)
 from shipctl.cli.host import CliHost
 from shipctl.cli.inputs import manifest_input
 from shipctl.cli.options import (
@@ -31,6 +38,8 @@ from shipctl.cli.options import (
     engine_options,
     split_list,
 )
+from shipctl.cli.problems import problem_report
+from shipctl.cli.summary import counted
 from shipctl.cli.terminal import terminal
 from shipctl.errors import ShipctlError, UsageError, WriteFailure
 from shipctl.exit_codes import ExitCode
@@ -42,6 +51,7 @@ from shipctl.manifest import InvalidRow, parse_address_arg
 from shipctl.money import format_totals, parse_limit
 from shipctl.paths import default_journal, stdin_journal
 from shipctl.selection import filter_check
+from shipctl.target import Target
 
 OUTPUT_PANEL = "Result files and labels"
 MONEY_PANEL = "Money"
@@ -72,9 +82,12 @@ class CreateArgs:
 @command()
 @engine_options("Rows read and dispatched")
 def create(
-    manifest: str = typer.Argument(..., help="Manifest file (CSV, JSON or NDJSON), or - for stdin."),
+    manifest: str = typer.Argument(..., help="Manifest file (CSV, JSON, NDJSON or an .xlsx workbook), or - for stdin."),
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
+    sheet: str | None = typer.Option(
+        None, "--sheet", rich_help_panel=MANIFEST_PANEL, help="The sheet of an .xlsx workbook (default: the first)."
+    ),
     from_: str | None = typer.Option(
         None, "--from", envvar="SHIPCTL_FROM", rich_help_panel=MANIFEST_PANEL,
         help="Default origin: a JSON file or inline JSON ($SHIPCTL_FROM).",
@@ -131,8 +144,13 @@ def create(
 ) -> None:
     """Buy a label for every row of MANIFEST; rerun the same command to resume after any interruption.
 
-    Examples: shipctl create orders.csv · shipctl create orders.csv --dry-run ·
-    export-orders | shipctl create - -o ndjson --yes --max-cost 500 > bought.ndjson
+    Examples:
+
+      shipctl create orders.csv
+
+      shipctl create orders.csv --dry-run
+
+      export-orders | shipctl create - --yes --max-cost 500 > out.ndjson
     """
     default_from = parse_address_arg(from_) if from_ else None
     limit = _limit(max_cost)
@@ -141,7 +159,7 @@ def create(
         args = CreateArgs(
             manifest=path,
             manifest_label=label,
-            source=ManifestSource(path, fmt, encoding, default_from, filter_check(*wanted), terminal().warn),
+            source=ManifestSource(path, fmt, encoding, default_from, filter_check(*wanted), terminal().warn, sheet),
             purchase=PurchaseOptions(
                 select=cast(SelectRule, select), carriers=wanted[0], services=wanted[1], label_format=label_format,
                 labels_dir=labels_dir, check_references=check_references,
@@ -186,19 +204,17 @@ def execute(args: CreateArgs) -> ExitCode:
             write_table_file(args.rejects, rejects)
         except OSError as exc:
             raise WriteFailure.from_os(f"--rejects {args.rejects}", exc) from None
-        term.warn(f"skipped {len(rejects)} invalid rows; written to {args.rejects}")
-    outcome, summary, stats, api_base, failed_rows = _run(args, valid)
-    if args.failed is not None and failed_rows:
-        try:
-            write_table_file(args.failed, failed_rows)
-        except OSError as exc:
-            outcome.write_failure = outcome.write_failure or WriteFailure.from_os(f"--failed {args.failed}", exc)
+        term.warn(f"skipped {counted(len(rejects), 'invalid rows')}; written to {args.rejects}")
+    outcome, summary, stats, target, failed_rows = _run(args, valid)
+    _write_failed(args, outcome, failed_rows)
     summary.render(term.err, stats=stats, quiet=args.run.quiet,
-                   paths=_written_paths(args, outcome, bool(failed_rows), bool(rejects)))
+                   paths=_written_paths(args, outcome, summary, failed_rows, bool(rejects)))
     _warn_after_summary(summary)
-    _raise_for(outcome, api_base)
+    _label_notes(args, outcome, summary, embedded=target.embedded)
+    _raise_for(outcome, target.api_base)
     if args.dry_run and outcome.estimate:
-        term.info(f"dry run: {outcome.quoted} labels would cost {format_totals(outcome.estimate)}; nothing was bought")
+        term.info(f"dry run: {counted(outcome.quoted, 'labels')} would cost {format_totals(outcome.estimate)}; "
+                  "nothing was bought")
     if outcome.interrupted:
         term.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
         return ExitCode.INTERRUPTED
@@ -208,19 +224,18 @@ def execute(args: CreateArgs) -> ExitCode:
 
 
 def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
-    """The validation pass: every problem printed; (valid rows, or None when the run must stop; the invalid rows
-    kept for --rejects under --skip-invalid)."""
+    """The validation pass: every problem printed, identical ones grouped; (valid rows, or None when the run must
+    stop; the invalid rows kept for --rejects under --skip-invalid, one each)."""
     term = terminal()
     rejects: list[dict[str, Any]] = []
 
-    def invalid(item: InvalidRow) -> None:
-        for problem in item.problems:
-            term.line(str(problem))
-        if args.skip_invalid:
-            raw = {k: v for k, v in item.raw.items() if not isinstance(v, dict | list)}
-            rejects.append({"line": item.line, **raw, "error": "; ".join(p.message for p in item.problems)})
+    with problem_report() as problems:
+        def invalid(item: InvalidRow) -> None:
+            problems.add(item)
+            if args.skip_invalid:
+                rejects.append(reject_row(item))
 
-    checked = args.source.check(invalid)
+        checked = args.source.check(invalid)
     if checked.rows == 0:
         raise ShipctlError(f"{args.manifest_label}: the manifest has no rows", ExitCode.USAGE)
     valid = checked.rows - checked.invalid
@@ -233,8 +248,8 @@ def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
     return valid, rejects
 
 
-def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Any, str, list[dict[str, Any]]]:
-    """The job on a session, its results through the sink: (outcome, summary, stats, API base, --failed rows)."""
+def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Any, Target, list[dict[str, Any]]]:
+    """The job on a session, its results through the sink: (outcome, summary, stats, API target, --failed rows)."""
     term = terminal()
     host = CliHost(args.run, noun="shipments", yes=args.yes)
     outcome: CreateOutcome | None = None
@@ -243,7 +258,8 @@ def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, An
         journal = args.journal = args.journal or stdin_journal(args.manifest, session.target.identity)
         inputs = CreateInputs(source=args.source, options=args.purchase, journal=journal, fresh=args.fresh,
                               dry_run=args.dry_run, max_cost=args.max_cost)
-        sink_cm = open_sink(term, host.result_format(), args.results, args.failed is not None)
+        sink_cm = open_sink(term, host.result_format(), args.results, args.failed is not None,
+                            manifest=args.source)
         try:
             with sink_cm as sink:
                 outcome = CreateJob(inputs, session, host, sink).run()
@@ -253,24 +269,74 @@ def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, An
             if outcome is None:
                 raise
             outcome.write_failure = outcome.write_failure or failure
-        return outcome, sink.summary, session.stats, session.target.api_base, sink.failed_rows
+        return outcome, sink.summary, session.stats, session.target, sink.failed_rows
 
 
-def _written_paths(args: CreateArgs, outcome: CreateOutcome, failed_rows: bool, rejects: bool) -> dict[str, str]:
-    """What the summary lists as written: never an output whose writing failed."""
+def _write_failed(args: CreateArgs, outcome: CreateOutcome, failed_rows: list[dict[str, Any]]) -> None:
+    """`--failed` is written whenever it was asked for: with no row to fix it holds its header alone, so a script
+    that attaches or feeds it back always finds it."""
+    if args.failed is None:
+        return
+    try:
+        write_table_file(args.failed, failed_rows, header=FAILED_COLUMNS)
+    except OSError as exc:
+        outcome.write_failure = outcome.write_failure or WriteFailure.from_os(f"--failed {args.failed}", exc)
+
+
+def _written_paths(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummary,
+                   failed_rows: list[dict[str, Any]], rejects: bool) -> dict[str, str]:
+    """What the summary lists as written, each with what it holds: never an output whose writing failed."""
     unwritten = outcome.write_failure.what if outcome.write_failure is not None else ""
     paths = {"journal": str(args.journal)}
+    if outcome.set_aside is not None:
+        paths["previous journal"] = f"{outcome.set_aside} (set aside by --fresh)"
+    fixes = f"{counted(len(failed_rows), 'rows')} to fix" if failed_rows else "header only: no row to fix"
     candidates = (
-        ("results", args.results, "--results", True),
-        ("failed rows", args.failed, "--failed", failed_rows),
-        ("labels", args.purchase.labels_dir, "the label file", True),
+        ("results", args.results, "--results", ""),
+        ("failed rows", args.failed, "--failed", f" ({fixes})"),
+        ("labels", args.purchase.labels_dir, "the label file", f" ({_labels_note(outcome, summary)})"),
     )
-    for label, path, what, wanted in candidates:
-        if path is not None and wanted and not unwritten.startswith(what):
-            paths[label] = str(path)
+    for label, path, what, note in candidates:
+        if path is not None and not unwritten.startswith(what):
+            paths[label] = f"{path}{note}"
     if rejects and args.rejects:
         paths["invalid rows"] = str(args.rejects)
     return paths
+
+
+def _labels_note(outcome: CreateOutcome, summary: CreateSummary) -> str:
+    """How many label files --labels-dir holds for this manifest's bought rows, and how many this run saved."""
+    there, saved = summary.label_files, outcome.labels_saved
+    if there == 0:
+        return "no label file saved"
+    if saved >= there:
+        return f"{counted(there, 'label files')} saved"
+    return f"{counted(there, 'label files')}: {saved} saved by this run, {there - saved} already there"
+
+
+def _label_notes(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummary, *, embedded: bool) -> None:
+    """Where the labels are (a table shows no label URL, and no file is saved without --labels-dir), and which
+    rows' own `label_format` the flag overrode."""
+    term = terminal()
+    forced = args.purchase.label_format
+    if forced and outcome.overridden_formats:
+        (fmt, n), *more = outcome.overridden_formats.most_common()
+        asked = " and ".join([f"{counted(n, 'rows')} asked for {fmt}", *(f"{k} for {f}" for f, k in more)])
+        term.info(f"labels: {asked}; --label-format {forced} makes every label {forced}")
+    bought = summary.totals()["counts"].get("bought", 0)
+    if args.purchase.labels_dir is not None or not bought or args.run.quiet:
+        return
+    where = [w for w, shown in (("stdout", (args.run.output or term.default_output()) != "table"),
+                                (str(args.results), args.results is not None)) if shown]
+    urls = f"Their URLs are in the label_url field of {' and '.join(where)}" if where else (
+        "For their URLs, add -o ndjson or --results FILE")
+    if embedded and where:
+        urls += " (sandbox: this run only)"
+    files, them = ("files", "them") if bought > 1 else ("a file", "it")
+    # Lines a narrow terminal does not break mid-word: a clerk reads this one, it is what to do next.
+    term.info(f"labels: {bought} bought, not saved as {files}. To save {them}, rerun the same command\n"
+              "  with --labels-dir DIR; labels already bought are not bought again.\n"
+              f"  {urls}.")
 
 
 def _warn_after_summary(summary: CreateSummary) -> None:
@@ -278,20 +344,21 @@ def _warn_after_summary(summary: CreateSummary) -> None:
     term = terminal()
     if summary.attention:
         codes = ", ".join(f"{code} ×{n}" for code, n in summary.attention_codes.most_common())
-        term.warn(f"{summary.attention} bought rows need a person ({codes}): see the README's statuses table")
+        term.warn(f"{counted(summary.attention, 'bought rows')} need a person ({codes}): see the README's statuses "
+                  "table")
     if summary.unconfirmed:
         term.warn(
-            f"{summary.unconfirmed} rows may have been bought (BUY_UNCONFIRMED): rerun this same command to "
-            "reconcile them; they are not in the --failed file"
+            f"{counted(summary.unconfirmed, 'rows')} may have been bought (BUY_UNCONFIRMED): rerun this same "
+            "command to reconcile them; they are not in the --failed file"
         )
     if summary.retryable:
         term.warn(
-            f"{summary.retryable} rows failed for now (429s, 5xx, timeouts, a buy still settling): rerun this same "
-            "command to retry them; they are not in the --failed file"
+            f"{counted(summary.retryable, 'rows')} failed for now (429s, 5xx, timeouts, a buy still settling): "
+            "rerun this same command to retry them; they are not in the --failed file"
         )
     if summary.held:
         term.warn(
-            f"{summary.held} rows were left alone because another shipctl run is buying them "
+            f"{counted(summary.held, 'rows')} left alone because another shipctl run is buying them "
             "(HELD_BY_OTHER_RUN): rerun this same command after it ends to record their labels"
         )
 
@@ -307,8 +374,8 @@ def _raise_for(outcome: CreateOutcome, api_base: str) -> None:
     if outcome.refused:
         raise ShipctlError(outcome.refused, ExitCode.USAGE)
     if outcome.fatal:
+        # The failure already says where and what to check (carrier/errors.py): do not say it twice.
         raise ShipctlError(
-            f"the API at {api_base} answered no call ({outcome.fatal}); stopped without buying anything — "
-            "check the network and EASYPOST_API_KEY, then rerun",
+            f"the API at {api_base} answered no call ({outcome.fatal}); stopped without buying anything",
             ExitCode.ERROR,
         )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import os
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -22,8 +24,9 @@ from shipctl.cli.terminal import Terminal
 from shipctl.errors import UsageError, WriteFailure
 from shipctl.jobs.create import SinkClosed
 from shipctl.jobs.purchase import BUY_UNCONFIRMED
-from shipctl.manifest import ShipmentRow
-from shipctl.output import Writer, cell, neutralise, open_writer
+from shipctl.jobs.validation import ManifestSource
+from shipctl.manifest import FLAT_COLUMNS, InvalidRow, ShipmentRow, ValidRow
+from shipctl.output import SCREEN_MOST, TableLayout, Writer, cell, in_order_of, neutralise, open_writer
 from shipctl.results import RESULT_COLUMNS, TABLE_COLUMNS, ResultRecord
 
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
@@ -39,10 +42,13 @@ class CreateSummary(Summary):
         self.unconfirmed = 0
         self.retryable = 0
         self.held = 0
+        self.label_files = 0
+        """Bought rows whose label file is in --labels-dir (saved by this run or an earlier one)."""
 
     def add(self, record: ResultRecord) -> None:
         if record.status in ("bought", "refunded") and record.error_code:
             self.attention_codes[record.error_code] += 1
+        self.label_files += record.status == "bought" and bool(record.label_path)
         self.held += record.error_code == "HELD_BY_OTHER_RUN"
         self.retryable += bool(record.retryable)
         self.unconfirmed += record.error_code == BUY_UNCONFIRMED
@@ -84,7 +90,9 @@ class ResultSink:
         # tell. Nor is one that failed only for now (429, 5xx, timeouts): the same command retries it.
         if (self.keep_failed and record.status == "failed" and record.error_code != BUY_UNCONFIRMED
                 and not record.retryable):
-            self.failed_rows.append(row.to_flat())
+            # Why it failed travels with the row, so the clerk fixing it sees it (the reader ignores these columns).
+            self.failed_rows.append({**row.to_flat(), "error_code": record.error_code or "",
+                                     "error_message": record.error_message or ""})
         if problem is not None:
             raise problem
 
@@ -103,6 +111,11 @@ class ResultSink:
             self.stdout = None
             self.term.silence_stdout()
             return WriteFailure.from_os("stdout", exc)
+        except Exception as exc:
+            # A closed stdout (`>&-`), an encoding it cannot hold: the labels are bought and journaled; stop as for a
+            # failed write, never let it take the run down mid-purchase.
+            self.stdout = None
+            return WriteFailure("stdout", f"{type(exc).__name__}: {exc}")
 
 
 class _Output:
@@ -126,11 +139,32 @@ class _Output:
 
 
 @contextlib.contextmanager
-def open_sink(term: Terminal, fmt: str, results: Path | None, keep_failed: bool) -> Iterator[ResultSink]:
-    """stdout's writer in `fmt` and `--results`' (its format from its suffix); closing them may raise WriteFailure."""
+def open_sink(term: Terminal, fmt: str, results: Path | None, keep_failed: bool, *,
+              manifest: ManifestSource | None = None) -> Iterator[ResultSink]:
+    """stdout's writer in `fmt` and `--results`' (its format from its suffix); closing them may raise WriteFailure.
+
+    A table comes in the manifest's order (rows finish in any order: `manifest` is read again for its references
+    when the table is printed) and fits the terminal; on a terminal, a run of more than `SCREEN_MOST` rows shows
+    only the rows that need attention and says where every row is (README, "Tables on a screen and in a file").
+    """
     with contextlib.ExitStack() as stack:
         columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
-        stdout = stack.enter_context(_Output("stdout", open_writer(fmt, term.stdout, columns)))  # type: ignore[arg-type]
+        layout = None
+        if fmt == "table":
+            order = None
+            if manifest is not None:
+                # Its warnings were printed by the validation pass; a row's own problems too.
+                again = dataclasses.replace(manifest, on_warning=lambda _m: None, extra_check=None)
+                order = in_order_of("reference", lambda: (
+                    item.row.reference for item in again.rows() if isinstance(item, ValidRow)))
+            layout = TableLayout(
+                width=term.width, order=order, most=SCREEN_MOST if term.width is not None else None,
+                attention=lambda r: r.get("status") not in ("bought", "planned") or bool(r.get("error_code")),
+                more=(f"every row is in {results}" if results is not None else "rerun the same command with "
+                      "-o ndjson or --results FILE for every row (nothing is bought twice)"),
+                notice=term.info,
+            )
+        stdout = stack.enter_context(_Output("stdout", open_writer(fmt, term.stdout, columns, table=layout)))  # type: ignore[arg-type]
         results_writer = None
         if results is not None:
             what = f"--results {results}"
@@ -144,35 +178,76 @@ def open_sink(term: Terminal, fmt: str, results: Path | None, keep_failed: bool)
 
 
 def check_outputs(files: dict[str, Path | None], labels_dir: Path | None) -> None:
-    """Every file the run will write must be writable before anything is bought, not found unwritable after."""
+    """Every file the run will write must be writable before anything is bought, not found unwritable after.
+
+    Each is tried for real rather than judged by its mode bits (which say nothing to root, nor about a read-only
+    file system or a device such as /dev/full): an existing file is opened for appending and given zero bytes,
+    which changes nothing; a new one is tried as a nameless temporary file in its folder.
+    """
     for flag, path in files.items():
         if path is not None:
             _check_file(flag, path)
     if labels_dir is not None:
+        what = f"labels to --labels-dir {labels_dir}"
+        _make_folder(what, labels_dir)
         try:
-            labels_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=labels_dir):
                 pass
         except OSError as exc:
-            raise UsageError(f"cannot write labels to --labels-dir {labels_dir}: {exc.strerror or exc}") from None
+            raise UsageError(f"cannot write {what}: {_reason(exc)}") from None
+
+
+def _make_folder(what: str, folder: Path) -> None:
+    """Create `folder` (and its parents), or say in words which part of the path stands in the way."""
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"cannot write {what}: {part} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what}: cannot create the folder {folder} ({_reason(exc)})") from None
 
 
 def _check_file(flag: str, path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+    what = f"{flag} {path}"
+    _make_folder(what, path.parent)
     safefiles.check_links(path)  # a planted link is refused now, not after the labels are bought
     if path.is_dir():
-        raise UsageError(f"cannot write {flag} {path}: it is a directory")
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UsageError(f"cannot write {flag} {path}: permission denied")
+        raise UsageError(f"cannot write {what}: it is a folder")
+    try:
+        if not path.exists():
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        elif stat.S_ISREG(path.stat().st_mode) or stat.S_ISCHR(path.stat().st_mode):
+            # Not a FIFO: opening one blocks until a reader comes. Zero bytes: /dev/full refuses even those.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+            try:
+                os.write(fd, b"")
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what}: {_reason(exc)}") from None
 
 
-def write_table_file(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rows as CSV with every column any row has; neutralised as --results is (these files are opened in
-    spreadsheets to be fixed; the manifest reader takes the `'` off again, so fed back every value is as it was)."""
-    columns: list[str] = []
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)  # as WriteFailure says it: "No space left on device"
+
+
+FAILED_COLUMNS: tuple[str, ...] = (*FLAT_COLUMNS, "error_code", "error_message")
+"""The `--failed` file's header: a manifest's columns, then why the row failed (ignored when it is read back)."""
+
+
+def reject_row(item: InvalidRow) -> dict[str, Any]:
+    """A `--rejects` row: its line, the row as read, and every problem with the column it is in."""
+    raw = {k: v for k, v in item.raw.items() if not isinstance(v, dict | list)}
+    return {"line": item.line, **raw, "error": "; ".join(f"{p.column}: {p.message}" for p in item.problems)}
+
+
+def write_table_file(path: Path, rows: list[dict[str, Any]], header: tuple[str, ...] = ()) -> None:
+    """Rows as CSV with `header`'s columns, then any other column a row has; neutralised as --results is (these
+    files are opened in spreadsheets to be fixed; the manifest reader takes the `'` off again, so fed back every
+    value is as it was). No rows: the header alone, so a script that attaches the file always finds it."""
+    columns: list[str] = list(header)
     for row in rows:
         columns.extend(k for k in row if k not in columns)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from shipctl.cli.options import RunOptions
@@ -18,11 +18,11 @@ from shipctl.cli.terminal import Terminal, terminal
 from shipctl.exit_codes import ExitCode
 from shipctl.jobs.host import Spend
 from shipctl.money import format_totals
+from shipctl.output import OutputFormat, TableLayout, Writer, open_writer
 
 if TYPE_CHECKING:
     from shipctl.engine.sizing import Sizing
     from shipctl.engine.stats import RunStats
-    from shipctl.output import OutputFormat
 
 
 class CliHost:
@@ -68,7 +68,8 @@ class CliHost:
         if self.yes:
             return True
         if not self.term.interactive:
-            self.term.error(
+            # Not an error line: the job ends on its own one ("nothing was bought"), so the user reads one error.
+            self.term.info(
                 f"production mode: refusing to {spend.verb} {spend.count} labels"
                 + (f" ({money})" if money else "")
                 + f" without confirmation; rerun with --yes to {spend.verb}"
@@ -85,6 +86,11 @@ class CliHost:
 
     def exit_now(self) -> None:
         self.term.exit_now(int(ExitCode.INTERRUPTED))
+
+    def open_writer(self, columns: Sequence[str]) -> contextlib.AbstractContextManager[Writer]:
+        """stdout's writer in the result format; a table fits the screen it is on (a file gets it whole)."""
+        layout = TableLayout(width=self.term.width, notice=self.term.info)
+        return open_writer(self.result_format(), self.term.stdout, columns, table=layout)
 
     def result_format(self) -> OutputFormat:
         """`--output`, else a table on a terminal and NDJSON otherwise."""

@@ -57,8 +57,10 @@ def choice(flag: str, choices: Sequence[str], help: str, *, short: str | None = 
             raise typer.Exit(int(ExitCode.USAGE))
         return found
 
+    # No brackets round the choices: `[table|json|ndjson|csv]` is one column too wide for the engine panel at 80
+    # columns, and brackets say "optional" in a usage line.
     return typer.Option(
-        *names, help=help, rich_help_panel=panel, metavar="[" + "|".join(choices) + "]", callback=check,
+        *names, help=help, rich_help_panel=panel, metavar="|".join(choices), callback=check,
         autocompletion=lambda: list(choices),
     )
 
@@ -69,14 +71,14 @@ ManifestFormat = Annotated[str | None, choice(
     panel=MANIFEST_PANEL,
 )]
 Encoding = Annotated[str | None, typer.Option(
-    "--encoding", help="Manifest text encoding (default UTF-8).", rich_help_panel=MANIFEST_PANEL
+    "--encoding", metavar="CODEC", help="Manifest text encoding (default UTF-8).", rich_help_panel=MANIFEST_PANEL
 )]
 Carriers = Annotated[str | None, typer.Option(
-    "--carriers", help="Only these carriers (comma-separated; case, spaces and _ do not count).",
+    "--carriers", metavar="NAMES", help="Only these carriers (comma-separated; case, spaces and _ do not count).",
     rich_help_panel=RATES_PANEL,
 )]
 Services = Annotated[str | None, typer.Option(
-    "--services", help="Only these services (comma-separated; 'Ground Advantage' = GroundAdvantage).",
+    "--services", metavar="NAMES", help="Only these services (comma-separated; 'Ground Advantage' = GroundAdvantage).",
     rich_help_panel=RATES_PANEL,
 )]
 
@@ -122,8 +124,8 @@ def _engine_parameters(chunk_what: str) -> list[inspect.Parameter]:
     def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
-    def opt(*names: str, help: str) -> Any:
-        return typer.Option(*names, help=help, rich_help_panel=ENGINE_PANEL)
+    def opt(*names: str, help: str, metavar: str | None = None) -> Any:
+        return typer.Option(*names, help=help, metavar=metavar, rich_help_panel=ENGINE_PANEL)
 
     return [
         option("output", Annotated[str | None, choice(
@@ -131,17 +133,19 @@ def _engine_parameters(chunk_what: str) -> list[inspect.Parameter]:
             "Result format (default: table on a terminal, else ndjson).", short="-o", panel=ENGINE_PANEL,
         )], None),
         option("concurrency", Annotated[str, opt(
-            "--concurrency", help="In-flight API calls, or 'auto' to probe upward.")], "16"),
-        option("max_concurrency", Annotated[int, opt("--max-concurrency", help="Ceiling for --concurrency auto.")], 64),
+            "--concurrency", metavar="N|auto", help="In-flight API calls, or 'auto' to probe upward.")], "16"),
+        option("max_concurrency", Annotated[int, opt(
+            "--max-concurrency", metavar="N", help="Ceiling for --concurrency auto.")], 64),
         option("workers", Annotated[int | None, opt(
-            "--workers", help="Worker threads (default min(40, 2×cores), ≥ limit).")], None),
-        option("chunk_size", Annotated[int | None, opt("--chunk-size", help=f"{chunk_what} per chunk (8).")], None),
+            "--workers", metavar="N", help="Worker threads (default min(40, 2×cores), ≥ limit).")], None),
+        option("chunk_size", Annotated[int | None, opt(
+            "--chunk-size", metavar="N", help=f"{chunk_what} per chunk (8).")], None),
         option("progress", Annotated[str, choice(
             "--progress", ("auto", "live", "plain", "off"),
             "Progress on stderr: live bars on a terminal, plain lines for logs (auto picks).", panel=ENGINE_PANEL,
         )], "auto"),
         option("progress_interval", Annotated[float, opt(
-            "--progress-interval", help="Seconds between plain lines.")], 10.0),
+            "--progress-interval", metavar="SECONDS", help="Seconds between plain lines.")], 10.0),
         option("quiet", Annotated[bool, opt("--quiet", "-q", help="Only errors and a one-line summary on stderr.")],
                False),
         option("verbose", Annotated[bool, opt(
@@ -189,6 +193,7 @@ def engine_options(chunk_what: str) -> Callable[[F], F]:
         parameters = own + _engine_parameters(chunk_what)
         wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        wrapper.api_command = True  # type: ignore[attr-defined]  # its help names the key and the exit codes
         return cast(F, wrapper)
 
     return decorate

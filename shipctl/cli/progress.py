@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import psutil
 from rich.console import Console, Group, RenderableType
@@ -99,11 +99,32 @@ class CpuSampler:
         self._process = psutil.Process()
         self._last_at: float | None = None
         self._last: tuple[float, list[float]] = (0.0, [0.0] * self.cores)
+        self._start: tuple[float, float, list[Any]] | None = None
 
     def prime(self) -> None:
         self._process.cpu_percent(interval=None)
         psutil.cpu_percent(interval=None, percpu=True)
         self._last_at = self.clock()
+        self._start = (time.monotonic(), self._cpu_seconds(), psutil.cpu_times(percpu=True))
+
+    def _cpu_seconds(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def average(self) -> tuple[float, list[float]]:
+        """This process's CPU % and each core's over the whole run since `prime()`: the last frame's figures. A
+        short run ends before a sample spans a second, and its last instant is idle anyway."""
+        if self._start is None:
+            return self.sample()
+        started, cpu_then, cores_then = self._start
+        wall = time.monotonic() - started
+        if wall <= 0:
+            return self.sample()
+        per_core = []
+        for then, now in zip(cores_then, psutil.cpu_times(percpu=True), strict=False):
+            total = sum(now) - sum(then)
+            per_core.append(100.0 * (1 - (now.idle - then.idle) / total) if total > 0 else 0.0)
+        return 100.0 * (self._cpu_seconds() - cpu_then) / wall, per_core
 
     def sample(self) -> tuple[float, list[float]]:
         """(process %, where 100 = one whole core; [per-core %])."""
@@ -122,10 +143,17 @@ def _pct_style(pct: float) -> str:
     return "green" if pct < 60 else "yellow" if pct < 85 else "red"
 
 
+BAR_WIDTH = 40
+"""The widest a bar is drawn; on a narrow terminal the bars shrink first, so the figures (the ETA) stay whole."""
+LABEL_WIDTH = 11
+
+
 class LiveView:
     """Builds one frame of the live display from `stats`. Called by rich's refresh thread only.
 
     Separate from `open_progress` so tests can render a frame deterministically (fake clock, fake CPU).
+    `width` gives the screen's columns each frame (None: bars at full width); the last frame shows the run's
+    average CPU when `cpu` is a `CpuSampler`.
     """
 
     def __init__(
@@ -136,15 +164,20 @@ class LiveView:
         clock: Clock = time.monotonic,
         cpu: CpuSampler | Callable[[], tuple[float, Sequence[float]]] | None = None,
         window: float = ROLLING_WINDOW,
+        width: Callable[[], int] | None = None,
     ) -> None:
         self.stats = stats
         self.noun = noun
         self.clock = clock
+        self.width = width
         self._cpu: Callable[[], tuple[float, Sequence[float]]]
         if cpu is None:
             cpu = CpuSampler()
         self._cpu = cpu.sample if isinstance(cpu, CpuSampler) else cpu
+        self._average = cpu.average if isinstance(cpu, CpuSampler) else self._cpu
         self._rate = RollingRate(window)
+        self._bars = (0, BAR_WIDTH)
+        """(screen width, bar width) of the last frame."""
         self._lock = threading.Lock()
         self.final = False
         """Set when the block exits: the last frame is drawn as finished even if `finished_at` is not set yet."""
@@ -161,33 +194,59 @@ class LiveView:
         overall = s.throughput()
         rolling = self._rate.sample(self.clock(), done - resumed)
         now_rate = overall if rolling is None or finished else rolling
-
+        proc_pct, per_core = self._average() if finished else self._cpu()
+        cores = max(len(per_core), 1)
+        figures = (
+            self._counts(done, finished, eta_seconds(s, now_rate)),
+            self._flight_text(s.inflight, s.limit, s.max_limit),
+            Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)"),
+        )
+        bar = self._bar_width(max(f.cell_len for f in figures))
         grid = Table.grid(padding=(0, 1), expand=False)
-        grid.add_column(justify="left", no_wrap=True, min_width=11)
+        grid.add_column(justify="left", no_wrap=True, min_width=LABEL_WIDTH)
         grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_row(Text(self.noun, style="bold"), *self._bar_row(done, finished, eta_seconds(s, now_rate)))
-        grid.add_row(Text("throughput"), self._rate_text(finished, now_rate, overall, resumed), Text(""))
-        grid.add_row(Text("in flight"), *self._flight_row(s.inflight, s.limit, s.max_limit))
-        grid.add_row(Text("health"), self._health(s.retries, s.rate_limited, s.failed), Text(""))
-        proc_pct, per_core = self._cpu()
-        grid.add_row(Text("cpu shipctl"), *self._cpu_row(proc_pct, max(len(per_core), 1)))
+        grid.add_row(Text(self.noun, style="bold"), _with_bar(self._progress_bar(done, finished, bar), figures[0]))
+        grid.add_row(Text("throughput"), self._rate_text(finished, now_rate, overall, resumed))
+        grid.add_row(Text("in flight"), _with_bar(self._flight_bar(s.inflight, s.limit, s.max_limit, bar), figures[1]))
+        grid.add_row(Text("health"), self._health(s.retries, s.rate_limited, s.failed))
+        grid.add_row(Text("cpu shipctl"), _with_bar(self._cpu_bar(proc_pct, cores, bar), figures[2]))
         return Group(grid, self._core_grid(per_core))
 
-    def _bar_row(self, done: int, finished: bool, eta: float | None) -> tuple[ProgressBar, Text]:
+    def _bar_width(self, figures: int) -> int:
+        """The bars' width: what the screen leaves beside the label and the longest figures, at most BAR_WIDTH;
+        none at all when that is too narrow to read."""
+        if self.width is None:
+            return BAR_WIDTH
+        screen = self.width()
+        room = screen - (LABEL_WIDTH + 1) - 1 - figures
+        bar = min(BAR_WIDTH, room) if room >= 6 else 0
+        # The figures grow by a digit now and then: the bars only ever shrink on one screen, never flicker.
+        if self._bars[0] == screen:
+            bar = min(bar, self._bars[1])
+        self._bars = (screen, bar)
+        return bar
+
+    def _progress_bar(self, done: int, finished: bool, width: int) -> ProgressBar | None:
+        total = self.stats.total
+        if not width:
+            return None
+        if total is None:
+            return ProgressBar(total=None, completed=done, width=width, pulse=not finished)
+        return ProgressBar(total=max(total, 1), completed=min(done, total) if total else 1, width=width)
+
+    def _counts(self, done: int, finished: bool, eta: float | None) -> Text:
         total = self.stats.total
         if total is None:
-            bar = ProgressBar(total=None, completed=done, width=40, pulse=not finished)
             counts = Text(f"{done} done", style="bold")
         else:
-            bar = ProgressBar(total=max(total, 1), completed=min(done, total) if total else 1, width=40)
             pct = 100.0 * done / total if total else 100.0
             counts = Text.assemble((f"{done}/{total}", "bold"), f" {pct:3.0f}%")
-        timing = Text.assemble(" ", (format_duration(self.stats.elapsed()), "cyan"))
+        counts.append(" ")
+        counts.append(format_duration(self.stats.elapsed()), style="cyan")
         if not finished:
-            timing.append("  ETA ")
-            timing.append(format_duration(eta) if eta is not None else "-:--:--", style="cyan")
-        return bar, Text.assemble(counts, timing)
+            counts.append("  ETA ")
+            counts.append(format_duration(eta) if eta is not None else "-:--:--", style="cyan")
+        return counts
 
     def _rate_text(self, finished: bool, now_rate: float, overall: float, resumed: int) -> Text:
         if finished:
@@ -204,18 +263,23 @@ class LiveView:
         return text
 
     @staticmethod
-    def _flight_row(inflight: int, limit: int, max_limit: int) -> tuple[ProgressBar, Text]:
+    def _flight_bar(inflight: int, limit: int, max_limit: int, width: int) -> ProgressBar | None:
         """API calls in flight against the current (AIMD) limit; a halving turns it yellow."""
         cap = max(max_limit, limit, 1)
+        if not width:
+            return None
+        return ProgressBar(total=cap, completed=min(inflight, cap), width=width,
+                           complete_style="yellow" if limit < max_limit else "blue")
+
+    @staticmethod
+    def _flight_text(inflight: int, limit: int, max_limit: int) -> Text:
         throttled = limit < max_limit
-        bar = ProgressBar(total=cap, completed=min(inflight, cap), width=40,
-                          complete_style="yellow" if throttled else "blue")
         flight = Text.assemble((f"{inflight}", "bold"), " / limit ")
         flight.append(f"{limit}", style="bold yellow" if throttled else "bold")
         flight.append(f" (max {max_limit})")
         if throttled:
             flight.append(" throttled by 429", style="yellow")
-        return bar, flight
+        return flight
 
     @staticmethod
     def _health(retries: int, rate_limited: int, failed: int) -> Text:
@@ -229,19 +293,20 @@ class LiveView:
         )
 
     @staticmethod
-    def _cpu_row(proc_pct: float, cores: int) -> tuple[ProgressBar, Text]:
+    def _cpu_bar(proc_pct: float, cores: int, width: int) -> ProgressBar | None:
         """This process's CPU, out of every core's 100%."""
-        bar = ProgressBar(total=100.0 * cores, completed=min(proc_pct, 100.0 * cores), width=40,
-                          complete_style=_pct_style(proc_pct / cores))
-        return bar, Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)")
+        if not width:
+            return None
+        return ProgressBar(total=100.0 * cores, completed=min(proc_pct, 100.0 * cores), width=width,
+                           complete_style=_pct_style(proc_pct / cores))
 
-    @staticmethod
-    def _core_grid(per_core: Sequence[float]) -> RenderableType:
-        """One small bar per core, four to a row so a 64-core machine still fits a screen."""
-        per_row = 4 if len(per_core) > 2 else max(len(per_core), 1)
+    def _core_grid(self, per_core: Sequence[float]) -> RenderableType:
+        """One small bar per core, up to four to a row (fewer on a narrow screen), so 64 cores still fit."""
+        fits = 4 if self.width is None else max(1, (self.width() - (LABEL_WIDTH + 17)) // 22 + 1)
+        per_row = min(fits, 4) if len(per_core) > 2 else max(len(per_core), 1)
         grid = Table.grid(padding=(0, 1))
         for column in range(per_row):
-            grid.add_column(no_wrap=True, min_width=11 if column == 0 else 0)
+            grid.add_column(no_wrap=True, min_width=LABEL_WIDTH if column == 0 else 0)
             grid.add_column(no_wrap=True)
             grid.add_column(no_wrap=True, justify="right", min_width=4)
         for start in range(0, len(per_core), per_row):
@@ -254,12 +319,28 @@ class LiveView:
         return grid
 
 
+def _with_bar(bar: ProgressBar | None, figures: Text) -> RenderableType:
+    """A bar and its figures on one line; the figures alone when the screen has no room for a bar."""
+    if bar is None:
+        return figures
+    line = Table.grid(padding=(0, 1))
+    line.add_column(no_wrap=True)
+    line.add_column(no_wrap=True)
+    line.add_row(bar, figures)
+    return line
+
+
 # --- the plain line ------------------------------------------------------------------------------------
 
 
+STAMP = "%Y-%m-%d %H:%M:%S"
+"""Local date and time on every plain line (ISO 8601 with a space): a cron log spans midnight, and each line
+stands alone under grep."""
+
+
 def plain_line(stats: RunStats, rate: float, now: float | None = None) -> str:
-    """`12:00:05 340/1000 done, 2 failed, 28.1/s, ETA 0:00:23`, then retries and 429s when nonzero."""
-    clock = time.strftime("%H:%M:%S", time.localtime(now))
+    """`2026-03-01 12:00:05 340/1000 done, 2 failed, 28.1/s, ETA 0:00:23`, then retries and 429s when nonzero."""
+    clock = time.strftime(STAMP, time.localtime(now))
     done = stats.done
     counted = f"{done}/{stats.total}" if stats.total is not None else f"{done}"
     parts = [f"{clock} {counted} done", f"{stats.failed} failed", f"{rate:.1f}/s"]
@@ -276,19 +357,25 @@ def plain_line(stats: RunStats, rate: float, now: float | None = None) -> str:
 class Display:
     """What `open_progress` yields: lets a command hand the terminal to a person for a moment."""
 
-    def __init__(self, live: Live | None = None) -> None:
+    def __init__(self, live: Live | None = None, stats: RunStats | None = None) -> None:
         self._live = live
+        self._stats = stats
         self.paused = threading.Event()
 
     @contextmanager
     def suspended(self) -> Iterator[None]:
-        """No drawing inside the block (e.g. while a confirmation question waits for an answer)."""
+        """No drawing inside the block (e.g. while a confirmation question waits for an answer), and the run's
+        clock stopped: the time a person takes to answer is not the run's, nor its throughput's."""
         self.paused.set()
+        if self._stats is not None:
+            self._stats.pause()
         if self._live is not None:
             self._live.stop()
         try:
             yield
         finally:
+            if self._stats is not None:
+                self._stats.resume()
             if self._live is not None:
                 self._live.start()
             self.paused.clear()
@@ -334,8 +421,8 @@ def open_progress(
     """Show progress of `stats` on `console` (default: the terminal's stderr) while the block runs.
 
     `shared_screen`: stdout is the same terminal (the terminal object says so). Nothing is printed after the
-    block exits: the live display leaves its last frame, the plain display stops mid-interval, and the caller
-    prints the summary.
+    block exits: the live display leaves its last frame (its line ended, in a file too), the plain display stops
+    mid-interval, and the caller prints the summary. The display's `suspended()` also stops the run's clock.
     """
     if console is None:
         from shipctl.cli.terminal import terminal
@@ -346,15 +433,16 @@ def open_progress(
     resolved = resolve_mode(mode, console)
 
     if resolved == "off":
-        yield Display()
+        yield Display(stats=stats)
         return
 
     if resolved == "plain":
         stop = threading.Event()
-        display = Display()
+        display = Display(stats=stats)
         thread = threading.Thread(
             target=_plain_loop,
-            args=(stats, console, interval, stop, time.monotonic, display.paused),
+            # The run's own clock: a rate is never spread over the time a question waited.
+            args=(stats, console, interval, stop, stats.elapsed, display.paused),
             name="shipctl-progress",
             daemon=True,
         )
@@ -368,7 +456,7 @@ def open_progress(
 
     cpu = CpuSampler()
     cpu.prime()
-    view = LiveView(stats, noun=noun, cpu=cpu)
+    view = LiveView(stats, noun=noun, cpu=cpu, clock=stats.elapsed, width=lambda: console.width)
     # stdout is data: rich may route it above the bar only when a person reads both on one terminal.
     # Never when stdout is a pipe or file — then `| jq` sees exactly the bytes written.
     live = Live(
@@ -381,6 +469,9 @@ def open_progress(
     )
     with live:
         try:
-            yield Display(live)
+            yield Display(live, stats)
         finally:
-            view.final = True  # live.stop() draws the last frame: no ETA, the overall rate
+            view.final = True  # live.stop() draws the last frame: no ETA, the overall rate, the average CPU
+    if not console.is_terminal:
+        # To a file rich writes the last frame alone, without ending its line: the summary must start its own.
+        console.line()

@@ -15,6 +15,7 @@ from shipctl.cli.app import command
 from shipctl.cli.host import CliHost
 from shipctl.cli.inputs import manifest_input
 from shipctl.cli.options import (
+    MANIFEST_PANEL,
     Carriers,
     Encoding,
     ManifestFormat,
@@ -24,6 +25,7 @@ from shipctl.cli.options import (
     split_list,
 )
 from shipctl.cli.terminal import terminal
+from shipctl.cli.unreachable import UnreachableWatch
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
 from shipctl.jobs.rates import (
@@ -38,7 +40,6 @@ from shipctl.jobs.rates import (
 )
 from shipctl.jobs.session import open_session
 from shipctl.money import format_money
-from shipctl.output import open_writer
 
 _DIMS = re.compile(r"\s*[x×*]\s*", re.IGNORECASE)
 _UNIT = re.compile(r"[a-z\"]+\s*$", re.IGNORECASE)
@@ -82,34 +83,49 @@ def _address(value: str, flag: str) -> dict[str, Any]:
 @command()
 @engine_options("Rows read and dispatched")
 def rates(
-    manifest: str | None = typer.Argument(None, help="Quote every row of this manifest (or - for stdin)."),
-    to: str | None = typer.Option(None, "--to", help="Destination: a US ZIP, inline JSON or a JSON file."),
+    manifest: str | None = typer.Argument(
+        None, metavar="MANIFEST", help="Quote every row of this manifest (or - for stdin)."
+    ),
+    to: str | None = typer.Option(
+        None, "--to", metavar="ADDRESS", help="Destination: a US ZIP, inline JSON or a JSON file."
+    ),
     from_: str | None = typer.Option(
-        None, "--from", envvar="SHIPCTL_FROM",
+        None, "--from", envvar="SHIPCTL_FROM", metavar="ADDRESS",
         help="Origin: a US ZIP, inline JSON or a JSON file (default $SHIPCTL_FROM). With a manifest, the origin "
         "of rows without one.",
     ),
-    weight: str | None = typer.Option(None, "--weight", help="Parcel weight: 12, 12oz, 1.5lb, 500g, 2kg."),
-    dims: str | None = typer.Option(None, "--dims", help="Parcel LENGTHxWIDTHxHEIGHT: 10x8x4 (inches) or 25x20x10cm."),
-    package: str | None = typer.Option(None, "--package", help="A predefined package (e.g. FlatRateEnvelope)."),
+    weight: str | None = typer.Option(
+        None, "--weight", metavar="WEIGHT", help="Parcel weight: 12, 12oz, 1.5lb, 500g, 2kg."
+    ),
+    dims: str | None = typer.Option(
+        None, "--dims", metavar="LxWxH", help="Parcel dimensions: 10x8x4 (inches) or 25x20x10cm."
+    ),
+    package: str | None = typer.Option(
+        None, "--package", metavar="NAME", help="A predefined package (e.g. FlatRateEnvelope)."
+    ),
     carriers: Carriers = None,
     services: Services = None,
     show_all: bool = typer.Option(False, "--all", help="With a manifest: every offer, not just cheapest and fastest."),
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
+    sheet: str | None = typer.Option(
+        None, "--sheet", rich_help_panel=MANIFEST_PANEL, help="The sheet of an .xlsx workbook (default: the first)."
+    ),
     *,
     run: RunOptions,
 ) -> None:
     """Quote rates: one parcel (--to, --from, --weight), or the cheapest and fastest offer for every manifest row.
 
-    Example, one parcel: shipctl rates --to 10001 --from 94105 --weight 1.5lb --dims 10x8x4
+    Examples:
 
-    Example, a manifest: shipctl rates orders.csv --carriers UPS,USPS --all -o csv > quotes.csv
+      shipctl rates --to 10001 --from 94105 --weight 1.5lb --dims 10x8x4
+
+      shipctl rates orders.csv --carriers UPS,USPS --all -o csv > quotes.csv
     """
     filters = Filters(split_list(carriers), split_list(services))
     host = CliHost(run, noun="rows")
     if manifest is None:
-        for flag, value in (("--all", show_all), ("--format", fmt), ("--encoding", encoding)):
+        for flag, value in (("--all", show_all), ("--format", fmt), ("--encoding", encoding), ("--sheet", sheet)):
             if value:
                 raise UsageError(f"{flag} goes with a manifest")
         code = _one_off(_one_off_query(to, from_, weight, dims, package, filters), run, host)
@@ -117,7 +133,7 @@ def rates(
         for flag, value in (("--to", to), ("--weight", weight), ("--dims", dims), ("--package", package)):
             if value:
                 raise UsageError(f"{flag} is for a one-off quote; a manifest gives it per row")
-        code = _bulk(manifest, fmt, encoding, from_, filters, show_all, run, host)
+        code = _bulk(manifest, fmt, encoding, from_, filters, show_all, run, host, sheet=sheet)
     raise typer.Exit(int(code))
 
 
@@ -145,7 +161,7 @@ def _one_off_query(
 def _one_off(query: OneOffQuery, run: RunOptions, host: CliHost) -> ExitCode:
     with open_session(run.sizing, total=1, force_sandbox=run.force_sandbox, announce=host.detail) as session:
         records = OneOffQuote(query, host).run(session)
-    with open_writer(host.result_format(), terminal().stdout, RATE_COLUMNS) as writer:
+    with host.open_writer(RATE_COLUMNS) as writer:
         for record in records:
             writer.write(record)
     return ExitCode.OK
@@ -163,18 +179,23 @@ def _bulk(
     show_all: bool,
     run: RunOptions,
     host: CliHost,
+    *,
+    sheet: str | None = None,
 ) -> ExitCode:
     from shipctl.manifest import parse_address_arg
 
     default_from = parse_address_arg(from_arg, allow_zip=False) if from_arg else None
     with manifest_input(manifest) as (path, label, _):
-        job = ManifestQuote(ManifestQuery(path, label, manifest_fmt, encoding, default_from, filters, show_all), host)
+        query = ManifestQuery(path, label, manifest_fmt, encoding, default_from, filters, show_all, sheet)
+        job = ManifestQuote(query, host)
         total = job.validate()
         with (
             open_session(run.sizing, total=total, force_sandbox=run.force_sandbox, announce=host.detail) as session,
-            open_writer(host.result_format(), terminal().stdout, BULK_COLUMNS) as writer,
+            host.open_writer(BULK_COLUMNS) as writer,
         ):
-            outcome = job.run(session, writer.write)
+            watch = UnreachableWatch(session)
+            outcome = job.run(session, watch.sink(writer.write))
+    watch.raise_if_unreachable()
     if not run.quiet:
         _render_totals(outcome.totals)
     failed = f", {outcome.failed} failed" if outcome.failed else ""

@@ -17,11 +17,13 @@ from shipctl.cli.host import CliHost
 from shipctl.cli.inputs import expand_args
 from shipctl.cli.options import RunOptions, engine_options
 from shipctl.cli.terminal import terminal
+from shipctl.cli.unreachable import UnreachableWatch
 from shipctl.engine.stats import RunStats
 from shipctl.errors import UsageError
 from shipctl.jobs.refund import REFUND_FIELDS, RefundInputs, RefundJob, RefundOutcome, require_journal
 from shipctl.jobs.session import open_session
-from shipctl.output import OutputFormat, Writer, open_writer
+from shipctl.journal import Journal
+from shipctl.output import OutputFormat, TableLayout, Writer, open_writer
 
 REFUND_COLUMNS = REFUND_FIELDS
 REFUND_TABLE_COLUMNS = ("reference", "shipment_id", "tracking_code", "status", "error_message")
@@ -43,9 +45,22 @@ def _inputs(shipment_ids: list[str] | None, journal_path: Path | None, reference
     if not shipment_ids and journal_path is None:
         raise UsageError("give shipment ids, - to read them from stdin, or --journal PATH")
     if journal_path is not None:
-        require_journal(journal_path)  # before the API (or the built-in sandbox) is started
+        # Before the API (or the built-in sandbox) is started: a mistyped path or reference is a usage error.
+        require_journal(journal_path)
+        _require_references(journal_path, refs)
         return RefundInputs(journal=journal_path, references=tuple(refs))
-    return RefundInputs(shipment_ids=tuple(expand_args(shipment_ids or [], "shipment ids")))
+    return RefundInputs(shipment_ids=tuple(expand_args(shipment_ids or [], "shipment ids", field="shipment_id")))
+
+
+def _require_references(path: Path, refs: list[str]) -> None:
+    """Every `--reference` is a row of the journal (the job checks again, against the journal it holds)."""
+    if not refs:
+        return
+    with Journal(path) as journal:
+        missing = [ref for ref in refs if journal.get(ref) is None]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UsageError(f"not in journal {path}: {shown}; nothing was refunded")
 
 
 class _Results:
@@ -59,7 +74,8 @@ class _Results:
 
     def __call__(self, record: dict[str, Any]) -> None:
         if self._writer is None:
-            self._writer = self._stack.enter_context(open_writer(self._fmt, terminal().stdout, self._columns))
+            writer = open_writer(self._fmt, terminal().stdout, self._columns, table=_layout())
+            self._writer = self._stack.enter_context(writer)
         self._writer.write({c: record.get(c) for c in self._columns})
 
 
@@ -71,12 +87,15 @@ def _end_line(outcome: RefundOutcome, stats: RunStats) -> str:
 @command()
 @engine_options("Shipments dispatched")
 def refund(
-    shipment_ids: list[str] | None = typer.Argument(None, help="Shipment ids (shp_…), or - to read them from stdin."),
+    shipment_ids: list[str] | None = typer.Argument(
+        None, metavar="SHIPMENT_ID...",
+        help="Shipment ids (shp_…), or - to read them from stdin (one a line, or create's NDJSON).",
+    ),
     journal_path: Path | None = typer.Option(
-        None, "--journal", help="Refund the labels a `create` run bought, from its journal."
+        None, "--journal", metavar="PATH", help="Refund the labels a `create` run bought, from its journal."
     ),
     references: list[str] | None = typer.Option(
-        None, "--reference", "-r", help="With --journal: only these rows (repeat, or comma-separate)."
+        None, "--reference", "-r", metavar="REF", help="With --journal: only these rows (repeat, or comma-separate)."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Refund production (or unknown-mode) labels without asking."),
     *,
@@ -84,7 +103,13 @@ def refund(
 ) -> None:
     """Refund (void) bought labels; ones already refunded or submitted are reported, never asked twice.
 
-    Examples: shipctl refund shp_0a1b shp_2c3d --yes; shipctl refund --journal orders.csv.journal.db -r ORD-1001
+    Examples:
+
+      shipctl refund shp_0a1b shp_2c3d --yes
+
+      shipctl refund --journal orders.csv.journal.db -r ORD-1001
+
+      shipctl refund - < results.ndjson        (the ids of the labels create bought)
     """
     inputs = _inputs(shipment_ids, journal_path, references)
     host = CliHost(run, noun="shipments", yes=yes)
@@ -92,7 +117,14 @@ def refund(
         session = stack.enter_context(
             open_session(run.sizing, force_sandbox=run.force_sandbox, announce=host.detail)
         )
-        outcome = RefundJob(inputs, session, host, _Results(stack, host.result_format())).run()
+        watch = UnreachableWatch(session)
+        outcome = RefundJob(inputs, session, host, watch.sink(_Results(stack, host.result_format()))).run()
+    watch.raise_if_unreachable()
     if outcome.shipments:
         terminal().info(_end_line(outcome, session.stats))
     raise typer.Exit(int(outcome.exit_code))
+
+
+def _layout() -> TableLayout:
+    term = terminal()
+    return TableLayout(width=term.width, notice=term.info)

@@ -20,12 +20,14 @@ from typing import Annotated
 import typer
 
 from shipctl.cli.app import app, guarded
+from shipctl.cli.help import ShipctlCommand, ShipctlGroup
 from shipctl.cli.options import choice
 from shipctl.cli.terminal import terminal
 from shipctl.errors import UsageError
 
 sandbox_app = typer.Typer(
     help="The built-in EasyPost-compatible sandbox (offline; no real labels are bought).",
+    cls=ShipctlGroup,
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
@@ -66,11 +68,11 @@ def _announce(api_base: str, latency: str, faults: str | None, warning: str | No
         term.info(warning)
 
 
-@sandbox_app.command("serve")
+@sandbox_app.command("serve", cls=ShipctlCommand)
 @guarded
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on; 0 picks a free one.")] = 0,
+    host: Annotated[str, typer.Option("--host", metavar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to listen on; 0 picks a free one.")] = 0,
     latency: Annotated[str, choice("--latency", _LATENCIES, "Latency profile: none, fast or realistic.")] = "none",
     faults: Annotated[str | None, typer.Option(
         "--faults", metavar="SPEC",
@@ -79,7 +81,8 @@ def serve(
     max_inflight: Annotated[int | None, typer.Option(
         "--max-inflight", metavar="N", help="Answer 429 + Retry-After above N concurrent requests.",
     )] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible faults and latencies.")] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", metavar="N", help="Seed for reproducible faults and latencies.")] = None,
     ledger: Annotated[Path | None, typer.Option(
         "--ledger", metavar="FILE", help="Append every purchase to FILE as a JSON line.")] = None,
     state: Annotated[Path | None, typer.Option(

@@ -58,6 +58,11 @@ def _kinds(codes: Counter[str]) -> Text:
     return note
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 shipment`, `2 shipments`: `noun` is the plural, as `Summary.noun` is."""
+    return f"{n} {noun[:-1] if n == 1 and noun.endswith('s') else noun}"
+
+
 def format_elapsed(seconds: float) -> str:
     """`41.2 s` under a minute, then `0:03:05`."""
     if seconds < 60:
@@ -140,6 +145,10 @@ class Summary:
     def _planned_rows(self, stats: RunStats) -> int:
         return max(stats.total or 0, self.rows)
 
+    def _all_resumed(self, stats: RunStats, planned: int) -> bool:
+        """Every row was done by an earlier run of this journal: no rate to speak of, nothing was worked."""
+        return bool(stats.resumed) and stats.done == stats.resumed and planned == self.rows
+
     # --- output -----------------------------------------------------------------------------------------
 
     def one_line(self, stats: RunStats) -> str:
@@ -154,20 +163,15 @@ class Summary:
         spent = self._money()
         if spent:
             parts.append(spent + (" spent" if earlier else ""))
-        parts.append(f"{format_elapsed(stats.elapsed())} ({stats.throughput():.1f}/s)")
-        return f"{planned} {self.noun}: " + ", ".join(parts)
+        if self._all_resumed(stats, planned):
+            parts.append(f"all resumed from the journal, {format_elapsed(stats.elapsed())}")
+        else:
+            parts.append(f"{format_elapsed(stats.elapsed())} ({stats.throughput():.1f}/s)")
+        return f"{counted(planned, self.noun)}: " + ", ".join(parts)
 
     def renderable(self, stats: RunStats, paths: Mapping[str, str] = _NO_PATHS) -> RenderableType:
         planned = self._planned_rows(stats)
-        parts: list[RenderableType] = [
-            Text.assemble(
-                ("Summary: ", "bold"),
-                (f"{planned} {self.noun}", "bold"),
-                f" in {format_elapsed(stats.elapsed())}, ",
-                (f"{stats.throughput():.1f}/s", "bold magenta"),
-                " overall",
-            )
-        ]
+        parts: list[RenderableType] = [self._headline(stats, planned)]
 
         parts.extend(self._status_lines(stats, planned))
         parts.extend(self._cost_lines())
@@ -184,8 +188,27 @@ class Summary:
             parts.append(Text("written", style="bold"))
             label_w = max(len(label) for label, _ in written)
             for label, where in written:
-                parts.append(Text(f"  {label.ljust(label_w)}  {where}", overflow="fold"))
+                # No overflow of its own: a soft-wrapping console prints a long path whole, never cropped.
+                parts.append(Text(f"  {label.ljust(label_w)}  {where}"))
         return Group(*parts)
+
+    def _headline(self, stats: RunStats, planned: int) -> Text:
+        """`Summary: 50 shipments in 2.1 s, 23.8/s overall`; a run that found every row already done has no
+        rate to give (it worked no row), so it says that instead."""
+        if self._all_resumed(stats, planned):
+            return Text.assemble(
+                ("Summary: ", "bold"), (counted(planned, self.noun), "bold"),
+                ", all already done (resumed from the journal)" if planned > 1 else ", already done (resumed from "
+                "the journal)",
+                f", {format_elapsed(stats.elapsed())}",
+            )
+        return Text.assemble(
+            ("Summary: ", "bold"),
+            (counted(planned, self.noun), "bold"),
+            f" in {format_elapsed(stats.elapsed())}, ",
+            (f"{stats.throughput():.1f}/s", "bold magenta"),
+            " overall",
+        )
 
     def _status_lines(self, stats: RunStats, planned: int) -> list[Text]:
         # Plain lines rather than a grid: a grid pads its last column, leaving trailing blanks in cron logs.
@@ -212,7 +235,8 @@ class Summary:
         if status == "bought" and self._earlier:
             return Text(self._earlier_note(), style="dim")
         if status == "bought" and stats.resumed:
-            return Text(f"{stats.resumed} resumed from the journal, no API call", style="dim")
+            # Not "no API call": a resumed row may still fetch its label file, or check it was not refunded.
+            return Text(f"{stats.resumed} resumed from the journal", style="dim")
         if status == "refunded":
             return Text("voided since they were bought: not shipped, not counted as spend", style="dim")
         if status == "skipped":

@@ -72,7 +72,12 @@ class Terminal:
 
     @property
     def stdout(self) -> TextIO:
-        return self._stdout if self._stdout is not None else sys.stdout
+        if self._stdout is not None:
+            return self._stdout
+        if sys.stdout is None:  # started with stdout closed (`>&-`): nobody reads the data, as with > /dev/null
+            self._stdout = open(os.devnull, "w")  # noqa: SIM115 -- lives as long as the process
+            return self._stdout
+        return sys.stdout
 
     @property
     def stderr(self) -> TextIO:
@@ -99,6 +104,20 @@ class Terminal:
         if self._interactive is not None:
             return self._interactive
         return _isatty(self.stdin) and self.stderr_is_terminal
+
+    @property
+    def width(self) -> int | None:
+        """The columns of the terminal stdout is on (`COLUMNS` when set, as every terminal program honours it);
+        None when stdout is a file or a pipe: a table written there has no screen to fit."""
+        if not self.stdout_is_terminal:
+            return None
+        columns = os.environ.get("COLUMNS", "")
+        if columns.isdigit() and int(columns) > 0:
+            return int(columns)
+        try:
+            return os.get_terminal_size(self.stdout.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return 80
 
     def shares_screen(self) -> bool:
         """stdout and stderr are the same terminal: a person reads data and progress on one screen."""

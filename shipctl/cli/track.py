@@ -16,10 +16,11 @@ from shipctl.cli.host import CliHost
 from shipctl.cli.inputs import expand_args
 from shipctl.cli.options import RunOptions, engine_options
 from shipctl.cli.terminal import terminal
+from shipctl.cli.unreachable import UnreachableWatch
 from shipctl.errors import UsageError
 from shipctl.jobs.session import open_session
 from shipctl.jobs.track import HISTORY_COLUMNS, TRACK_COLUMNS, Tracking, TrackInputs, TrackOutcome, codes_phrase
-from shipctl.output import OutputFormat, Writer, open_writer
+from shipctl.output import OutputFormat, TableLayout, Writer, open_writer
 
 TRACK_TABLE_COLUMNS = (  # a terminal is narrow: the table leaves out what the other formats spell out
     "tracking_code", "carrier", "status", "est_delivery_date", "last_event", "last_event_at", "last_location",
@@ -46,7 +47,7 @@ def track(
 
       shipctl track EZ4000000004 EZ1000000001 --history
 
-      cut -d, -f1 codes.csv | shipctl track - --watch --interval 300 --timeout 86400 -o ndjson
+      shipctl track - --watch --interval 300 --timeout 86400 < codes.txt
     """
     _check_options(codes, watch=watch, interval=interval, timeout=timeout)
     inputs = TrackInputs(
@@ -76,19 +77,23 @@ def _execute(inputs: TrackInputs, host: CliHost) -> TrackOutcome:
         session = stack.enter_context(open_session(
             host.run.sizing, total=len(inputs.codes), force_sandbox=host.run.force_sandbox, announce=host.detail,
         ))
+        watch = UnreachableWatch(session)
         if fmt == "table" and inputs.watch:
             tables = TablePerRound(columns)
-            job = Tracking(inputs, session, host, tables.write, end_round=tables.end_round)
+            job = Tracking(inputs, session, host, watch.sink(tables.write), end_round=tables.end_round)
         else:
             # The streaming formats keep one writer for the whole run: one JSON array, one CSV header.
             writer = stack.enter_context(_stdout_writer(fmt, columns))
-            job = Tracking(inputs, session, host, writer.write)
-        return job.run()
+            job = Tracking(inputs, session, host, watch.sink(writer.write))
+        outcome = job.run()
+    watch.raise_if_unreachable()  # one error line, not a failed row per code
+    return outcome
 
 
 class TablePerRound:
     """Under `--watch` each round is its own table on stdout: a table sizes its columns from every row, so it
-    cannot wait for the end of a watch that may run for days. A round with no news prints its header alone."""
+    cannot wait for the end of a watch that may run for days. A round with no news prints nothing (the
+    "not final yet; next poll in" line on stderr says the watch goes on)."""
 
     def __init__(self, columns: Sequence[str]) -> None:
         self.columns = columns
@@ -106,7 +111,10 @@ class TablePerRound:
 
 @contextlib.contextmanager
 def _stdout_writer(fmt: OutputFormat, columns: Sequence[str]) -> Iterator[Writer]:
-    with open_writer(fmt, terminal().stdout, columns) as writer:
+    term = terminal()
+    # A table fits the terminal it is on (a file gets every row on one line); events come oldest first.
+    layout = TableLayout(width=term.width, notice=term.info)
+    with open_writer(fmt, term.stdout, columns, table=layout) as writer:
         yield writer
 
 

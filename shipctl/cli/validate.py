@@ -10,6 +10,7 @@ import typer
 
 from shipctl.cli.app import command
 from shipctl.cli.options import choice
+from shipctl.cli.problems import problem_report
 from shipctl.cli.terminal import terminal
 from shipctl.exit_codes import ExitCode
 
@@ -31,12 +32,17 @@ def normalised_record(row: ShipmentRow) -> dict[str, Any]:
 
 @command()
 def validate(
-    manifest: str = typer.Argument(..., help="The manifest: a CSV, JSON or NDJSON file, or - for stdin."),
+    manifest: str = typer.Argument(
+        ..., help="The manifest: a CSV, JSON or NDJSON file, an .xlsx workbook, or - for stdin."
+    ),
     fmt: Annotated[str | None, choice(
         "--format", ("csv", "json", "ndjson"), "The manifest's format (default: sniffed from its content).",
     )] = None,
     encoding: str | None = typer.Option(
         None, "--encoding", help="The manifest's text encoding, e.g. cp1252 (default: UTF-8, BOM or not)."
+    ),
+    sheet: str | None = typer.Option(
+        None, "--sheet", help="The sheet of an .xlsx workbook to read (default: its first sheet)."
     ),
     from_address: str | None = typer.Option(
         None, "--from", envvar="SHIPCTL_FROM",
@@ -54,6 +60,8 @@ def validate(
 ) -> None:
     """Validate a manifest: every problem on stderr as `row N, column C: message`, then a summary.
 
+    The same problem on many rows is one line naming them: `rows 2–2001 (2,000 rows), column from_*: required`.
+
     Exits 0 when every row is valid, 2 otherwise.
 
     Examples:
@@ -69,10 +77,12 @@ def validate(
     # stdin is handed over as a byte stream: the reader sniffs its encoding as it does a file's.
     source: str | IO[bytes] = term.stdin_bytes() if manifest == "-" else manifest
     rows = iter_rows(source, fmt=cast("Format | None", fmt), encoding=encoding, default_from=default_from,
-                     on_warning=(lambda _message: None) if quiet else term.warn)
+                     on_warning=(lambda _message: None) if quiet else term.warn, sheet=sheet)
     with contextlib.ExitStack() as stack:
         write = None if output is None else _valid_row_writer(stack, output)
-        valid, invalid = _check(rows, write)
+        # Entered last, so closed first: the problems are on stderr before anything else ends.
+        problems = stack.enter_context(problem_report())
+        valid, invalid = _check(rows, write, problems.add)
     total = valid + invalid
     if invalid or not quiet:
         term.info(f"{total} row{'' if total == 1 else 's'}: {valid} valid, {invalid} invalid")
@@ -80,11 +90,14 @@ def validate(
         raise typer.Exit(int(ExitCode.USAGE))
 
 
-def _check(rows: Iterable[ValidRow | InvalidRow], write: Callable[[ValidRow], None] | None) -> tuple[int, int]:
-    """Every problem on stderr, each valid row to `write`; (valid, invalid)."""
+def _check(
+    rows: Iterable[ValidRow | InvalidRow],
+    write: Callable[[ValidRow], None] | None,
+    report: Callable[[InvalidRow], None],
+) -> tuple[int, int]:
+    """Each invalid row to `report`, each valid row to `write`; (valid, invalid)."""
     from shipctl.manifest import ValidRow
 
-    term = terminal()
     valid = invalid = 0
     for result in rows:
         if isinstance(result, ValidRow):
@@ -93,8 +106,7 @@ def _check(rows: Iterable[ValidRow | InvalidRow], write: Callable[[ValidRow], No
                 write(result)
         else:
             invalid += 1
-            for problem in result.problems:
-                term.line(str(problem))
+            report(result)
     return valid, invalid
 
 

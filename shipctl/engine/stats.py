@@ -37,6 +37,9 @@ class RunStats:
     max_limit: int = 16
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
+    paused_seconds: float = 0.0
+    """Time spent waiting on a person (the production prompt): not the run's work, so not in `elapsed()`."""
+    paused_since: float | None = None
 
     def record(self, outcome: Outcome) -> None:
         """One row finished: the one place every command counts a row's outcome."""
@@ -53,9 +56,24 @@ class RunStats:
         for outcome, step in ((was, -1), (now, 1)):
             setattr(self, outcome, getattr(self, outcome) + step)
 
+    def pause(self) -> None:
+        """The clock stops (a question waits for a person) until `resume()`: throughput is the run's own."""
+        if self.paused_since is None:
+            self.paused_since = time.monotonic()
+
+    def resume(self) -> None:
+        if self.paused_since is not None:
+            self.paused_seconds += time.monotonic() - self.paused_since
+            self.paused_since = None
+
     def elapsed(self) -> float:
+        """Seconds the run has worked: since it started, less the time paused. It stands still while paused,
+        so a display may use it as its clock."""
         end = self.finished_at if self.finished_at is not None else time.monotonic()
-        return end - self.started_at
+        since, paused = self.paused_since, self.paused_seconds  # each read once: another thread may resume
+        if since is not None:
+            paused += max(0.0, end - since)
+        return max(0.0, end - self.started_at - paused)
 
     def throughput(self) -> float:
         """Rows finished per second over the whole run (resumed rows excluded: they cost nothing)."""

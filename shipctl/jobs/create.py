@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -64,6 +65,12 @@ class CreateOutcome:
     write_failure: WriteFailure | None = None
     quoted: int = 0
     estimate: money.Totals = field(default_factory=dict)
+    set_aside: Path | None = None
+    """`--fresh`: where the previous journal was kept."""
+    labels_saved: int = 0
+    """Label files this run wrote (a resumed row's file already there is not counted)."""
+    overridden_formats: Counter[str] = field(default_factory=Counter)
+    """`label_format`s that rows asked for and `--label-format` overrode, with how many rows asked."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +167,7 @@ class CreateRun:
     def _check_fatal(self, failure: CallFailure) -> None:
         fatal = failure.code in _FATAL_CODES or failure.http_status in _FATAL_STATUS
         if fatal and self.engine.stats.calls_ok == 0 and self.outcome.fatal is None:
-            self.outcome.fatal = f"{failure.code}: {failure.message}"
+            self.outcome.fatal = _fatal_message(failure)
             self.engine.stop()
 
     async def _quote(self, item: _Item) -> Quote | None:
@@ -262,6 +269,8 @@ class CreateRun:
             finally:
                 group.cancel_scope.cancel()
         self.outcome.write_failure = self.outcome.write_failure or self.purchaser.write_failure
+        self.outcome.labels_saved = self.purchaser.labels_saved
+        self.outcome.overridden_formats = Counter(self.purchaser.overridden_formats.values())
         return self.outcome
 
     async def _bind_account(self) -> bool:
@@ -418,7 +427,9 @@ class CreateJob:
                 with self.host.progress(self.session.stats):
                     return await run.run()
 
-            return self.session.run(main)
+            outcome = self.session.run(main)
+            outcome.set_aside = journal.set_aside
+            return outcome
         finally:
             claims.close()
             journal.close()
@@ -431,6 +442,13 @@ class CreateJob:
             return self.inputs
         check = self.session.target.mode != "test" or self.inputs.fresh
         return replace(self.inputs, options=replace(options, check_references=check))
+
+
+def _fatal_message(failure: CallFailure) -> str:
+    """Why no call can succeed: an unreachable API's message names the server and what to check already."""
+    if failure.code in _FATAL_CODES:
+        return f"{failure.code}: {failure.message}"
+    return f"{failure.code}: {failure.message} — check EASYPOST_API_KEY"
 
 
 def _describe(exc: BaseException) -> str:

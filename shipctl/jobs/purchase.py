@@ -79,6 +79,8 @@ class PurchaseOptions:
     carriers: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
     label_format: str | None = None
+    """`--label-format`: when given, every label is made and saved in it, whatever a row's `label_format` says
+    (without it, a row's own `label_format`, else PNG)."""
     labels_dir: Path | None = None
     check_references: bool | None = False
     """None: the job decides from the key's mode. Before creating a shipment for a row this journal has never
@@ -120,12 +122,19 @@ class Purchaser:
         # Label file names taken in this run (case-folded: A1.pdf and a1.pdf are one file on macOS and Windows).
         self._claimed: dict[str, str] = {}
         self.mode: str | None = None
+        self.labels_saved = 0
+        """Label files this run wrote into `labels_dir` (not those a resumed row already had there)."""
+        self.overridden_formats: dict[str, str] = {}
+        """reference -> the `label_format` a row asked for that `--label-format` overrode (a row is quoted more
+        than once in a two-phase run: keyed, it is counted once)."""
 
     # -- phase one: a shipment with a chosen rate --------------------------------------------------------
 
     async def quote(self, row: ShipmentRow, line: int, digest: str) -> Quote | ResultRecord:
         """Return the journaled shipment and its chosen rate, or a final record (already bought / failed / held)."""
         ref = row.reference
+        if self.options.label_format and row.label_format not in (None, self.options.label_format):
+            self.overridden_formats[ref] = str(row.label_format)
         entry = self.journal.get(ref)
         if entry is not None and entry.shipment_id:
             if entry.state == "bought":
@@ -152,8 +161,16 @@ class Purchaser:
             if existing is not None and existing.bought and existing.reference == ref:
                 return await self._adopt(row, existing, found=True, digest=digest)
         if settled is None:
-            settled = await self.engine.call(api.create_shipment, self.client, row.to_easypost())
+            settled = await self.engine.call(api.create_shipment, self.client, self._shipment_request(row))
         return self._choose(row, settled, digest)
+
+    def _shipment_request(self, row: ShipmentRow) -> dict[str, Any]:
+        """The `shipment.create` request; `--label-format` has the label made in its format from the start (the
+        row itself, and so its digest, is left as the manifest says: changing the flag is not editing the row)."""
+        request = row.to_easypost()
+        if self.options.label_format:
+            request["options"] = {**request.get("options", {}), "label_format": self.options.label_format}
+        return request
 
     async def _resume(self, row: ShipmentRow, entry: JournalRow, line: int, digest: str) -> ResultRecord:
         """A row this journal already bought: re-emit it without a call (and flag a row edited since)."""
@@ -162,10 +179,11 @@ class Purchaser:
             # The label on the parcel is not what the manifest now says: never silently exit 0.
             record.error_code = EDITED_AFTER_PURCHASE
             record.error_message = (
-                f"row {line} changed after its label was bought; not buying it again "
+                "the row changed after its label was bought; not buying it again "
                 "(refund the label and give the row a new reference to ship the edited version)"
             )
-            self.on_warning(f"row {line}: reference {row.reference}: {record.error_message}")
+            # The record carries the reference, the warning adds where the row is: each said once.
+            self.on_warning(f"row {line} (reference {row.reference}): {record.error_message}")
         return record
 
     async def _known_shipment(
@@ -422,14 +440,14 @@ class Purchaser:
     async def _finish_label(self, row: ShipmentRow, entry: JournalRow, purchase: Purchase) -> ResultRecord:
         """Convert and download the label when asked; a bought row stays bought if this part fails."""
         labels_dir = self.options.labels_dir
-        wanted = row.label_format or self.options.label_format
+        wanted = label_format_for(row, self.options)
         if labels_dir is None or not entry.shipment_id or not entry.label_url or is_void(entry.refund_status):
             return record_from_journal(entry, purchase)  # a refunded label is void: never saved for printing
         if entry.label_path and Path(entry.label_path).exists():
             return record_from_journal(entry, purchase)
         try:
             url = entry.label_url
-            if wanted and wanted != "PNG" and not url.lower().split("?")[0].endswith("." + wanted.lower()):
+            if wanted and not url.lower().split("?")[0].endswith("." + wanted.lower()):
                 url = await self.engine.call(api.label_url, self.client, entry.shipment_id, wanted)
             dest = self._label_dest(labels_dir, entry.reference, url, entry.shipment_id)
             await self.engine.call(api.download, self.client, url, dest)
@@ -444,6 +462,7 @@ class Purchaser:
             record.error_message = f"bought, but the label file was not saved ({reason}); rerun to retry"
             return record
         entry.label_path = str(dest)
+        self.labels_saved += 1
         try:
             self.journal.update(entry.reference, label_path=str(dest))
         except WriteFailure as failure:
@@ -534,6 +553,12 @@ def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:
     same_place = norm(shipment.to_street1) == norm(row.to_address.street1) and (shipment.to_zip or "")[:5] == zip5
     weight = float(row.parcel.weight)
     return same_place and shipment.weight is not None and abs(shipment.weight - weight) < 0.05
+
+
+def label_format_for(row: ShipmentRow, options: PurchaseOptions) -> str | None:
+    """The one rule: an explicit `--label-format` forces every row's format; without it the row's own
+    `label_format` column; else None: the label as the API made it (PNG, EasyPost's default), never converted."""
+    return options.label_format or row.label_format
 
 
 def _journaled_rate(entry: JournalRow) -> Rate:

@@ -23,7 +23,8 @@ from shipctl.exit_codes import ExitCode
 from shipctl.jobs.host import Host
 from shipctl.jobs.session import InOrder, Session
 from shipctl.jobs.validation import ManifestSource
-from shipctl.manifest import Address, InvalidRow, ShipmentRow, ValidRow
+from shipctl.manifest import Address, ShipmentRow, ValidRow
+from shipctl.manifest.problems import ProblemGroups
 from shipctl.money import Totals, add, parse_amount
 from shipctl.selection import SelectRule, by_price, filter_conflicts, filter_offers, pick
 
@@ -159,6 +160,8 @@ class OneOffQuote:
             offers = session.run(lambda: self._quote(session, quoter))
         except CallFailure as failure:
             session.stats.record("failed")
+            if failure.code in ("CONNECTION", "TIMEOUT"):  # the message says where and what to check
+                raise ShipctlError(failure.message) from None
             if failure.transient:
                 raise ShipctlError(f"no answer from the API: {failure}") from None
             raise ShipctlError(f"the API refused the quote: {failure}", ExitCode.USAGE) from None
@@ -235,6 +238,7 @@ class ManifestQuery:
     default_from: Address | None = None
     filters: Filters = Filters()
     show_all: bool = False
+    sheet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -267,21 +271,19 @@ class ManifestQuote:
 
     def source(self) -> ManifestSource:
         q = self.query
-        return ManifestSource(q.path, q.fmt, q.encoding, q.default_from, on_warning=self.host.warn)
+        return ManifestSource(q.path, q.fmt, q.encoding, q.default_from, on_warning=self.host.warn, sheet=q.sheet)
 
     def validate(self) -> int:
-        """The validation pass: every problem told to the host; the row count, or ShipctlError (exit 2)."""
-        seen = self.source().check(self._invalid)
+        """The validation pass: every problem told to the host, identical ones grouped; the row count, or
+        ShipctlError (exit 2)."""
+        with ProblemGroups(self.host.info) as problems:
+            seen = self.source().check(problems.add)
         if seen.rows == 0:
             raise ShipctlError(f"{self.query.label}: the manifest has no rows", ExitCode.USAGE)
         if seen.invalid:
             raise ShipctlError(f"{seen.rows} rows: {seen.rows - seen.invalid} valid, {seen.invalid} invalid; "
                                "nothing was quoted", ExitCode.USAGE)
         return seen.rows
-
-    def _invalid(self, item: InvalidRow) -> None:
-        for problem in item.problems:
-            self.host.info(str(problem))
 
     def run(self, session: Session, sink: Sink) -> ManifestOutcome:
         """The quote pass: every valid row quoted, its `BULK_COLUMNS` records handed to `sink` in input order."""

@@ -36,6 +36,8 @@ HISTORY_COLUMNS = (
     "error_code", "error_message",
 )
 INVALID_CODE = "TRACKING_CODE.INVALID"
+STAMP = "%Y-%m-%d %H:%M:%S"
+"""Local date and time on each watch line (ISO 8601 with a space), as on the plain progress lines."""
 
 Row = dict[str, Any]
 Sink = Callable[[Row], None]
@@ -197,8 +199,9 @@ class Tracking:
             wait = self._next_wait()
             if wait is None:
                 break
-            self.host.detail(f"{time.strftime('%H:%M:%S')} {codes_phrase(len(self.pending))} not final yet; "
-                             f"next poll in {wait:.3g} s")
+            # Dated: a watch runs for days. Seconds to one decimal, as every duration shipctl prints.
+            self.host.detail(f"{time.strftime(STAMP)} {codes_phrase(len(self.pending))} not final yet; "
+                             f"next poll in {wait:.1f} s")
             await anyio.sleep(wait)
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 self.timed_out = True

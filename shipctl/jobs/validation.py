@@ -29,11 +29,15 @@ class ManifestSource:
     default_from: Address | None = None
     extra_check: Callable[[ValidRow], list[Problem]] | None = None
     on_warning: Callable[[str], None] = field(default=lambda _m: None)
+    sheet: str | None = None
+    """The sheet of an `.xlsx` workbook to read (None: its first sheet)."""
 
-    def rows(self) -> Any:
-        """Every row, as a `ValidRow` or an `InvalidRow` (with the extra check applied)."""
+    def rows(self, *, warn: bool = False) -> Any:
+        """Every row, as a `ValidRow` or an `InvalidRow` (with the extra check applied). Only the validation pass
+        warns (`warn=True`): a phase reading the same manifest again must not repeat its warnings."""
+        on_warning = self.on_warning if warn else None
         for item in iter_rows(self.path, fmt=self.fmt, encoding=self.encoding,  # type: ignore[arg-type]
-                              default_from=self.default_from, on_warning=self.on_warning):
+                              default_from=self.default_from, on_warning=on_warning, sheet=self.sheet):
             if self.extra_check is not None and isinstance(item, ValidRow) and (problems := self.extra_check(item)):
                 item = InvalidRow(item.line, problems, item.raw)
             yield item
@@ -41,7 +45,7 @@ class ManifestSource:
     def check(self, on_invalid: Callable[[InvalidRow], None]) -> Checked:
         """Read the whole manifest once; `on_invalid` sees each invalid row (to print, or to keep aside)."""
         seen = Checked()
-        for item in self.rows():
+        for item in self.rows(warn=True):
             seen.rows += 1
             if isinstance(item, InvalidRow):
                 seen.invalid += 1

@@ -19,6 +19,8 @@ _BARE_ZIP = re.compile(r"\d{5}(?:-\d{4})?")
 def parse_address_arg(value: str, *, allow_zip: bool = False) -> Address:
     """An Address from inline JSON (`{"street1": …}`), a path to a JSON file, or with `allow_zip` a US ZIP.
 
+    `allow_zip` is for a quote (`rates --to/--from`), which needs only what a rate needs: a ZIP alone will do,
+    and a JSON address needs no name, street or city (a label does: without `allow_zip` they are required).
     Keys may be EasyPost's (`street1`, `zip`) or prefixed/aliased as in a manifest (`from_zip`,
     `postal_code`). Anything unusable raises `UsageError` saying what is wrong.
     """
@@ -46,7 +48,7 @@ def parse_address_arg(value: str, *, allow_zip: bool = False) -> Address:
         raise UsageError(f"address ({source}): expected a JSON object")
     fields = _address_fields(data)
     try:
-        return Address.model_validate(fields)
+        return Address.model_validate(fields, context={"partial": allow_zip})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'address'}: "

@@ -21,10 +21,12 @@ from typing import IO, Any, Literal
 from pydantic import ValidationError
 
 from shipctl.errors import ManifestError
-from shipctl.manifest.columns import CUSTOMS, ITEM, TARGETS, canonical
+from shipctl.manifest.columns import CUSTOMS, ITEM, TARGETS, canonical, normalize_header
 from shipctl.manifest.dedupe import ReferenceSet
 from shipctl.manifest.models import CUSTOMS_COLUMNS, Address, Parcel, ShipmentRow
 from shipctl.manifest.rows import InvalidRow, Problem, ValidRow
+from shipctl.manifest.sniff import NOT_A_MANIFEST, classify, json_scalar
+from shipctl.manifest.xlsx import read_workbook
 from shipctl.output import unneutralise
 
 Format = Literal["csv", "json", "ndjson"]
@@ -35,6 +37,12 @@ _PENDING_REFERENCE = "\x00pending"
 _CACHE_SIZE = 256
 _MAX_UNKNOWN = 50
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_BLANK = " \t\r\n\ufeff"
+
+SHIPCTL_COLUMNS = frozenset({"line", "error", "error_code", "error_message"})
+"""Columns shipctl itself adds to the manifests it writes for a rerun (`--rejects`: `line`, `error`; `--failed`:
+`error_code`, `error_message`): ignored without the unknown-column warning, so a file shipctl wrote reads back
+cleanly. Any other unknown column is still named in the warning (it may be a header shipctl failed to map)."""
 
 
 def iter_rows(
@@ -44,27 +52,36 @@ def iter_rows(
     encoding: str | None = None,
     default_from: Address | None = None,
     on_warning: Callable[[str], None] | None = None,
+    sheet: str | None = None,
 ) -> Iterator[ValidRow | InvalidRow]:
     """Yield every row of a manifest (a path, or a byte stream such as stdin's), validated, in file order.
 
     `default_from` is the origin of rows without `from_*` values; `on_warning` receives each warning
-    (unknown or duplicated columns) as one line of text.
+    (unknown or duplicated columns) as one line of text. An `.xlsx` workbook (known by its content, whatever
+    its name) is read from its first sheet, or from `sheet`.
     """
     warn = on_warning or (lambda message: None)
     with ExitStack() as stack:
         binary = _open(source, stack)
-        chunks = _text_chunks(binary, encoding)
-        first = _first_content(chunks)
-        if fmt is None:
-            fmt = "json" if first[1].startswith("[") else "ndjson" if first[1].startswith("{") else "csv"
+        head = _read(binary)
         builder = _RowBuilder(default_from)
-        try:
+        stack.callback(builder.close)
+        if classify(head, encoding) == "zip":
+            headers, cells = read_workbook(binary, head, sheet, stack)
+            yield from _table_rows(headers, cells, builder, warn)
+            return
+        if sheet is not None:
+            raise ManifestError("--sheet goes with an .xlsx workbook, and this manifest is not one")
+        chunks = _text_chunks(binary, encoding, head)
+        text, content = _first_content(chunks)
+        if fmt is None:
+            fmt = "json" if content.startswith("[") else "ndjson" if content.startswith("{") else "csv"
             if fmt == "csv":
-                yield from _csv_rows(first[0], chunks, builder, warn)
-            else:
-                yield from _json_rows(first[0], chunks, builder, warn)
-        finally:
-            builder.close()
+                json_scalar(content)
+        if fmt == "csv":
+            yield from _csv_rows(text, chunks, builder, warn)
+        else:
+            yield from _json_rows(text, chunks, builder, warn)
 
 
 def _open(source: str | Path | IO[bytes], stack: ExitStack) -> IO[bytes]:
@@ -76,9 +93,10 @@ def _open(source: str | Path | IO[bytes], stack: ExitStack) -> IO[bytes]:
     return source
 
 
-def _text_chunks(binary: IO[bytes], encoding: str | None) -> Iterator[str]:
-    """Decoded text, chunk by chunk; bytes that do not decode raise ManifestError naming their line."""
-    chunk = _read(binary)
+def _text_chunks(binary: IO[bytes], encoding: str | None, chunk: bytes) -> Iterator[str]:
+    """Decoded text, chunk by chunk (`chunk` is the first, already read); bytes that do not decode raise
+    ManifestError naming their line."""
+    given = encoding
     if encoding is None:
         encoding = "utf-16" if chunk[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
@@ -91,16 +109,30 @@ def _text_chunks(binary: IO[bytes], encoding: str | None) -> Iterator[str]:
         try:
             text = decoder.decode(chunk, final)
         except UnicodeDecodeError as exc:
-            at = line + exc.object[: exc.start].count(b"\n")
-            bad = exc.object[exc.start : exc.end].hex(" ")
-            hint = " (pass --encoding, e.g. --encoding cp1252 for a Windows/Excel export)"
-            raise ManifestError(f"line {at}: bytes {bad} are not valid {exc.encoding}{hint}") from None
+            raise _undecodable(exc, line, given) from None
         line += text.count("\n")
         if text:
             yield text
         if final:
             return
         chunk = _read(binary)
+
+
+def _undecodable(exc: UnicodeDecodeError, line: int, given: str | None) -> ManifestError:
+    """Which bytes on which line, named in the user's own words for the encoding (Python's codec for cp1252
+    calls itself "charmap"), and what to try next."""
+    at = line + exc.object[: exc.start].count(b"\n")
+    bad = exc.object[exc.start : exc.end].hex(" ")
+    if given is not None and codecs.lookup(given).name != "utf-8":
+        hint = f"check --encoding: this file was saved in another encoding than {given}"
+        return ManifestError(f"line {at}: bytes {bad} are not valid {given} ({hint})")
+    name = "utf-8" if exc.encoding.startswith("utf-8") else exc.encoding
+    try:
+        bytes(exc.object).decode("cp1252")
+        hint = "pass --encoding, e.g. --encoding cp1252 for a Windows/Excel export"
+    except UnicodeDecodeError:  # cp1252 would fail too: do not send the user round in a circle
+        hint = "pass --encoding with the encoding the file was saved in, e.g. --encoding latin-1"
+    return ManifestError(f"line {at}: bytes {bad} are not valid {name} ({hint})")
 
 
 def _read(binary: IO[bytes]) -> bytes:
@@ -111,13 +143,17 @@ def _read(binary: IO[bytes]) -> bytes:
 
 
 def _first_content(chunks: Iterator[str]) -> tuple[str, str]:
-    """(all text read so far, its first non-blank character onwards); empty input is a ManifestError."""
-    text = ""
+    """(all text read so far, its first non-blank character onwards); empty input is a ManifestError.
+
+    The blank chunks are kept aside and joined once: adding each to the text so far and stripping it again
+    took quadratic time on a manifest of nothing but whitespace (10 MB: 7 s).
+    """
+    blank: list[str] = []
     for chunk in chunks:
-        text += chunk
-        stripped = text.lstrip(" \t\r\n\ufeff")
+        stripped = chunk.lstrip(_BLANK)
         if stripped:
-            return text, stripped
+            return "".join(blank) + chunk, stripped
+        blank.append(chunk)
     raise ManifestError("the manifest is empty")
 
 
@@ -305,17 +341,42 @@ def _csv_rows(
         try:
             return next(reader, None)
         except csv.Error as exc:
-            raise ManifestError(f"line {reader.line_num}: {exc}") from None
+            raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
+
+    def numbered() -> Iterator[tuple[int, list[str]]]:
+        previous = reader.line_num
+        while (cells := next_cells()) is not None:
+            line, previous = previous + 1, reader.line_num
+            yield line, cells
 
     headers = _csv_header(next_cells)
+    yield from _table_rows(headers, numbered(), builder, warn)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """Python's csv messages in the user's terms ("do you need to open the file in universal-newline mode?" is
+    advice for a programmer, not for someone holding a spreadsheet export)."""
+    text = str(exc)
+    if "new-line character seen in unquoted field" in text:
+        return ("a carriage return inside an unquoted field: the file mixes line endings; save it again as CSV, "
+                "or put that field in double quotes")
+    if "NUL" in text:
+        return f"a NUL byte: this looks like a binary file, {NOT_A_MANIFEST}"
+    if "field larger than field limit" in text:
+        return (f"a field longer than {csv.field_size_limit():,} characters: probably a double quote (\") that "
+                "is never closed")
+    return f"not valid CSV ({text})"
+
+
+def _table_rows(
+    headers: list[str], rows: Iterator[tuple[int, list[str]]], builder: _RowBuilder, warn: Callable[[str], None]
+) -> Iterator[ValidRow | InvalidRow]:
+    """The rows of a table (a CSV file or a sheet), each `(line, cells)`, under its header, validated."""
     plan, columns = _csv_plan(headers, warn)
     width = len(headers)
     split = _compile_plan(plan)
     has_json_items = "customs_items" in columns
-
-    previous = reader.line_num
-    while (cells := next_cells()) is not None:
-        line, previous = previous + 1, reader.line_num
+    for line, cells in rows:
         joined = "".join(cells)
         if not joined or joined.isspace():
             continue
@@ -351,7 +412,8 @@ def _csv_plan(
     for index, name in enumerate(headers):
         column, unit = canonical(name)
         if column is None:
-            unknown.append(name or f"#{index + 1}")
+            if normalize_header(name) not in SHIPCTL_COLUMNS:
+                unknown.append(name or f"#{index + 1}")
         elif column in seen:
             warn(f"column {name!r} ignored: {seen[column]!r} already gives {column}")
         else:
@@ -488,6 +550,7 @@ class _JsonColumns:
     def __init__(self) -> None:
         self.cache: dict[str, tuple[str | None, str | None]] = {}
         self.unknown: dict[str, None] = {}
+        self.own: set[str] = set()  # keys naming shipctl's own columns: not warned about
 
     def resolve(self, key: str) -> tuple[str | None, str | None]:
         found = self.cache.get(key)
@@ -495,9 +558,16 @@ class _JsonColumns:
             found = canonical(key)
             if len(self.cache) < 4096:
                 self.cache[key] = found
-        if found[0] is None and len(self.unknown) < _MAX_UNKNOWN:
-            self.unknown[key] = None
+        if found[0] is None and key not in self.unknown and len(self.unknown) < _MAX_UNKNOWN:
+            self._unknown(key)
         return found
+
+    def _unknown(self, key: str) -> None:
+        if key not in self.own:
+            if normalize_header(key) in SHIPCTL_COLUMNS:
+                self.own.add(key)
+            else:
+                self.unknown[key] = None
 
 
 def _scalar(value: Any) -> str | None:
@@ -590,6 +660,12 @@ def _json_rows(
             yield InvalidRow(index, [Problem(index, "*", f"expected a JSON object, got {kind}")], {})
             continue
         parts, problems = _json_parts(obj, index, columns)
+        if not problems and not any(parts):
+            # Seven "required" lines would hide what is wrong: there is no shipment here at all.
+            what = "an empty object" if not obj else "an object with no manifest fields"
+            yield InvalidRow(index, [Problem(index, "*", f"{what} (expected keys such as to_name, to_street1, "
+                                                         "to_city, to_zip, weight)")], obj)
+            continue
         yield builder.build(index, obj, parts, problems)
     _warn_unknown(columns.unknown, warn)
 

@@ -515,10 +515,10 @@ class SandboxApi:
                 tracker = tracking.build_tracker(code, carrier or "USPS", req.mode, status=tracking.TEST_CODES[code],
                                                  shipment_id=None)
             elif label_tracker is not None:
-                # A label bought here: it has been printed, so the history starts.
+                # A label bought here: it has been printed, so the history starts, at the purchase, where it was sent
+                # from.
                 tracker = dict(label_tracker)
-                fresh = tracking.build_tracker(code, label_tracker["carrier"], label_tracker["mode"],
-                                               status="pre_transit", shipment_id=label_tracker["shipment_id"])
+                fresh = self._label_history(label_tracker, req.account)
                 for key in ("status", "status_detail", "tracking_details", "carrier_detail", "est_delivery_date"):
                     tracker[key] = fresh[key]
                 tracker["updated_at"] = model.now_z()
@@ -528,6 +528,18 @@ class SandboxApi:
             self.store.put("tracker", tracker, req.account)
             self.store.trackers_by_code[(req.account, code)] = tracker["id"]
         return 200, tracker
+
+    def _label_history(self, label_tracker: JSON, account: str) -> JSON:
+        """A bought label's tracker once it is first tracked: from its purchase (the placeholder tracker was made
+        then) and its shipment's origin, toward its destination."""
+        shipment = self.store.get(label_tracker["shipment_id"], account) or {}
+        rate = shipment.get("selected_rate") or {}
+        return tracking.build_tracker(
+            label_tracker["tracking_code"], label_tracker["carrier"], label_tracker["mode"], status="pre_transit",
+            shipment_id=label_tracker["shipment_id"], start=tracking.parse_iso(label_tracker.get("created_at")),
+            route=tracking.Route.between(shipment.get("from_address"), shipment.get("to_address")),
+            delivery_days=rate.get("delivery_days"),
+        )
 
     def tracker_list(self, req: Request) -> tuple[int, JSON]:
         size = _page_size(req.query)

@@ -1,9 +1,17 @@
-"""Trackers: EasyPost's documented test codes and the codes of labels bought in the sandbox."""
+"""Trackers: EasyPost's documented test codes and the codes of labels bought in the sandbox.
+
+A label bought here is tracked from its purchase, at its shipment's origin, toward its destination: the first
+events carry the purchase time and the origin's city (never a month in the past, never another city). The test
+codes have no purchase: each history ends when the tracker is made, on EasyPost's test route (Houston to
+Charleston), and each code keeps the status EasyPost documents for it.
+"""
 
 from __future__ import annotations
 
 import base64
+import calendar
 import time
+from dataclasses import dataclass
 
 from shipctl.sandbox.model import JSON, new_id, now_z
 
@@ -18,23 +26,33 @@ TEST_CODES: dict[str, str] = {
     "EZ7000000007": "unknown",
 }
 
-# (status, status_detail, message, city, state, zip) — the full happy path, then the unhappy endings.
-_PATH: list[tuple[str, str, str, str | None, str | None, str | None]] = [
-    ("pre_transit", "status_update", "Pre-Shipment Info Sent to USPS", None, None, None),
-    ("pre_transit", "label_created", "Shipping Label Created", "HOUSTON", "TX", "77063"),
-    ("in_transit", "arrived_at_facility", "Arrived at USPS Origin Facility", "NORTH HOUSTON", "TX", "77315"),
-    ("in_transit", "departed_facility", "Departed USPS Regional Facility", "NORTH HOUSTON", "TX", "77315"),
-    ("in_transit", "arrived_at_facility", "Arrived at USPS Regional Facility", "COLUMBIA", "SC", "29201"),
-    ("out_for_delivery", "out_for_delivery", "Out for Delivery", "CHARLESTON", "SC", "29401"),
-    ("delivered", "arrived_at_destination", "Delivered, In/At Mailbox", "CHARLESTON", "SC", "29401"),
+Place = tuple[str | None, str | None, str | None]
+"""(city, state, zip) of a tracking event; all None for an event with no place (pre-shipment info)."""
+
+#: Where EasyPost's test codes travel, as EasyPost's own test trackers show it.
+TEST_ORIGIN: Place = ("HOUSTON", "TX", "77063")
+TEST_DESTINATION: Place = ("CHARLESTON", "SC", "29401")
+_TEST_HUB: Place = ("COLUMBIA", "SC", "29201")
+
+# (status, status_detail, message, where, seconds after the label was bought): the happy path. `where` is "origin",
+# "destination", "hub" (the regional facility before the destination; the destination itself for a label bought
+# here) or None. Both pre-transit events happen at purchase: a label bought now has no event in the future.
+_PATH: list[tuple[str, str, str, str | None, int]] = [
+    ("pre_transit", "status_update", "Pre-Shipment Info Sent to {carrier}", None, 0),
+    ("pre_transit", "label_created", "Shipping Label Created", "origin", 0),
+    ("in_transit", "arrived_at_facility", "Arrived at {carrier} Origin Facility", "origin", 9 * 3600),
+    ("in_transit", "departed_facility", "Departed {carrier} Regional Facility", "origin", 12 * 3600),
+    ("in_transit", "arrived_at_facility", "Arrived at {carrier} Regional Facility", "hub", 30 * 3600),
+    ("out_for_delivery", "out_for_delivery", "Out for Delivery", "destination", 48 * 3600),
+    ("delivered", "arrived_at_destination", "Delivered, In/At Mailbox", "destination", 54 * 3600),
 ]
 _STEPS_FOR: dict[str, int] = {
     "pre_transit": 2, "in_transit": 5, "out_for_delivery": 6, "delivered": 7,
     "return_to_sender": 5, "failure": 5, "unknown": 0,
 }
-_ENDINGS: dict[str, tuple[str, str, str, str | None, str | None, str | None]] = {
-    "return_to_sender": ("return_to_sender", "return", "Return to Sender Processed", "COLUMBIA", "SC", "29201"),
-    "failure": ("failure", "unknown", "Delivery Attempt Failed: Package Damaged", "COLUMBIA", "SC", "29201"),
+_ENDINGS: dict[str, tuple[str, str, str, str | None, int]] = {
+    "return_to_sender": ("return_to_sender", "return", "Return to Sender Processed", "hub", 40 * 3600),
+    "failure": ("failure", "unknown", "Delivery Attempt Failed: Package Damaged", "hub", 40 * 3600),
 }
 _DETAIL_FOR: dict[str, str] = {
     "pre_transit": "status_update", "in_transit": "arrived_at_facility", "out_for_delivery": "out_for_delivery",
@@ -47,50 +65,131 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def _detail(step: tuple[str, str, str, str | None, str | None, str | None], when: float, carrier: str) -> JSON:
-    status, detail, message, city, state, zip_code = step
+def parse_iso(value: str | None) -> float | None:
+    """Seconds since the epoch of a sandbox timestamp (`2024-05-01T12:00:00Z`), None if it is not one."""
+    try:
+        return float(calendar.timegm(time.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a parcel goes: the places its events name."""
+
+    origin: Place = TEST_ORIGIN
+    destination: Place = TEST_DESTINATION
+    hub: Place = _TEST_HUB
+
+    @classmethod
+    def between(cls, from_address: JSON | None, to_address: JSON | None) -> Route:
+        """A label bought here travels from its shipment's origin to its destination (the test route for a
+        missing city)."""
+        origin = _place(from_address) or TEST_ORIGIN
+        destination = _place(to_address) or TEST_DESTINATION
+        return cls(origin, destination, destination)
+
+    def place(self, where: str | None) -> Place:
+        if where is None:
+            return (None, None, None)
+        return {"origin": self.origin, "destination": self.destination}.get(where, self.hub)
+
+
+def _place(address: JSON | None) -> Place | None:
+    if not address or not address.get("city"):
+        return None
+    return (str(address["city"]).upper(), _upper(address.get("state")), _text(address.get("zip")))
+
+
+def _upper(value: object) -> str | None:
+    return str(value).upper() if value else None
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _steps(status: str) -> list[tuple[str, str, str, str | None, int]]:
+    steps = list(_PATH[: _STEPS_FOR.get(status, 0)])
+    if status in _ENDINGS:
+        steps.append(_ENDINGS[status])
+    return steps
+
+
+def _detail(step: tuple[str, str, str, str | None, int], start: float, carrier: str, route: Route) -> JSON:
+    status, detail, message, where, offset = step
+    city, state, zip_code = route.place(where)
     return {
-        "object": "TrackingDetail", "message": message, "description": "", "status": status,
-        "status_detail": detail, "datetime": _iso(when), "source": carrier, "carrier_code": "",
+        "object": "TrackingDetail", "message": message.format(carrier=carrier), "description": "",
+        "status": status, "status_detail": detail, "datetime": _iso(start + offset), "source": carrier,
+        "carrier_code": "",
         "tracking_location": {"object": "TrackingLocation", "city": city, "state": state,
                               "country": None if city is None else "US", "zip": zip_code},
     }
 
 
-def history(status: str, start: float, carrier: str) -> list[JSON]:
-    """The tracking_details that lead to `status`, one event every ~9 hours from `start`."""
-    steps = list(_PATH[: _STEPS_FOR.get(status, 0)])
-    if status in _ENDINGS:
-        steps.append(_ENDINGS[status])
-    return [_detail(step, start + i * 32400, carrier) for i, step in enumerate(steps)]
+def history(status: str, start: float, carrier: str, route: Route | None = None) -> list[JSON]:
+    """The tracking_details that lead to `status`, oldest first, the first two at `start` (the purchase)."""
+    route = route or Route()
+    return [_detail(step, start, carrier, route) for step in _steps(status)]
+
+
+def test_code_start(status: str, now: float) -> float:
+    """A test code has no purchase: its history is made to end now, so its last event is the latest news."""
+    steps = _steps(status)
+    return now - (steps[-1][4] if steps else 0)
+
+
+def _location(place: Place) -> str | None:
+    city, state, zip_code = place
+    if city is None:
+        return None
+    return f"{city} {state or ''}, {zip_code or ''}".replace(" ,", ",").strip(" ,")
 
 
 def build_tracker(code: str, carrier: str | None, mode: str, *, status: str, shipment_id: str | None,
-                  start: float | None = None) -> JSON:
+                  start: float | None = None, route: Route | None = None, delivery_days: int | None = None) -> JSON:
+    """A Tracker. `start` is the purchase time (default: a test code's, its history ending now); `route` the
+    places (default: the test codes' Houston to Charleston); the estimate is `delivery_days` (3) after `start`."""
     carrier = carrier or "USPS"
+    route = route or Route()
     created = now_z()
-    start = start if start is not None else time.time() - 30 * 86400
-    details = history(status, start, carrier)
+    start = start if start is not None else test_code_start(status, time.time())
+    details = history(status, start, carrier, route)
     tracker_id = new_id("trk")
     public = base64.urlsafe_b64encode(f"v1:{tracker_id}".encode()).decode().rstrip("=")
-    est = None if status in ("unknown", "failure", "return_to_sender") else _iso(start + 3 * 86400)
+    est = _estimate(status, start, delivery_days)
     return {
         "id": tracker_id, "object": "Tracker", "mode": mode, "tracking_code": code, "status": status,
         "status_detail": _DETAIL_FOR.get(status, "unknown"), "created_at": created, "updated_at": created,
         "signed_by": "John Tester" if status == "delivered" else None,
         "weight": None, "est_delivery_date": est, "shipment_id": shipment_id, "carrier": carrier,
         "tracking_details": details,
-        "carrier_detail": {
-            "object": "CarrierDetail", "service": "First-Class Package Service", "container_type": None,
-            "est_delivery_date_local": None, "est_delivery_time_local": None,
-            "origin_location": "HOUSTON TX, 77001",
-            "origin_tracking_location": {"object": "TrackingLocation", "city": "HOUSTON", "state": "TX",
-                                         "country": None, "zip": "77063"},
-            "destination_location": "CHARLESTON SC, 29401", "destination_tracking_location": None,
-            "guaranteed_delivery_date": None, "alternate_identifier": None, "initial_delivery_attempt": None,
-        } if details else None,
+        "carrier_detail": _carrier_detail(route) if details else None,
         "finalized": status in ("delivered", "return_to_sender", "failure"),
         "is_return": status == "return_to_sender",
         "public_url": f"https://track.easypost.com/{public}",
         "fees": [],
+    }
+
+
+def _estimate(status: str, start: float, delivery_days: int | None) -> str | None:
+    """`delivery_days` (3) after the purchase; a delivered parcel's estimate is never after its delivery."""
+    if status in ("unknown", "failure", "return_to_sender"):
+        return None
+    days = delivery_days if delivery_days and delivery_days > 0 else 3
+    last = _steps(status)[-1][4]
+    return _iso(start + (last if status == "delivered" else max(last, days * 86400)))
+
+
+def _carrier_detail(route: Route) -> JSON:
+    origin_city, origin_state, origin_zip = route.origin
+    return {
+        "object": "CarrierDetail", "service": "First-Class Package Service", "container_type": None,
+        "est_delivery_date_local": None, "est_delivery_time_local": None,
+        "origin_location": _location(route.origin),
+        "origin_tracking_location": {"object": "TrackingLocation", "city": origin_city, "state": origin_state,
+                                     "country": None, "zip": origin_zip},
+        "destination_location": _location(route.destination), "destination_tracking_location": None,
+        "guaranteed_delivery_date": None, "alternate_identifier": None, "initial_delivery_attempt": None,
     }
