@@ -13,7 +13,11 @@ import subprocess
 import sys
 import termios
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+import pytest
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -88,3 +92,14 @@ def table_rows(text: str) -> list[dict[str, str]]:
 
 def widest(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
+
+
+def wait_for(predicate: Callable[[], str | None], what: str, timeout: float = 90.0) -> str:
+    """Poll (the only way to observe a terminal) until `predicate` returns text; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")

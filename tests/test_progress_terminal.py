@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,19 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.manifests import make_manifest
+from tests.screen import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate: Callable[[], str | None], what: str, timeout: float = 90.0) -> str:
-    """Poll (the only way to observe a terminal) until `predicate` returns text; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found is not None:
-            return found
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def clean_env(tmp_path: Path) -> dict[str, str]:

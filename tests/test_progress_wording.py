@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from shipctl.engine.stats import RunStats
 from shipctl.sandbox import Sandbox
 from tests.cli import PROD_KEY, invoke
 from tests.manifests import make_manifest, row, write_manifest
+from tests.screen import wait_for
 
 DATED = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
 
@@ -117,17 +117,6 @@ def test_a_frame_80_columns_wide_keeps_the_eta_and_shrinks_the_bars() -> None:
     Console(file=wide, width=140).print(LiveView(stats, cpu=lambda: (1.0, [1.0]), width=lambda: 140)())
     assert wide.getvalue().index("4900/10000") == len("shipments   ") + 40 + 1  # room enough: 40-cell bars
     assert text.index("4900/10000") < len("shipments   ") + 40 + 1  # at 80 columns the bars gave way
-
-
-def wait_for(predicate: Callable[[], str | None], what: str, timeout: float = 90.0) -> str:
-    """Poll (the only way to observe a terminal) until `predicate` returns text; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found is not None:
-            return found
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow

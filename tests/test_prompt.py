@@ -28,6 +28,7 @@ import pytest
 
 from tests.cli import PROD_KEY
 from tests.manifests import row, write_manifest
+from tests.sdk import shipments
 from tests.standalone import Server, sandbox_process, shipctl_env
 
 # Run as `python -c` with the terminal on fd 0, in a new session: take the terminal as the controlling one (so the
@@ -202,22 +203,7 @@ def test_ctrl_c_at_the_prompt_buys_nothing_exits_130_and_a_confirmed_rerun_buys_
 
 
 def bought_in_production(server: Server, count: int) -> list[str]:
-    client = easypost.EasyPostClient(PROD_KEY, api_base=server.api_base)
-    ids = []
-    try:
-        for i in range(count):
-            shipment = client.shipment.create(
-                to_address={"name": f"C{i}", "street1": "350 5th Ave", "city": "New York", "state": "NY",
-                            "zip": "10118", "country": "US"},
-                from_address={"name": "B", "street1": "417 Montgomery St", "city": "San Francisco", "state": "CA",
-                              "zip": "94104", "country": "US"},
-                parcel={"weight": 10 + i},
-            )
-            client.shipment.buy(shipment.id, rate=shipment.lowest_rate())
-            ids.append(shipment.id)
-    finally:
-        client._requests_session.close()
-    return ids
+    return shipments(server.api_base, count, key=PROD_KEY)
 
 
 def refund_statuses(server: Server, ids: list[str]) -> list[str | None]:

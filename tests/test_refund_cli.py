@@ -6,45 +6,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-import easypost
 import pytest
 
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
 from tests.manifests import make_manifest
+from tests.sdk import refund_status as sdk_refund_status
+from tests.sdk import sdk as sdk_client
+from tests.sdk import shipments as sdk_shipments
 
 
 def sdk(sb: Sandbox, key: str = TEST_KEY) -> Any:
-    return easypost.EasyPostClient(key, api_base=sb.api_base)
+    return sdk_client(sb.api_base, key)
 
 
 def shipments(sb: Sandbox, count: int, *, buy: bool = True, key: str = TEST_KEY) -> list[str]:
-    client = sdk(sb, key)
-    ids = []
-    try:
-        for i in range(count):
-            shipment = client.shipment.create(
-                to_address={"name": f"C{i}", "street1": "350 5th Ave", "city": "New York", "state": "NY",
-                            "zip": "10118", "country": "US"},
-                from_address={"name": "B", "street1": "417 Montgomery St", "city": "San Francisco", "state": "CA",
-                              "zip": "94104", "country": "US"},
-                parcel={"weight": 10 + i},
-            )
-            if buy:
-                client.shipment.buy(shipment.id, rate=shipment.lowest_rate())
-            ids.append(shipment.id)
-    finally:
-        client._requests_session.close()
-    return ids
+    return sdk_shipments(sb.api_base, count, buy=buy, key=key)
 
 
 def refund_status(sb: Sandbox, shipment_id: str, key: str = TEST_KEY) -> str | None:
-    client = sdk(sb, key)
-    try:
-        return client.shipment.retrieve(shipment_id).refund_status  # type: ignore[no-any-return]
-    finally:
-        client._requests_session.close()
+    return sdk_refund_status(sb.api_base, shipment_id, key)
 
 
 def test_refund_by_id_then_again_reports_already_submitted(env: Sandbox) -> None:

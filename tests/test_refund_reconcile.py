@@ -24,6 +24,7 @@ import requests
 from shipctl.sandbox import Sandbox
 from tests.cli import TEST_KEY
 from tests.gateway import ThreadedServer
+from tests.sdk import shipments
 
 Fate = Literal["pass", "commit_then_drop", "commit_then_502", "lost"]
 _PROXY_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -94,22 +95,7 @@ def gate(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[RefundGate]:
 
 def bought(sb: Sandbox, count: int) -> list[str]:
     """Labels bought with the SDK straight from the sandbox (not through the gateway)."""
-    client = easypost.EasyPostClient(TEST_KEY, api_base=sb.api_base)
-    ids = []
-    try:
-        for i in range(count):
-            shipment = client.shipment.create(
-                to_address={"name": f"C{i}", "street1": "350 5th Ave", "city": "New York", "state": "NY",
-                            "zip": "10118", "country": "US"},
-                from_address={"name": "B", "street1": "417 Montgomery St", "city": "San Francisco", "state": "CA",
-                              "zip": "94104", "country": "US"},
-                parcel={"weight": 10 + i},
-            )
-            client.shipment.buy(shipment.id, rate=shipment.lowest_rate())
-            ids.append(shipment.id)
-    finally:
-        client._requests_session.close()
-    return ids
+    return shipments(sb.api_base, count)
 
 
 def refund_status(sb: Sandbox, shipment_id: str) -> str | None:

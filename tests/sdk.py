@@ -1,0 +1,43 @@
+"""Labels bought straight through the official SDK, for tests that need shipments made outside shipctl."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import easypost
+
+from tests.cli import TEST_KEY
+
+
+def sdk(api_base: str, key: str = TEST_KEY) -> Any:
+    return easypost.EasyPostClient(key, api_base=api_base)
+
+
+def shipments(api_base: str, count: int, *, buy: bool = True, key: str = TEST_KEY) -> list[str]:
+    """`count` shipments New York <- San Francisco (weights 10, 11, …), bought at their lowest rate unless `buy`
+    is False; their ids."""
+    client = sdk(api_base, key)
+    ids = []
+    try:
+        for i in range(count):
+            shipment = client.shipment.create(
+                to_address={"name": f"C{i}", "street1": "350 5th Ave", "city": "New York", "state": "NY",
+                            "zip": "10118", "country": "US"},
+                from_address={"name": "B", "street1": "417 Montgomery St", "city": "San Francisco", "state": "CA",
+                              "zip": "94104", "country": "US"},
+                parcel={"weight": 10 + i},
+            )
+            if buy:
+                client.shipment.buy(shipment.id, rate=shipment.lowest_rate())
+            ids.append(shipment.id)
+    finally:
+        client._requests_session.close()
+    return ids
+
+
+def refund_status(api_base: str, shipment_id: str, key: str = TEST_KEY) -> str | None:
+    client = sdk(api_base, key)
+    try:
+        return client.shipment.retrieve(shipment_id).refund_status  # type: ignore[no-any-return]
+    finally:
+        client._requests_session.close()
