@@ -23,6 +23,7 @@ from typing import IO, Any, TypeVar
 
 from shipctl.errors import ManifestError
 from shipctl.manifest.sniff import NOT_A_MANIFEST, SAVE_AS
+from shipctl.output import cell
 
 T = TypeVar("T")
 
@@ -125,19 +126,13 @@ def _sheet_rows(worksheet: Any) -> Rows:
 
 def cell_text(value: Any, number_format: str | None = None) -> str:
     """A cell as the text a CSV export of it would hold (see the module's docstring)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _number(value, number_format)
     if isinstance(value, dt.datetime):
         return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
-    return str(value)
+    return cell(value)  # empty, text and booleans as shipctl writes any cell
 
 
 def _number(value: float, number_format: str | None) -> str:
