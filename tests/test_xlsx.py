@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,148 @@ def test_rates_quotes_a_workbook_sheet(env: Sandbox, tmp_path: Path, monkeypatch
     assert [r["reference"] for r in ndjson(result.stdout)] == ["ORD-00000", "ORD-00000", "ORD-00001", "ORD-00001"]
     one_off = invoke("rates", "--to", "10001", "--from", "94105", "--weight", "1", "--sheet", "Orders")
     assert (one_off.exit_code, one_off.stderr) == (2, "error: --sheet goes with a manifest\n")
+
+
+# ------------------------------------------------------------------------------ cells a sheet must not misread
+
+
+def sheet_book(path: Path, rows: Sequence[Sequence[Any]], edit: Any = None) -> Path:
+    """A one-sheet workbook of `rows`; `edit(sheet)` styles, merges or adds formulas before it is saved."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for values in rows:
+        sheet.append(list(values))
+    if edit is not None:
+        edit(sheet)
+    book.save(path)
+    return path
+
+
+def column_of(rows: list[list[Any]], name: str) -> int:
+    return rows[0].index(name) + 1
+
+
+def test_a_stale_dimension_tag_does_not_cut_rows_or_columns(tmp_path: Path) -> None:
+    rows = rows_of(*(row(i) for i in range(5)))
+    rows[0].append("insurance")  # column O: past the tag's last column
+    for values in rows[1:]:
+        values.append(100)
+    assert len(rows[0]) == 15
+    book = sheet_book(tmp_path / "full.xlsx", rows)
+    stale = tmp_path / "stale.xlsx"
+    with zipfile.ZipFile(book) as src, zipfile.ZipFile(stale, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, count = re.subn(rb'<dimension ref="A1:O6"\s*/>', b'<dimension ref="A1:N4"/>', data)
+                assert count == 1
+            dst.writestr(item, data)
+    result = invoke("validate", str(stale), "-o", "ndjson")
+    assert (result.exit_code, result.stderr) == (0, "5 rows: 5 valid, 0 invalid\n"), result.stderr
+    out = ndjson(result.stdout)
+    assert [r["reference"] for r in out] == [f"ORD-{i:05d}" for i in range(5)]
+    assert [r["insurance"] for r in out] == ["100"] * 5
+
+
+def test_a_formula_with_no_saved_value_is_refused(env: Sandbox, tmp_path: Path) -> None:
+    rows = rows_of(row(0, insurance=50), row(1, insurance=None), row(2, insurance=75))
+    at = column_of(rows, "insurance")
+
+    def formulas(sheet: Any) -> None:
+        sheet.cell(row=3, column=at).value = "=B2*0+120"  # openpyxl saves no value for it: Excel never computed it
+
+    book = sheet_book(tmp_path / "orders.xlsx", rows, formulas)
+    result = invoke("validate", str(book))
+    assert (result.exit_code, result.stderr.splitlines()) == (2, [
+        "row 3, column insurance: a formula with no saved value: open and save the workbook in Excel, or export CSV",
+        "3 rows: 2 valid, 1 invalid",
+    ])
+    created = invoke("create", str(book), "--skip-invalid", "-o", "ndjson", "-q")
+    assert created.exit_code == 3, created.stderr
+    assert sorted(entry["reference"] for entry in env.ledger()) == ["ORD-00000", "ORD-00002"]
+
+
+def test_a_formula_with_a_saved_value_reads_as_its_value(tmp_path: Path) -> None:
+    rows = rows_of(row(0, insurance=None))
+    at = column_of(rows, "insurance")
+    book = sheet_book(tmp_path / "orders.xlsx", rows, lambda s: s.cell(row=2, column=at, value="=60+40"))
+    saved = tmp_path / "saved.xlsx"  # as Excel saves it: the formula and its last value
+    with zipfile.ZipFile(book) as src, zipfile.ZipFile(saved, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, count = re.subn(rb"<f>60\+40</f>\s*<v\s*/>", b"<f>60+40</f><v>100</v>", data)
+                assert count == 1
+            dst.writestr(item, data)
+    result = invoke("validate", str(saved), "-o", "ndjson")
+    assert (result.exit_code, result.stderr) == (0, "1 row: 1 valid, 0 invalid\n"), result.stderr
+    assert ndjson(result.stdout)[0]["insurance"] == "100"
+
+
+def test_merged_cells_are_refused_not_read_as_blank(env: Sandbox, tmp_path: Path) -> None:
+    rows = rows_of(row(0, insurance=200), row(1, insurance=None), row(2, insurance=None), row(3, insurance=50))
+    at = column_of(rows, "insurance")
+    letter = openpyxl.utils.get_column_letter(at)
+    book = sheet_book(tmp_path / "orders.xlsx", rows, lambda s: s.merge_cells(f"{letter}2:{letter}4"))
+    result = invoke("validate", str(book))
+    assert (result.exit_code, result.stderr.splitlines()) == (2, [
+        f"rows 3, 4, column insurance: inside the merged cells {letter}2:{letter}4, whose value only their first "
+        "cell holds: unmerge them and fill in every row",
+        "4 rows: 2 valid, 2 invalid",
+    ])
+    created = invoke("create", str(book), "--skip-invalid", "-o", "ndjson", "-q")
+    assert created.exit_code == 3, created.stderr
+    assert sorted(entry["reference"] for entry in env.ledger()) == ["ORD-00000", "ORD-00003"]
+
+
+def test_a_merged_range_in_an_ignored_column_or_past_the_data_is_no_problem(tmp_path: Path) -> None:
+    rows = rows_of(row(0, notes="gift"), row(1, notes=None))
+    at = column_of(rows, "notes")
+    letter = openpyxl.utils.get_column_letter(at)
+    book = sheet_book(tmp_path / "orders.xlsx", rows, lambda s: s.merge_cells(f"{letter}2:{letter}9"))
+    result = invoke("validate", str(book))
+    assert (result.exit_code, result.stderr) == (
+        0, "warning: unknown column ignored: notes\n2 rows: 2 valid, 0 invalid\n")
+
+
+@pytest.mark.parametrize("number_format", ['0.0 "lb"', "0.0\\ \\l\\b", '#,##0 "kg"', "0.0 lb"])
+def test_a_unit_in_a_number_format_is_not_dropped(env: Sandbox, tmp_path: Path, number_format: str) -> None:
+    rows = rows_of(row(0, weight=12), row(1, weight=12))
+    at = column_of(rows, "weight")
+    book = sheet_book(tmp_path / "orders.xlsx", rows,
+                      lambda s: setattr(s.cell(row=3, column=at), "number_format", number_format))
+    result = invoke("validate", str(book))
+    assert result.exit_code == 2
+    problem, summary = result.stderr.splitlines()
+    assert problem.startswith("row 3, column weight: the number 12 is shown with '")
+    assert f"by its number format {number_format!r}" in problem
+    assert "type the value with its unit into the cell as text (e.g. 12 lb), or export CSV" in problem
+    assert summary == "2 rows: 1 valid, 1 invalid"
+    created = invoke("create", str(book), "--skip-invalid", "-o", "ndjson", "-q")
+    assert created.exit_code == 3, created.stderr
+    assert [entry["reference"] for entry in env.ledger()] == ["ORD-00000"]
+
+
+@pytest.mark.parametrize("number_format", ["0.0", '"$"#,##0.00', '_("$"* #,##0.00_)', "[Red]0.00", "0.00E+00"])
+def test_number_formats_without_words_read_as_the_number(tmp_path: Path, number_format: str) -> None:
+    rows = rows_of(row(0, weight=12, insurance=100))
+    book = sheet_book(tmp_path / "orders.xlsx", rows, lambda s: [
+        setattr(s.cell(row=2, column=column_of(rows, c)), "number_format", number_format)
+        for c in ("weight", "insurance")])
+    result = invoke("validate", str(book), "-o", "ndjson")
+    assert (result.exit_code, result.stderr) == (0, "1 row: 1 valid, 0 invalid\n"), result.stderr
+    assert ndjson(result.stdout)[0]["insurance"] == "100"
+
+
+@pytest.mark.parametrize("error", ["#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NUM!", "#NULL!"])
+def test_error_cells_are_refused(env: Sandbox, tmp_path: Path, error: str) -> None:
+    book = sheet_book(tmp_path / "orders.xlsx", rows_of(row(0), row(1, to_name=error), row(2)))
+    result = invoke("validate", str(book))
+    assert (result.exit_code, result.stderr.splitlines()) == (2, [
+        f"row 3, column to_name: the cell shows the error {error}: fix the formula or the data it uses",
+        "3 rows: 2 valid, 1 invalid",
+    ])
+    created = invoke("create", str(book), "--skip-invalid", "-o", "ndjson", "-q")
+    assert created.exit_code == 3, created.stderr
+    assert sorted(entry["reference"] for entry in env.ledger()) == ["ORD-00000", "ORD-00002"]
+    assert all(error not in str(entry) for entry in env.ledger())

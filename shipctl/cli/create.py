@@ -77,6 +77,8 @@ class CreateArgs:
     yes: bool
     max_cost: Decimal | None
     run: RunOptions
+    from_stdin: bool = False
+    """The manifest came on stdin: `manifest` is a spooled copy, no file of the user's."""
 
 
 @command()
@@ -174,6 +176,7 @@ def create(
             yes=yes,
             max_cost=limit,
             run=run,
+            from_stdin=from_stdin,
         )
         code = execute(args)
     raise typer.Exit(int(code))
@@ -198,7 +201,9 @@ def execute(args: CreateArgs) -> ExitCode:
         return ExitCode.USAGE
     files = {"--results": args.results, "--failed": args.failed,
              "--rejects": args.rejects if args.skip_invalid else None}
-    check_outputs(files, args.purchase.labels_dir)
+    inputs = {f"the manifest {args.manifest_label}": None if args.from_stdin else args.manifest,
+              f"the journal {args.journal}": args.journal}
+    check_outputs(files, args.purchase.labels_dir, inputs)
     if rejects and args.rejects is not None:
         try:
             write_table_file(args.rejects, rejects)
@@ -344,7 +349,8 @@ def _warn_after_summary(summary: CreateSummary) -> None:
     term = terminal()
     if summary.attention:
         codes = ", ".join(f"{code} ×{n}" for code, n in summary.attention_codes.most_common())
-        term.warn(f"{counted(summary.attention, 'bought rows')} need a person ({codes}): see the README's statuses "
+        verb = "needs" if summary.attention == 1 else "need"
+        term.warn(f"{counted(summary.attention, 'bought rows')} {verb} a person ({codes}): see the README's statuses "
                   "table")
     if summary.unconfirmed:
         term.warn(

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import os
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,24 +178,61 @@ def open_sink(term: Terminal, fmt: str, results: Path | None, keep_failed: bool,
         yield ResultSink(term, stdout, results_writer, results, keep_failed)
 
 
-def check_outputs(files: dict[str, Path | None], labels_dir: Path | None) -> None:
+def check_outputs(files: dict[str, Path | None], labels_dir: Path | None,
+                  inputs: dict[str, Path | None] | None = None) -> None:
     """Every file the run will write must be writable before anything is bought, not found unwritable after.
 
     Each is tried for real rather than judged by its mode bits (which say nothing to root, nor about a read-only
     file system or a device such as /dev/full): an existing file is opened for appending and given zero bytes,
     which changes nothing; a new one is tried as a nameless temporary file in its folder.
+
+    No output may be a file the run reads or another output writes: `inputs` names those read (the manifest, the
+    journal; None for one without a path, such as stdin). Any OSError on the way (a name too long) is a usage
+    error naming the flag.
     """
+    _check_distinct(files, inputs or {})
     for flag, path in files.items():
         if path is not None:
-            _check_file(flag, path)
+            _guarded(f"{flag} {path}", functools.partial(_check_file, flag, path))
     if labels_dir is not None:
-        what = f"labels to --labels-dir {labels_dir}"
-        _make_folder(what, labels_dir)
-        try:
-            with tempfile.TemporaryFile(dir=labels_dir):
-                pass
-        except OSError as exc:
-            raise UsageError(f"cannot write {what}: {_reason(exc)}") from None
+        _guarded(f"labels to --labels-dir {labels_dir}", lambda: _check_labels_dir(labels_dir))
+
+
+def _guarded(what: str, check: Callable[[], None]) -> None:
+    try:
+        check()
+    except OSError as exc:
+        raise UsageError(f"cannot write {what}: {_reason(exc)}") from None
+
+
+def _check_labels_dir(labels_dir: Path) -> None:
+    what = f"labels to --labels-dir {labels_dir}"
+    _make_folder(what, labels_dir)
+    with tempfile.TemporaryFile(dir=labels_dir):
+        pass
+
+
+def _check_distinct(files: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+    """Refuse an output that is the manifest, the journal, or another output: writing it would destroy the other."""
+    seen: list[tuple[str, Path]] = [(name, path) for name, path in inputs.items() if path is not None]
+    for flag, path in files.items():
+        if path is None:
+            continue
+        what = f"{flag} {path}"
+        for other, other_path in seen:
+            if _same_path(what, path, other_path):
+                raise UsageError(f"cannot write {what}: it is the same file as {other}")
+        seen.append((what, path))
+
+
+def _same_path(what: str, one: Path, other: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, or (both existing) the same inode."""
+    try:
+        if one.resolve() == other.resolve():
+            return True
+        return one.exists() and other.exists() and os.path.samefile(one, other)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what}: {_reason(exc)}") from None
 
 
 def _make_folder(what: str, folder: Path) -> None:
@@ -214,19 +252,16 @@ def _check_file(flag: str, path: Path) -> None:
     safefiles.check_links(path)  # a planted link is refused now, not after the labels are bought
     if path.is_dir():
         raise UsageError(f"cannot write {what}: it is a folder")
-    try:
-        if not path.exists():
-            with tempfile.TemporaryFile(dir=path.parent):
-                pass
-        elif stat.S_ISREG(path.stat().st_mode) or stat.S_ISCHR(path.stat().st_mode):
-            # Not a FIFO: opening one blocks until a reader comes. Zero bytes: /dev/full refuses even those.
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
-            try:
-                os.write(fd, b"")
-            finally:
-                os.close(fd)
-    except OSError as exc:
-        raise UsageError(f"cannot write {what}: {_reason(exc)}") from None
+    if not path.exists():
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    elif stat.S_ISREG(path.stat().st_mode) or stat.S_ISCHR(path.stat().st_mode):
+        # Not a FIFO: opening one blocks until a reader comes. Zero bytes: /dev/full refuses even those.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"")
+        finally:
+            os.close(fd)
 
 
 def _reason(exc: OSError) -> str:

@@ -4,14 +4,20 @@ A list on stdin is one value a line, or shipctl's own results: `shipctl create â
 the NDJSON records `create` prints (or one JSON array, `-o json`), and each object gives its `tracking_code`
 (`refund`: its `shipment_id`). A record without one (a row that failed or was skipped) is left out, and one line
 on stderr counts them: the pipeline carries on with what was bought, as `jq -r .tracking_code` would.
+
+`refund` takes a shipment id only from a record that run bought (`status` "bought", `purchase` not "found"): a
+failed row may carry the id of a shipment it never bought, and a found label is one another run paid for. Such
+records are counted in their own stderr line. A record without `status` (another tool's output) gives any id.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +65,23 @@ def manifest_input(arg: str) -> Iterator[tuple[Path, str, bool]]:
 
 #: The field of a shipctl result record that each list read from stdin takes (`what` names the list).
 RECORD_FIELDS = {"tracking codes": "tracking_code", "shipment ids": "shipment_id"}
+#: Fields taken only from records the run itself bought: refunding another run's label, or a shipment a failed row
+#: never bought, is not what `create â€¦ | refund -` means (tracking anything is harmless).
+BOUGHT_ONLY_FIELDS = frozenset({"shipment_id"})
+
+
+@dataclasses.dataclass
+class _Taken:
+    """What the records on stdin gave: their values, how many lacked the field, why others were left out."""
+
+    values: list[str] = dataclasses.field(default_factory=list)
+    missing: int = 0
+    not_bought: Counter[str] = dataclasses.field(default_factory=Counter)
+
+    def add(self, other: _Taken) -> None:
+        self.values.extend(other.values)
+        self.missing += other.missing
+        self.not_bought.update(other.not_bought)
 
 
 def read_stdin_lines(what: str, field: str | None = None) -> list[str]:
@@ -66,18 +89,22 @@ def read_stdin_lines(what: str, field: str | None = None) -> list[str]:
     of objects) gives its `field` (default: `RECORD_FIELDS[what]`). Read only because the user passed `-`."""
     field = field or RECORD_FIELDS.get(what)
     text = terminal().stdin.read()
-    values, missing = _values(text, field)
-    if missing and field:
-        some = "1 line had" if missing == 1 else f"{missing} lines had"
-        rows = "a failed row" if missing == 1 else "failed rows"
+    taken = _values(text, field)
+    if taken.missing and field:
+        some = "1 line had" if taken.missing == 1 else f"{taken.missing} lines had"
+        rows = "a failed row" if taken.missing == 1 else "failed rows"
         terminal().info(f"{some} no {field} ({rows}): skipped")
-    if not values:
+    if taken.not_bought:
+        n = sum(taken.not_bought.values())
+        some = "1 record was" if n == 1 else f"{n} records were"
+        terminal().info(f"{some} not bought by that run ({', '.join(taken.not_bought)}): skipped")
+    if not taken.values:
         raise UsageError(f"no {what} on stdin")
-    return values
+    return taken.values
 
 
-def _values(text: str, field: str | None) -> tuple[list[str], int]:
-    """The values in `text` and how many records lacked `field`."""
+def _values(text: str, field: str | None) -> _Taken:
+    """The values in `text`, how many records lacked `field`, and why records not bought were left out."""
     stripped = text.strip()
     if field and stripped.startswith("["):
         # `-o json`: one array, maybe spread over many lines.
@@ -85,20 +112,17 @@ def _values(text: str, field: str | None) -> tuple[list[str], int]:
             data = json.loads(stripped)
             if isinstance(data, list):
                 return _from_records(data, field)
-    values: list[str] = []
-    missing = 0
+    taken = _Taken()
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         record = _record(line) if field else None
         if record is None:
-            values.append(line)  # a plain value; anything malformed is the job's to report, with the others
+            taken.values.append(line)  # a plain value; anything malformed is the job's to report, with the others
             continue
-        found, lacking = _from_records([record], field or "")
-        values.extend(found)
-        missing += lacking
-    return values, missing
+        taken.add(_from_records([record], field or ""))
+    return taken
 
 
 def _record(line: str) -> dict[str, Any] | None:
@@ -113,18 +137,30 @@ def _record(line: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _from_records(items: list[Any], field: str) -> tuple[list[str], int]:
-    values: list[str] = []
-    missing = 0
+def _from_records(items: list[Any], field: str) -> _Taken:
+    taken = _Taken()
     for item in items:
         value = item.get(field) if isinstance(item, dict) else item
-        if isinstance(value, str) and value.strip():
-            values.append(value.strip())
-        elif isinstance(value, int) and not isinstance(value, bool):
-            values.append(str(value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not (isinstance(value, str) and value.strip()):
+            taken.missing += 1
+        elif (why := _not_bought(item, field)) is not None:
+            taken.not_bought[why] += 1
         else:
-            missing += 1
-    return values, missing
+            taken.values.append(value.strip())
+    return taken
+
+
+def _not_bought(item: Any, field: str) -> str | None:
+    """Why a shipctl result record gives no `field` although it has one (its status, or "found"); None: it does.
+
+    Only a record with a `status` (shipctl's own) is judged: another tool's record gives its value as before."""
+    if field not in BOUGHT_ONLY_FIELDS or not isinstance(item, dict) or "status" not in item:
+        return None
+    if item.get("status") != "bought":
+        return str(item.get("status"))
+    return "found" if item.get("purchase") == "found" else None
 
 
 def expand_args(values: Sequence[str], what: str, field: str | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from shipctl.cli.app import command
 from shipctl.cli.host import CliHost
 from shipctl.cli.inputs import expand_args
 from shipctl.cli.options import RunOptions, engine_options
+from shipctl.cli.summary import counted
 from shipctl.cli.terminal import terminal
 from shipctl.cli.unreachable import UnreachableWatch
 from shipctl.engine.stats import RunStats
@@ -81,7 +82,7 @@ class _Results:
 
 def _end_line(outcome: RefundOutcome, stats: RunStats) -> str:
     parts = [f"{n} {status.replace('_', ' ')}" for status, n in outcome.statuses.most_common()]
-    return f"{outcome.shipments} shipments: {', '.join(parts)}, {stats.elapsed():.1f} s"
+    return f"{counted(outcome.shipments, 'shipments')}: {', '.join(parts)}, {stats.elapsed():.1f} s"
 
 
 @command()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 
@@ -26,6 +26,7 @@ from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
 from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow
+from shipctl.manifest.models import LabelFormat
 from shipctl.results import Purchase, ResultRecord, Status
 from shipctl.selection import NoMatchingRate, SelectRule, choose_rate
 
@@ -45,10 +46,34 @@ MAX_BUY_ROUNDS = 6
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+_LABEL_FORMATS: tuple[str | None, ...] = (None, *get_args(LabelFormat))
+
+
 def row_digest(row: ShipmentRow) -> str:
-    """A fingerprint of what would be shipped, to notice a row edited between runs."""
-    payload = json.dumps(row.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """A fingerprint of what would be shipped, to notice a row edited between runs.
+
+    A row's `label_format` is left out (a format is a property of the label file, not of the shipment): the row
+    is hashed as if it had none, which is exactly how older shipctl hashed a row without one.
+    """
+    return _digest_with_format(row, None)
+
+
+def _digest_with_format(row: ShipmentRow, label_format: str | None) -> str:
+    data = row.model_dump(mode="json")
+    data["label_format"] = label_format
+    payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
+
+
+def same_row(stored: str | None, row: ShipmentRow) -> bool:
+    """Whether a journal's digest is this row's (no digest stored: nothing to compare, so yes).
+
+    Older shipctl hashed the row's `label_format` in: a digest it stored matches when the row is the same in
+    everything else, whatever format either names (there are only a few formats, so each is tried).
+    """
+    if not stored:
+        return True
+    return any(stored == _digest_with_format(row, fmt) for fmt in _LABEL_FORMATS)
 
 
 def label_filename(reference: str, url: str, *, shipment_id: str | None = None) -> str:
@@ -138,7 +163,7 @@ class Purchaser:
         entry = self.journal.get(ref)
         if entry is not None and entry.shipment_id:
             if entry.state == "bought":
-                return await self._resume(row, entry, line, digest)
+                return await self._resume(row, entry, line)
             quoted_here = entry.state == "created" and entry.shipment_id in self._fresh
             if quoted_here and entry.digest == digest and entry.rate_id:
                 # Quoted by this very process (which holds the claim) and not yet bought: the journal holds the rate.
@@ -148,7 +173,7 @@ class Purchaser:
         if claim.outcome == "held":
             return self._held(ref, claim)
         known = entry.shipment_id if entry is not None else None
-        edited = entry is not None and bool(entry.digest) and entry.digest != digest
+        edited = entry is not None and not same_row(entry.digest, row)
         settled = await self._known_shipment(row, claim, known, edited=edited, digest=digest)
         if isinstance(settled, ResultRecord):
             return settled
@@ -172,10 +197,10 @@ class Purchaser:
             request["options"] = {**request.get("options", {}), "label_format": self.options.label_format}
         return request
 
-    async def _resume(self, row: ShipmentRow, entry: JournalRow, line: int, digest: str) -> ResultRecord:
+    async def _resume(self, row: ShipmentRow, entry: JournalRow, line: int) -> ResultRecord:
         """A row this journal already bought: re-emit it without a call (and flag a row edited since)."""
         record = await self._finish_resumed(row, entry)
-        if entry.digest and entry.digest != digest and record.error_code is None:
+        if not same_row(entry.digest, row) and record.error_code is None:
             # The label on the parcel is not what the manifest now says: never silently exit 0.
             record.error_code = EDITED_AFTER_PURCHASE
             record.error_message = (
@@ -270,7 +295,7 @@ class Purchaser:
                 shipment_id=None, digest=digest,
             )
         old = self._journal_digest(row.reference)
-        if not found and old and digest is not None and old != digest:
+        if not found and digest is not None and not same_row(old, row):
             # This journal's own shipment, bought for the row as it was then (its run died before recording it).
             record = await self._record_bought(row, shipment, purchase="resumed")
             if record.error_code is None:
@@ -417,7 +442,7 @@ class Purchaser:
 
     async def _finish_resumed(self, row: ShipmentRow, entry: JournalRow) -> ResultRecord:
         self.engine.stats.resumed += 1
-        if self._wants_file(entry) and entry.shipment_id:
+        if self._wants_file(row, entry) and entry.shipment_id:
             # About to print it: make sure it was not refunded since (by id, outside this journal), and take a
             # label URL that works now (a built-in sandbox's URL dies with its run).
             try:
@@ -433,18 +458,33 @@ class Purchaser:
                     self.engine.stop()
         return await self._finish_label(row, entry, "resumed")
 
-    def _wants_file(self, entry: JournalRow) -> bool:
-        saved = bool(entry.label_path) and Path(str(entry.label_path)).exists()
+    def _wants_file(self, row: ShipmentRow, entry: JournalRow) -> bool:
+        saved = self._saved_here(entry, label_format_for(row, self.options))
         return self.options.labels_dir is not None and not saved and not is_void(entry.refund_status)
+
+    def _saved_here(self, entry: JournalRow, wanted: str | None) -> bool:
+        """Whether the label file saved earlier serves now: it is in this run's --labels-dir, in the wanted format
+        (any, when none is asked for), and still there. Otherwise it is saved (converted) again."""
+        labels_dir = self.options.labels_dir
+        if labels_dir is None or not entry.label_path:
+            return False
+        path = Path(entry.label_path)
+        right_format = wanted is None or path.suffix.lower() == "." + wanted.lower()
+        try:
+            return right_format and path.parent.resolve() == labels_dir.resolve() and path.is_file()
+        except OSError:
+            return False
 
     async def _finish_label(self, row: ShipmentRow, entry: JournalRow, purchase: Purchase) -> ResultRecord:
         """Convert and download the label when asked; a bought row stays bought if this part fails."""
         labels_dir = self.options.labels_dir
         wanted = label_format_for(row, self.options)
-        if labels_dir is None or not entry.shipment_id or not entry.label_url or is_void(entry.refund_status):
+        if labels_dir is None or is_void(entry.refund_status):
             return record_from_journal(entry, purchase)  # a refunded label is void: never saved for printing
-        if entry.label_path and Path(entry.label_path).exists():
+        if self._saved_here(entry, wanted):
             return record_from_journal(entry, purchase)
+        if not entry.shipment_id or not entry.label_url:
+            return _not_here(record_from_journal(entry, purchase))
         try:
             url = entry.label_url
             if wanted and not url.lower().split("?")[0].endswith("." + wanted.lower()):
@@ -457,7 +497,7 @@ class Purchaser:
                 self.write_failure = self.write_failure or exc
                 self.engine.stop()
             reason = exc.message if isinstance(exc, CallFailure) else f"{type(exc).__name__}: {exc}"
-            record = record_from_journal(entry, purchase)
+            record = _not_here(record_from_journal(entry, purchase))
             record.error_code = "LABEL_NOT_SAVED"
             record.error_message = f"bought, but the label file was not saved ({reason}); rerun to retry"
             return record
@@ -559,6 +599,13 @@ def label_format_for(row: ShipmentRow, options: PurchaseOptions) -> str | None:
     """The one rule: an explicit `--label-format` forces every row's format; without it the row's own
     `label_format` column; else None: the label as the API made it (PNG, EasyPost's default), never converted."""
     return options.label_format or row.label_format
+
+
+def _not_here(record: ResultRecord) -> ResultRecord:
+    """A record whose label file is not in this run's --labels-dir: it names none (one saved by an earlier run,
+    elsewhere or in another format, is not this run's label file)."""
+    record.label_path = None
+    return record
 
 
 def _journaled_rate(entry: JournalRow) -> Rate:

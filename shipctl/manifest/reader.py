@@ -38,6 +38,7 @@ _CACHE_SIZE = 256
 _MAX_UNKNOWN = 50
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _BLANK = " \t\r\n\ufeff"
+_NOTHING_REFUSED: list[tuple[int, str]] = []  # shared by every CSV row: never appended to
 
 SHIPCTL_COLUMNS = frozenset({"line", "error", "error_code", "error_message"})
 """Columns shipctl itself adds to the manifests it writes for a rerun (`--rejects`: `line`, `error`; `--failed`:
@@ -343,11 +344,11 @@ def _csv_rows(
         except csv.Error as exc:
             raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
 
-    def numbered() -> Iterator[tuple[int, list[str]]]:
+    def numbered() -> Iterator[tuple[int, list[str], list[tuple[int, str]]]]:
         previous = reader.line_num
         while (cells := next_cells()) is not None:
             line, previous = previous + 1, reader.line_num
-            yield line, cells
+            yield line, cells, _NOTHING_REFUSED
 
     headers = _csv_header(next_cells)
     yield from _table_rows(headers, numbered(), builder, warn)
@@ -369,18 +370,27 @@ def _csv_problem(exc: csv.Error) -> str:
 
 
 def _table_rows(
-    headers: list[str], rows: Iterator[tuple[int, list[str]]], builder: _RowBuilder, warn: Callable[[str], None]
+    headers: list[str],
+    rows: Iterator[tuple[int, list[str], list[tuple[int, str]]]],
+    builder: _RowBuilder,
+    warn: Callable[[str], None],
 ) -> Iterator[ValidRow | InvalidRow]:
-    """The rows of a table (a CSV file or a sheet), each `(line, cells)`, under its header, validated."""
+    """The rows of a table (a CSV file or a sheet), each `(line, cells, refused)`, under its header, validated.
+
+    `refused` names the cells (index, problem) a sheet could not read as text: a problem of the row in a column
+    shipctl reads, nothing in a column it ignores."""
     plan, columns = _csv_plan(headers, warn)
     width = len(headers)
     split = _compile_plan(plan)
     has_json_items = "customs_items" in columns
-    for line, cells in rows:
-        joined = "".join(cells)
-        if not joined or joined.isspace():
-            continue
+    column_at = {headers.index(name): column for column, name in columns.items()}
+    for line, cells, refused in rows:
         problems: list[Problem] = []
+        if refused:
+            problems = [Problem(line, column_at[i], message) for i, message in refused if i in column_at]
+        joined = "".join(cells)
+        if (not joined or joined.isspace()) and not problems:
+            continue
         if len(cells) != width:
             cells = _fit_width(cells, width, line, problems)
         parts = split(cells)
