@@ -179,8 +179,10 @@ class Summary:
             ("api ", "bold"),
             f"retries {stats.retries}, 429 answers {stats.rate_limited}",
         )
-        if stats.rate_limited or stats.limit < stats.max_limit:
-            api.append(f" (in-flight limit ended at {stats.limit} of {stats.max_limit})")
+        lowest = min(stats.limit_low, stats.limit)
+        if stats.rate_limited or stats.limit < stats.max_limit or lowest < stats.limit_start:
+            api.append(f" (in-flight limit ended at {stats.limit} of {stats.max_limit}), "
+                       f"limit started at {stats.limit_start}, lowest {lowest}")
         parts.append(api)
 
         written = [(label, where) for label, where in paths.items() if where]

@@ -1,14 +1,27 @@
-"""The shared in-flight limit: a semaphore whose size moves under AIMD.
+"""The shared in-flight limit: a semaphore whose size moves under AIMD, cut only by 429s that mean capacity.
 
-* A 429 halves the limit (multiplicative decrease), once per "generation": the burst of 429s that answer
-  calls started before the cut all belong to one congestion event, so they halve once, not once each.
+A 429 is either *capacity* (the server refuses what it gets above some number of calls in flight: every call
+sent above that level is refused) or *scattered* (a refusal at random, EasyPost throttling by its own load:
+sending fewer calls does not make it rarer). Only the first kind is cured by sending fewer, so:
+
+* Every completion is counted by the load it was sent at (the number of calls in flight, itself included, as
+  the engine passes it; a success reported without one counts at the load it came back at). The counts are
+  halved every `DECAY_EVERY` completions, so they speak of the last few hundred calls.
+* A 429 sent at load `L` is *capacity* unless the calls at loads ≥ `L` mostly succeed: at least
+  `SCATTER_RATIO` successes per 429 there. A wall at `N` refuses (nearly) everything above `N`, so its 429s
+  are capacity from the first; a random 1–5% leaves 20–100 successes per 429 at every load, so they are
+  scattered, and cost nothing but their own retry. A 429 with nothing known about its load yet (the run's
+  first calls) is capacity: caution until the calls say otherwise.
+* A capacity 429 halves the limit (multiplicative decrease), once per "generation": the burst of 429s that
+  answer calls started before the cut all belong to one congestion event, so they halve once, not once each.
 * Recovery: back up to just under the level where the 429 struck, one slot per success (fast, like TCP slow
   start), then one slot per window of `limit` successes (additive increase) beyond it, up to the ceiling.
   "Where it struck" is the in-flight count when the refused call was *sent* (the lowest among the event's
-  429s), not the limit at the time: a fast probe overshoots the server's capacity before the first 429 comes
-  back, and remembering the overshoot would make every recovery overshoot again.
+  capacity 429s), not the limit at the time: a fast probe overshoots the server's capacity before the first
+  429 comes back, and remembering the overshoot would make every recovery overshoot again.
 * A probe above that level that is refused at the same level again makes the next probe twice as patient
-  (up to 64 windows): a server with a hard cap is not hammered twice a second, one that grows is still found.
+  (up to `MAX_PATIENCE` windows): a server with a hard cap is not hammered. A probe level that holds for its
+  whole window becomes the new known-good level and patience starts over: a wall that moved up is followed.
 * `auto` is just a ceiling above the starting limit: the limit probes upward while no 429 arrives.
 
 It lives in the event loop thread only (no locks needed); waiting is FIFO so no caller starves.
@@ -22,22 +35,39 @@ import anyio
 
 from shipctl.engine.stats import RunStats
 
+#: Successes per 429 at a load (and above) for a 429 there to count as scattered rather than capacity.
+SCATTER_RATIO = 8
+#: Completions after which the per-load counts are halved (their memory is about twice this).
+DECAY_EVERY = 256
+MAX_PATIENCE = 16
+
+
+class _Waiter:
+    __slots__ = ("event", "generation")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.generation = 0
+
 
 class AdaptiveLimiter:
     def __init__(self, start: int, ceiling: int, stats: RunStats) -> None:
         self._limit = max(1, start)
         self._ceiling = max(self._limit, ceiling)
         self._inflight = 0
-        self._waiters: deque[anyio.Event] = deque()
+        self._waiters: deque[_Waiter] = deque()
         self._generation = 0
         self._successes = 0
         # Below this level growth is fast (one slot per success); above it, additive. Until the first 429 every
         # level up to the ceiling is presumed good, so `auto` probes upward quickly.
         self._known_good = self._ceiling
         self._patience = 1
+        # Recent successes and 429s by the load they ran at (index = calls in flight, 1..ceiling).
+        self._ok = [0] * (self._ceiling + 1)
+        self._refused = [0] * (self._ceiling + 1)
+        self._completions = 0
         self._stats = stats
-        stats.limit = self._limit
-        stats.max_limit = self._limit
+        stats.limit = stats.max_limit = stats.limit_start = stats.limit_low = self._limit
 
     @property
     def limit(self) -> int:
@@ -51,22 +81,33 @@ class AdaptiveLimiter:
     def generation(self) -> int:
         return self._generation
 
-    async def acquire(self) -> int:
-        """Take a slot; returns the generation to pass to `rate_limited` if this call gets a 429."""
+    def try_acquire(self) -> int | None:
+        """Take a slot if one is free and nobody waits: the generation (as `acquire`), else None."""
         if self._inflight < self._limit and not self._waiters:
             self._take()
             return self._generation
-        event = anyio.Event()
-        self._waiters.append(event)
+        return None
+
+    async def acquire(self) -> int:
+        """Take a slot; returns the generation to pass to `rate_limited` if this call gets a 429.
+
+        A waiter's generation is the one its slot was granted in, not the one when it resumes: a slot granted
+        just before a cut was granted under the old limit, and its 429 belongs to the event that caused the cut.
+        """
+        generation = self.try_acquire()
+        if generation is not None:
+            return generation
+        waiter = _Waiter()
+        self._waiters.append(waiter)
         try:
-            await event.wait()
+            await waiter.event.wait()
         except BaseException:
-            if event.is_set():  # the slot was handed to us just as we were cancelled: give it back
+            if waiter.event.is_set():  # the slot was handed to us just as we were cancelled: give it back
                 self.release()
             else:
-                self._waiters.remove(event)
+                self._waiters.remove(waiter)
             raise
-        return self._generation
+        return waiter.generation
 
     def _take(self) -> None:
         self._inflight += 1
@@ -80,15 +121,43 @@ class AdaptiveLimiter:
     def _wake(self) -> None:
         while self._waiters and self._inflight < self._limit:
             self._take()
-            self._waiters.popleft().set()
+            waiter = self._waiters.popleft()
+            waiter.generation = self._generation
+            waiter.event.set()
 
     def _set_limit(self, value: int) -> None:
         self._limit = max(1, min(self._ceiling, value))
-        self._stats.limit = self._limit
-        self._stats.max_limit = max(self._stats.max_limit, self._limit)
+        stats = self._stats
+        stats.limit = self._limit
+        stats.max_limit = max(stats.max_limit, self._limit)
+        stats.limit_low = min(stats.limit_low, self._limit)
         self._wake()
 
-    def succeeded(self) -> None:
+    # -- what the calls say about each load ------------------------------------------------------------
+
+    def _level(self, level: int) -> int:
+        return max(1, min(self._ceiling, level))
+
+    def _count(self, table: list[int], level: int) -> None:
+        table[self._level(level)] += 1
+        self._completions += 1
+        if self._completions >= DECAY_EVERY:
+            self._completions = 0
+            for counts in (self._ok, self._refused):
+                for i, value in enumerate(counts):
+                    counts[i] = value // 2
+
+    def _is_capacity(self, level: int) -> bool:
+        """Whether a 429 sent at `level` (already counted) says the server refuses that load."""
+        at = self._level(level)
+        return sum(self._ok[at:]) < SCATTER_RATIO * sum(self._refused[at:])
+
+    # -- outcomes --------------------------------------------------------------------------------------
+
+    def succeeded(self, level: int | None = None) -> None:
+        """A call sent when `level` calls (itself included) were in flight succeeded; without a level, the load it
+        completed at (what is still in flight, plus itself: it was released already)."""
+        self._count(self._ok, level if level is not None else self._inflight + 1)
         if self._limit >= self._ceiling:
             return
         if self._limit < self._known_good:
@@ -97,21 +166,26 @@ class AdaptiveLimiter:
         self._successes += 1
         if self._successes >= self._limit * self._patience:
             self._successes = 0
+            if self._limit > self._known_good:  # a probe that held for its whole window: the wall moved
+                self._known_good = self._limit
+                self._patience = 1
             self._set_limit(self._limit + 1)
 
     def rate_limited(self, generation: int, level: int | None = None) -> None:
         """A 429 answered a call sent in `generation` when `level` calls (itself included) were in flight."""
         self._stats.rate_limited += 1
-        capacity = max(1, (level if level is not None else self._limit) - 1)
+        load = level if level is not None else self._limit
+        self._count(self._refused, load)
+        if generation < self._generation - 1 or not self._is_capacity(load):
+            return  # from an older event, or scattered: sending fewer would not make it rarer
+        capacity = max(1, load - 1)
         if generation == self._generation - 1:
             # Another 429 of the event just answered: it may reveal a lower capacity, no second halving.
             self._known_good = max(self._limit, min(self._known_good, capacity))
             return
-        if generation != self._generation:
-            return  # from an older event
         self._generation += 1
         same_wall = capacity >= self._known_good - 1 and self._known_good < self._ceiling
-        self._patience = min(64, self._patience * 2) if same_wall else 1
+        self._patience = min(MAX_PATIENCE, self._patience * 2) if same_wall else 1
         self._successes = 0
         self._set_limit(self._limit // 2)
         # A 429 at a load far below the limit (a per-second quota, say) must not sink recovery below the halving.

@@ -127,7 +127,7 @@ class Engine:
                 self.limiter.release()
                 raise
             self.limiter.release()
-            self.limiter.succeeded()
+            self.limiter.succeeded(level)
             self.stats.calls_ok += 1
             return result
 

@@ -29,12 +29,15 @@ class RunStats:
     calls_ok: int = 0
     """API calls that succeeded: zero after failures means the API is unreachable or refuses the key."""
     rate_limited: int = 0
-    """429 answers seen (each also halves `limit`)."""
+    """429 answers seen (those that say the server is at capacity also halve `limit`, once per event)."""
     inflight: int = 0
     """API calls in flight right now."""
     limit: int = 16
     """The current in-flight limit (moves under AIMD)."""
     max_limit: int = 16
+    limit_start: int = 16
+    """The limit's path over the run: where it started and the lowest it fell to (`limit` is where it is)."""
+    limit_low: int = 16
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     paused_seconds: float = 0.0
