@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -210,21 +210,6 @@ def fit_columns(columns: list[_Column], width: int) -> tuple[list[_Column], list
         if fits(kept | {name}):
             kept.add(name)
     return [c for c in columns if c.name in kept], [n for n in dropped if n not in kept]
-
-
-def in_order_of(field: str, listed: Callable[[], Iterable[Any]]) -> Callable[[Mapping[str, Any]], tuple[int, int]]:
-    """A sort key putting records in the order `listed()` gives their `field` (a manifest's references, read
-    once, when the table is printed); a record whose value is not listed goes after them."""
-    positions: dict[Any, int] = {}
-
-    def key(record: Mapping[str, Any]) -> tuple[int, int]:
-        if not positions:
-            for i, value in enumerate(listed()):
-                positions.setdefault(value, i)
-        position = positions.get(record.get(field))
-        return (0, position) if position is not None else (1, 0)
-
-    return key
 
 
 class _TableWriter:

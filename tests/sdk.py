@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import easypost
 
 from tests.cli import TEST_KEY
 
 
-def sdk(api_base: str, key: str = TEST_KEY) -> Any:
-    return easypost.EasyPostClient(key, api_base=api_base)
+class Api(Protocol):
+    """A sandbox, in-process or a standalone process: anything with an API base URL."""
+
+    api_base: str
 
 
-def shipments(api_base: str, count: int, *, buy: bool = True, key: str = TEST_KEY) -> list[str]:
+def sdk(api: Api, key: str = TEST_KEY) -> Any:
+    return easypost.EasyPostClient(key, api_base=api.api_base)
+
+
+def shipments(api: Api, count: int, *, buy: bool = True, key: str = TEST_KEY) -> list[str]:
     """`count` shipments New York <- San Francisco (weights 10, 11, …), bought at their lowest rate unless `buy`
     is False; their ids."""
-    client = sdk(api_base, key)
+    client = sdk(api, key)
     ids = []
     try:
         for i in range(count):
@@ -35,8 +41,8 @@ def shipments(api_base: str, count: int, *, buy: bool = True, key: str = TEST_KE
     return ids
 
 
-def refund_status(api_base: str, shipment_id: str, key: str = TEST_KEY) -> str | None:
-    client = sdk(api_base, key)
+def refund_status(api: Api, shipment_id: str, key: str = TEST_KEY) -> str | None:
+    client = sdk(api, key)
     try:
         return client.shipment.retrieve(shipment_id).refund_status  # type: ignore[no-any-return]
     finally:

@@ -203,7 +203,7 @@ def test_ctrl_c_at_the_prompt_buys_nothing_exits_130_and_a_confirmed_rerun_buys_
 
 
 def bought_in_production(server: Server, count: int) -> list[str]:
-    return shipments(server.api_base, count, key=PROD_KEY)
+    return shipments(server, count, key=PROD_KEY)
 
 
 def refund_statuses(server: Server, ids: list[str]) -> list[str | None]:

@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox, start_sandbox
-from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
+from tests.cli import PROD_KEY, invoke, ndjson
 from tests.manifests import make_manifest
-from tests.sdk import refund_status as sdk_refund_status
-from tests.sdk import sdk as sdk_client
-from tests.sdk import shipments as sdk_shipments
-
-
-def sdk(sb: Sandbox, key: str = TEST_KEY) -> Any:
-    return sdk_client(sb.api_base, key)
-
-
-def shipments(sb: Sandbox, count: int, *, buy: bool = True, key: str = TEST_KEY) -> list[str]:
-    return sdk_shipments(sb.api_base, count, buy=buy, key=key)
-
-
-def refund_status(sb: Sandbox, shipment_id: str, key: str = TEST_KEY) -> str | None:
-    return sdk_refund_status(sb.api_base, shipment_id, key)
+from tests.sdk import refund_status, shipments
 
 
 def test_refund_by_id_then_again_reports_already_submitted(env: Sandbox) -> None:

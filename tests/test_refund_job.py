@@ -26,26 +26,12 @@ from shipctl.jobs import Headless, Spend, open_session
 from shipctl.jobs.refund import _RECONCILE_ATTEMPTS, REFUND_FIELDS, RefundInputs, RefundJob, RefundOutcome
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox
-from tests.cli import PROD_KEY, TEST_KEY
+from tests.cli import PROD_KEY
 from tests.gateway import Gateway, gateway_in_front
-from tests.sdk import refund_status as sdk_refund_status
-from tests.sdk import sdk as sdk_client
-from tests.sdk import shipments as sdk_shipments
+from tests.sdk import refund_status, sdk, shipments
 
 Answer = tuple[int, str, bytes]
 _PROXY_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-
-
-def sdk(sb: Sandbox, key: str = TEST_KEY) -> Any:
-    return sdk_client(sb.api_base, key)
-
-
-def shipments(sb: Sandbox, count: int, *, buy: bool = True, key: str = TEST_KEY) -> list[str]:
-    return sdk_shipments(sb.api_base, count, buy=buy, key=key)
-
-
-def refund_status(sb: Sandbox, shipment_id: str, key: str = TEST_KEY) -> str | None:
-    return sdk_refund_status(sb.api_base, shipment_id, key)
 
 
 def refund_by_sdk(sb: Sandbox, shipment_id: str) -> None:

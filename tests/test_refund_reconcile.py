@@ -95,7 +95,7 @@ def gate(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[RefundGate]:
 
 def bought(sb: Sandbox, count: int) -> list[str]:
     """Labels bought with the SDK straight from the sandbox (not through the gateway)."""
-    return shipments(sb.api_base, count)
+    return shipments(sb, count)
 
 
 def refund_status(sb: Sandbox, shipment_id: str) -> str | None:

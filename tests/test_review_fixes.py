@@ -150,7 +150,7 @@ def test_refund_from_create_output_refunds_only_this_runs_purchases(env: Sandbox
     assert "3 records were not bought by that run (found, failed): skipped" in result.stderr.splitlines()
     assert ": 1 submitted" in result.stderr
     found = [str(r["shipment_id"]) for r in records if r["purchase"] == "found"]
-    assert [refund_status(env.api_base, i) for i in found] == [None, None]  # another run's labels stay valid
+    assert [refund_status(env, i) for i in found] == [None, None]  # another run's labels stay valid
 
 
 def test_refund_from_a_json_array_skips_the_same_records(env: Sandbox, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from shipctl.cli.create_output import open_sink
 from shipctl.cli.terminal import Terminal
 from shipctl.jobs.validation import ManifestSource
+from shipctl.manifest import ValidRow
 from shipctl.results import ResultRecord
 from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import PROD_KEY, invoke, ndjson, point_at
@@ -139,9 +140,11 @@ def test_the_sink_prints_its_table_in_the_order_of_the_manifest(tmp_path: Path) 
     manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(5)])
     out = io.StringIO()
     term = Terminal(stdout=out, stderr=io.StringIO())
-    with open_sink(term, "table", None, False, manifest=ManifestSource(manifest)) as sink:
+    valid = {item.row.reference: item for item in ManifestSource(manifest).rows() if isinstance(item, ValidRow)}
+    with open_sink(term, "table", None, False) as sink:
         for i in (3, 0, 4, 1, 2):
-            sink(ResultRecord(reference=f"ORD-{i:05d}", status="bought", tracking_code=f"9400{i}"), None)  # type: ignore[arg-type]
+            reference = f"ORD-{i:05d}"
+            sink(ResultRecord(reference=reference, status="bought", tracking_code=f"9400{i}"), valid[reference])
     assert [r["reference"] for r in table_rows(out.getvalue())] == [f"ORD-{i:05d}" for i in range(5)]
 
 

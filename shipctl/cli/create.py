@@ -263,8 +263,7 @@ def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, An
         journal = args.journal = args.journal or stdin_journal(args.manifest, session.target.identity)
         inputs = CreateInputs(source=args.source, options=args.purchase, journal=journal, fresh=args.fresh,
                               dry_run=args.dry_run, max_cost=args.max_cost)
-        sink_cm = open_sink(term, host.result_format(), args.results, args.failed is not None,
-                            manifest=args.source)
+        sink_cm = open_sink(term, host.result_format(), args.results, args.failed is not None)
         try:
             with sink_cm as sink:
                 outcome = CreateJob(inputs, session, host, sink).run()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import functools
 import os
 import stat
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,9 +25,8 @@ from shipctl.cli.terminal import Terminal
 from shipctl.errors import UsageError, WriteFailure
 from shipctl.jobs.create import SinkClosed
 from shipctl.jobs.purchase import BUY_UNCONFIRMED
-from shipctl.jobs.validation import ManifestSource
-from shipctl.manifest import FLAT_COLUMNS, InvalidRow, ShipmentRow, ValidRow
-from shipctl.output import SCREEN_MOST, TableLayout, Writer, cell, in_order_of, neutralise, open_writer
+from shipctl.manifest import FLAT_COLUMNS, InvalidRow, ValidRow
+from shipctl.output import SCREEN_MOST, TableLayout, Writer, cell, neutralise, open_writer
 from shipctl.results import RESULT_COLUMNS, TABLE_COLUMNS, ResultRecord
 
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
@@ -68,7 +67,7 @@ class ResultSink:
     """
 
     def __init__(self, term: Terminal, stdout: Writer, results: Writer | None, results_path: Path | None,
-                 keep_failed: bool) -> None:
+                 keep_failed: bool, lines: dict[str, int] | None = None) -> None:
         self.term = term
         self.stdout: Writer | None = stdout
         self.results = results
@@ -76,8 +75,11 @@ class ResultSink:
         self.keep_failed = keep_failed
         self.summary = CreateSummary()
         self.failed_rows: list[dict[str, Any]] = []
+        self.lines: dict[str, int] = {} if lines is None else lines
+        """Each reference's manifest line, so a table can be printed in the manifest's order."""
 
-    def __call__(self, record: ResultRecord, row: ShipmentRow) -> None:
+    def __call__(self, record: ResultRecord, valid: ValidRow) -> None:
+        self.lines[record.reference] = valid.line
         data = record.as_dict()
         problem = self._to_stdout(data)
         if self.results is not None:
@@ -92,7 +94,7 @@ class ResultSink:
         if (self.keep_failed and record.status == "failed" and record.error_code != BUY_UNCONFIRMED
                 and not record.retryable):
             # Why it failed travels with the row, so the clerk fixing it sees it (the reader ignores these columns).
-            self.failed_rows.append({**row.to_flat(), "error_code": record.error_code or "",
+            self.failed_rows.append({**valid.row.to_flat(), "error_code": record.error_code or "",
                                      "error_message": record.error_message or ""})
         if problem is not None:
             raise problem
@@ -140,26 +142,21 @@ class _Output:
 
 
 @contextlib.contextmanager
-def open_sink(term: Terminal, fmt: str, results: Path | None, keep_failed: bool, *,
-              manifest: ManifestSource | None = None) -> Iterator[ResultSink]:
+def open_sink(term: Terminal, fmt: str, results: Path | None, keep_failed: bool) -> Iterator[ResultSink]:
     """stdout's writer in `fmt` and `--results`' (its format from its suffix); closing them may raise WriteFailure.
 
-    A table comes in the manifest's order (rows finish in any order: `manifest` is read again for its references
-    when the table is printed) and fits the terminal; on a terminal, a run of more than `SCREEN_MOST` rows shows
+    A table comes in the manifest's order (rows finish in any order: the sink has seen each row's line by the
+    time the table is printed) and fits the terminal; on a terminal, a run of more than `SCREEN_MOST` rows shows
     only the rows that need attention and says where every row is (README, "Tables on a screen and in a file").
     """
+    lines: dict[str, int] = {}
     with contextlib.ExitStack() as stack:
         columns = TABLE_COLUMNS if fmt == "table" else RESULT_COLUMNS
         layout = None
         if fmt == "table":
-            order = None
-            if manifest is not None:
-                # Its warnings were printed by the validation pass; a row's own problems too.
-                again = dataclasses.replace(manifest, on_warning=lambda _m: None, extra_check=None)
-                order = in_order_of("reference", lambda: (
-                    item.row.reference for item in again.rows() if isinstance(item, ValidRow)))
             layout = TableLayout(
-                width=term.width, order=order, most=SCREEN_MOST if term.width is not None else None,
+                width=term.width, order=lambda r: lines.get(str(r.get("reference")), sys.maxsize),
+                most=SCREEN_MOST if term.width is not None else None,
                 attention=lambda r: r.get("status") not in ("bought", "planned") or bool(r.get("error_code")),
                 more=(f"every row is in {results}" if results is not None else "rerun the same command with "
                       "-o ndjson or --results FILE for every row (nothing is bought twice)"),
@@ -175,7 +172,7 @@ def open_sink(term: Terminal, fmt: str, results: Path | None, keep_failed: bool,
                 raise UsageError(f"cannot write {what}: {failure.reason}") from None
             suffix_format = _SUFFIX_FORMATS.get(results.suffix.lower(), "ndjson")
             results_writer = stack.enter_context(_Output(what, open_writer(suffix_format, fh, RESULT_COLUMNS)))  # type: ignore[arg-type]
-        yield ResultSink(term, stdout, results_writer, results, keep_failed)
+        yield ResultSink(term, stdout, results_writer, results, keep_failed, lines)
 
 
 def check_outputs(files: dict[str, Path | None], labels_dir: Path | None,

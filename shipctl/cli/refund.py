@@ -24,7 +24,7 @@ from shipctl.errors import UsageError
 from shipctl.jobs.refund import REFUND_FIELDS, RefundInputs, RefundJob, RefundOutcome, require_journal
 from shipctl.jobs.session import open_session
 from shipctl.journal import Journal
-from shipctl.output import OutputFormat, TableLayout, Writer, open_writer
+from shipctl.output import Writer
 
 REFUND_COLUMNS = REFUND_FIELDS
 REFUND_TABLE_COLUMNS = ("reference", "shipment_id", "tracking_code", "status", "error_message")
@@ -67,15 +67,15 @@ def _require_references(path: Path, refs: list[str]) -> None:
 class _Results:
     """The result writer on stdout, opened at the first result: a refused confirmation leaves stdout empty."""
 
-    def __init__(self, stack: contextlib.ExitStack, fmt: OutputFormat) -> None:
+    def __init__(self, stack: contextlib.ExitStack, host: CliHost) -> None:
         self._stack = stack
-        self._fmt = fmt
-        self._columns = REFUND_TABLE_COLUMNS if fmt == "table" else REFUND_COLUMNS
+        self._host = host
+        self._columns = REFUND_TABLE_COLUMNS if host.result_format() == "table" else REFUND_COLUMNS
         self._writer: Writer | None = None
 
     def __call__(self, record: dict[str, Any]) -> None:
         if self._writer is None:
-            writer = open_writer(self._fmt, terminal().stdout, self._columns, table=_layout())
+            writer = self._host.open_writer(self._columns)
             self._writer = self._stack.enter_context(writer)
         self._writer.write({c: record.get(c) for c in self._columns})
 
@@ -119,13 +119,9 @@ def refund(
             open_session(run.sizing, force_sandbox=run.force_sandbox, announce=host.detail)
         )
         watch = UnreachableWatch(session)
-        outcome = RefundJob(inputs, session, host, watch.sink(_Results(stack, host.result_format()))).run()
+        outcome = RefundJob(inputs, session, host, watch.sink(_Results(stack, host))).run()
     watch.raise_if_unreachable()
     if outcome.shipments:
         terminal().info(_end_line(outcome, session.stats))
     raise typer.Exit(int(outcome.exit_code))
 
-
-def _layout() -> TableLayout:
-    term = terminal()
-    return TableLayout(width=term.width, notice=term.info)

@@ -163,11 +163,10 @@ class Terminal:
         return reply.strip().lower() in ("y", "yes")
 
     def _read_answer(self, prompt: str) -> str:
-        if self._answer is not None:
-            self.stderr.write(prompt)
-            return self._answer(prompt)
         self.stderr.write(prompt)
         self.stderr.flush()
+        if self._answer is not None:
+            return self._answer(prompt)
         reply = self.stdin.readline()
         if not reply:
             raise EOFError

@@ -38,7 +38,7 @@ from shipctl.jobs.purchase import PurchaseOptions, Purchaser, Quote, record_from
 from shipctl.jobs.session import Session
 from shipctl.jobs.validation import ManifestSource
 from shipctl.journal import Journal
-from shipctl.manifest import ShipmentRow, ValidRow
+from shipctl.manifest import ValidRow
 from shipctl.paths import state_dir
 from shipctl.results import ResultRecord
 from shipctl.secrets import scrub
@@ -48,8 +48,9 @@ class SinkClosed(Exception):
     """Raised by a sink whose reader went away (`| head`): the run stops starting rows, as for Ctrl-C."""
 
 
-Sink = Callable[[ResultRecord, ShipmentRow], None]
-"""Takes each row's result as it is done. May raise `SinkClosed` or `WriteFailure`: both stop the run."""
+Sink = Callable[[ResultRecord, ValidRow], None]
+"""Takes each row's result as it is done (with the row and its manifest line). May raise `SinkClosed` or
+`WriteFailure`: both stop the run."""
 
 
 # Failures that, before any call has ever succeeded, mean no row can succeed: stop instead of failing them all.
@@ -149,14 +150,14 @@ class CreateRun:
             self.outcome.write_failure = failure
         self.engine.stop()
 
-    def _done(self, record: ResultRecord, row: ShipmentRow) -> None:
-        self._finished.add(row.reference)
+    def _done(self, record: ResultRecord, valid: ValidRow) -> None:
+        self._finished.add(valid.row.reference)
         self.engine.stats.record(
             "failed" if record.status == "failed"
             else "skipped" if record.status in ("skipped", "refunded") else "succeeded"
         )
         try:
-            self.sink(record, row)
+            self.sink(record, valid)
         except SinkClosed:
             # The reader went away: stop starting rows, as for Ctrl-C; the rest stay resumable.
             self.outcome.interrupted = True
@@ -184,7 +185,7 @@ class CreateRun:
         except Exception as exc:  # one row's surprise must not take the whole run (and its journal) down
             result = self.purchaser.fail(row.reference, "INTERNAL_ERROR", _describe(exc), shipment_id=None)
         if isinstance(result, ResultRecord):
-            self._done(result, row)
+            self._done(result, item.valid)
             return None
         return result
 
@@ -201,7 +202,7 @@ class CreateRun:
                 self._check_fatal(exc)
             record = self.purchaser.unconfirmed(row.reference, _describe(exc), shipment_id=quote.shipment_id)
         if record is not None:  # None: stopped before the buy was sent; not done, the rerun buys it
-            self._done(record, row)
+            self._done(record, item.valid)
 
     # -- handlers for each phase -------------------------------------------------------------------------
 
@@ -233,7 +234,7 @@ class CreateRun:
         if self.inputs.dry_run:
             entry = self.journal.get(item.valid.row.reference)
             assert entry is not None
-            self._done(record_from_journal(entry), item.valid.row)
+            self._done(record_from_journal(entry), item.valid)
 
     async def _buy_confirmed(self, item: _Item) -> None:
         """Phase two: buy exactly what was quoted and confirmed; a row added or edited since is not bought."""
@@ -245,7 +246,7 @@ class CreateRun:
                     error_message="not in the estimate that was confirmed (the manifest changed meanwhile); "
                     "rerun to quote and buy it",
                 ),
-                row,
+                item.valid,
             )
             return
         # The shipment is journaled and (in this process) known unbought, so quote() costs no call.
