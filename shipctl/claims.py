@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from shipctl.errors import ShipctlError
-from shipctl.sqlite_writes import transaction, writing
+from shipctl.sqlite_writes import open_wal, transaction, writing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -312,21 +312,7 @@ class Claims:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    """Open the claims file; several runs starting at once may race to set WAL mode, which answers "locked" at
-    once instead of waiting: retry that for as long as the busy timeout would have waited."""
-    deadline = time.monotonic() + 30.0
-    while True:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            return db
-        except sqlite3.OperationalError as exc:
-            db.close()
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)  # backoff between attempts, not synchronisation
+    return open_wal(path, _SCHEMA)
 
 
 def _lock(fd: int) -> None:

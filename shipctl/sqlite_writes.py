@@ -1,5 +1,6 @@
 """One rule for every SQLite file shipctl commits to (journal, claims): a write the disk refuses is a `WriteFailure`,
-and a transaction is `BEGIN IMMEDIATE` (the write lock taken at once, so two processes never deadlock upgrading).
+processes opening one file at once wait for each other (`open_wal`; the sandbox's state opens so too), and a
+transaction is `BEGIN IMMEDIATE` (the write lock taken at once, so two processes never deadlock upgrading).
 
 "database or disk is full", a read-only file system or an I/O error stops the run with the file's name and exit 4,
 not a traceback. "locked"/"busy" is another process holding the file: that is not a full disk, it stays as it is.
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from shipctl.errors import WriteFailure
 
@@ -36,3 +39,24 @@ def transaction(db: sqlite3.Connection, what: str) -> Iterator[None]:
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def open_wal(path: Path, schema: str, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open a SQLite file shared by processes, in WAL mode, with `schema` applied.
+
+    Several processes opening one file at once race to set WAL mode, and SQLite answers that race "locked" at
+    once instead of waiting out the busy timeout: retry it for as long as the timeout would have waited.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=timeout)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(schema)
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)  # backoff between attempts, not synchronisation

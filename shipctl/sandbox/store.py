@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shipctl.sandbox.model import DEFAULT_ACCOUNT, JSON
+from shipctl.sqlite_writes import open_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -53,13 +54,10 @@ class Store:
         self.serial = 0
         if state_path is not None:
             state_path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(state_path), check_same_thread=False, isolation_level=None,
-                                       timeout=30.0)
+            # Two commands starting at once share this file (each runs its own built-in sandbox).
+            self._db = open_wal(state_path, _SCHEMA)
             with contextlib.suppress(OSError):
                 os.chmod(state_path, 0o600)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
             self._migrate()
             self._db.executescript(_INDEXES)
             self._load()
