@@ -184,3 +184,28 @@ def test_latency_profile_slows_requests_but_not_each_other() -> None:
     # Not each other: at some moment at least 3 requests were being served at once (expected ~7; 1 if serial).
     span = max(answered) - min(sent)
     assert sum(runtimes) / span >= 3, (sum(runtimes), span)
+
+
+def test_capacity_slows_the_server_as_load_nears_it() -> None:
+    from shipctl.sandbox.faults import capacity_slowdown
+
+    steps = [capacity_slowdown(n, 40) for n in range(0, 41)]
+    assert steps[0] == 1.0 and steps[40] == 2.0
+    assert all(steps[i] <= steps[i + 1] for i in range(40))  # never faster under more load
+    assert steps[20] < 1.1 < steps[30] < 1.5  # little cost at half the capacity, a real one near it
+    assert capacity_slowdown(100, 40) == 2.0  # above N the server answers 429 instead of slowing further
+    assert capacity_slowdown(30, None) == 1.0  # no capacity, no slowdown
+
+
+def test_a_request_at_the_capacity_is_served_slower_than_the_same_request_without_one() -> None:
+    """Same seed, so the same drawn delay; the only difference is the capacity of 1, which the lone request fills
+    (×2). X-Runtime carries the server-side time, the injected delay included."""
+
+    def runtime(max_inflight: int | None) -> float:
+        with start_sandbox(latency="realistic", seed=11, max_inflight=max_inflight) as sb:
+            r = requests.get(sb.api_base + "/shipments/shp_x", headers={"Authorization": "Bearer EZTKx"}, timeout=10)
+            assert r.status_code == 404
+            return float(r.headers["X-Runtime"])
+
+    free, full = runtime(None), runtime(1)
+    assert 1.6 < full / free < 2.6, (free, full)

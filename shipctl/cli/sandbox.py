@@ -79,7 +79,8 @@ def serve(
         help="Fault injection, e.g. rate_limit=0.05,server_error=0.03,commit_then_drop=0.01,drop=0.01.",
     )] = None,
     max_inflight: Annotated[int | None, typer.Option(
-        "--max-inflight", metavar="N", help="Answer 429 + Retry-After above N concurrent requests.",
+        "--max-inflight", metavar="N", help="Capacity: answer 429 + Retry-After above N concurrent requests,"
+             " and serve slower as load nears N.",
     )] = None,
     seed: Annotated[int | None, typer.Option(
         "--seed", metavar="N", help="Seed for reproducible faults and latencies.")] = None,
@@ -92,6 +93,11 @@ def serve(
         help="Answer only requests with 'Authorization: Bearer KEY' (all of them one account); prefer the "
              "environment variable, which other users cannot read in the process list.",
     )] = None,
+    refuse_form: Annotated[list[str] | None, typer.Option(
+        "--refuse-form", metavar="REF", show_default=False,
+        help="Refuse (422, naming it) every SCAN form that includes the shipment with this reference or id; "
+             "repeatable, or comma-separated.",
+    )] = None,
 ) -> None:
     """Serve the sandbox until SIGINT/SIGTERM; the base URL is the first line on stdout.
 
@@ -99,10 +105,12 @@ def serve(
 
       shipctl sandbox serve --port 8080 --latency realistic --faults rate_limit=0.05
 
+      shipctl sandbox serve --refuse-form ORDER-1042
+
       EASYPOST_API_BASE=http://127.0.0.1:8080/v2 shipctl create orders.csv
     """
     from shipctl.sandbox import Sandbox
-    from shipctl.sandbox.faults import FaultSpec
+    from shipctl.sandbox.faults import FaultSpec, FormRefusals
 
     if max_inflight is not None and max_inflight < 1:
         raise UsageError("--max-inflight must be at least 1")
@@ -114,8 +122,13 @@ def serve(
     except ValueError as exc:
         raise UsageError(f"--faults: {exc}") from None
     try:
+        refused = FormRefusals.parse(refuse_form or [])
+    except ValueError as exc:
+        raise UsageError(f"--refuse-form: {exc}") from None
+    try:
         sb = Sandbox(latency=latency, faults=faults, seed=seed, max_inflight=max_inflight,  # type: ignore[arg-type]
-                     state_path=state, ledger_path=ledger, host=host, port=port, access_key=access_key)
+                     state_path=state, ledger_path=ledger, host=host, port=port, access_key=access_key,
+                     refuse_forms=refused)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from shipctl.sandbox import labels, model, tracking
+from shipctl.sandbox import batches, files, forms, model, paging, pickups, scan_forms, tracking
+from shipctl.sandbox.faults import FormRefusals
 from shipctl.sandbox.model import JSON, ApiError, not_found, required
 from shipctl.sandbox.store import Store
 
@@ -67,6 +68,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", rf"/v2/customs_infos/{_ID}", "customs_info.retrieve"),
         ("POST", r"/v2/customs_items", "customs_item.create"),
         ("GET", rf"/v2/customs_items/{_ID}", "customs_item.retrieve"),
+        *scan_forms.ROUTES, *batches.ROUTES, *pickups.ROUTES,
     ]
 ]
 _EXACT: dict[tuple[str, str], str] = {}
@@ -110,19 +112,30 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def _page_size(query: dict[str, str]) -> int:
-    try:
-        size = int(query.get("page_size", "20"))
-    except ValueError:
-        raise model.invalid("page_size", "must be an integer") from None
-    if not 1 <= size <= 100:
-        raise model.invalid("page_size", "must be between 1 and 100")
-    return size
+_page_size = paging.page_size
+
+
+def _one_call_rate(params: JSON, rates: list[JSON]) -> JSON | None:
+    """The rate a shipment created with `service` (and `carrier` or `carrier_accounts`) is bought at; None
+    without a service. A service none of its rates offers is refused before anything is made."""
+    service = params.get("service")
+    if not service:
+        return None
+    carrier = params.get("carrier")
+    accounts = [a.get("id") if isinstance(a, dict) else a for a in params.get("carrier_accounts") or []]
+    carriers: list[str | None] = [str(carrier)] if carrier else [
+        c for c, ca in model.CARRIER_ACCOUNTS.items() if ca in accounts] or [None]
+    for name in carriers:
+        rate = model.rate_for(rates, name, str(service))
+        if rate is not None:
+            return rate
+    raise model.invalid("service", f"no rate for service {service}{f' of {carrier}' if carrier else ''}")
 
 
 class SandboxApi:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, form_refusals: FormRefusals | None = None) -> None:
         self.store = store
+        self.form_refusals = form_refusals or FormRefusals()
         self.handlers: dict[str, Handler] = {
             "user.me": self.user_me, "user.retrieve": self.user_retrieve,
             "shipment.create": self.shipment_create, "shipment.list": self.shipment_list,
@@ -140,6 +153,10 @@ class SandboxApi:
             "customs_item.create": self.customs_item_create,
             "customs_item.retrieve": self._retrieve_kind("cstitem_"),
         }
+        # The day's close: SCAN forms, batches and pickups (their own modules, one job each).
+        refused = self.form_refusals.refused
+        for part in (scan_forms.ScanForms(self, refused), batches.Batches(self, refused), pickups.Pickups(self)):
+            self.handlers.update(part.handlers())
 
     def handle(self, endpoint: str, req: Request) -> tuple[int, JSON]:
         return self.handlers[endpoint](req)
@@ -165,8 +182,9 @@ class SandboxApi:
         if not isinstance(value, dict) or not value:
             raise required(field)
         addr = model.build_address(value, mode)
-        verify_strict = _truthy(value.get("verify_strict"))
-        if verify_strict or _truthy(value.get("verify")):
+        # EasyPost's rule: the parameter being there turns verification on, whatever its value (`false` too).
+        verify_strict = "verify_strict" in value
+        if verify_strict or "verify" in value:
             addr = model.verify_address(addr)
             if verify_strict and not addr["verifications"]["delivery"]["success"]:
                 raise model.verify_failure(addr)
@@ -212,18 +230,8 @@ class SandboxApi:
 
     @staticmethod
     def present(shp: JSON, base: str) -> JSON:
-        """A shipment as sent: label URLs are stored relative and made absolute for this server."""
-        label = shp.get("postage_label")
-        if not label:
-            return shp
-        out = dict(shp)
-        out_label = dict(label)
-        for key in ("label_url", "label_pdf_url", "label_zpl_url", "label_epl2_url"):
-            value = out_label.get(key)
-            if isinstance(value, str) and value.startswith("/"):
-                out_label[key] = base + value
-        out["postage_label"] = out_label
-        return out
+        """A shipment as sent: label, form and scan form URLs are stored relative and made absolute here."""
+        return files.present_shipment(shp, base)
 
     def _store_rates(self, rates: list[JSON], account: str) -> None:
         for rate in rates:
@@ -261,6 +269,7 @@ class SandboxApi:
         ts = model.now_z()
         shp_id = model.new_id("shp")
         rates = model.build_rates(shp_id, from_addr, to_addr, parcel, mode)
+        one_call = _one_call_rate(params, rates)
         self._store_rates(rates, req.account)
         reference = params.get("reference")
         shipment: JSON = {
@@ -277,7 +286,12 @@ class SandboxApi:
             "object": "Shipment",
         }
         self.store.put("shipment", shipment, req.account)
-        return 201, shipment
+        if one_call is None:
+            return 201, shipment
+        # A one-call buy (a service given, as EasyPost's SDK tests create shipments): created and bought at once.
+        buy = Request(req.method, req.path, req.query, {"rate": {"id": one_call["id"]}}, mode, req.base, req.account)
+        buy.params = (shp_id,)
+        return 201, self.shipment_buy(buy)[1]
 
     def shipment_list(self, req: Request) -> tuple[int, JSON]:
         q = req.query
@@ -351,10 +365,16 @@ class SandboxApi:
                 fees.append(self._insurance_fee(amount))
             bought.update({"tracking_code": code, "postage_label": label, "selected_rate": rate,
                            "fees": fees, "updated_at": ts, "status": "unknown"})
+            if bought.get("batch_id"):  # bought on its own or by its batch: the batch shows it bought either way
+                bought.update(batch_status="postage_purchased", batch_message=None)
             tracker = tracking.build_tracker(code, rate["carrier"], req.mode, status="unknown", shipment_id=shp_id)
             tracker["tracking_details"] = []
             tracker["carrier_detail"] = None
             bought["tracker"] = tracker
+            if forms.is_international(bought):
+                invoice = forms.build_form("commercial_invoice", req.mode)
+                bought["forms"] = [invoice]
+                self.store.put("form", {"id": invoice["id"], "object": "Form", "shipment_id": shp_id}, req.account)
             self.store.put("tracker", tracker, req.account)
             self.store.put("postage_label", {"id": pl_id, "object": "PostageLabel", "shipment_id": shp_id},
                            req.account)
@@ -441,33 +461,16 @@ class SandboxApi:
         return 200, self.present(shp, req.base)
 
     def label_file(self, name: str) -> tuple[str, bytes] | None:
-        """(content type, bytes) for `/labels/<pl_id>.<ext>`, or None."""
-        pl_id, _, ext = name.partition(".")
-        ref = self.store.get(pl_id) if pl_id.startswith("pl_") else None
-        shp = self.store.get(ref["shipment_id"]) if ref else None
-        if shp is None or not shp.get("postage_label"):
-            return None
-        rate = shp["selected_rate"] or {}
-        text = labels.LabelText(
-            tracking_code=str(shp["tracking_code"]), carrier=str(rate.get("carrier", "")),
-            service=str(rate.get("service", "")), from_lines=labels.address_lines(shp.get("from_address")),
-            to_lines=labels.address_lines(shp.get("to_address")), reference=shp.get("reference"))
-        if ext == "png":
-            return "image/png", labels.render_png(text)
-        if ext == "pdf":
-            return "application/pdf", labels.render_pdf(text)
-        if ext == "zpl":
-            return "text/plain; charset=utf-8", labels.render_zpl(text)
-        return None
+        """(content type, bytes) for `/labels/<id>.<ext>` (labels, forms, scan forms, batch labels), or None."""
+        return files.serve(self.store, name)
 
     # ------------------------------------------------------------------ addresses
 
     def address_create(self, req: Request) -> tuple[int, JSON]:
         params = dict(_wrapped(req.body, "address"))
-        if _truthy(req.body.get("verify_strict")):
-            params["verify_strict"] = True
-        if _truthy(req.body.get("verify")):
-            params["verify"] = True
+        for flag in ("verify_strict", "verify"):  # present at all means on, as at EasyPost
+            if flag in req.body:
+                params[flag] = True
         return 201, self._address(params, "address", req)
 
     def address_list(self, req: Request) -> tuple[int, JSON]:

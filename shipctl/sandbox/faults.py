@@ -6,6 +6,8 @@ commit_then_drop, drop); `commit_then_drop` only bites on a buy, anything else i
 
 Latency: per endpoint, lognormal around EasyPost's recorded server time (`x-runtime` in the samples);
 `fast` divides by ten, `none` never sleeps.
+
+Form refusals (`FormRefusals`) are not drawn: the shipments named are refused on every SCAN form, every time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,6 +49,19 @@ ENDPOINT_MEDIANS: dict[str, float] = {
     "default": 0.050,
 }
 LATENCY_SIGMA = 0.35
+
+
+def capacity_slowdown(inflight: int, capacity: int | None) -> float:
+    """How much slower a request is served with `inflight` requests in flight against a `capacity`.
+
+    A real server near its limit queues work: it does not serve N at full speed and refuse N+1 behind a wall.
+    1 + (load)^4: 1.06x at half the capacity, 1.32x at three quarters, 2x at the capacity itself, so
+    throughput peaks near 0.76 N and a client that packs the server to N gains nothing over one that stays
+    below. Applies to the latency profile's delay (the `none` profile has none to stretch).
+    """
+    if not capacity:
+        return 1.0
+    return 1.0 + (min(inflight, capacity) / capacity) ** 4
 
 
 @dataclass(frozen=True)
@@ -128,3 +144,33 @@ class FaultPlan:
         with self._lock:
             z = self._latency_rng.gauss(0.0, 1.0)
         return self._scale * median * math.exp(LATENCY_SIGMA * z)
+
+
+class FormRefusals:
+    """Shipments the carrier refuses on a SCAN form, named by reference or shipment id.
+
+    Not drawn at random: every form (`scan_form.create`, `batch.create_scan_form`) that includes one is refused
+    with a 422 naming it, on every call, so a client splitting a refused group finds exactly these shipments and
+    gets its form for the rest. Thread-safe; keys can be added while the sandbox runs (`Sandbox.form_refusals`).
+    """
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._keys = {k for k in (key.strip() for key in keys) if k}
+
+    @staticmethod
+    def parse(values: Iterable[str]) -> list[str]:
+        """Keys from option values, each one key or several separated by commas; blanks are a ValueError."""
+        keys = [part.strip() for value in values for part in value.split(",")]
+        if any(not key for key in keys):
+            raise ValueError("a reference or shipment id must not be empty")
+        return keys
+
+    def add(self, *keys: str) -> None:
+        with self._lock:
+            self._keys.update(keys)
+
+    def refused(self, shipment: dict[str, object]) -> bool:
+        """Whether the carrier refuses this shipment on a form (its id or its reference is a key)."""
+        with self._lock:
+            return shipment.get("id") in self._keys or shipment.get("reference") in self._keys

@@ -1,4 +1,5 @@
-"""Real label files from the standard library: a 4×6 PNG, a one-page PDF and ZPL text.
+"""Real label files from the standard library: a 4×6 PNG, a one-page PDF and ZPL text; a batch's labels as
+one PDF of 4×6 pages (`pdf_document` writes every sandbox PDF: uncompressed, its text readable from the bytes).
 
 The PNG is 1200×1800 (4×6 in at 300 dpi), 1-bit grey, with a border, the addresses and tracking code drawn
 in a small bitmap font, a barcode-like pattern derived from the tracking code, and the same text in tEXt
@@ -10,6 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from shipctl.sandbox.font import GLYPH_HEIGHT, GLYPH_WIDTH, glyph
 
@@ -141,21 +143,33 @@ def render_png(label: LabelText) -> bytes:
 
 # ----------------------------------------------------------------------------------------------- PDF
 
-def _pdf_escape(text: str) -> str:
+LABEL_PAGE = (288, 432)  # 4×6 in in PDF points
+
+
+def pdf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def render_pdf(label: LabelText) -> bytes:
-    """A one-page 4×6 in (288×432 pt) PDF with the addresses and the tracking code as text."""
+def label_text(shp: dict[str, Any]) -> LabelText:
+    """What a bought shipment's label shows."""
+    rate = shp.get("selected_rate") or {}
+    return LabelText(
+        tracking_code=str(shp.get("tracking_code")), carrier=str(rate.get("carrier", "")),
+        service=str(rate.get("service", "")), from_lines=address_lines(shp.get("from_address")),
+        to_lines=address_lines(shp.get("to_address")), reference=shp.get("reference"))
+
+
+def _label_stream(label: LabelText) -> bytes:
+    """The drawing of one 4×6 in label page: addresses, a barcode-like pattern and the tracking code as text."""
     ops: list[str] = ["2 w 10 10 268 412 re S", "BT /F1 9 Tf 20 400 Td 11 TL (FROM:) Tj"]
     for line in label.from_lines:
-        ops.append(f"T* ({_pdf_escape(line)}) Tj")
+        ops.append(f"T* ({pdf_escape(line)}) Tj")
     ops.append("ET 10 320 m 278 320 l S")
     ops.append("BT /F1 13 Tf 20 300 Td 16 TL (SHIP TO:) Tj")
     for line in label.to_lines:
-        ops.append(f"T* ({_pdf_escape(line)}) Tj")
+        ops.append(f"T* ({pdf_escape(line)}) Tj")
     ops.append("ET 10 170 m 278 170 l S")
-    ops.append(f"BT /F1 10 Tf 20 150 Td ({_pdf_escape(label.carrier + ' ' + label.service)}) Tj ET")
+    ops.append(f"BT /F1 10 Tf 20 150 Td ({pdf_escape(label.carrier + ' ' + label.service)}) Tj ET")
     x = 24.0
     for ch in label.tracking_code:
         v = ord(ch)
@@ -163,19 +177,38 @@ def render_pdf(label: LabelText) -> bytes:
             bar = 0.8 + ((v >> k) & 3) * 0.7
             ops.append(f"{x:.1f} 70 {bar:.1f} 65 re f")
             x += bar + 1.2
-    ops.append(f"BT /F1 12 Tf 24 50 Td ({_pdf_escape(label.tracking_code)}) Tj ET")
+    ops.append(f"BT /F1 12 Tf 24 50 Td ({pdf_escape(label.tracking_code)}) Tj ET")
     if label.reference:
-        ops.append(f"BT /F1 8 Tf 24 25 Td (REF {_pdf_escape(label.reference)}) Tj ET")
-    stream = "\n".join(ops).encode("latin-1", "replace")
+        ops.append(f"BT /F1 8 Tf 24 25 Td (REF {pdf_escape(label.reference)}) Tj ET")
+    return "\n".join(ops).encode("latin-1", "replace")
+
+
+def render_pdf(label: LabelText) -> bytes:
+    """A one-page 4×6 in (288×432 pt) PDF with the addresses and the tracking code as text."""
+    return pdf_document([_label_stream(label)], LABEL_PAGE, f"shipctl sandbox label {label.tracking_code}")
+
+
+def render_pdf_many(labels: list[LabelText], title: str) -> bytes:
+    """One 4×6 in page per label, in the order given (a batch's merged label file)."""
+    return pdf_document([_label_stream(label) for label in labels], LABEL_PAGE, title)
+
+
+def pdf_document(pages: list[bytes], size: tuple[int, int], title: str) -> bytes:
+    """A PDF of `pages` (content streams drawing in Helvetica, /F1), every page `size` points, uncompressed so
+    that its text can be read back from the bytes."""
+    count = len(pages)
+    # 1 catalog, 2 page tree, 3 font, then a page and its content per page, then the document info.
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(count))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 288 432] /Resources << /Font << /F1 4 0 R >> >> "
-        b"/Contents 5 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-        b"<< /Title (shipctl sandbox label " + _pdf_escape(label.tracking_code).encode() + b") >>",
     ]
+    for i, stream in enumerate(pages):
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {size[0]} {size[1]}] "
+                       f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode())
+        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
+    objects.append(b"<< /Title (" + pdf_escape(title).encode("latin-1", "replace") + b") >>")
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):

@@ -5,6 +5,7 @@ Everything here is pure (no I/O, no locks): the API layer decides what to store.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import itertools
@@ -42,6 +43,13 @@ def invalid(field: str, message: str) -> ApiError:
 
 def not_found() -> ApiError:
     return ApiError(404, "NOT_FOUND", "The requested resource could not be found.")
+
+
+def unwrapped(body: JSON, key: str) -> JSON:
+    """The parameters under `key`, as the SDK wraps them (`{"batch": {...}}`), or else the body itself: EasyPost
+    takes both, and the SDK sends `{"batch": {}}` for none."""
+    inner = body.get(key)
+    return inner if isinstance(inner, dict) else body
 
 
 # Ids are 32 hex digits like EasyPost's: 16 random per process, then a 16-digit counter (unique, cheap).
@@ -128,6 +136,50 @@ def _verification_error(code: str, field: str, message: str) -> JSON:
     return {"code": code, "field": field, "message": message, "suggestion": None}
 
 
+# A few ZIPs whose city the sandbox knows, as USPS data lets EasyPost know every one: with such a ZIP a misspelt
+# city is corrected, and so is a state that disagrees with a ZIP and city that agree. Any other ZIP is only
+# checked against its state (a ZIP outside its state fails).
+_ZIP_CITIES: dict[str, tuple[str, str]] = {
+    "10118": ("NEW YORK", "NY"), "60606": ("CHICAGO", "IL"), "78701": ("AUSTIN", "TX"),
+    "98109": ("SEATTLE", "WA"), "94111": ("SAN FRANCISCO", "CA"), "94104": ("SAN FRANCISCO", "CA"),
+    "94107": ("SAN FRANCISCO", "CA"), "30303": ("ATLANTA", "GA"), "19102": ("PHILADELPHIA", "PA"),
+    "20037": ("WASHINGTON", "DC"),
+}
+# USPS street suffixes, unit designators and directions: a verified street is spelt with these.
+_STREET_WORDS = {
+    "STREET": "ST", "AVENUE": "AVE", "ROAD": "RD", "BOULEVARD": "BLVD", "DRIVE": "DR", "LANE": "LN",
+    "COURT": "CT", "PLACE": "PL", "TERRACE": "TER", "PARKWAY": "PKWY", "HIGHWAY": "HWY", "CIRCLE": "CIR",
+    "SQUARE": "SQ", "SUITE": "STE", "APARTMENT": "APT", "FLOOR": "FL", "BUILDING": "BLDG", "NORTH": "N",
+    "SOUTH": "S", "EAST": "E", "WEST": "W", "NORTHEAST": "NE", "NORTHWEST": "NW", "SOUTHEAST": "SE",
+    "SOUTHWEST": "SW",
+}
+
+
+def _usps_street(text: str) -> str:
+    words = text.upper().replace(",", " ").replace(".", " ").split()
+    return " ".join(_STREET_WORDS.get(word, word) for word in words)
+
+
+def _close(a: str, b: str) -> bool:
+    a, b = " ".join(a.upper().split()), " ".join(b.upper().split())
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+def zip_corrections(addr: JSON) -> JSON:
+    """City and state as the sandbox's known ZIPs correct them: the city from the ZIP when the state agrees, the
+    state when ZIP and city agree; {} when nothing is known or nothing can be fixed (a ZIP outside its state)."""
+    if addr.get("country", "US") != "US":
+        return {}
+    known = _ZIP_CITIES.get((addr.get("zip") or "").strip()[:5])
+    if known is None:
+        return {}
+    city, state = known
+    given_state = (addr.get("state") or "").strip().upper()
+    if _close(addr.get("city") or "", city):
+        return {"city": city, "state": state}
+    return {"city": city} if given_state == state else {}
+
+
 def address_problems(addr: JSON) -> list[JSON]:
     """Deterministic verification: the errors EasyPost would report (empty = deliverable)."""
     errors: list[JSON] = []
@@ -138,6 +190,7 @@ def address_problems(addr: JSON) -> list[JSON]:
     if addr.get("country", "US") != "US":
         return errors if (addr.get("city") or "").strip() else [
             _verification_error("E.ADDRESS.NOT_FOUND", "address", "Address not found")]
+    addr = {**addr, **zip_corrections(addr)}
     zip_code = (addr.get("zip") or "").strip()
     state = (addr.get("state") or "").strip().upper()
     zip_state = state_for_zip(zip_code)
@@ -152,8 +205,18 @@ def address_problems(addr: JSON) -> list[JSON]:
     return errors
 
 
+def _residential(addr: JSON, seed: int) -> bool:
+    """As given; else a company with no person's name is a business, and the rest is fixed by the address."""
+    if addr.get("residential") is not None:
+        return bool(addr["residential"])
+    if addr.get("company") and not addr.get("name"):
+        return False
+    return seed % 3 != 0
+
+
 def verify_address(addr: JSON) -> JSON:
-    """Return a verified copy: normalised (upper case, ZIP+4) on success, `verifications` filled either way."""
+    """Return a verified copy: corrected (city/state from a known ZIP), spelt as USPS does (upper case, street
+    abbreviations, the unit on street1, ZIP+4) on success; `verifications` filled either way."""
     errors = address_problems(addr)
     out = dict(addr)
     out["updated_at"] = now_offset()
@@ -165,17 +228,17 @@ def verify_address(addr: JSON) -> JSON:
         }
         return out
     seed = _digest(addr.get("street1"), addr.get("zip"), addr.get("country"))
+    out.update(zip_corrections(addr))
     for field in ("name", "company", "city"):
         if out.get(field):
             out[field] = str(out[field]).upper()
     street = " ".join(str(p) for p in (addr.get("street1"), addr.get("street2")) if p)
-    out["street1"] = street.upper()
+    out["street1"] = _usps_street(street)
     out["street2"] = ""
     if out.get("country") == "US":
         out["state"] = str(out.get("state") or "").upper()
         out["zip"] = f"{str(addr.get('zip'))[:5]}-{seed % 10000:04d}"
-    if out.get("residential") is None:
-        out["residential"] = seed % 3 != 0
+    out["residential"] = _residential(addr, seed)
     lat = 25.0 + (seed % 2400) / 100.0
     lon = -70.0 - ((seed >> 12) % 5000) / 100.0
     out["verifications"] = {
@@ -360,6 +423,12 @@ def build_rates(shipment_id: str | None, from_addr: JSON, to_addr: JSON, parcel:
         rate["carrier_account_id"] = CARRIER_ACCOUNTS[carrier]
         rates.append(rate)
     return rates
+
+
+def rate_for(rates: list[JSON], carrier: str | None, service: str) -> JSON | None:
+    """The rate of `service` (of `carrier`, when given), names compared without regard to case."""
+    return next((r for r in rates if r["service"].lower() == service.lower()
+                 and (not carrier or r["carrier"].lower() == carrier.lower())), None)
 
 
 # --------------------------------------------------------------------------- tracking codes

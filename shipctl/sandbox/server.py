@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
@@ -36,7 +36,7 @@ from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from shipctl.sandbox.api import Request, SandboxApi, match
-from shipctl.sandbox.faults import Fault, FaultPlan, FaultSpec, Latency
+from shipctl.sandbox.faults import Fault, FaultPlan, FaultSpec, FormRefusals, Latency, capacity_slowdown
 from shipctl.sandbox.model import DEFAULT_ACCOUNT, ApiError, account_for_key
 from shipctl.sandbox.store import Store
 
@@ -457,7 +457,7 @@ class _Connection(asyncio.Protocol):
                 self._send_error(req, caller)
                 return
             key, account = caller
-            delay = server.plan.delay(endpoint)
+            delay = server.plan.delay(endpoint) * capacity_slowdown(server.inflight, server.max_inflight)
             started = time.perf_counter()
             if delay > 0:
                 self._start(self._after_delay(delay, started, req, path, qs, endpoint, params, fault, key, account))
@@ -533,7 +533,7 @@ class Sandbox:
     def __init__(self, *, latency: Latency = "none", faults: str | None = None, seed: int | None = None,
                  max_inflight: int | None = None, state_path: Path | None = None,
                  ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0,
-                 access_key: str | None = None) -> None:
+                 access_key: str | None = None, refuse_forms: Iterable[str] = ()) -> None:
         if max_inflight is not None and max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
         if access_key is not None and not access_key.strip():
@@ -541,9 +541,11 @@ class Sandbox:
         if access_key is not None and access_key != access_key.strip():
             raise ValueError("access_key must not start or end with whitespace")
         self.plan = FaultPlan(FaultSpec.parse(faults), latency, seed)
+        # Shipments refused on any SCAN form, by reference or id; more can be added while it runs.
+        self.form_refusals = FormRefusals(refuse_forms)
         self.store = Store(state_path, ledger_path)
         try:
-            self.api = SandboxApi(self.store)
+            self.api = SandboxApi(self.store, self.form_refusals)
             self._sock = _listen(host, port)
         except BaseException:
             self.store.close()
@@ -629,10 +631,10 @@ class Sandbox:
 def start_sandbox(*, latency: Latency = "none", faults: str | None = None, seed: int | None = None,
                   max_inflight: int | None = None, state_path: Path | None = None,
                   ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0,
-                  access_key: str | None = None) -> Iterator[Sandbox]:
+                  access_key: str | None = None, refuse_forms: Iterable[str] = ()) -> Iterator[Sandbox]:
     """Run a sandbox on a background thread for the duration of the `with` block."""
     sb = Sandbox(latency=latency, faults=faults, seed=seed, max_inflight=max_inflight, state_path=state_path,
-                 ledger_path=ledger_path, host=host, port=port, access_key=access_key)
+                 ledger_path=ledger_path, host=host, port=port, access_key=access_key, refuse_forms=refuse_forms)
     sb.start()
     try:
         yield sb

@@ -191,6 +191,23 @@ class Store:
             else:
                 self._db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock and, with a state file, one SQLite write transaction: checks and the writes they allow
+        (a shipment goes on one scan form only) do not interleave with another process sharing the file."""
+        with self.lock:
+            if self._db is None or self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
     def next_serial(self) -> int:
         with self.lock:
             self.serial += 1
