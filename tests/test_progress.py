@@ -284,3 +284,19 @@ def test_suspended_display_draws_nothing_until_resumed() -> None:
         with display.suspended():
             assert not live.is_started
         assert live.is_started
+
+
+def test_the_in_flight_line_shows_the_limits_path() -> None:
+    """A cut by capacity 429s shows how low the limit went; `auto` climbing without 429s is not 'throttled'."""
+
+    def flight_line(stats: RunStats) -> str:
+        buffer = io.StringIO()
+        terminal(buffer).print(LiveView(stats, cpu=lambda: (0.0, [0.0]))())
+        return next(line for line in text_of(buffer).splitlines() if "in flight" in line)
+
+    cut = RunStats(total=100, inflight=6, limit=8, max_limit=16, limit_start=16, limit_low=4, rate_limited=9)
+    assert "6 / limit 8 (max 16) throttled by 429, lowest 4" in flight_line(cut)
+    probing = RunStats(total=100, inflight=20, limit=24, max_limit=64, limit_start=16, limit_low=16)
+    line = flight_line(probing)
+    assert "24 (max 64) probing up from 16" in line and "throttled" not in line
+    assert plain_line(cut, 1.0).endswith("9 rate-limited (limit 8/16, lowest 4)")

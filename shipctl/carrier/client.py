@@ -50,11 +50,16 @@ def _adapter(pool_size: int, ca_bundle: str | None) -> HTTPAdapter:
     return adapter
 
 
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 
 def _proxies_configured() -> bool:
-    return any(k.lower() in _PROXY_VARIABLES for k in os.environ)
+    """A proxy is set: a non-empty HTTP_PROXY, HTTPS_PROXY or ALL_PROXY (any case), as requests reads them.
+
+    NO_PROXY is not one: it only names hosts that bypass a proxy, so alone (common in corporate shells, often
+    `localhost,127.0.0.1`) it changes nothing about where a call goes, and must not switch requests' per-call
+    environment scan and ~/.netrc lookup back on. An empty variable is no proxy, to requests as here."""
+    return any(value.strip() and name.lower() in _PROXY_VARIABLES for name, value in os.environ.items())
 
 
 def _ca_bundle() -> str | None:
@@ -80,7 +85,7 @@ def make_client(api_key: str, api_base: str, *, pool_size: int, timeout: int = D
         # requests re-reads the environment (proxies, CA bundle) and ~/.netrc on every call: a measurable share
         # of CPU per shipment. Without proxy variables the only setting it could find is a CA bundle, which our
         # adapter applies itself; skipping the scan also keeps a ~/.netrc entry from replacing the Bearer key
-        # with Basic auth. With proxy variables set, requests keeps its full per-request behaviour.
+        # with Basic auth. With a proxy set, requests keeps its full per-request behaviour (NO_PROXY included).
         session.trust_env = False
         ca_bundle = _ca_bundle()
     parts = urlsplit(api_base)

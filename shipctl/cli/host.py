@@ -7,22 +7,21 @@ pipe) the job is refused, never left waiting.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from shipctl.cli.options import RunOptions
-from shipctl.cli.progress import Display, open_progress
 from shipctl.cli.terminal import Terminal, terminal
 from shipctl.exit_codes import ExitCode
-from shipctl.jobs.host import Spend
 from shipctl.money import format_totals
 from shipctl.output import OutputFormat, TableLayout, Writer, open_writer
 
 if TYPE_CHECKING:
+    from shipctl.cli.progress import Display
     from shipctl.engine.sizing import Sizing
     from shipctl.engine.stats import RunStats
+    from shipctl.jobs.host import Spend
 
 
 class CliHost:
@@ -45,6 +44,8 @@ class CliHost:
 
     @contextlib.contextmanager
     def progress(self, stats: RunStats) -> Iterator[object]:
+        from shipctl.cli.progress import open_progress  # rich.live and psutil: only for a run that shows progress
+
         with open_progress(
             stats, mode=self.run.progress, interval=self.run.progress_interval, noun=self.noun,
             console=self.term.err, shared_screen=self.term.shares_screen(),
@@ -81,6 +82,8 @@ class CliHost:
 
     def engine_started(self, sizing: Sizing) -> None:
         if self.run.verbose:
+            import asyncio  # the engine has it loaded by now
+
             loop = type(asyncio.get_running_loop())
             self.term.info(f"engine: {sizing.describe()}; event loop {loop.__module__}.{loop.__qualname__}")
 

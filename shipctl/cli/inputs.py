@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,11 +23,14 @@ from typing import Any
 
 from shipctl.cli.terminal import terminal
 from shipctl.errors import UsageError
-from shipctl.paths import state_dir
 
 
 def spool_stdin() -> Path:
     """Copy stdin to a private temp file: a manifest is read once per phase (validate, then ship)."""
+    import tempfile
+
+    from shipctl.paths import state_dir  # platformdirs: only when stdin is spooled
+
     fd, name = tempfile.mkstemp(prefix="shipctl-stdin-", suffix=".manifest", dir=state_dir())
     source = terminal().stdin_bytes()
     with os.fdopen(fd, "wb") as fh:

@@ -21,14 +21,14 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import psutil
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from rich.live import Live
+
     from shipctl.engine.stats import RunStats
 
 ProgressMode = Literal["auto", "live", "plain", "off"]
@@ -93,6 +93,8 @@ class CpuSampler:
     """
 
     def __init__(self, every: float = CPU_SAMPLE_EVERY, clock: Clock = time.monotonic) -> None:
+        import psutil  # only the live display reads CPU figures: a plain or quiet run never loads it
+
         self.every = every
         self.clock = clock
         self.cores = psutil.cpu_count() or 1
@@ -102,6 +104,8 @@ class CpuSampler:
         self._start: tuple[float, float, list[Any]] | None = None
 
     def prime(self) -> None:
+        import psutil
+
         self._process.cpu_percent(interval=None)
         psutil.cpu_percent(interval=None, percpu=True)
         self._last_at = self.clock()
@@ -120,6 +124,8 @@ class CpuSampler:
         wall = time.monotonic() - started
         if wall <= 0:
             return self.sample()
+        import psutil
+
         per_core = []
         for then, now in zip(cores_then, psutil.cpu_times(percpu=True), strict=False):
             total = sum(now) - sum(then)
@@ -130,6 +136,8 @@ class CpuSampler:
         """(process %, where 100 = one whole core; [per-core %])."""
         now = self.clock()
         if self._last_at is None or now - self._last_at >= self.every:
+            import psutil
+
             per_core = list(psutil.cpu_percent(interval=None, percpu=True))
             self._last = (float(self._process.cpu_percent(interval=None)), per_core)
             self._last_at = now
@@ -198,7 +206,7 @@ class LiveView:
         cores = max(len(per_core), 1)
         figures = (
             self._counts(done, finished, eta_seconds(s, now_rate)),
-            self._flight_text(s.inflight, s.limit, s.max_limit),
+            self._flight_text(s),
             Text(f"{proc_pct:5.1f}% (of {100 * cores}% on {cores} cores)"),
         )
         bar = self._bar_width(max(f.cell_len for f in figures))
@@ -272,13 +280,21 @@ class LiveView:
                            complete_style="yellow" if limit < max_limit else "blue")
 
     @staticmethod
-    def _flight_text(inflight: int, limit: int, max_limit: int) -> Text:
-        throttled = limit < max_limit
-        flight = Text.assemble((f"{inflight}", "bold"), " / limit ")
+    def _flight_text(s: RunStats) -> Text:
+        """In flight against the limit, and the limit's path: where `auto` started probing from, or how far 429s
+        that meant capacity brought it down (the summary gives start, lowest and end once the run is over)."""
+        limit, max_limit = s.limit, s.max_limit
+        lowest = min(s.limit_low, limit)
+        throttled = limit < max_limit and (s.rate_limited > 0 or lowest < s.limit_start)
+        flight = Text.assemble((f"{s.inflight}", "bold"), " / limit ")
         flight.append(f"{limit}", style="bold yellow" if throttled else "bold")
         flight.append(f" (max {max_limit})")
         if throttled:
             flight.append(" throttled by 429", style="yellow")
+            if lowest < limit:
+                flight.append(f", lowest {lowest}", style="yellow")
+        elif limit != s.limit_start:
+            flight.append(f" probing up from {s.limit_start}", style="dim")
         return flight
 
     @staticmethod
@@ -350,7 +366,9 @@ def plain_line(stats: RunStats, rate: float, now: float | None = None) -> str:
     if stats.retries:
         parts.append(f"{stats.retries} retries")
     if stats.rate_limited:
-        parts.append(f"{stats.rate_limited} rate-limited (limit {stats.limit}/{stats.max_limit})")
+        lowest = min(stats.limit_low, stats.limit)
+        low = f", lowest {lowest}" if lowest < stats.limit else ""
+        parts.append(f"{stats.rate_limited} rate-limited (limit {stats.limit}/{stats.max_limit}{low})")
     return ", ".join(parts)
 
 
@@ -453,6 +471,8 @@ def open_progress(
             stop.set()
             thread.join()
         return
+
+    from rich.live import Live
 
     cpu = CpuSampler()
     cpu.prime()

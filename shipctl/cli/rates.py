@@ -7,13 +7,11 @@ writes its records and renders the per-carrier totals and the end line on stderr
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.host import CliHost
-from shipctl.cli.inputs import manifest_input
 from shipctl.cli.options import (
     MANIFEST_PANEL,
     Carriers,
@@ -25,21 +23,12 @@ from shipctl.cli.options import (
     split_list,
 )
 from shipctl.cli.terminal import terminal
-from shipctl.cli.unreachable import UnreachableWatch
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
-from shipctl.jobs.rates import (
-    BULK_COLUMNS,
-    RATE_COLUMNS,
-    CarrierTotals,
-    Filters,
-    ManifestQuery,
-    ManifestQuote,
-    OneOffQuery,
-    OneOffQuote,
-)
-from shipctl.jobs.session import open_session
-from shipctl.money import format_money
+
+if TYPE_CHECKING:  # the job, the SDK and the models load when the command runs, not for --help
+    from shipctl.cli.host import CliHost
+    from shipctl.jobs.rates import CarrierTotals, Filters, OneOffQuery
 
 _DIMS = re.compile(r"\s*[x×*]\s*", re.IGNORECASE)
 _UNIT = re.compile(r"[a-z\"]+\s*$", re.IGNORECASE)
@@ -122,6 +111,9 @@ def rates(
 
       shipctl rates orders.csv --carriers UPS,USPS --all -o csv > quotes.csv
     """
+    from shipctl.cli.host import CliHost
+    from shipctl.jobs.rates import Filters
+
     filters = Filters(split_list(carriers), split_list(services))
     host = CliHost(run, noun="rows")
     if manifest is None:
@@ -143,6 +135,8 @@ def rates(
 def _one_off_query(
     to: str | None, from_: str | None, weight: str | None, dims: str | None, package: str | None, filters: Filters,
 ) -> OneOffQuery:
+    from shipctl.jobs.rates import OneOffQuery
+
     if to is None or weight is None:
         raise UsageError("give --to and --weight for a one-off quote (and --from, or set SHIPCTL_FROM), "
                          "or a MANIFEST to quote every row")
@@ -159,6 +153,9 @@ def _one_off_query(
 
 
 def _one_off(query: OneOffQuery, run: RunOptions, host: CliHost) -> ExitCode:
+    from shipctl.jobs.rates import RATE_COLUMNS, OneOffQuote
+    from shipctl.jobs.session import open_session
+
     with open_session(run.sizing, total=1, force_sandbox=run.force_sandbox, announce=host.detail) as session:
         records = OneOffQuote(query, host).run(session)
     with host.open_writer(RATE_COLUMNS) as writer:
@@ -182,6 +179,10 @@ def _bulk(
     *,
     sheet: str | None = None,
 ) -> ExitCode:
+    from shipctl.cli.inputs import manifest_input
+    from shipctl.cli.unreachable import UnreachableWatch
+    from shipctl.jobs.rates import BULK_COLUMNS, ManifestQuery, ManifestQuote
+    from shipctl.jobs.session import open_session
     from shipctl.manifest import parse_address_arg
 
     default_from = parse_address_arg(from_arg, allow_zip=False) if from_arg else None
@@ -204,6 +205,8 @@ def _bulk(
 
 
 def _render_totals(totals: CarrierTotals) -> None:
+    from shipctl.money import format_money
+
     lines = totals.lines()
     if not lines:
         return

@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.host import CliHost
-from shipctl.cli.inputs import expand_args
 from shipctl.cli.options import RunOptions, engine_options
-from shipctl.cli.summary import counted
 from shipctl.cli.terminal import terminal
-from shipctl.cli.unreachable import UnreachableWatch
-from shipctl.engine.stats import RunStats
 from shipctl.errors import UsageError
-from shipctl.jobs.refund import REFUND_FIELDS, RefundInputs, RefundJob, RefundOutcome, require_journal
-from shipctl.jobs.session import open_session
-from shipctl.journal import Journal
-from shipctl.output import Writer
 
-REFUND_COLUMNS = REFUND_FIELDS
+if TYPE_CHECKING:  # the job, the SDK and the journal load when the command runs, not for --help
+    from shipctl.cli.host import CliHost
+    from shipctl.engine.stats import RunStats
+    from shipctl.jobs.refund import RefundInputs, RefundOutcome
+    from shipctl.output import Writer
+
 REFUND_TABLE_COLUMNS = ("reference", "shipment_id", "tracking_code", "status", "error_message")
 
 
@@ -38,6 +34,9 @@ def _split_refs(values: list[str] | None) -> list[str]:
 
 
 def _inputs(shipment_ids: list[str] | None, journal_path: Path | None, references: list[str] | None) -> RefundInputs:
+    from shipctl.cli.inputs import expand_args
+    from shipctl.jobs.refund import RefundInputs, require_journal
+
     refs = _split_refs(references)
     if shipment_ids and journal_path is not None:
         raise UsageError("give shipment ids or --journal, not both")
@@ -57,6 +56,8 @@ def _require_references(path: Path, refs: list[str]) -> None:
     """Every `--reference` is a row of the journal (the job checks again, against the journal it holds)."""
     if not refs:
         return
+    from shipctl.journal import Journal
+
     with Journal(path) as journal:
         missing = [ref for ref in refs if journal.get(ref) is None]
     if missing:
@@ -70,7 +71,9 @@ class _Results:
     def __init__(self, stack: contextlib.ExitStack, host: CliHost) -> None:
         self._stack = stack
         self._host = host
-        self._columns = REFUND_TABLE_COLUMNS if host.result_format() == "table" else REFUND_COLUMNS
+        from shipctl.jobs.refund import REFUND_FIELDS
+
+        self._columns = REFUND_TABLE_COLUMNS if host.result_format() == "table" else REFUND_FIELDS
         self._writer: Writer | None = None
 
     def __call__(self, record: dict[str, Any]) -> None:
@@ -81,6 +84,8 @@ class _Results:
 
 
 def _end_line(outcome: RefundOutcome, stats: RunStats) -> str:
+    from shipctl.cli.summary import counted
+
     parts = [f"{n} {status.replace('_', ' ')}" for status, n in outcome.statuses.most_common()]
     return f"{counted(outcome.shipments, 'shipments')}: {', '.join(parts)}, {stats.elapsed():.1f} s"
 
@@ -112,6 +117,11 @@ def refund(
 
       shipctl refund - < results.ndjson        (the ids of the labels create bought)
     """
+    from shipctl.cli.host import CliHost
+    from shipctl.cli.unreachable import UnreachableWatch
+    from shipctl.jobs.refund import RefundJob
+    from shipctl.jobs.session import open_session
+
     inputs = _inputs(shipment_ids, journal_path, references)
     host = CliHost(run, noun="shipments", yes=yes)
     with contextlib.ExitStack() as stack:

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.host import CliHost
-from shipctl.cli.inputs import expand_args
 from shipctl.cli.options import RunOptions, engine_options
 from shipctl.cli.terminal import terminal
-from shipctl.cli.unreachable import UnreachableWatch
 from shipctl.errors import UsageError
-from shipctl.jobs.session import open_session
-from shipctl.jobs.track import HISTORY_COLUMNS, TRACK_COLUMNS, Tracking, TrackInputs, TrackOutcome, codes_phrase
-from shipctl.output import OutputFormat, TableLayout, Writer, open_writer
+
+if TYPE_CHECKING:  # the job and the SDK load when the command runs, not for --help
+    from shipctl.cli.host import CliHost
+    from shipctl.jobs.track import TrackInputs, TrackOutcome
+    from shipctl.output import OutputFormat, Writer
 
 TRACK_TABLE_COLUMNS = (  # a terminal is narrow: the table leaves out what the other formats spell out
     "tracking_code", "carrier", "status", "est_delivery_date", "last_event", "last_event_at", "last_location",
@@ -49,6 +48,10 @@ def track(
 
       shipctl track - --watch --interval 300 --timeout 86400 < codes.txt
     """
+    from shipctl.cli.host import CliHost
+    from shipctl.cli.inputs import expand_args
+    from shipctl.jobs.track import TrackInputs
+
     _check_options(codes, watch=watch, interval=interval, timeout=timeout)
     inputs = TrackInputs(
         tuple(expand_args(codes or (), "tracking codes")),
@@ -71,6 +74,10 @@ def _check_options(codes: list[str] | None, *, watch: bool, interval: float, tim
 
 
 def _execute(inputs: TrackInputs, host: CliHost) -> TrackOutcome:
+    from shipctl.cli.unreachable import UnreachableWatch
+    from shipctl.jobs.session import open_session
+    from shipctl.jobs.track import HISTORY_COLUMNS, TRACK_COLUMNS, Tracking
+
     fmt = host.result_format()
     columns = HISTORY_COLUMNS if inputs.history else TRACK_TABLE_COLUMNS if fmt == "table" else TRACK_COLUMNS
     with contextlib.ExitStack() as stack:
@@ -111,6 +118,8 @@ class TablePerRound:
 
 @contextlib.contextmanager
 def _stdout_writer(fmt: OutputFormat, columns: Sequence[str]) -> Iterator[Writer]:
+    from shipctl.output import TableLayout, open_writer
+
     term = terminal()
     # A table fits the terminal it is on (a file gets every row on one line); events come oldest first.
     layout = TableLayout(width=term.width, notice=term.info)
@@ -120,6 +129,8 @@ def _stdout_writer(fmt: OutputFormat, columns: Sequence[str]) -> Iterator[Writer
 
 def end_line(outcome: TrackOutcome) -> str:
     """`3 codes: 2 tracked, 1 failed (2 delivered), 0.4 s`, and for a watch its polls and how it ended."""
+    from shipctl.jobs.track import codes_phrase
+
     line = f"{codes_phrase(outcome.codes)}: {outcome.tracked} tracked"
     if outcome.failed:
         line += f", {outcome.failed} failed"

@@ -11,11 +11,13 @@ succeeded the API is reachable: later network failures stay rows like any other 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
-from shipctl.jobs.session import Session
+
+if TYPE_CHECKING:
+    from shipctl.jobs.session import Session
 
 UNREACHABLE_CODES = frozenset({"CONNECTION", "TIMEOUT"})
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from shipctl.manifest import Address, InvalidRow, Problem, ValidRow, iter_rows
 
@@ -32,22 +31,28 @@ class ManifestSource:
     sheet: str | None = None
     """The sheet of an `.xlsx` workbook to read (None: its first sheet)."""
 
-    def rows(self, *, warn: bool = False) -> Any:
+    def rows(self, *, warn: bool = False) -> Iterator[ValidRow | InvalidRow]:
         """Every row, as a `ValidRow` or an `InvalidRow` (with the extra check applied). Only the validation pass
         warns (`warn=True`): a phase reading the same manifest again must not repeat its warnings."""
         on_warning = self.on_warning if warn else None
-        for item in iter_rows(self.path, fmt=self.fmt, encoding=self.encoding,  # type: ignore[arg-type]
-                              default_from=self.default_from, on_warning=on_warning, sheet=self.sheet):
-            if self.extra_check is not None and isinstance(item, ValidRow) and (problems := self.extra_check(item)):
-                item = InvalidRow(item.line, problems, item.raw)
-            yield item
+        items = iter_rows(self.path, fmt=self.fmt, encoding=self.encoding,  # type: ignore[arg-type]
+                          default_from=self.default_from, on_warning=on_warning, sheet=self.sheet)
+        return items if self.extra_check is None else _checked(items, self.extra_check)
 
     def check(self, on_invalid: Callable[[InvalidRow], None]) -> Checked:
         """Read the whole manifest once; `on_invalid` sees each invalid row (to print, or to keep aside)."""
-        seen = Checked()
+        rows = invalid = 0
         for item in self.rows(warn=True):
-            seen.rows += 1
+            rows += 1
             if isinstance(item, InvalidRow):
-                seen.invalid += 1
+                invalid += 1
                 on_invalid(item)
-        return seen
+        return Checked(rows, invalid)
+
+
+def _checked(items: Iterator[ValidRow | InvalidRow], extra_check: Callable[[ValidRow], list[Problem]]
+             ) -> Iterator[ValidRow | InvalidRow]:
+    for item in items:
+        if isinstance(item, ValidRow) and (problems := extra_check(item)):
+            item = InvalidRow(item.line, problems, item.raw)
+        yield item

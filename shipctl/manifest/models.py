@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -16,6 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from shipctl.manifest import normalize
+
+# The models below are built without pydantic's plugin scan, as typer builds its own adapters: the scan reads every
+# installed package's entry points (about 25 ms, the largest start-up cost after the SDK, on every command that
+# validates a row), and these are shipctl's internal row models, not an application's models that a plugin such as
+# an observability tool is installed to watch. `PYDANTIC_DISABLE_PLUGINS` is pydantic's own switch (2.7 and later;
+# older versions scan as before); it is set only while the classes are built and put back afterwards.
+_PLUGINS_SWITCH = "PYDANTIC_DISABLE_PLUGINS"
+_plugins_before = os.environ.get(_PLUGINS_SWITCH)
+os.environ[_PLUGINS_SWITCH] = "1"
 
 ContentsType = Literal[
     "documents", "gift", "merchandise", "returned_goods", "sample", "dangerous_goods",
@@ -128,6 +138,8 @@ class Parcel(BaseModel):
 
     @model_validator(mode="after")
     def _all_three_or_none(self) -> Parcel:
+        if (self.length is None) is (self.width is None) is (self.height is None):  # runs for every row: keep it short
+            return self
         dims = {"length": self.length, "width": self.width, "height": self.height}
         given = [name for name, value in dims.items() if value is not None]
         if given and len(given) < 3:
@@ -242,8 +254,10 @@ class ShipmentRow(BaseModel):
 
     @model_validator(mode="after")
     def _customs_when_international(self) -> ShipmentRow:
+        if self.customs_info is not None:
+            return self
         origin, destination = self.from_address.country, self.to_address.country
-        if self.customs_info is None and domestic_zone(origin) != domestic_zone(destination):
+        if origin != destination and domestic_zone(origin) != domestic_zone(destination):
             raise _problem(
                 "customs_*",
                 f"an international shipment ({origin} → {destination}) needs customs: customs_contents_type, "
@@ -347,3 +361,8 @@ FLAT_COLUMNS: tuple[str, ...] = (
     "customs_items",
 )
 """Every canonical flat column, in the order `to_flat()` and CSV output use."""
+
+if _plugins_before is None:
+    del os.environ[_PLUGINS_SWITCH]
+else:
+    os.environ[_PLUGINS_SWITCH] = _plugins_before

@@ -24,9 +24,8 @@ from shipctl.errors import ManifestError
 from shipctl.manifest.columns import CUSTOMS, ITEM, TARGETS, canonical, normalize_header
 from shipctl.manifest.dedupe import ReferenceSet
 from shipctl.manifest.models import CUSTOMS_COLUMNS, Address, Parcel, ShipmentRow
-from shipctl.manifest.rows import InvalidRow, Problem, ValidRow
+from shipctl.manifest.rows import InvalidRow, Problem, RawRow, ValidRow
 from shipctl.manifest.sniff import NOT_A_MANIFEST, classify, json_scalar
-from shipctl.manifest.xlsx import read_workbook
 from shipctl.output import unneutralise
 
 Format = Literal["csv", "json", "ndjson"]
@@ -68,6 +67,8 @@ def iter_rows(
         builder = _RowBuilder(default_from)
         stack.callback(builder.close)
         if classify(head, encoding) == "zip":
+            from shipctl.manifest.xlsx import read_workbook  # zipfile and openpyxl: only for a workbook
+
             headers, cells = read_workbook(binary, head, sheet, stack)
             yield from _table_rows(headers, cells, builder, warn)
             return
@@ -158,6 +159,10 @@ def _first_content(chunks: Iterator[str]) -> tuple[str, str]:
     raise ManifestError("the manifest is empty")
 
 
+_Key = tuple[tuple[str, Any], ...]
+"""A group's values as a cache key."""
+
+
 class _RowBuilder:
     """Turns the values of one row, grouped (`TOP`, `TO`, `FROM`, …), into a ValidRow or InvalidRow."""
 
@@ -166,48 +171,44 @@ class _RowBuilder:
         self.references = ReferenceSet()
         # Validated origins and parcels by their input values: most manifests repeat a few of each, and a
         # cached instance passes through pydantic without being validated again. Bounded: cleared when full.
-        self.from_cache: dict[tuple[tuple[str, Any], ...], Address] = {}
-        self.parcel_cache: dict[tuple[tuple[str, Any], ...], Parcel] = {}
+        self.from_cache: dict[_Key, Address] = {}
+        self.parcel_cache: dict[_Key, Parcel] = {}
+        # `ShipmentRow.model_validate` without its Python wrapper: this runs once per row.
+        self.validate = ShipmentRow.__pydantic_validator__.validate_python
 
     def build(
-        self, line: int, raw: dict[str, Any], parts: list[dict[str, Any]], problems: list[Problem]
+        self, line: int, raw: RawRow, parts: list[dict[str, Any]], problems: list[Problem]
     ) -> ValidRow | InvalidRow:
         data, to, origin, parcel, customs, item = parts
         reference = data.get("reference")
         if reference is None:
             data["reference"] = _PENDING_REFERENCE
-        else:
-            first = self.references.add(reference, line)
-            if first is not None:
-                problems.append(Problem(line, "reference", f"duplicate reference {reference!r} (first on row {first})"))
+        elif (first := self.references.add(reference, line)) is not None:
+            problems.append(Problem(line, "reference", f"duplicate reference {reference!r} (first on row {first})"))
         data["to_address"] = to
-        from_key = self._attach_origin(data, origin)
-        parcel_key = tuple(parcel.items())
-        data["parcel"] = self.parcel_cache.get(parcel_key, parcel)
-        _attach_customs(data, customs, item, line, problems)
-        try:
-            row = ShipmentRow.model_validate(data)
-        except ValidationError as exc:
-            problems.extend(_problems(line, exc))
-            return InvalidRow(line, problems, raw)
-        if problems:
-            return InvalidRow(line, problems, raw)
-        if from_key is not None:
-            _remember(self.from_cache, from_key, row.from_address)
-        _remember(self.parcel_cache, parcel_key, row.parcel)
-        if reference is None:
-            row.reference = self._content_reference(row, line)
-        return ValidRow(line, row, raw)
-
-    def _attach_origin(self, data: dict[str, Any], origin: dict[str, Any]) -> tuple[tuple[str, Any], ...] | None:
-        """Set the row's origin; return its cache key, None when the row gave no `from_*` values."""
+        from_key = None
         if origin:
             from_key = tuple(origin.items())
             data["from_address"] = self.from_cache.get(from_key, origin)
-            return from_key
-        if self.default_from is not None:
+        elif self.default_from is not None:
             data["from_address"] = self.default_from
-        return None
+        parcel_key = tuple(parcel.items())
+        data["parcel"] = self.parcel_cache.get(parcel_key, parcel)
+        if item or customs:
+            _attach_customs(data, customs, item, line, problems)
+        try:
+            row: ShipmentRow = self.validate(data)
+        except ValidationError as exc:
+            problems.extend(_problems(line, exc))
+        if problems:
+            return InvalidRow(line, problems, _raw_dict(raw))
+        if from_key is not None and from_key not in self.from_cache:
+            _remember(self.from_cache, from_key, row.from_address)
+        if parcel_key not in self.parcel_cache:
+            _remember(self.parcel_cache, parcel_key, row.parcel)
+        if reference is None:
+            row.reference = self._content_reference(row, line)
+        return ValidRow(line, row, raw)
 
     def _content_reference(self, row: ShipmentRow, line: int) -> str:
         # Identical rows without a reference are two parcels, not a mistake: number the repeats.
@@ -220,6 +221,13 @@ class _RowBuilder:
 
     def close(self) -> None:
         self.references.close()
+
+
+def _raw_dict(raw: RawRow) -> dict[str, Any]:
+    if isinstance(raw, tuple):
+        headers, cells = raw
+        return dict(zip(headers, cells, strict=True))
+    return raw
 
 
 def _attach_customs(
@@ -236,10 +244,10 @@ def _attach_customs(
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if key not in cache:
-        if len(cache) >= _CACHE_SIZE:
-            cache.clear()
-        cache[key] = value
+    """Cache `value` under a key not yet there (the caller checked)."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 def _problems(line: int, exc: ValidationError) -> list[Problem]:
@@ -290,20 +298,29 @@ def _column(loc: list[Any]) -> str:
 # ---------------------------------------------------------------------------------------------------- CSV
 
 
-def _lines(head: str, chunks: Iterator[str]) -> Iterator[str]:
-    """Physical lines, each ending in its newline (csv.reader needs them whole to count lines)."""
-    sep = "\r" if "\n" not in head and "\r" in head else "\n"
+def _separator(head: str) -> str:
+    """The line separator: `\n` (also ending `\r\n` lines), or `\r` in a file with no `\n` (old Mac)."""
+    return "\r" if "\n" not in head and "\r" in head else "\n"
+
+
+def _lines(head: str, chunks: Iterator[str], sep: str) -> Iterator[str]:
+    """Physical lines, each ending in its separator (csv.reader needs them whole to count lines): a chunk's lines
+    at a time, so that csv.reader takes them one by one without a Python frame per line."""
+    return itertools.chain.from_iterable(_line_batches(head, chunks, sep))
+
+
+def _line_batches(head: str, chunks: Iterator[str], sep: str) -> Iterator[list[str]]:
     pending = ""
     for chunk in itertools.chain((head,), chunks):
         pending += chunk
         if sep in chunk:
-            *lines, pending = pending.split(sep)
-            for line in lines:
-                yield line + sep
+            lines = pending.split(sep)
+            pending = lines.pop()
+            yield [line + sep for line in lines]
         elif len(pending) > _MAX_ROW_CHARS:
             raise ManifestError("a line of the manifest is longer than 16 MiB")
     if pending:
-        yield pending
+        yield [pending]
 
 
 def _delimiter(header_line: str) -> str:
@@ -312,19 +329,27 @@ def _delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
-def _compile_plan(plan: list[tuple[int, int, str, str | None]]) -> Callable[[list[str]], list[dict[str, Any]]]:
+def _compile_plan(
+    plan: list[tuple[int, int, str, str | None]], *, quoted: bool
+) -> Callable[[list[str]], list[dict[str, Any]]]:
     """A function that splits one row's cells into the row's groups, unrolled for this header.
 
     This is the reader's innermost loop; unrolled it runs about three times faster than interpreting the
-    plan cell by cell. The generated source holds only integers and the names from our own column tables
-    (as repr literals), never text from the manifest.
+    plan cell by cell. `quoted`: the variant that takes the `'` off cells shipctl neutralised when it wrote them
+    (`output.neutralise`), for rows that have one; rows without a `'` anywhere skip the test per cell. The
+    generated source holds only integers and the names from our own column tables (as repr literals), never
+    text from the manifest.
     """
     source = ["def split(c):", "    p = [{}, {}, {}, {}, {}, {}]", "    g0, g1, g2, g3, g4, g5 = p"]
     for index, group, field, unit in plan:
-        source += [f"    v = c[{int(index)}].strip()", "    if v and v[0] == \"'\": v = unquote(v)", "    if v:"]
+        # An empty cell (most of a row's, often) is skipped before the strip call.
+        source += [f"    v = c[{int(index)}]", "    if v:", "        v = v.strip()"]
+        if quoted:
+            source.append("        if v and v[0] == \"'\": v = unquote(v)")
+        source.append("        if v:")
         if unit is not None:
-            source.append(f"        if v[-1].isdigit(): v += {unit!r}")
-        source.append(f"        g{int(group)}[{field!r}] = v")
+            source.append(f"            if v[-1].isdigit(): v += {unit!r}")
+        source.append(f"            g{int(group)}[{field!r}] = v")
     source.append("    return p")
     namespace: dict[str, Any] = {"unquote": unneutralise}
     exec(compile("\n".join(source), "<csv row plan>", "exec"), namespace)  # noqa: S102 - see docstring
@@ -336,7 +361,8 @@ def _csv_rows(
     head: str, chunks: Iterator[str], builder: _RowBuilder, warn: Callable[[str], None]
 ) -> Iterator[ValidRow | InvalidRow]:
     first_line = head.lstrip("\ufeff").lstrip("\r\n").split("\n", 1)[0]
-    reader = csv.reader(_lines(head, chunks), delimiter=_delimiter(first_line))
+    sep = _separator(head)
+    reader = csv.reader(_lines(head, chunks, sep), delimiter=_delimiter(first_line))
 
     def next_cells() -> list[str] | None:
         try:
@@ -344,14 +370,27 @@ def _csv_rows(
         except csv.Error as exc:
             raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
 
-    def numbered() -> Iterator[tuple[int, list[str], list[tuple[int, str]]]]:
-        previous = reader.line_num
-        while (cells := next_cells()) is not None:
-            line, previous = previous + 1, reader.line_num
-            yield line, cells, _NOTHING_REFUSED
-
-    headers = _csv_header(next_cells)
-    yield from _table_rows(headers, numbered(), builder, warn)
+    table = _Table(_csv_header(next_cells), builder, warn)
+    # `_Table.row`, unrolled into the loop (this is the loop every CSV row goes through).
+    headers, width, build, json_items = table.headers, table.width, table.build, table.has_json_items
+    split, split_quoted = table.split, table.split_quoted
+    try:
+        for cells in reader:
+            joined = "".join(cells)
+            if not joined or joined.isspace():
+                continue
+            # The line the row starts on: the reader has counted every line it took, and a row takes one more for
+            # each line break inside its quoted cells.
+            line = reader.line_num - joined.count(sep)
+            problems: list[Problem] = []
+            if len(cells) != width:
+                cells = _fit_width(cells, width, line, problems)
+            parts = split_quoted(cells) if "'" in joined else split(cells)
+            if json_items and "customs_items" in parts[CUSTOMS]:
+                _json_items(parts, line, problems)
+            yield build(line, (headers, cells), parts, problems)
+    except csv.Error as exc:
+        raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
 
 
 def _csv_problem(exc: csv.Error) -> str:
@@ -369,34 +408,45 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"not valid CSV ({text})"
 
 
+class _Table:
+    """The rows of a table (a CSV file or a sheet) under its header: each row's cells split into the row's groups
+    by a plan compiled for this header, then built."""
+
+    def __init__(self, headers: list[str], builder: _RowBuilder, warn: Callable[[str], None]) -> None:
+        plan, columns = _csv_plan(headers, warn)
+        self.headers = headers
+        self.width = len(headers)
+        self.split, self.split_quoted = _compile_plan(plan, quoted=False), _compile_plan(plan, quoted=True)
+        self.has_json_items = "customs_items" in columns
+        self.column_at = {headers.index(name): column for column, name in columns.items()}
+        self.build = builder.build
+
+    def row(self, line: int, cells: list[str], joined: str, problems: list[Problem]) -> ValidRow | InvalidRow:
+        """Row `line`, not blank (`joined`: its cells joined), with the `problems` found reading it."""
+        if len(cells) != self.width:
+            cells = _fit_width(cells, self.width, line, problems)
+        parts = self.split_quoted(cells) if "'" in joined else self.split(cells)
+        if self.has_json_items and "customs_items" in parts[CUSTOMS]:
+            _json_items(parts, line, problems)
+        return self.build(line, (self.headers, cells), parts, problems)
+
+
 def _table_rows(
     headers: list[str],
     rows: Iterator[tuple[int, list[str], list[tuple[int, str]]]],
     builder: _RowBuilder,
     warn: Callable[[str], None],
 ) -> Iterator[ValidRow | InvalidRow]:
-    """The rows of a table (a CSV file or a sheet), each `(line, cells, refused)`, under its header, validated.
+    """A sheet's rows, each `(line, cells, refused)`, under its header, validated.
 
     `refused` names the cells (index, problem) a sheet could not read as text: a problem of the row in a column
     shipctl reads, nothing in a column it ignores."""
-    plan, columns = _csv_plan(headers, warn)
-    width = len(headers)
-    split = _compile_plan(plan)
-    has_json_items = "customs_items" in columns
-    column_at = {headers.index(name): column for column, name in columns.items()}
+    table = _Table(headers, builder, warn)
     for line, cells, refused in rows:
-        problems: list[Problem] = []
-        if refused:
-            problems = [Problem(line, column_at[i], message) for i, message in refused if i in column_at]
+        problems = [Problem(line, table.column_at[i], message) for i, message in refused if i in table.column_at]
         joined = "".join(cells)
-        if (not joined or joined.isspace()) and not problems:
-            continue
-        if len(cells) != width:
-            cells = _fit_width(cells, width, line, problems)
-        parts = split(cells)
-        if has_json_items and "customs_items" in parts[CUSTOMS]:
-            _json_items(parts, line, problems)
-        yield builder.build(line, dict(zip(headers, cells, strict=True)), parts, problems)
+        if (joined and not joined.isspace()) or problems:
+            yield table.row(line, cells, joined, problems)
 
 
 def _csv_header(next_cells: Callable[[], list[str] | None]) -> list[str]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shipctl.manifest.models import ShipmentRow
+
+RawRow = dict[str, Any] | tuple[Sequence[str], Sequence[str]]
+"""A row as read: a dict, or a table row's (headers, cells), made into the dict only if someone reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,13 +25,37 @@ class Problem:
         return f"row {self.line}, column {self.column}: {self.message}"
 
 
-@dataclass(slots=True)
 class ValidRow:
-    line: int
-    """The file line the row starts on (CSV, header = line 1), or the 1-based object index (JSON, NDJSON)."""
-    row: ShipmentRow
-    raw: dict[str, Any]
-    """The row as read: original headers and text for CSV, the object as parsed for JSON."""
+    """A valid row: where it is, the validated `ShipmentRow`, and the row as read (`raw`)."""
+
+    __slots__ = ("_raw", "line", "row")
+
+    def __init__(self, line: int, row: ShipmentRow, raw: RawRow) -> None:
+        self.line = line  # the file line the row starts on (CSV, header = 1), or the object's index (JSON, from 1)
+        self.row = row
+        self._raw = raw
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The row as read: original headers and text for CSV, the object as parsed for JSON.
+
+        Built on first use: almost no valid row is ever looked at as read, and a dict of every cell per row was
+        a tenth of the validation pass."""
+        raw = self._raw
+        if isinstance(raw, tuple):
+            headers, cells = raw
+            raw = self._raw = dict(zip(headers, cells, strict=True))
+        return raw
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ValidRow):
+            return NotImplemented
+        return (self.line, self.row, self.raw) == (other.line, other.row, other.raw)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"ValidRow(line={self.line!r}, row={self.row!r}, raw={self.raw!r})"
 
 
 @dataclass(slots=True)

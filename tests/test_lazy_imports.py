@@ -1,0 +1,123 @@
+"""A command loads only what it runs: `shipctl --help` and every command's `--help` never import the SDK, HTTP,
+pydantic, the engine's async stack, psutil, openpyxl or SQLite; `validate` never imports the SDK or the engine.
+
+Structural, not timed: each case runs in a fresh interpreter and lists `sys.modules` afterwards, so a module-level
+import of a heavy package slipped into a command module (or into a light helper it imports) fails here, whatever
+the machine's speed. The rule these tests hold is in ARCHITECTURE.md, "Lazy imports".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.manifests import make_manifest
+
+# The packages `shipctl --help` must not load (and the shipctl modules that would pull them in).
+HEAVY = (
+    "easypost", "requests", "urllib3", "pydantic", "pydantic_core", "anyio", "uvloop", "asyncio", "psutil",
+    "openpyxl", "sqlite3", "platformdirs", "rich.live",
+    "shipctl.jobs", "shipctl.engine.runner", "shipctl.carrier", "shipctl.sandbox", "shipctl.manifest.models",
+    "shipctl.journal", "shipctl.claims",
+)
+# What a run that calls no API must not load.
+API_ONLY = ("easypost", "requests", "urllib3", "anyio", "uvloop", "asyncio", "psutil", "shipctl.jobs",
+            "shipctl.engine.runner", "shipctl.carrier", "shipctl.sandbox", "shipctl.journal", "shipctl.claims")
+
+_RUN = """
+import contextlib, io, json, sys
+from shipctl.cli.app import main
+sys.argv = ["shipctl", *json.loads(sys.argv[1])]
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def modules_after(*args: str) -> tuple[object, set[str]]:
+    """Run `shipctl ARGS` in a fresh interpreter: (exit code, every module loaded by the end)."""
+    done = subprocess.run([sys.executable, "-c", _RUN, json.dumps(args)], capture_output=True, text=True,
+                          check=True, timeout=120)
+    report = json.loads(done.stdout.splitlines()[-1])
+    return report["code"], set(report["modules"])
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if any(m == name or m.startswith(name + ".") for m in modules)]
+
+
+def heavy(modules: set[str]) -> list[str]:
+    """The heavy modules loaded. Recent typer (0.29) coerces every parsed value through a pydantic `TypeAdapter`
+    (`typer._adapters`), so once a command's own options are parsed pydantic is typer's, not shipctl's: then only
+    shipctl's own pydantic users (the models, the address parser) count."""
+    names = HEAVY
+    if "typer._adapters" in modules:
+        names = (*(n for n in HEAVY if not n.startswith("pydantic")), "shipctl.manifest.address_arg")
+    return loaded(modules, names)
+
+
+def test_importing_the_app_loads_nothing_heavy() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import json, sys, shipctl.cli.app; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    modules = set(json.loads(done.stdout))
+    assert "shipctl.cli.create" in modules  # the commands are registered (Typer needs their signatures)
+    assert loaded(modules, HEAVY) == []  # typer's own pydantic use is not even loaded yet
+
+
+def test_the_root_help_loads_nothing_heavy() -> None:
+    code, modules = modules_after("--help")
+    assert code == 0
+    assert "rich.console" in modules  # the help was drawn
+    assert loaded(modules, HEAVY) == []
+
+
+def every_command() -> list[str]:
+    """Every command the app registers (`sandbox serve` for a group's), so a new command is checked too."""
+    import typer.main
+
+    from shipctl.cli.app import app
+
+    def walk(group: Any, prefix: str) -> list[str]:  # a click Group (typer 0.29+ ships its own click)
+        names = []
+        for name, command in sorted(group.commands.items()):
+            if hasattr(command, "commands"):
+                names += walk(command, f"{prefix}{name} ")
+            else:
+                names.append(prefix + name)
+        return names
+
+    return walk(typer.main.get_command(app), "")
+
+
+@pytest.mark.parametrize("command", every_command())
+def test_help_loads_nothing_heavy(command: str) -> None:
+    code, modules = modules_after(*command.split(), "--help")
+    assert code == 0
+    assert "typer" in modules
+    assert heavy(modules) == []
+
+
+def test_validate_loads_the_models_but_not_the_api_stack(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 3)
+    code, modules = modules_after("validate", str(manifest))
+    assert code == 0
+    assert "shipctl.manifest.models" in modules  # it did validate
+    assert loaded(modules, (*API_ONLY, "openpyxl")) == []
+
+
+def test_a_usage_error_loads_nothing_heavy(tmp_path: Path) -> None:
+    """Refused on its options before anything runs: `--concurrency 0` is checked before the job is imported."""
+    manifest = make_manifest(tmp_path / "orders.csv", 1)
+    code, modules = modules_after("create", str(manifest), "--concurrency", "0")
+    assert code == 2
+    assert heavy(modules) == []
