@@ -311,6 +311,39 @@ class Claims:
         return transaction(self.db, f"the claims file {self.directory / 'claims.sqlite3'}")
 
 
+@dataclass(frozen=True)
+class BoughtClaim:
+    reference: str
+    shipment_id: str
+    journal: str | None
+    buy_sent_at: float | None
+    """When a buy was last sent for it from this machine (epoch seconds); None when it was adopted, not bought."""
+
+
+def bought_since(directory: Path, scope: str, since: dt.datetime) -> list[BoughtClaim]:
+    """Read only (`close`): the references of `scope` marked bought at or after `since`. A claim's time is its last
+    change, never before the purchase, so nothing bought since then is missed; one adopted later is included too,
+    and the caller judges each by the API's purchase time."""
+    path = directory / "claims.sqlite3"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(str(path), timeout=30.0)
+    try:
+        rows = db.execute(
+            "SELECT c.reference, c.shipment_id, c.journal, s.buy_sent_at FROM claims AS c "
+            "LEFT JOIN claim_shipments AS s "
+            "ON s.scope = c.scope AND s.reference = c.reference AND s.shipment_id = c.shipment_id "
+            "WHERE c.scope = ? AND c.state = 'bought' AND c.shipment_id IS NOT NULL AND c.updated_at >= ? "
+            "ORDER BY c.updated_at, c.reference",
+            (scope, since.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")),
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ShipctlError(f"the claims file {path} is not usable: {exc}") from None
+    finally:
+        db.close()
+    return [BoughtClaim(*row) for row in rows]
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     return open_wal(path, _SCHEMA)
 
