@@ -10,6 +10,8 @@ Status = Literal["bought", "refunded", "failed", "skipped", "planned"]
 Purchase = Literal["new", "resumed", "found"]
 """Who bought a `bought` row's label: this run (`new`, the only spend of this run), an earlier run of this
 journal (`resumed`), or a run outside this journal -- another manifest, journal, machine (`found`, adopted)."""
+VerifyMode = Literal["off", "warn", "strict"]
+"""`create --verify`: whether EasyPost verifies each destination inside `shipment.create`, and what a failure does."""
 
 
 @dataclass
@@ -28,6 +30,9 @@ class ResultRecord:
     error_code: str | None = None
     error_message: str | None = None
     purchase: Purchase | None = None
+    address_verification: str | None = None
+    """What EasyPost's verification of the destination found (`verified`, `corrected: city: A → B`, `failed: E.CODE
+    (...)`); None under `--verify off`, for a label found bought outside the journal, or a row not verified."""
     retryable: bool = field(default=False, metadata={"column": False})
     """Failed on a temporary API error (429, 5xx, timeout): the same command retries it. Not an output column."""
 
@@ -42,5 +47,5 @@ RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord) if 
 # to the data formats; the tracking code comes first.
 TABLE_COLUMNS: tuple[str, ...] = (
     "reference", "status", "purchase", "tracking_code", "carrier", "service", "rate", "currency", "delivery_days",
-    "shipment_id", "label_path", "error_code", "error_message",
+    "shipment_id", "label_path", "error_code", "error_message", "address_verification",
 )

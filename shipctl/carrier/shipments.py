@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from shipctl import safefiles
+from shipctl.carrier.addresses import AddressCheck, check_from, strict_failure
 from shipctl.carrier.client import session_of
 from shipctl.errors import WriteFailure
 
@@ -50,6 +51,8 @@ class Shipment:
     to_zip: str | None = None
     to_street1: str | None = None
     weight: float | None = None
+    destination: AddressCheck | None = None
+    """The to_address's verification when `shipment.create` was asked for one (`create --verify`), else None."""
 
     @property
     def bought(self) -> bool:
@@ -98,11 +101,18 @@ def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
         to_zip=_field(to_address, "zip"),
         to_street1=_field(to_address, "street1"),
         weight=float(weight) if weight is not None else None,
+        destination=check_from(to_address),
     )
 
 
 def create_shipment(client: Any, params: dict[str, Any]) -> Shipment:
-    return shipment_from(client.shipment.create(**params))
+    try:
+        return shipment_from(client.shipment.create(**params))
+    except Exception as exc:
+        failure = strict_failure(exc)  # a destination `verify_strict` refused: EasyPost's own codes, said plainly
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def retrieve_shipment(client: Any, shipment_id: str) -> Shipment:

@@ -10,21 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.create_output import (
-    FAILED_COLUMNS,
-    CreateSummary,
-    check_outputs,
-    open_sink,
-    reject_row,
-    write_table_file,
-)
-from shipctl.cli.host import CliHost
-from shipctl.cli.inputs import manifest_input
 from shipctl.cli.options import (
     MANIFEST_PANEL,
     RATES_PANEL,
@@ -38,20 +28,20 @@ from shipctl.cli.options import (
     engine_options,
     split_list,
 )
-from shipctl.cli.problems import problem_report
-from shipctl.cli.summary import counted
 from shipctl.cli.terminal import terminal
 from shipctl.errors import ShipctlError, UsageError, WriteFailure
 from shipctl.exit_codes import ExitCode
-from shipctl.jobs.create import CreateInputs, CreateJob, CreateOutcome
-from shipctl.jobs.purchase import PurchaseOptions
-from shipctl.jobs.session import open_session
-from shipctl.jobs.validation import ManifestSource
-from shipctl.manifest import InvalidRow, parse_address_arg
-from shipctl.money import format_totals, parse_limit
-from shipctl.paths import default_journal, stdin_journal
-from shipctl.selection import filter_check
-from shipctl.target import Target
+
+# Only what `--help` needs is imported above: the job, the SDK, the models and the outputs are imported where the
+# command runs (ARCHITECTURE.md, "Lazy imports").
+if TYPE_CHECKING:
+    from shipctl.cli.create_output import CreateSummary
+    from shipctl.engine.stats import RunStats
+    from shipctl.jobs.create import CreateOutcome
+    from shipctl.jobs.purchase import PurchaseOptions
+    from shipctl.jobs.validation import ManifestSource
+    from shipctl.results import VerifyMode
+    from shipctl.target import Target
 
 OUTPUT_PANEL = "Result files and labels"
 MONEY_PANEL = "Money"
@@ -105,6 +95,11 @@ def create(
     )] = "cheapest",
     carriers: Carriers = None,
     services: Services = None,
+    verify: Annotated[str, choice(
+        "--verify", ("off", "warn", "strict"),
+        "Have EasyPost verify each destination inside shipment.create (no extra call): warn reports a failure and "
+        "buys; strict buys no row whose address fails; off sends no verification.", panel=MANIFEST_PANEL,
+    )] = "warn",
     results: Path | None = typer.Option(
         None, "--results", rich_help_panel=OUTPUT_PANEL, help="Also write every result to this file."
     ),
@@ -154,6 +149,13 @@ def create(
 
       export-orders | shipctl create - --yes --max-cost 500 > out.ndjson
     """
+    from shipctl.cli.inputs import manifest_input
+    from shipctl.jobs.purchase import PurchaseOptions
+    from shipctl.jobs.validation import ManifestSource
+    from shipctl.manifest import parse_address_arg
+    from shipctl.paths import default_journal
+    from shipctl.selection import filter_check
+
     default_from = parse_address_arg(from_) if from_ else None
     limit = _limit(max_cost)
     with manifest_input(manifest) as (path, label, from_stdin):
@@ -164,7 +166,7 @@ def create(
             source=ManifestSource(path, fmt, encoding, default_from, filter_check(*wanted), terminal().warn, sheet),
             purchase=PurchaseOptions(
                 select=cast(SelectRule, select), carriers=wanted[0], services=wanted[1], label_format=label_format,
-                labels_dir=labels_dir, check_references=check_references,
+                labels_dir=labels_dir, check_references=check_references, verify=cast("VerifyMode", verify),
             ),
             results=results,
             failed=failed,
@@ -185,6 +187,8 @@ def create(
 def _limit(value: str | None) -> Decimal | None:
     if value is None:
         return None
+    from shipctl.money import parse_limit
+
     amount = parse_limit(value)
     if amount is None:
         raise UsageError(f"--max-cost must be an amount like 250 or 250.00, not {value!r}")
@@ -195,6 +199,10 @@ def _limit(value: str | None) -> Decimal | None:
 
 def execute(args: CreateArgs) -> ExitCode:
     """Validate, check the outputs, run the job, then the summary, the warnings and the exit code."""
+    from shipctl.cli.create_output import check_outputs, write_table_file
+    from shipctl.cli.summary import counted
+    from shipctl.money import format_totals
+
     term = terminal()
     valid, rejects = _validate(args)
     if valid is None:
@@ -215,6 +223,9 @@ def execute(args: CreateArgs) -> ExitCode:
     summary.render(term.err, stats=stats, quiet=args.run.quiet,
                    paths=_written_paths(args, outcome, summary, failed_rows, bool(rejects)))
     _warn_after_summary(summary)
+    if outcome.unverified:
+        term.warn(f"{counted(outcome.unverified, 'rows')}' destinations failed verification and were not stopped "
+                  "(--verify warn): see their address_verification; --verify strict buys none of them")
     _label_notes(args, outcome, summary, embedded=target.embedded)
     _raise_for(outcome, target.api_base)
     if args.dry_run and outcome.estimate:
@@ -231,6 +242,10 @@ def execute(args: CreateArgs) -> ExitCode:
 def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
     """The validation pass: every problem printed, identical ones grouped; (valid rows, or None when the run must
     stop; the invalid rows kept for --rejects under --skip-invalid, one each)."""
+    from shipctl.cli.create_output import reject_row
+    from shipctl.cli.problems import problem_report
+    from shipctl.manifest import InvalidRow
+
     term = terminal()
     rejects: list[dict[str, Any]] = []
 
@@ -253,8 +268,14 @@ def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
     return valid, rejects
 
 
-def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Any, Target, list[dict[str, Any]]]:
+def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, RunStats, Target, list[dict[str, Any]]]:
     """The job on a session, its results through the sink: (outcome, summary, stats, API target, --failed rows)."""
+    from shipctl.cli.create_output import open_sink
+    from shipctl.cli.host import CliHost
+    from shipctl.jobs.create import CreateInputs, CreateJob
+    from shipctl.jobs.session import open_session
+    from shipctl.paths import stdin_journal
+
     term = terminal()
     host = CliHost(args.run, noun="shipments", yes=args.yes)
     outcome: CreateOutcome | None = None
@@ -281,6 +302,8 @@ def _write_failed(args: CreateArgs, outcome: CreateOutcome, failed_rows: list[di
     that attaches or feeds it back always finds it."""
     if args.failed is None:
         return
+    from shipctl.cli.create_output import FAILED_COLUMNS, write_table_file
+
     try:
         write_table_file(args.failed, failed_rows, header=FAILED_COLUMNS)
     except OSError as exc:
@@ -290,6 +313,8 @@ def _write_failed(args: CreateArgs, outcome: CreateOutcome, failed_rows: list[di
 def _written_paths(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummary,
                    failed_rows: list[dict[str, Any]], rejects: bool) -> dict[str, str]:
     """What the summary lists as written, each with what it holds: never an output whose writing failed."""
+    from shipctl.cli.summary import counted
+
     unwritten = outcome.write_failure.what if outcome.write_failure is not None else ""
     paths = {"journal": str(args.journal)}
     if outcome.set_aside is not None:
@@ -310,6 +335,8 @@ def _written_paths(args: CreateArgs, outcome: CreateOutcome, summary: CreateSumm
 
 def _labels_note(outcome: CreateOutcome, summary: CreateSummary) -> str:
     """How many label files --labels-dir holds for this manifest's bought rows, and how many this run saved."""
+    from shipctl.cli.summary import counted
+
     there, saved = summary.label_files, outcome.labels_saved
     if there == 0:
         return "no label file saved"
@@ -321,6 +348,8 @@ def _labels_note(outcome: CreateOutcome, summary: CreateSummary) -> str:
 def _label_notes(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummary, *, embedded: bool) -> None:
     """Where the labels are (a table shows no label URL, and no file is saved without --labels-dir), and which
     rows' own `label_format` the flag overrode."""
+    from shipctl.cli.summary import counted
+
     term = terminal()
     forced = args.purchase.label_format
     if forced and outcome.overridden_formats:
@@ -345,6 +374,8 @@ def _label_notes(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummar
 
 def _warn_after_summary(summary: CreateSummary) -> None:
     """One line for each kind of row that needs something after the run, saying what."""
+    from shipctl.cli.summary import counted
+
     term = terminal()
     if summary.attention:
         codes = ", ".join(f"{code} ×{n}" for code, n in summary.attention_codes.most_common())

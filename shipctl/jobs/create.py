@@ -72,6 +72,8 @@ class CreateOutcome:
     """Label files this run wrote (a resumed row's file already there is not counted)."""
     overridden_formats: Counter[str] = field(default_factory=Counter)
     """`label_format`s that rows asked for and `--label-format` overrode, with how many rows asked."""
+    unverified: int = 0
+    """Rows whose destination failed verification and that `--verify warn` did not stop."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class CreateRun:
 
     def _done(self, record: ResultRecord, valid: ValidRow) -> None:
         self._finished.add(valid.row.reference)
+        record.address_verification = self.purchaser.verification_of(valid.row.reference, record.purchase)
         self.engine.stats.record(
             "failed" if record.status == "failed"
             else "skipped" if record.status in ("skipped", "refunded") else "succeeded"
@@ -272,6 +275,7 @@ class CreateRun:
         self.outcome.write_failure = self.outcome.write_failure or self.purchaser.write_failure
         self.outcome.labels_saved = self.purchaser.labels_saved
         self.outcome.overridden_formats = Counter(self.purchaser.overridden_formats.values())
+        self.outcome.unverified = len(self.purchaser.unverified)
         return self.outcome
 
     async def _bind_account(self) -> bool:

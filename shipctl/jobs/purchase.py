@@ -18,6 +18,7 @@ from typing import Any, get_args
 
 import anyio
 
+from shipctl.carrier import addresses
 from shipctl.carrier import shipments as api
 from shipctl.carrier.shipments import Rate, Shipment
 from shipctl.claims import Claim, Claims, Sent
@@ -26,8 +27,8 @@ from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
 from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow
-from shipctl.manifest.models import LabelFormat
-from shipctl.results import Purchase, ResultRecord, Status
+from shipctl.manifest.models import LabelFormat, domestic_zone
+from shipctl.results import Purchase, ResultRecord, Status, VerifyMode
 from shipctl.selection import NoMatchingRate, SelectRule, choose_rate
 
 POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"
@@ -41,6 +42,8 @@ HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
 PREVIOUS_BUY_UNSETTLED = "PREVIOUS_BUY_UNSETTLED"
 """A run that stopped sent a buy for an earlier shipment of this reference moments ago: wait, then rerun."""
 SETTLE_SECONDS = 180
+VERIFICATION_META = "address_verification:"
+"""The journal's meta key (plus the reference) holding what verification found for the row's shipment."""
 """How long after its last send a buy from a run that stopped may still land: three client timeouts (60 s)."""
 MAX_BUY_ROUNDS = 6
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -112,6 +115,9 @@ class PurchaseOptions:
     shipped, ask the API for a shipment with the row's reference (EasyPost accepts a reference in place of an
     id): one already bought -- by another manifest, a lost or set-aside journal -- is recorded, never bought
     again. The reference is looked up once more right before the buy. Two extra calls per new row."""
+    verify: VerifyMode = "warn"
+    """`--verify`: EasyPost verifies the destination inside `shipment.create` (no extra call) under `warn` (failures
+    reported, bought) and `strict` (`verify_strict`: a failing address gets no shipment, so nothing is bought)."""
 
 
 @dataclass
@@ -152,6 +158,10 @@ class Purchaser:
         self.overridden_formats: dict[str, str] = {}
         """reference -> the `label_format` a row asked for that `--label-format` overrode (a row is quoted more
         than once in a two-phase run: keyed, it is counted once)."""
+        self.verifications: dict[str, str] = {}
+        """reference -> what verification inside `shipment.create` found (the `address_verification` column)."""
+        self.unverified: set[str] = set()
+        """References whose destination failed verification and that `--verify warn` let through."""
 
     # -- phase one: a shipment with a chosen rate --------------------------------------------------------
 
@@ -186,13 +196,33 @@ class Purchaser:
             if existing is not None and existing.bought and existing.reference == ref:
                 return await self._adopt(row, existing, found=True, digest=digest)
         if settled is None:
-            settled = await self.engine.call(api.create_shipment, self.client, self._shipment_request(row))
+            made = await self._create(row, digest)
+            if isinstance(made, ResultRecord):
+                return made
+            settled = made
         return self._choose(row, settled, digest)
+
+    async def _create(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord:
+        """A new shipment for the row; a failed record when `verify_strict` refused its destination (no shipment
+        exists then, so the claim is given up)."""
+        try:
+            shipment: Shipment = await self.engine.call(api.create_shipment, self.client, self._shipment_request(row))
+        except CallFailure as failure:
+            if failure.code != addresses.VERIFY_FAILURE:
+                raise
+            self.verifications[row.reference] = addresses.failure_summary(failure)
+            return self.fail(row.reference, failure.code, failure.message, shipment_id=None, digest=digest)
+        return shipment
 
     def _shipment_request(self, row: ShipmentRow) -> dict[str, Any]:
         """The `shipment.create` request; `--label-format` has the label made in its format from the start (the
         row itself, and so its digest, is left as the manifest says: changing the flag is not editing the row)."""
         request = row.to_easypost()
+        if self.options.verify != "off" and domestic_zone(row.to_address.country) == "US":
+            # Sent only to verify: EasyPost verifies whenever the key is there, even as `verify: false`. Abroad
+            # its verification is a service of its own an account subscribes to: those rows are not verified.
+            flag = "verify_strict" if self.options.verify == "strict" else "verify"
+            request["to_address"] = {**request["to_address"], flag: True}
         if self.options.label_format:
             request["options"] = {**request.get("options", {}), "label_format": self.options.label_format}
         return request
@@ -261,6 +291,9 @@ class Purchaser:
         ref = row.reference
         self._fresh.add(shipment.id)
         self.mode = self.mode or shipment.mode
+        refused = self._verified(row, shipment, digest)
+        if refused is not None:
+            return refused
         try:
             rate = choose_rate(
                 shipment.rates,
@@ -280,6 +313,37 @@ class Purchaser:
             currency=rate.currency, delivery_days=rate.delivery_days,
         )
         return Quote(reference=ref, shipment_id=shipment.id, rate=rate)
+
+    def _verified(self, row: ShipmentRow, shipment: Shipment, digest: str) -> ResultRecord | None:
+        """Note what verification found on the shipment's destination; under `strict` a failed one fails the row
+        (nothing bought; the unbought shipment stays journaled). A shipment made unverified (reused from a run
+        under `--verify off`) says nothing, and goes on."""
+        if self.options.verify == "off" or shipment.destination is None:
+            return None
+        verdict = addresses.judge(row.to_address.to_easypost(), shipment.destination)
+        self.verifications[row.reference] = verdict.summary()
+        # Kept with the journal, so a rerun re-emits the bought row with it (no column of its own: a meta key).
+        self.journal.set_meta(VERIFICATION_META + row.reference, verdict.summary())
+        if verdict.outcome != "failed":
+            return None
+        check = verdict.check
+        if self.options.verify == "strict":
+            return self.fail(row.reference, addresses.VERIFY_FAILURE,
+                             f"{addresses.STRICT_PREFIX}{check.codes} ({check.reason})",
+                             shipment_id=shipment.id, digest=digest)
+        if row.reference not in self.unverified:
+            self.unverified.add(row.reference)
+            self.on_warning(f"reference {row.reference}: the destination failed verification ({check.codes}: "
+                            f"{check.reason}); --verify warn buys it anyway")
+        return None
+
+    def verification_of(self, reference: str, purchase: Purchase | None) -> str | None:
+        """The row's `address_verification`: this run's finding, else, for a label this journal bought earlier, what
+        was found then."""
+        found = self.verifications.get(reference)
+        if found is None and purchase == "resumed":
+            found = self.journal.meta(VERIFICATION_META + reference)
+        return found
 
     async def _adopt(self, row: ShipmentRow, shipment: Shipment, *, found: bool, digest: str | None) -> ResultRecord:
         """Record a label already bought for this reference (by this journal's earlier run, or elsewhere)."""
@@ -590,7 +654,11 @@ def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:
         return "".join((text or "").split()).casefold()
 
     zip5 = (row.to_address.zip or "")[:5]
-    same_place = norm(shipment.to_street1) == norm(row.to_address.street1) and (shipment.to_zip or "")[:5] == zip5
+    to = row.to_address
+    # A verified destination is EasyPost's spelling (upper case, abbreviations, the unit moved onto street1).
+    street = norm(shipment.to_street1) == norm(to.street1) or addresses.same_street(
+        shipment.to_street1, to.street1, to.street2)
+    same_place = street and (shipment.to_zip or "")[:5] == zip5
     weight = float(row.parcel.weight)
     return same_place and shipment.weight is not None and abs(shipment.weight - weight) < 0.05
 
