@@ -45,7 +45,7 @@ class _Source:
 
 
 @command()
-@engine_options("Labels dispatched")
+@engine_options("Labels dispatched", "Also write one record per label on stdout, in this format (default: none).")
 def labels(
     manifest: str | None = typer.Argument(
         None, metavar="MANIFEST",

@@ -120,7 +120,7 @@ def _at_least_one(flag: str, value: int | None) -> int | None:
     return value
 
 
-def _engine_parameters(chunk_what: str) -> list[inspect.Parameter]:
+def _engine_parameters(chunk_what: str, output_help: str) -> list[inspect.Parameter]:
     def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
@@ -130,7 +130,7 @@ def _engine_parameters(chunk_what: str) -> list[inspect.Parameter]:
     return [
         option("output", Annotated[str | None, choice(
             "--output", ("table", "json", "ndjson", "csv"),
-            "Result format (default: table on a terminal, else ndjson).", short="-o", panel=ENGINE_PANEL,
+            output_help, short="-o", panel=ENGINE_PANEL,
         )], None),
         option("concurrency", Annotated[str, opt(
             "--concurrency", metavar="N|auto", help="In-flight API calls, or 'auto' to probe upward.")], "16"),
@@ -175,7 +175,9 @@ def run_options(values: dict[str, Any]) -> RunOptions:
     )
 
 
-def engine_options(chunk_what: str) -> Callable[[F], F]:
+def engine_options(
+    chunk_what: str, output_help: str = "Result format (default: table on a terminal, else ndjson).",
+) -> Callable[[F], F]:
     """Give a command the shared engine-and-output options, as one `run: RunOptions` parameter.
 
     The command's own parameters come first in `--help`, the shared ones after them in their own panel.
@@ -190,7 +192,7 @@ def engine_options(chunk_what: str) -> Callable[[F], F]:
             shared = {name: kwargs.pop(name) for name in _ENGINE_NAMES}
             return func(run=run_options(shared), **kwargs)
 
-        parameters = own + _engine_parameters(chunk_what)
+        parameters = own + _engine_parameters(chunk_what, output_help)
         wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
         wrapper.api_command = True  # type: ignore[attr-defined]  # its help names the key and the exit codes

@@ -140,6 +140,7 @@ class Pickups:
         rate = pickup.cheapest(form.group.carrier)
         assert rate is not None
         self.journal.pickup_buying(form.form_id, rate.carrier, rate.service, rate.rate, rate.currency)
+        uncertain = False  # an earlier round had no clear answer: it may still have booked this pickup
         for _ in range(_BUY_ATTEMPTS):
             try:
                 bought = await self.session.engine.call(buy_pickup, self.session.client, pickup.id, rate.carrier,
@@ -147,9 +148,13 @@ class Pickups:
             except CallFailure as failure:
                 settled = await self._settle(failure, pickup.id)
                 if settled is None:
+                    uncertain = uncertain or failure.outcome_unknown
                     continue
                 if isinstance(settled, CallFailure):
-                    self.journal.pickup_failed(form.form_id, settled.code, settled.message)
+                    if not uncertain:
+                        # Only a clear refusal of every round is journaled failed (a rerun may then book anew);
+                        # after an unclear round it stays `buying`, so the rerun reads the pickup first.
+                        self.journal.pickup_failed(form.form_id, settled.code, settled.message)
                     form.pickup = PickupResult("failed", pickup.id, rate=rate.rate, currency=rate.currency,
                                                failure=settled)
                     return

@@ -330,7 +330,9 @@ class Purchaser:
         if self.options.verify == "strict":
             return self.fail(row.reference, addresses.VERIFY_FAILURE,
                              f"{addresses.STRICT_PREFIX}{check.codes} ({check.reason})",
-                             shipment_id=shipment.id, digest=digest)
+                             # Never released: the shipment may be one a dead run sent a buy for (reused after a
+                             # crash); a later run takes the claim over and reconciles it before anything else.
+                             shipment_id=shipment.id, digest=digest, release=False)
         if row.reference not in self.unverified:
             self.unverified.add(row.reference)
             self.on_warning(f"reference {row.reference}: the destination failed verification ({check.codes}: "
