@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+END = b"<<end of screen 5c1e>>"
 
 
 @dataclass
@@ -40,14 +41,16 @@ def on_screen(args: list[str], columns: int, *, env: dict[str, str] | None = Non
         [sys.executable, "-m", "shipctl", *args],
         stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=environ,
     )
-    os.close(slave)
     screen = bytearray()
 
     def read_screen() -> None:
-        while True:
+        # Read until our own end mark, never until EIO: Linux may report the hang-up of a closed terminal
+        # while the last of the child's output is still on its way to the master (CI once saw a table cut
+        # mid-character). The parent keeps the slave open, so there is no hang-up to race with.
+        while END not in screen:
             try:
                 chunk = os.read(master, 65536)
-            except OSError:  # EIO: the process has gone and no one else holds the terminal
+            except OSError:
                 return
             if not chunk:
                 return
@@ -59,6 +62,8 @@ def on_screen(args: list[str], columns: int, *, env: dict[str, str] | None = Non
         assert proc.stderr is not None
         stderr = proc.stderr.read().decode()
         code = proc.wait(timeout=timeout)
+        # Everything the child wrote is in the terminal's queue before it exits; our mark goes in after it.
+        os.write(slave, END)
         reader.join(timeout)
     finally:
         if proc.poll() is None:
@@ -66,8 +71,12 @@ def on_screen(args: list[str], columns: int, *, env: dict[str, str] | None = Non
             proc.wait(timeout=60)
         if proc.stderr is not None:
             proc.stderr.close()
+        os.close(slave)
         os.close(master)
-    text = ANSI.sub("", bytes(screen).decode(errors="replace")).replace("\r\n", "\n")
+    shown = bytes(screen)
+    assert END in shown, "the screen's end mark never came back"
+    shown = shown[: shown.index(END)]
+    text = ANSI.sub("", shown.decode(errors="replace")).replace("\r\n", "\n")
     return Seen(code, text, stderr)
 
 
