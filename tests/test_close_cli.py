@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import signal
@@ -23,7 +24,7 @@ from shipctl.paths import state_dir
 from shipctl.sandbox import Sandbox
 from tests.cli import PROD_KEY, invoke, ndjson
 from tests.close_day import buy, day_rows, form_of, pickups, scan_forms
-from tests.gateway import Gateway
+from tests.gateway import Gateway, gateway_in_front
 from tests.manifests import write_manifest
 from tests.sdk import sdk
 from tests.standalone import sandbox_process, shipctl_env, start
@@ -187,13 +188,16 @@ def test_a_second_close_of_the_account_is_refused_while_one_runs(env: Sandbox, t
 def test_production_pickups_without_yes_or_a_terminal_are_refused_with_exit_2(
         env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
-    write_manifest(tmp_path / "orders.csv", day_rows(per_group=1))
+    write_manifest(tmp_path / "orders.csv", day_rows(per_group=2))  # 8 labels on 4 forms: 4 pickups
     assert invoke("create", str(tmp_path / "orders.csv"), "--yes", "-q", "-o", "ndjson").exit_code == 0
 
     refused = invoke("close", "--pickup", "-o", "ndjson")
 
     assert refused.exit_code == 2
-    assert "production mode: refusing to book pickups for 4 labels ($13.90) without confirmation" in refused.stderr
+    assert "production mode: 4 pickups to book, estimated total $13.90" in refused.stderr
+    assert ("production mode: refusing to book 4 pickups ($13.90) without confirmation; rerun with --yes to book"
+            in refused.stderr)
+    assert "labels" not in refused.stderr.split("error:")[0].replace("labels read", "")
     assert "error: no pickup was booked (the forms were made); rerun with --pickup --yes" in refused.stderr
     assert [r["pickup_status"] for r in ndjson(refused.stdout)] == ["not_booked"] * 4
     assert {p.status for p in pickups(env, key=PROD_KEY)} == {"unknown"}
@@ -203,6 +207,31 @@ def test_production_pickups_without_yes_or_a_terminal_are_refused_with_exit_2(
     assert [r["pickup_status"] for r in ndjson(booked.stdout)] == ["booked"] * 4
     assert "4 pickups booked" in booked.stderr
     assert {p.status for p in pickups(env, key=PROD_KEY)} == {"scheduled"}
+
+
+def test_pickups_of_an_unknown_mode_are_asked_about_as_unknown(
+        env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipments' answers say no mode (a gateway strips it): the question says so, and never "production"."""
+    monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
+    write_manifest(tmp_path / "orders.csv", day_rows(per_group=2))
+    assert invoke("create", str(tmp_path / "orders.csv"), "--yes", "-q", "-o", "ndjson").exit_code == 0
+
+    def no_mode(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if method == "GET" and path.startswith("/v2/shipments/"):
+            shipment = answer.json()
+            shipment.pop("mode", None)
+            return 200, "application/json", json.dumps(shipment).encode()
+        return None
+
+    with gateway_in_front(env, monkeypatch, no_mode):
+        refused = invoke("close", "--pickup", "-o", "ndjson")
+
+    assert refused.exit_code == 2
+    assert "unknown mode: 4 pickups to book, estimated total $13.90" in refused.stderr
+    assert ("unknown mode: refusing to book 4 pickups ($13.90) without confirmation; rerun with --yes to book"
+            in refused.stderr)
+    assert "production mode" not in refused.stderr
+    assert {p.status for p in pickups(env, key=PROD_KEY)} == {"unknown"}  # quoted, never bought
 
 
 def test_a_refused_shipment_ends_the_process_with_exit_3(tmp_path: Path) -> None:

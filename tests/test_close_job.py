@@ -282,7 +282,8 @@ def test_production_pickups_need_a_yes_and_are_quoted_once(env: Sandbox, tmp_pat
 
     assert outcome.exit_code == 2 and outcome.refused and "no pickup was booked" in outcome.refused
     [asked] = declined.asked
-    assert (asked.verb, asked.count, asked.totals) == ("book pickups for", 4, {"USD": Decimal("13.90")})
+    assert (asked.verb, asked.noun, asked.count, asked.mode, asked.totals) == (
+        "book", "pickups", 4, "production", {"USD": Decimal("13.90")})
     assert {r["pickup_status"] for r in records} == {"not_booked"}
     assert len(scan_forms(env, key=PROD_KEY)) == 4  # the forms are made; they cost nothing
     assert {p.status for p in pickups(env, key=PROD_KEY)} == {"unknown"}  # quoted, never bought
@@ -450,3 +451,106 @@ def test_a_group_with_no_clear_answer_stays_pending_and_the_rerun_settles_it(
     assert [r["status"] for r in rerun] == ["created"] and len(scan_forms(env)) == 1
     with Closings(state_dir(), scope_for("test", _account(env))).open(lock=False) as journal:
         assert journal.pending() == []
+
+
+def test_a_resend_refused_as_already_on_a_form_adopts_the_form_the_lost_send_made(
+        env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first create lands but its answer is lost, and the read that follows does not show the form yet (the
+    API marks the shipments a moment later; a gateway hides it until the next create): the resend is refused as
+    "already on a scan form". The job reads the shipments again and records the form its first send made."""
+    bought = buy(tmp_path / "orders.csv", [row(0, carrier="USPS"), row(4, carrier="USPS")])
+    creates: list[int] = []
+    lagging: list[bool] = [False]
+
+    def lost_then_lagging(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if method == "POST" and path.startswith("/v2/scan_forms"):
+            creates.append(answer.status_code)
+            lagging[0] = len(creates) == 1
+            if len(creates) == 1:
+                raise TimeoutError("the answer was lost")
+        if method == "GET" and path.startswith("/v2/shipments/") and lagging[0]:
+            shipment = answer.json()
+            shipment["scan_form"] = None
+            return 200, "application/json", json.dumps(shipment).encode()
+        return None
+
+    with gateway_in_front(env, monkeypatch, lost_then_lagging):
+        outcome, records = run_close(today(forms_dir=tmp_path / "forms"))
+
+    assert creates == [200, 422]  # the resend was refused: the shipments were on the first send's form
+    [made] = scan_forms(env)
+    assert set(form_of(env, _ids(bought)).values()) == {made.id}
+    assert outcome.exit_code == 0 and outcome.left_out == 0 and outcome.forms == Counter(created=1)
+    [record] = records
+    assert (record["status"], record["form_id"]) == ("created", made.id)
+    assert sorted(record["shipment_ids"]) == sorted(_ids(bought))
+    assert Path(str(record["form_file"])).read_bytes().startswith(b"%PDF")
+    with Closings(state_dir(), scope_for("test", _account(env))).open(lock=False) as journal:
+        assert journal.pending() == []
+        assert [a.form_id for a in journal.created_for(_ids(bought))] == [made.id]
+
+    monkeypatch.setenv("EASYPOST_API_BASE", env.api_base)
+    again, rerun = run_close(today(forms_dir=tmp_path / "forms"))
+    assert again.forms == Counter(already_closed=1) and [r["form_id"] for r in rerun] == [made.id]
+    assert len(scan_forms(env)) == 1
+
+
+def test_origins_differ_by_street2_or_city_but_not_by_sender_case_or_spacing(env: Sandbox, tmp_path: Path) -> None:
+    """One form per place a driver collects from: another suite or another city makes another form; another
+    sender name or company at the same dock does not (brands sharing a dock share one form and one pickup), nor
+    the same address spelt in other case and spacing (and ZIP+4)."""
+    rows = [
+        row(0, carrier="USPS"),
+        row(1, carrier="USPS", from_name="  acme   FULFILMENT ", from_street1="417  montgomery ST",
+            from_city="san francisco", from_zip="94104-1234"),
+        row(2, carrier="USPS", from_name="Bolt Parcels"),
+        row(3, carrier="USPS", from_company="Acme Returns"),
+        row(4, carrier="USPS", from_street2="Floor 2"),
+        row(5, carrier="USPS", from_city="South San Francisco"),
+    ]
+    bought = buy(tmp_path / "orders.csv", rows)
+
+    outcome, records = run_close(today())
+
+    assert outcome.exit_code == 0 and outcome.forms == Counter(created=3)
+    forms = form_of(env, _ids(bought))
+    by_form = sorted(sorted(refs) for refs in _groups(bought, forms).values())
+    assert by_form == [["ORD-00000", "ORD-00001", "ORD-00002", "ORD-00003"], ["ORD-00004"], ["ORD-00005"]]
+    assert len(scan_forms(env)) == 3 and len({r["form_id"] for r in records}) == 3
+
+
+def test_a_pickup_buy_refused_after_an_unclear_round_stays_buying_and_the_rerun_buys_that_pickup(
+        env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first buy is cut off unanswered, the second refused: the refusal proves nothing about the first (a
+    dead run's or a slow one may still book it), so the journal keeps the pickup `buying` and the rerun reads
+    that same pickup and buys it, rather than creating and booking a second pickup for the form."""
+    buy(tmp_path / "orders.csv", [row(0, carrier="USPS"), row(4, carrier="USPS")])
+    buys: list[str] = []
+    refusal = json.dumps({"error": {"code": "PICKUP.UNAVAILABLE", "message": "Try again later.",
+                                    "errors": []}}).encode()
+
+    def cut_then_refuse(method: str, path: str) -> tuple[int, str, bytes] | None:
+        if method == "POST" and path.startswith("/v2/pickups/") and path.endswith("/buy"):
+            buys.append(path)
+            if len(buys) == 1:
+                raise TimeoutError("cut off")
+            return 422, "application/json", refusal
+        return None
+
+    with gateway_in_front(env, monkeypatch, lambda *_a: None, hold=cut_then_refuse):
+        outcome, records = run_close(today(pickup=_window()))
+
+    assert len(buys) == 2 and outcome.pickups == Counter(failed=1)
+    [record] = records
+    [quoted] = pickups(env)
+    assert record["pickup_status"] == "failed" and quoted.status == "unknown"
+    with Closings(state_dir(), scope_for("test", _account(env))).open(lock=False) as journal:
+        row_ = journal.pickup(str(record["form_id"]))
+        assert row_ is not None and (row_.state, row_.pickup_id) == ("buying", quoted.id)
+
+    monkeypatch.setenv("EASYPOST_API_BASE", env.api_base)
+    again, rerun = run_close(today(pickup=_window()))
+    assert again.pickups == Counter(booked=1)
+    [booked] = pickups(env)  # the same pickup, bought: no second one was made for the form
+    assert booked.id == quoted.id and booked.status == "scheduled"
+    assert [r["pickup_id"] for r in rerun] == [quoted.id]

@@ -64,20 +64,21 @@ class CliHost:
 
     def _approve(self, spend: Spend) -> bool:
         money = format_totals(spend.totals)
-        self.term.info(f"production mode: {spend.count} labels to {spend.verb}"
+        mode = f"{spend.mode or 'unknown'} mode"  # as it is: an unknown mode is asked about, never called production
+        self.term.info(f"{mode}: {spend.count} {spend.noun} to {spend.verb}"
                        + (f", estimated total {money}" if money else ""))
         if self.yes:
             return True
         if not self.term.interactive:
             # Not an error line: the job ends on its own one ("nothing was bought"), so the user reads one error.
             self.term.info(
-                f"production mode: refusing to {spend.verb} {spend.count} labels"
+                f"{mode}: refusing to {spend.verb} {spend.count} {spend.noun}"
                 + (f" ({money})" if money else "")
                 + f" without confirmation; rerun with --yes to {spend.verb}"
             )
             return False
         return self.term.confirm(
-            f"{spend.verb.capitalize()} {spend.count} labels" + (f" for {money}" if money else "") + "?"
+            f"{spend.verb.capitalize()} {spend.count} {spend.noun}" + (f" for {money}" if money else "") + "?"
         )
 
     def engine_started(self, sizing: Sizing) -> None:

@@ -60,6 +60,11 @@ _SPLITTABLE = frozenset({400, 409, 422})
 _UNREACHABLE = frozenset({"CONNECTION", "TIMEOUT"})
 """Refusals that can be about the shipments; others (auth, payment, not found) would refuse any half too."""
 
+
+def _unsettled() -> CallFailure:
+    return CallFailure("SCAN_FORM.UNKNOWN", "no clear answer from the API; rerun close to settle this group")
+
+
 Record = dict[str, Any]
 Sink = Callable[[Record], None]
 
@@ -169,6 +174,8 @@ class CloseJob:
         self._journal: Closings | None = None
         self._read: dict[str, ClosingShipment] = {}
         self._groups_by_key: dict[str, Group] = {}
+        self._placed: set[str] = set()
+        """Shipments found on this run's form after a refusal: never sent again, nor reported left out."""
 
     def run(self) -> CloseOutcome:
         self.session.run(self._main)
@@ -329,7 +336,7 @@ class CloseJob:
         for shipment in shipments:
             self._group_of(shipment).shipments.append(shipment)
         ordered = sorted(self._groups_by_key.values(),
-                         key=lambda g: (str(g.origin), g.carrier, g.carrier_account_id or ""))
+                         key=lambda g: (str(g.origin), g.origin.key, g.carrier, g.carrier_account_id or ""))
         for index, group in enumerate(ordered, 1):
             group.index = index
         return [g for g in ordered if g.shipments]
@@ -352,6 +359,9 @@ class CloseJob:
         """One form for `ids`, or, refused, the offenders found and the rest on as few forms as can be."""
         failure = await self._attempt(group, ids)
         if failure is None:
+            return
+        ids = tuple(sid for sid in ids if sid not in self._placed)
+        if not ids:
             return
         if failure.http_status not in _SPLITTABLE:
             self._leave_out(group, ids, failure, "failed")
@@ -384,13 +394,19 @@ class CloseJob:
     async def _attempt(self, group: Group, ids: tuple[str, ...]) -> CallFailure | None:
         """Journal the attempt, send it, and record what came of it; the refusal, if it was refused."""
         attempt = self.journal.intend(group.key, ids)
+        uncertain = False  # an earlier send had no clear answer: it may have made the form after all
         for _ in range(_SEND_ATTEMPTS):
             try:
                 form = await self.session.engine.call(create_scan_form, self.session.client, ids, retry_unknown=False)
             except CallFailure as failure:
                 if not failure.outcome_unknown:
+                    if uncertain:
+                        # A refusal after an unclear send may be of shipments our first send put on a form
+                        # ("already on a scan form"), which the read before the resend did not show yet.
+                        return await self._refused_after_unclear(group, attempt, ids, failure)
                     self.journal.refused(attempt, failure.code, failure.message)
                     return failure
+                uncertain = True
                 landed = await self._landed(ids)
                 if landed is None:
                     continue  # on no form: the request never landed, and a late landing would be refused
@@ -406,7 +422,40 @@ class CloseJob:
                                          form_url=form.form_url, batch_id=form.batch_id))
             self.outcome.forms["created"] += 1
             return None
-        return CallFailure("SCAN_FORM.UNKNOWN", "no clear answer from the API; rerun close to settle this group")
+        return _unsettled()
+
+    async def _refused_after_unclear(self, group: Group, attempt: int, ids: tuple[str, ...],
+                                     failure: CallFailure) -> CallFailure | None:
+        """Every shipment read again: a form they are on is ours (the run lock rules out anyone else) and is
+        recorded like a success; the refusal stands for the rest. Unreadable: the attempt stays pending (a rerun
+        settles it first) and the group is reported unsettled."""
+        try:
+            current = [await self.session.engine.call(retrieve_for_close, self.session.client, sid) for sid in ids]
+        except CallFailure:
+            return _unsettled()
+        forms = list(dict.fromkeys(s.scan_form_id for s in current if s.scan_form_id))
+        whole = len(forms) == 1 and all(s.scan_form_id for s in current)
+        for form_id in forms:
+            on_form = [s for s in current if s.scan_form_id == form_id]
+            placed = tuple(s.id for s in on_form)
+            try:
+                form: ScanForm | None = await self._until_ready(
+                    await self.session.engine.call(retrieve_scan_form, self.session.client, form_id))
+            except CallFailure:
+                form = None  # the form stands: its PDF is fetched after the forms (or by a rerun)
+            url = form.form_url if form else None
+            if whole:
+                self.journal.created(attempt, form_id, url)
+            else:
+                self.journal.adopt(group.key, placed, form_id, url)
+            self._placed.update(placed)
+            self.forms.append(FormResult(group, "created", placed, on_form[0], form_id=form_id, form_url=url,
+                                         batch_id=form.batch_id if form else None))
+            self.outcome.forms["created"] += 1
+        if whole:
+            return None
+        self.journal.refused(attempt, failure.code, failure.message)
+        return failure
 
     async def _landed(self, ids: tuple[str, ...]) -> ScanForm | None:
         """After an unclear answer: the form the shipments are on now, if our request made one."""

@@ -16,11 +16,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Spend:
-    """A question before real money moves: `count` labels to `verb` ("buy", "refund"), `totals` when known."""
+    """A question before real money moves: `count` `noun` to `verb` ("buy", "refund"), `totals` when known, in
+    `mode` (the API's: "production", or None when nobody can tell)."""
 
     verb: str
     count: int
     totals: Totals = field(default_factory=dict)
+    noun: str = "labels"
+    mode: str | None = "production"
 
 
 class Host(Protocol):

@@ -127,10 +127,12 @@ class Pickups:
             amount = parse_amount(rate.rate) if rate else None
             if rate is not None and amount is not None:
                 add(totals, currency_of(rate.currency), amount)
-        labels = sum(len(f.shipment_ids) for f in to_buy)
+        # The mode as the API says it: production only when every form asked about says so, else unknown.
+        modes = {f.sample.mode for f in to_buy if needs_approval(f.sample.mode)}
+        mode = "production" if modes == {"production"} else None
         # A question blocks on a terminal: ask from a thread, so the loop still hears a Ctrl-C.
-        return await anyio.to_thread.run_sync(self.host.approve, Spend("book pickups for", labels, totals),
-                                              abandon_on_cancel=True)
+        return await anyio.to_thread.run_sync(
+            self.host.approve, Spend("book", len(to_buy), totals, noun="pickups", mode=mode), abandon_on_cancel=True)
 
     # -- second pass: buy ------------------------------------------------------------------------------------
 
