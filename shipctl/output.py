@@ -118,12 +118,15 @@ class _CsvWriter:
 
 # -- the table, for a person -------------------------------------------------------------------------------
 
-PROSE_COLUMNS = frozenset({"error_message", "message", "last_event", "location", "last_location"})
+PROSE_COLUMNS = frozenset({
+    "error_message", "message", "last_event", "location", "last_location", "options", "rate_choice",
+})
 """Free text: folded at its spaces to fit the screen. Every other column is kept whole on one line (an id, a
 code, a reference, an amount: a tracking code split over two lines is copied wrong), except an unknown column
 whose values have spaces."""
 DROP_FIRST = (
-    "purchase", "delivery_days", "currency", "shipment_id", "label_path", "status_detail", "est_delivery_date",
+    "rate_choice", "options", "insurance", "purchase", "delivery_days", "currency", "shipment_id", "label_path",
+    "status_detail", "est_delivery_date",
     "last_event_at", "delivery_date", "service", "refund_status", "pick", "carrier", "error_code", "status",
 )
 """Least useful first: what a table too wide for the screen leaves out (the data formats keep every column).

@@ -33,6 +33,15 @@ class ResultRecord:
     address_verification: str | None = None
     """What EasyPost's verification of the destination found (`verified`, `corrected: city: A → B`, `failed: E.CODE
     (...)`); None under `--verify off`, for a label found bought outside the journal, or a row not verified."""
+    insurance: str | None = None
+    """The amount the label is insured for: sent with its buy (None for a label found bought elsewhere)."""
+    options: str | None = None
+    """The shipment options the row's shipment was created with, as a JSON object (`{"delivery_confirmation":
+    "SIGNATURE","print_custom_1":"PO 7731"}`); `is_return` among them for a return label."""
+    rate_choice: str | None = None
+    """Why this rate: the rule that chose it and what it passed over (`--deliver-within`, a row's deliver_within)."""
+    insurance_fee: str | None = field(default=None, metadata={"column": False})
+    """What insuring the label cost (USD), for the summary's cost table. Not an output column."""
     retryable: bool = field(default=False, metadata={"column": False})
     """Failed on a temporary API error (429, 5xx, timeout): the same command retries it. Not an output column."""
 
@@ -47,5 +56,6 @@ RESULT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRecord) if 
 # to the data formats; the tracking code comes first.
 TABLE_COLUMNS: tuple[str, ...] = (
     "reference", "status", "purchase", "tracking_code", "carrier", "service", "rate", "currency", "delivery_days",
-    "shipment_id", "label_path", "error_code", "error_message", "address_verification",
+    "shipment_id", "label_path", "error_code", "error_message", "address_verification", "insurance", "options",
+    "rate_choice",
 )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import PROD_KEY, invoke, ndjson, point_at
+from tests.gateway import gateway_in_front
 from tests.manifests import make_manifest, row, write_manifest
 
 
@@ -195,24 +198,42 @@ def test_exactly_once_under_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert {r["reference"]: r["shipment_id"] for r in results} == bought_ids
 
 
-def test_a_permanent_buy_failure_fails_only_its_row_and_an_edited_rerun_buys_it(env: Sandbox, tmp_path: Path) -> None:
+def test_a_permanent_buy_failure_fails_only_its_row_and_an_edited_rerun_buys_it(
+        env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [row(i) for i in range(5)]
-    rows[3] = row(3, insurance="9000")  # the API refuses to insure above 5,000 at buy time
     manifest = write_manifest(tmp_path / "orders.csv", rows)
     failed = tmp_path / "failed.csv"
-    first = invoke("create", str(manifest), "-o", "ndjson", "--failed", str(failed))
-    assert first.exit_code == 3
-    by_ref = {r["reference"]: r for r in ndjson(first.stdout)}
-    assert by_ref["ORD-00003"]["status"] == "failed"
-    assert by_ref["ORD-00003"]["shipment_id"]  # created, journaled, never bought
-    assert "insurance" in by_ref["ORD-00003"]["error_message"]
-    with failed.open(newline="") as fh:
-        assert [r["reference"] for r in csv.DictReader(fh)] == ["ORD-00003"]
-    assert set(bought_per_reference(env)) == {"ORD-00000", "ORD-00001", "ORD-00002", "ORD-00004"}
+    refused: set[str] = set()
+    refusing = [True]
 
-    rows[3] = row(3, insurance="200")  # the clerk fixes the row in place and reruns the same command
-    write_manifest(manifest, rows)
-    second = invoke("create", str(manifest), "-o", "ndjson")
+    def note_row_3(method: str, path: str, answer: requests.Response) -> None:
+        if method == "POST" and path == "/v2/shipments" and answer.json().get("reference") == "ORD-00003":
+            refused.add(answer.json()["id"])
+
+    def refuse_its_buy(method: str, path: str) -> tuple[int, str, bytes] | None:
+        if method == "POST" and path.endswith("/buy") and path.split("/")[3] in refused and refusing:
+            body = {"error": {"code": "SHIPMENT.INSURE.UNAVAILABLE", "message": "This shipment cannot be insured.",
+                              "errors": []}}
+            return 422, "application/json", json.dumps(body).encode()
+        return None
+
+    # The API refuses row 3's buy for good (a 422): the row fails, the others are bought. The journal is bound to
+    # the API's address, so the rerun goes through the same gateway, which then refuses nothing.
+    with gateway_in_front(env, monkeypatch, note_row_3, refuse_its_buy):
+        first = invoke("create", str(manifest), "-o", "ndjson", "--failed", str(failed))
+        assert first.exit_code == 3
+        by_ref = {r["reference"]: r for r in ndjson(first.stdout)}
+        assert by_ref["ORD-00003"]["status"] == "failed"
+        assert by_ref["ORD-00003"]["shipment_id"]  # created, journaled, never bought
+        assert "cannot be insured" in by_ref["ORD-00003"]["error_message"]
+        with failed.open(newline="") as fh:
+            assert [r["reference"] for r in csv.DictReader(fh)] == ["ORD-00003"]
+        assert set(bought_per_reference(env)) == {"ORD-00000", "ORD-00001", "ORD-00002", "ORD-00004"}
+
+        refusing.clear()
+        rows[3] = row(3, insurance="200")  # the clerk fixes the row in place and reruns the same command
+        write_manifest(manifest, rows)
+        second = invoke("create", str(manifest), "-o", "ndjson")
     assert second.exit_code == 0, second.stderr
     again = {r["reference"]: r for r in ndjson(second.stdout)}
     assert again["ORD-00003"]["status"] == "bought"

@@ -80,7 +80,7 @@ def test_strict_leaves_international_rows_unverified(env: Sandbox, tmp_path: Pat
     berlin = {"to_street1": "Unter den Linden 77", "to_city": "Berlin", "to_state": "", "to_zip": "10117",
               "to_country": "DE", "customs_contents_type": "merchandise", "customs_signer": "Steve Brule",
               "item_description": "T-shirt", "item_quantity": 2, "item_value": "23.50", "item_weight": 8,
-              "item_origin_country": "US"}
+              "item_origin_country": "US", "item_hs_tariff_number": "6109.10"}
     manifest = write_manifest(tmp_path / "mixed.csv", [row(0, reference="US-1"), row(1, reference="DE-1", **berlin)])
     result = invoke("create", str(manifest), "--verify", "strict", "-o", "ndjson", "--quiet")
     assert result.exit_code == 0, result.stderr

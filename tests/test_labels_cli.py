@@ -20,6 +20,7 @@ INTERNATIONAL = {
     "to_street1": "Unter den Linden 77", "to_city": "Berlin", "to_state": "", "to_zip": "10117", "to_country": "DE",
     "customs_contents_type": "merchandise", "customs_signer": "Steve Brule", "item_description": "T-shirt",
     "item_quantity": 2, "item_value": "23.50", "item_weight": 8, "item_origin_country": "US",
+    "item_hs_tariff_number": "6109.10",
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,8 @@ def test_label_format_and_insurance_rules() -> None:
     assert row(label_format="png").label_format == "PNG"
     assert errors(label_format="GIF") == [("label_format", None)]
     assert errors(insurance="-5") == [("insurance", None)]
-    assert row(insurance="0").insurance == 0
+    assert row(insurance="0").insurance is None  # nothing to insure: no insurance sent
+    assert row(insurance="$1,250.50").insurance == Decimal("1250.50")
 
 
 def test_dimensions_all_three_or_none() -> None:
@@ -92,15 +95,19 @@ def test_us_addresses_need_state_and_zip_and_a_name_or_company() -> None:
     assert errors(to_address={"street1": "1 Beacon St", "city": "Boston"}) == [
         ("to_address", "name", None), ("to_address", "state", None), ("to_address", "zip", None)]
     assert row(to_address={**DEST, "name": None, "company": "Acme"}).to_address.company == "Acme"
-    foreign = row(to_address={"name": "Jo", "street1": "Unter den Linden 77", "city": "Berlin", "country": "DE"},
+    foreign = row(to_address={"name": "Jo", "street1": "Bahnhofstrasse 1", "city": "Zurich", "country": "CH"},
                   customs_info=CUSTOMS)
     assert foreign.to_address.zip is None and foreign.to_address.state is None
 
 
 def test_to_flat_round_trips_through_csv() -> None:
     originals = [r.row for r in iter_rows(EXAMPLES / "manifest.csv") if isinstance(r, ValidRow)]
-    multi = row(to_address={**DEST, "country": "DE", "state": "", "zip": "10117"},
-                customs_info={**CUSTOMS, "customs_items": CUSTOMS["customs_items"] * 2}, insurance="12.5")
+    items = [{**CUSTOMS["customs_items"][0], "hs_tariff_number": "6109.10"}] * 2
+    multi = row(to_address={**DEST, "country": "DE", "state": "", "zip": "10117"}, parcel={"weight": "2 lb"},
+                customs_info={**CUSTOMS, "customs_items": items, "declared_value": "46.50"}, insurance="12.5",
+                signature="adult", is_return="true", label_date=(date.today() + timedelta(days=2)).isoformat(),
+                print_custom_1="PO 7731, bin A4", deliver_within="3 days",
+                options={"saturday_delivery": "TRUE", "cod_amount": "12.00", "handling_instructions": "Fragile, ü"})
     originals.append(multi)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, FLAT_COLUMNS)

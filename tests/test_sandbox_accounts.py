@@ -66,7 +66,7 @@ def test_retrieve_me_names_one_account_per_key_body(sandbox: Sandbox) -> None:
         # EasyPost gives an account a test and a production key: one account, whichever prefix.
         assert a_live.user.retrieve_me().id == me.id
         assert b.user.retrieve_me().id not in (me.id, DEFAULT_ACCOUNT)
-        assert retrieve_account(a) == me.id
+        assert retrieve_account(a).id == me.id
         assert a.user.retrieve(me.id).id == me.id
         with pytest.raises(NotFoundError):
             b.user.retrieve(me.id)

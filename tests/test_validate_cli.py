@@ -86,7 +86,7 @@ def test_output_ndjson_writes_valid_rows_in_easypost_shape(bad_manifest: Path) -
     assert [r["reference"] for r in records] == ["A1", "A3"]
     a3 = records[1]
     assert set(a3) == {"reference", "to_address", "from_address", "parcel", "options", "carrier", "service",
-                       "insurance", "label_format"}
+                       "insurance", "label_format", "deliver_within"}
     assert a3["to_address"] == {"name": "Jane", "street1": "1 Beacon St", "city": "Boston", "state": "MA",
                                 "zip": "02108", "country": "US"}
     assert a3["parcel"] == {"weight": 24.0}

@@ -96,6 +96,8 @@ class ClosingShipment:
     scan_form_id: str | None
     bought_at: dt.datetime | None
     """When the label was bought (its `postage_label.created_at`), as the API says."""
+    is_return: bool = False
+    """A return label: it ships from the customer, not from this origin's dock."""
 
 
 def closing_shipment_from(obj: Any) -> ClosingShipment:
@@ -115,6 +117,7 @@ def closing_shipment_from(obj: Any) -> ClosingShipment:
         bought=bool(label and _field(label, "label_url")),
         scan_form_id=_id_of(_field(obj, "scan_form")),
         bought_at=_timestamp(_field(label, "created_at") or _field(label, "label_date")) if label else None,
+        is_return=_field(obj, "is_return") is True,
     )
 
 

@@ -28,6 +28,7 @@ from shipctl.cli.options import (
     engine_options,
     split_list,
 )
+from shipctl.cli.rates import Confidence, DeliverWithin, parse_confidence, parse_deliver_within
 from shipctl.cli.terminal import terminal
 from shipctl.errors import ShipctlError, UsageError, WriteFailure
 from shipctl.exit_codes import ExitCode
@@ -95,6 +96,8 @@ def create(
     )] = "cheapest",
     carriers: Carriers = None,
     services: Services = None,
+    deliver_within: DeliverWithin = None,
+    confidence: Confidence = None,
     verify: Annotated[str, choice(
         "--verify", ("off", "warn", "strict"),
         "Have EasyPost verify each destination inside shipment.create (no extra call): warn reports a failure and "
@@ -154,19 +157,25 @@ def create(
     from shipctl.jobs.validation import ManifestSource
     from shipctl.manifest import parse_address_arg
     from shipctl.paths import default_journal
-    from shipctl.selection import filter_check
+    from shipctl.selection import delivery_check
 
     default_from = parse_address_arg(from_) if from_ else None
     limit = _limit(max_cost)
     with manifest_input(manifest) as (path, label, from_stdin):
         wanted = (split_list(carriers), split_list(services))
+        within = parse_deliver_within(deliver_within)
+        if within is not None and select == "fastest":
+            raise UsageError("--deliver-within is a rule of its own (the cheapest rate in time): give it or "
+                             "--select fastest, not both")
+        rule_check = delivery_check(within, *wanted)
         args = CreateArgs(
             manifest=path,
             manifest_label=label,
-            source=ManifestSource(path, fmt, encoding, default_from, filter_check(*wanted), terminal().warn, sheet),
+            source=ManifestSource(path, fmt, encoding, default_from, rule_check, terminal().warn, sheet),
             purchase=PurchaseOptions(
                 select=cast(SelectRule, select), carriers=wanted[0], services=wanted[1], label_format=label_format,
                 labels_dir=labels_dir, check_references=check_references, verify=cast("VerifyMode", verify),
+                deliver_within=within, confidence=parse_confidence(confidence),
             ),
             results=results,
             failed=failed,
@@ -200,6 +209,7 @@ def _limit(value: str | None) -> Decimal | None:
 def execute(args: CreateArgs) -> ExitCode:
     """Validate, check the outputs, run the job, then the summary, the warnings and the exit code."""
     from shipctl.cli.create_output import check_outputs, write_table_file
+    from shipctl.cli.host import smartrate_note
     from shipctl.cli.summary import counted
     from shipctl.money import format_totals
 
@@ -229,8 +239,12 @@ def execute(args: CreateArgs) -> ExitCode:
     _label_notes(args, outcome, summary, embedded=target.embedded)
     _raise_for(outcome, target.api_base)
     if args.dry_run and outcome.estimate:
-        term.info(f"dry run: {counted(outcome.quoted, 'labels')} would cost {format_totals(outcome.estimate)}; "
-                  "nothing was bought")
+        insured = f" (insurance {format_totals(outcome.insurance)} included)" if outcome.insurance else ""
+        term.info(f"dry run: {counted(outcome.quoted, 'labels')} would cost {format_totals(outcome.estimate)}"
+                  f"{insured}{smartrate_note(outcome.smartrate_calls)}; nothing was bought")
+    elif outcome.smartrate_calls:
+        term.info(f"SmartRate: {counted(outcome.smartrate_calls, 'calls')} made to choose rates by delivery time "
+                  "(EasyPost bills them beyond its free tier)")
     if outcome.interrupted:
         term.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
         return ExitCode.INTERRUPTED

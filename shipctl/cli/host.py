@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from shipctl.jobs.host import Spend
 
 
+def smartrate_note(calls: int) -> str:
+    """The money question's and the dry run's word on SmartRate (billed beyond EasyPost's free tier); "" for none."""
+    if not calls:
+        return ""
+    return f"; {calls} SmartRate call{'' if calls == 1 else 's'} made to choose rates by delivery time"
+
+
 class CliHost:
     def __init__(self, run: RunOptions, *, noun: str, yes: bool = False, term: Terminal | None = None) -> None:
         self.run = run
@@ -66,7 +73,7 @@ class CliHost:
         money = format_totals(spend.totals)
         mode = f"{spend.mode or 'unknown'} mode"  # as it is: an unknown mode is asked about, never called production
         self.term.info(f"{mode}: {spend.count} {spend.noun} to {spend.verb}"
-                       + (f", estimated total {money}" if money else ""))
+                       + (f", estimated total {money}" if money else "") + smartrate_note(spend.smartrate_calls))
         if self.yes:
             return True
         if not self.term.interactive:

@@ -6,19 +6,22 @@ writes its records and renders the per-carrier totals and the end line on stderr
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shipctl.cli.app import command
 from shipctl.cli.options import (
     MANIFEST_PANEL,
+    RATES_PANEL,
     Carriers,
     Encoding,
     ManifestFormat,
     RunOptions,
     Services,
+    choice,
     engine_options,
     split_list,
 )
@@ -29,6 +32,38 @@ from shipctl.exit_codes import ExitCode
 if TYPE_CHECKING:  # the job, the SDK and the models load when the command runs, not for --help
     from shipctl.cli.host import CliHost
     from shipctl.jobs.rates import CarrierTotals, Filters, OneOffQuery
+
+# `--deliver-within` and `--confidence`, shared with `create` (SmartRate's percentiles; 90 is
+# `selection.DEFAULT_CONFIDENCE`, spelled here so that --help needs no import).
+CONFIDENCE_CHOICES = ("50", "75", "85", "90", "95", "97", "99")
+DeliverWithin = Annotated[str | None, typer.Option(
+    "--deliver-within", metavar="DAYS", rich_help_panel=RATES_PANEL,
+    help="The cheapest rate that arrives within DAYS business days (1-30) at --confidence, by EasyPost SmartRate "
+    "(one paid call per row); a row's deliver_within column wins.",
+)]
+Confidence = Annotated[str | None, choice(
+    "--confidence", CONFIDENCE_CHOICES,
+    "The SmartRate percentile a delivery-time rule is judged at (default 90: 9 parcels in 10 on time).",
+    panel=RATES_PANEL,
+)]
+
+
+def parse_deliver_within(value: str | None) -> int | None:
+    """`--deliver-within`: business days as the manifest's deliver_within column takes them (`3`, `3d`, `3 days`)."""
+    if value is None:
+        return None
+    from shipctl.manifest.normalize import business_days
+
+    try:
+        return business_days(value)
+    except ValueError as exc:
+        raise UsageError(f"--deliver-within: {exc}") from None
+
+
+def parse_confidence(value: str | None) -> int:
+    from shipctl.selection import DEFAULT_CONFIDENCE
+
+    return DEFAULT_CONFIDENCE if value is None else int(value)
 
 _DIMS = re.compile(r"\s*[x×*]\s*", re.IGNORECASE)
 _UNIT = re.compile(r"[a-z\"]+\s*$", re.IGNORECASE)
@@ -95,6 +130,8 @@ def rates(
     carriers: Carriers = None,
     services: Services = None,
     show_all: bool = typer.Option(False, "--all", help="With a manifest: every offer, not just cheapest and fastest."),
+    deliver_within: DeliverWithin = None,
+    confidence: Confidence = None,
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
     sheet: str | None = typer.Option(
@@ -113,19 +150,25 @@ def rates(
     """
     from shipctl.cli.host import CliHost
     from shipctl.jobs.rates import Filters
+    from shipctl.selection import DeliveryRule
 
     filters = Filters(split_list(carriers), split_list(services))
     host = CliHost(run, noun="rows")
+    within, percent = parse_deliver_within(deliver_within), parse_confidence(confidence)
     if manifest is None:
         for flag, value in (("--all", show_all), ("--format", fmt), ("--encoding", encoding), ("--sheet", sheet)):
             if value:
                 raise UsageError(f"{flag} goes with a manifest")
-        code = _one_off(_one_off_query(to, from_, weight, dims, package, filters), run, host)
+        query = _one_off_query(to, from_, weight, dims, package, filters)
+        if within is not None:
+            query = dataclasses.replace(query, rule=DeliveryRule(within, percent))
+        code = _one_off(query, run, host)
     else:
         for flag, value in (("--to", to), ("--weight", weight), ("--dims", dims), ("--package", package)):
             if value:
                 raise UsageError(f"{flag} is for a one-off quote; a manifest gives it per row")
-        code = _bulk(manifest, fmt, encoding, from_, filters, show_all, run, host, sheet=sheet)
+        code = _bulk(manifest, fmt, encoding, from_, filters, show_all, run, host, sheet=sheet,
+                     rule=(within, percent))
     raise typer.Exit(int(code))
 
 
@@ -153,15 +196,25 @@ def _one_off_query(
 
 
 def _one_off(query: OneOffQuery, run: RunOptions, host: CliHost) -> ExitCode:
-    from shipctl.jobs.rates import RATE_COLUMNS, OneOffQuote
+    from shipctl.jobs.rates import OneOffQuote
     from shipctl.jobs.session import open_session
 
     with open_session(run.sizing, total=1, force_sandbox=run.force_sandbox, announce=host.detail) as session:
-        records = OneOffQuote(query, host).run(session)
-    with host.open_writer(RATE_COLUMNS) as writer:
+        job = OneOffQuote(query, host)
+        records = job.run(session)
+    with host.open_writer(job.columns()) as writer:
         for record in records:
             writer.write(record)
-    return ExitCode.OK
+    if job.choice is not None:
+        terminal().info(job.choice)
+    _smartrate_line(job.smartrate_calls, run)
+    return ExitCode.OK if job.on_time else ExitCode.PARTIAL
+
+
+def _smartrate_line(calls: int, run: RunOptions) -> None:
+    if calls and not run.quiet:
+        terminal().info(f"SmartRate: {calls} call{'' if calls == 1 else 's'} made (EasyPost bills them beyond its "
+                        "free tier)")
 
 
 # --- a manifest ------------------------------------------------------------------------------------------
@@ -178,21 +231,26 @@ def _bulk(
     host: CliHost,
     *,
     sheet: str | None = None,
+    rule: tuple[int | None, int] = (None, 90),
 ) -> ExitCode:
     from shipctl.cli.inputs import manifest_input
     from shipctl.cli.unreachable import UnreachableWatch
-    from shipctl.jobs.rates import BULK_COLUMNS, ManifestQuery, ManifestQuote
+    from shipctl.jobs.rates import ManifestQuery, ManifestQuote
     from shipctl.jobs.session import open_session
     from shipctl.manifest import parse_address_arg
 
     default_from = parse_address_arg(from_arg, allow_zip=False) if from_arg else None
     with manifest_input(manifest) as (path, label, _):
-        query = ManifestQuery(path, label, manifest_fmt, encoding, default_from, filters, show_all, sheet)
+        query = ManifestQuery(path, label, manifest_fmt, encoding, default_from, filters, show_all, sheet,
+                              deliver_within=rule[0], confidence=rule[1])
         job = ManifestQuote(query, host)
         total = job.validate()
+        if job.timed_rows and not run.quiet:
+            terminal().info(f"SmartRate: {job.timed_rows} of {total} rows have a delivery-time rule; one SmartRate "
+                            "call each")
         with (
             open_session(run.sizing, total=total, force_sandbox=run.force_sandbox, announce=host.detail) as session,
-            host.open_writer(BULK_COLUMNS) as writer,
+            host.open_writer(job.columns()) as writer,
         ):
             watch = UnreachableWatch(session)
             outcome = job.run(session, watch.sink(writer.write))
@@ -201,6 +259,7 @@ def _bulk(
         _render_totals(outcome.totals)
     failed = f", {outcome.failed} failed" if outcome.failed else ""
     terminal().info(f"{outcome.rows} rows: {outcome.quoted} quoted{failed}, {outcome.elapsed:.1f} s")
+    _smartrate_line(outcome.smartrate_calls, run)
     return outcome.code
 
 

@@ -58,6 +58,10 @@ def _kinds(codes: Counter[str]) -> Text:
     return note
 
 
+_INSURANCE = ("insurance", "")
+"""The cost table's line for insurance fees (carrier, service)."""
+
+
 def counted(n: int, noun: str) -> str:
     """`1 shipment`, `2 shipments`: `noun` is the plural, as `Summary.noun` is."""
     return f"{n} {noun[:-1] if n == 1 and noun.endswith('s') else noun}"
@@ -104,6 +108,11 @@ class Summary:
             key = (record.carrier or UNKNOWN, record.service or UNKNOWN, money.currency_of(record.currency))
             self._cost[key] = self._cost.get(key, Decimal(0)) + amount
             self._bought_by[key] += 1
+            fee = money.parse_amount(record.insurance_fee)
+            if fee is not None:  # billed with the label, in USD: a line of its own in the cost table
+                key = (*_INSURANCE, money.DEFAULT_CURRENCY)
+                self._cost[key] = self._cost.get(key, Decimal(0)) + fee
+                self._bought_by[key] += 1
 
     # --- figures ----------------------------------------------------------------------------------------
 
@@ -262,7 +271,7 @@ class Summary:
                 cost.add_row(Text(carrier), Text(service), str(n), format_money(amount, currency))
             for currency, amount in sorted(totals["total"].items()):
                 label = "total" if len(totals["total"]) == 1 else f"total {currency}"
-                n = sum(k for key, k in totals["bought_by"].items() if key[2] == currency)
+                n = sum(k for key, k in totals["bought_by"].items() if key[2] == currency and key[:2] != _INSURANCE)
                 cost.add_row(
                     Text(label, style="bold"),
                     Text(""),

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from shipctl.manifest.reader import Format
     from shipctl.output import OutputFormat
 
-EASYPOST_EXTRA = ("carrier", "service", "insurance", "label_format")
+EASYPOST_EXTRA = ("carrier", "service", "insurance", "label_format", "deliver_within")
 
 
 def normalised_record(row: ShipmentRow) -> dict[str, Any]:
@@ -27,6 +27,8 @@ def normalised_record(row: ShipmentRow) -> dict[str, Any]:
     record = row.to_easypost()
     for key in EASYPOST_EXTRA:
         record[key] = getattr(row, key)
+    if row.customs_info is not None and row.customs_info.declared_value is not None:
+        record["customs_info"]["declared_value"] = str(row.customs_info.declared_value)  # shipctl's own check
     return record
 
 

@@ -205,7 +205,7 @@ class CloseJob:
 
     async def _account(self) -> str:
         try:
-            return await self.session.engine.call(retrieve_account, self.session.client)
+            return (await self.session.engine.call(retrieve_account, self.session.client)).id
         except CallFailure as failure:
             if failure.code in _UNREACHABLE:  # its message already says where and what to check
                 raise ShipctlError(failure.message, ExitCode.ERROR) from None
@@ -299,6 +299,8 @@ class CloseJob:
             return "refunded (never put on a form)"
         if shipment.scan_form_id:
             return "on a form already"
+        if shipment.is_return:
+            return "a return label (it ships from the customer, not from this dock)"
         if not shipment.origin or not shipment.carrier:
             return "without an origin or carrier in the API's answer"
         return None

@@ -16,6 +16,7 @@ elsewhere is adopted, never bought again.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 from collections import Counter
@@ -28,7 +29,7 @@ from typing import Any
 import anyio
 
 from shipctl import money
-from shipctl.carrier.account import retrieve_account
+from shipctl.carrier.account import Account, retrieve_account
 from shipctl.claims import Claims
 from shipctl.engine.failures import CallFailure
 from shipctl.engine.runner import Engine
@@ -38,7 +39,7 @@ from shipctl.jobs.purchase import PurchaseOptions, Purchaser, Quote, record_from
 from shipctl.jobs.session import Session
 from shipctl.jobs.validation import ManifestSource
 from shipctl.journal import Journal
-from shipctl.manifest import ValidRow
+from shipctl.manifest import ShipmentRow, ValidRow
 from shipctl.paths import state_dir
 from shipctl.results import ResultRecord
 from shipctl.secrets import scrub
@@ -74,6 +75,10 @@ class CreateOutcome:
     """`label_format`s that rows asked for and `--label-format` overrode, with how many rows asked."""
     unverified: int = 0
     """Rows whose destination failed verification and that `--verify warn` did not stop."""
+    smartrate_calls: int = 0
+    """SmartRate calls made to judge delivery-time rules (a paid call beyond EasyPost's free tier)."""
+    insurance: money.Totals = field(default_factory=dict)
+    """The insurance fees inside `estimate`."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,17 @@ class CreateInputs:
 class _Item:
     valid: ValidRow
     digest: str
+
+
+def applied_options(row: ShipmentRow) -> tuple[str | None, str | None]:
+    """The row's `insurance` and `options` columns: what its shipment was created and bought with, beyond the
+    rate (label_format has its own column and `--label-format` may override it)."""
+    sent = {key: value for key, value in row.easypost_options().items() if key != "label_format"}
+    if row.is_return:
+        sent["is_return"] = True
+    # JSON: a value holding `;` or `=` stays readable, and `jq` can take the column apart.
+    text = json.dumps(sent, separators=(",", ":"), ensure_ascii=False) if sent else None
+    return (f"{row.insurance:.2f}" if row.insurance else None), text
 
 
 class CreateRun:
@@ -129,6 +145,7 @@ class CreateRun:
         self.outcome = CreateOutcome()
         self._finished: set[str] = set()
         self._interrupts = 0
+        self._account: Account | None = None
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
@@ -155,6 +172,13 @@ class CreateRun:
     def _done(self, record: ResultRecord, valid: ValidRow) -> None:
         self._finished.add(valid.row.reference)
         record.address_verification = self.purchaser.verification_of(valid.row.reference, record.purchase)
+        record.rate_choice = self.purchaser.rate_choice_of(valid.row.reference, record.purchase)
+        # What the row's shipment carries is known only where it is this row's, as the manifest says it now: not
+        # for a label found bought elsewhere, nor one bought before the row was edited.
+        if record.status in ("bought", "planned") and record.purchase != "found" and record.error_code is None:
+            record.insurance, record.options = applied_options(valid.row)
+            if valid.row.insurance and record.status == "bought" and record.purchase == "new":
+                record.insurance_fee = str((self._account or Account("")).insurance_fee(valid.row.insurance))
         self.engine.stats.record(
             "failed" if record.status == "failed"
             else "skipped" if record.status in ("skipped", "refunded") else "succeeded"
@@ -234,6 +258,12 @@ class CreateRun:
         self.outcome.quoted += 1
         self._quoted[quote.reference] = item.digest
         money.add(self.outcome.estimate, money.currency_of(quote.rate.currency), quote.rate.amount)
+        insured = item.valid.row.insurance
+        if insured:
+            # Insurance is billed at the buy, in USD, on top of the rate: part of what a person approves.
+            fee = (self._account or Account("")).insurance_fee(insured)
+            money.add(self.outcome.estimate, money.DEFAULT_CURRENCY, fee)
+            money.add(self.outcome.insurance, money.DEFAULT_CURRENCY, fee)
         if self.inputs.dry_run:
             entry = self.journal.get(item.valid.row.reference)
             assert entry is not None
@@ -276,12 +306,13 @@ class CreateRun:
         self.outcome.labels_saved = self.purchaser.labels_saved
         self.outcome.overridden_formats = Counter(self.purchaser.overridden_formats.values())
         self.outcome.unverified = len(self.purchaser.unverified)
+        self.outcome.smartrate_calls = self.purchaser.smartrate_calls
         return self.outcome
 
     async def _bind_account(self) -> bool:
         """Name the account behind the key and open the claims for it; False when the API cannot name it."""
         try:
-            account = await self.engine.call(retrieve_account, self.client)
+            found = await self.engine.call(retrieve_account, self.client)
         except CallFailure as failure:
             self._check_fatal(failure)
             if self.outcome.fatal is None:
@@ -293,6 +324,7 @@ class CreateRun:
                 )
             self.engine.stop()
             return False
+        self._account, account = found, found.id
         bound = self.journal.meta("account")
         if bound is None:
             self.journal.set_meta("account", account)
@@ -368,7 +400,9 @@ class CreateRun:
         self._prompting = True
         try:
             confirmed = await anyio.to_thread.run_sync(
-                self.host.approve, Spend("buy", quoted, estimate), abandon_on_cancel=True
+                self.host.approve,
+                Spend("buy", quoted, estimate, mode=mode, smartrate_calls=self.purchaser.smartrate_calls),
+                abandon_on_cancel=True,
             )
         finally:
             self._prompting = False

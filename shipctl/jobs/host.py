@@ -24,6 +24,8 @@ class Spend:
     totals: Totals = field(default_factory=dict)
     noun: str = "labels"
     mode: str | None = "production"
+    smartrate_calls: int = 0
+    """SmartRate calls made to choose these rates (delivery-time rules): EasyPost bills them beyond a free tier."""
 
 
 class Host(Protocol):

@@ -7,6 +7,7 @@ unknown outcome (timeout, dropped connection, 5xx) retrieve it: a postage label 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -20,21 +21,32 @@ import anyio
 
 from shipctl.carrier import addresses
 from shipctl.carrier import shipments as api
+from shipctl.carrier.labels import retrieve_printable
+from shipctl.carrier.rates import TransitTimes, smart_rates
 from shipctl.carrier.shipments import Rate, Shipment
 from shipctl.claims import Claim, Claims, Sent
 from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
 from shipctl.journal import Journal, JournalRow
-from shipctl.manifest import ShipmentRow
-from shipctl.manifest.models import LabelFormat, domestic_zone
+from shipctl.manifest import ShipmentRow, normalize
+from shipctl.manifest.models import ADDED_FIELDS, LabelFormat, domestic_zone
 from shipctl.results import Purchase, ResultRecord, Status, VerifyMode
-from shipctl.selection import NoMatchingRate, SelectRule, choose_rate
+from shipctl.selection import (
+    DEFAULT_CONFIDENCE,
+    DeliveryTimeNotMet,
+    NoMatchingRate,
+    SelectRule,
+    choose_rate,
+    choose_within,
+    delivery_rule,
+)
 
 POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"
 BUY_UNCONFIRMED = "BUY_UNCONFIRMED"
 """A buy whose outcome is still unknown: the row may be bought. Only a rerun on the same journal settles it."""
 EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
+LABEL_DATE_PAST = "LABEL_DATE_PAST"
 NOT_JOURNALED = "NOT_JOURNALED"
 """Bought, but the journal could not record it (a full disk): the rerun of the same command does."""
 HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
@@ -43,6 +55,8 @@ PREVIOUS_BUY_UNSETTLED = "PREVIOUS_BUY_UNSETTLED"
 """A run that stopped sent a buy for an earlier shipment of this reference moments ago: wait, then rerun."""
 SETTLE_SECONDS = 180
 VERIFICATION_META = "address_verification:"
+RATE_CHOICE_META = "rate_choice:"
+"""The journal's meta key (plus the reference) holding why a delivery-time rule chose the row's rate."""
 """The journal's meta key (plus the reference) holding what verification found for the row's shipment."""
 """How long after its last send a buy from a run that stopped may still land: three client timeouts (60 s)."""
 MAX_BUY_ROUNDS = 6
@@ -64,6 +78,14 @@ def row_digest(row: ShipmentRow) -> str:
 def _digest_with_format(row: ShipmentRow, label_format: str | None) -> str:
     data = row.model_dump(mode="json")
     data["label_format"] = label_format
+    # Fields added since digests were first stored count only when set: a row that uses none of them hashes as an
+    # older shipctl hashed it, so its journaled purchase is not taken for an edited row.
+    for name in ADDED_FIELDS:
+        if data.get(name) is None:
+            data.pop(name, None)
+    customs = data.get("customs_info")
+    if isinstance(customs, dict) and customs.get("declared_value") is None:
+        customs.pop("declared_value", None)
     payload = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
@@ -118,6 +140,12 @@ class PurchaseOptions:
     verify: VerifyMode = "warn"
     """`--verify`: EasyPost verifies the destination inside `shipment.create` (no extra call) under `warn` (failures
     reported, bought) and `strict` (`verify_strict`: a failing address gets no shipment, so nothing is bought)."""
+    deliver_within: int | None = None
+    """`--deliver-within`: business days; a row's own `deliver_within` wins. A row with either rule is quoted through
+    SmartRate (one paid call per quote, after its shipment is journaled) and gets the cheapest rate that arrives in
+    time at `confidence` percent (`selection.choose_within`)."""
+    confidence: int = DEFAULT_CONFIDENCE
+    """`--confidence`: the SmartRate percentile every delivery-time rule of the run is judged at."""
 
 
 @dataclass
@@ -162,6 +190,10 @@ class Purchaser:
         """reference -> what verification inside `shipment.create` found (the `address_verification` column)."""
         self.unverified: set[str] = set()
         """References whose destination failed verification and that `--verify warn` let through."""
+        self.rate_choices: dict[str, str] = {}
+        """reference -> why a delivery-time rule chose its rate (the `rate_choice` column); only rows with a rule."""
+        self.smartrate_calls = 0
+        """SmartRate calls this run made (answered): EasyPost bills them beyond a free tier."""
 
     # -- phase one: a shipment with a chosen rate --------------------------------------------------------
 
@@ -200,11 +232,19 @@ class Purchaser:
             if isinstance(made, ResultRecord):
                 return made
             settled = made
-        return self._choose(row, settled, digest)
+        return await self._choose(row, settled, digest)
 
     async def _create(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord:
         """A new shipment for the row; a failed record when `verify_strict` refused its destination (no shipment
         exists then, so the claim is given up)."""
+        if row.label_date and normalize.ship_day(row.label_date) < dt.date.today():
+            # Judged now, not when the manifest is read: a rerun the next day still resumes what was bought.
+            return self.fail(
+                row.reference, LABEL_DATE_PAST,
+                f"label_date {row.label_date} is in the past: a label cannot be dated before today "
+                f"({dt.date.today().isoformat()}); nothing was bought — give a date from today on",
+                shipment_id=None, digest=digest,
+            )
         try:
             shipment: Shipment = await self.engine.call(api.create_shipment, self.client, self._shipment_request(row))
         except CallFailure as failure:
@@ -286,7 +326,7 @@ class Purchaser:
             )
         return reuse
 
-    def _choose(self, row: ShipmentRow, shipment: Shipment, digest: str) -> Quote | ResultRecord:
+    async def _choose(self, row: ShipmentRow, shipment: Shipment, digest: str) -> Quote | ResultRecord:
         """Choose the rate and commit the shipment id (claim, then journal with the rate) before any buy."""
         ref = row.reference
         self._fresh.add(shipment.id)
@@ -294,19 +334,37 @@ class Purchaser:
         refused = self._verified(row, shipment, digest)
         if refused is not None:
             return refused
+        rule = delivery_rule(row.deliver_within, self.options.deliver_within, self.options.confidence)
+        choice: str | None = None
         try:
-            rate = choose_rate(
-                shipment.rates,
-                carrier=row.carrier,
-                service=row.service,
-                rule=self.options.select,
-                carriers=self.options.carriers,
-                services=self.options.services,
-            )
+            if rule is None:
+                rate = choose_rate(
+                    shipment.rates,
+                    carrier=row.carrier,
+                    service=row.service,
+                    rule=self.options.select,
+                    carriers=self.options.carriers,
+                    services=self.options.services,
+                )
+            else:
+                transit = await self._transit(ref, shipment, digest)
+                if isinstance(transit, ResultRecord):
+                    return transit
+                rate, choice = choose_within(
+                    shipment.rates, rule, transit, carrier=row.carrier, service=row.service,
+                    carriers=self.options.carriers, services=self.options.services,
+                )
         except NoMatchingRate as exc:
             return self.fail(ref, "NO_MATCHING_RATE", exc.message, shipment_id=shipment.id, digest=digest)
-        if self.claims is not None and not self.claims.attach(ref, shipment.id):
+        except DeliveryTimeNotMet as exc:
+            return self.fail(ref, exc.code, f"{exc.reason}; nothing was bought; offered: {exc.offered}",
+                             shipment_id=shipment.id, digest=digest)
+        if rule is None and self.claims is not None and not self.claims.attach(ref, shipment.id):
             return self._held(ref, Claim("held", holder="another run took the claim over"))
+        if choice is not None:
+            self.rate_choices[ref] = choice
+            # Kept with the journal, so a rerun re-emits the bought row with it (a meta key, as verification's).
+            self.journal.set_meta(RATE_CHOICE_META + ref, choice)
         self.journal.update(
             ref, state="created", shipment_id=shipment.id, digest=digest, error_code=None, error_message=None,
             rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
@@ -338,6 +396,23 @@ class Purchaser:
             self.on_warning(f"reference {row.reference}: the destination failed verification ({check.codes}: "
                             f"{check.reason}); --verify warn buys it anyway")
         return None
+
+    async def _transit(self, ref: str, shipment: Shipment, digest: str) -> TransitTimes | ResultRecord:
+        """SmartRate for the row's shipment, asked only once the shipment is claimed and journaled: the call happens
+        between create and buy, like choosing any rate, and a rerun reuses the shipment and asks again."""
+        if self.claims is not None and not self.claims.attach(ref, shipment.id):
+            return self._held(ref, Claim("held", holder="another run took the claim over"))
+        self.journal.update(ref, shipment_id=shipment.id, digest=digest)
+        transit: TransitTimes = await self.engine.call(smart_rates, self.client, shipment.id)
+        self.smartrate_calls += 1
+        return transit
+
+    def rate_choice_of(self, reference: str, purchase: Purchase | None) -> str | None:
+        """The row's `rate_choice`: this run's, else, for a label this journal bought earlier, what was said then."""
+        found = self.rate_choices.get(reference)
+        if found is None and purchase == "resumed":
+            found = self.journal.meta(RATE_CHOICE_META + reference)
+        return found
 
     def verification_of(self, reference: str, purchase: Purchase | None) -> str | None:
         """The row's `address_verification`: this run's finding, else, for a label this journal bought earlier, what
@@ -557,6 +632,8 @@ class Purchaser:
                 url = await self.engine.call(api.label_url, self.client, entry.shipment_id, wanted)
             dest = self._label_dest(labels_dir, entry.reference, url, entry.shipment_id)
             await self.engine.call(api.download, self.client, url, dest)
+            if row.international:
+                await self._save_forms(entry.shipment_id, dest)
         except Exception as exc:  # a bought row stays bought whatever goes wrong with its file
             if isinstance(exc, WriteFailure):
                 # A full disk fails every label after this one too: stop starting rows rather than retry them all.
@@ -580,6 +657,16 @@ class Purchaser:
             record.error_message = f"bought and saved, but not recorded ({failure.message}); rerun to record it"
             return record
         return record_from_journal(entry, purchase)
+
+    async def _save_forms(self, shipment_id: str, label: Path) -> None:
+        """The customs forms EasyPost made with an international label (its commercial invoice), beside the label
+        as `<label name>.<form type>.pdf`: what goes in the pouch goes in the same folder. Part of saving the label:
+        a form not saved leaves the label unrecorded too, so the rerun fetches both."""
+        printable = await self.engine.call(retrieve_printable, self.client, shipment_id)
+        for form in printable.forms:
+            kind = _UNSAFE_NAME.sub("_", form.form_type).strip("._") or "form"
+            suffix = Path(form.url.split("?", 1)[0]).suffix.lower() or ".pdf"
+            await self.engine.call(api.download, self.client, form.url, label.with_name(f"{label.stem}.{kind}{suffix}"))
 
     def _label_dest(self, labels_dir: Path, reference: str, url: str, shipment_id: str) -> Path:
         """A file name no other label owns: the plain name when it is free, else one with the shipment id."""

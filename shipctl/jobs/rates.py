@@ -1,8 +1,10 @@
 """The `rates` job: what would it cost? One parcel, or every row of a manifest through the engine.
 
 Quotes use the stateless `POST /beta/rates` (nothing is created); where a server does not offer it, a shipment
-is created instead (never bought; an unbought shipment costs nothing). A manifest is checked whole first (the
-validation pass), then quoted row by row; results go out in input order whatever order the calls finish in.
+is created instead (never bought; an unbought shipment costs nothing). A delivery-time rule (`--deliver-within`, a
+row's `deliver_within`) needs a shipment too: SmartRate answers for a shipment id, one paid call per quote. A
+manifest is checked whole first (the validation pass), then quoted row by row; results go out in input order
+whatever order the calls finish in.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from shipctl.carrier.rates import shipment_rates, stateless_rates, stateless_unavailable
-from shipctl.carrier.shipments import Rate
+from shipctl.carrier.rates import TransitTimes, shipment_rates, smart_rates, stateless_rates, stateless_unavailable
+from shipctl.carrier.shipments import Rate, create_shipment
 from shipctl.engine.failures import CallFailure
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
@@ -25,13 +27,32 @@ from shipctl.jobs.session import InOrder, Session
 from shipctl.jobs.validation import ManifestSource
 from shipctl.manifest import Address, ShipmentRow, ValidRow
 from shipctl.manifest.problems import ProblemGroups
+from shipctl.manifest.rows import Problem
 from shipctl.money import Totals, add, parse_amount
-from shipctl.selection import SelectRule, by_price, filter_conflicts, filter_offers, pick
+from shipctl.selection import (
+    DEFAULT_CONFIDENCE,
+    DeliveryRule,
+    DeliveryTimeNotMet,
+    NoMatchingRate,
+    SelectRule,
+    by_price,
+    choose_within,
+    delivery_check,
+    delivery_rule,
+    filter_conflicts,
+    filter_offers,
+    meets,
+    pick,
+)
 
 RATE_COLUMNS = ("carrier", "service", "rate", "currency", "delivery_days", "delivery_date")
 """A one-off quote's record, one per offer."""
 BULK_COLUMNS = ("reference", "pick", *RATE_COLUMNS, "error_code", "error_message")
 """A manifest quote's record: an offer of a row (`pick` says which, None under `--all`), or the row's failure."""
+TRANSIT_COLUMNS = ("transit_days", "on_time")
+"""Added after the rate columns when a delivery-time rule is in play: SmartRate's business days at `--confidence`,
+and whether that is within the rule's days. A bulk row's rule pick is `pick: deliver_within`."""
+WITHIN_PICK = "deliver_within"
 
 _PICKS: tuple[SelectRule, ...] = ("cheapest", "fastest")
 
@@ -55,27 +76,55 @@ def estimated_delivery(days: int | None, today: dt.date | None = None) -> str | 
     return day.isoformat()
 
 
-def rate_record(rate: Rate) -> Record:
-    """One offer; the carrier's delivery date when it gives one, else an estimate from its delivery days."""
-    return {"carrier": rate.carrier, "service": rate.service, "rate": rate.rate, "currency": rate.currency,
-            "delivery_days": rate.delivery_days,
-            "delivery_date": rate.delivery_date or estimated_delivery(rate.delivery_days)}
+def rate_record(rate: Rate, timed: tuple[DeliveryRule, TransitTimes] | None = None) -> Record:
+    """One offer; the carrier's delivery date when it gives one, else an estimate from its delivery days; with a
+    delivery-time rule, its days at the rule's percentile and whether it is on time."""
+    record: Record = {"carrier": rate.carrier, "service": rate.service, "rate": rate.rate, "currency": rate.currency,
+                      "delivery_days": rate.delivery_days,
+                      "delivery_date": rate.delivery_date or estimated_delivery(rate.delivery_days)}
+    if timed is not None:
+        rule, transit = timed
+        record["transit_days"] = transit.days(rate, rule.confidence)
+        record["on_time"] = meets(rate, rule, transit)
+    return record
+
+
+def bulk_columns(timed: bool) -> tuple[str, ...]:
+    """A manifest quote's columns: `BULK_COLUMNS`, with `TRANSIT_COLUMNS` after the rate's when a rule is in play."""
+    if not timed:
+        return BULK_COLUMNS
+    at = BULK_COLUMNS.index("error_code")
+    return (*BULK_COLUMNS[:at], *TRANSIT_COLUMNS, *BULK_COLUMNS[at:])
 
 
 def bulk_record(reference: str | None, *, pick: str | None = None, rate: Rate | None = None,
-                error: tuple[str, str] | None = None) -> Record:
-    """A manifest record with every `BULK_COLUMNS` key (absent ones None), so every format has the same fields."""
-    values: Record = {"reference": reference, "pick": pick, **(rate_record(rate) if rate is not None else {})}
+                error: tuple[str, str] | None = None, timed: tuple[DeliveryRule, TransitTimes] | None = None,
+                columns: Sequence[str] = BULK_COLUMNS) -> Record:
+    """A manifest record with every one of `columns` (absent ones None), so every format has the same fields."""
+    values: Record = {"reference": reference, "pick": pick,
+                      **(rate_record(rate, timed) if rate is not None else {})}
     if error is not None:
         values["error_code"], values["error_message"] = error
-    return {column: values.get(column) for column in BULK_COLUMNS}
+    return {column: values.get(column) for column in columns}
 
 
-def offer_records(reference: str | None, matching: Sequence[Rate], show_all: bool) -> list[Record]:
-    """Every offer cheapest first with `--all`, else the row's cheapest and fastest (`pick`)."""
+def offer_records(reference: str | None, matching: Sequence[Rate], show_all: bool,
+                  timed: tuple[DeliveryRule, TransitTimes] | None = None,
+                  columns: Sequence[str] = BULK_COLUMNS) -> list[Record]:
+    """Every offer cheapest first with `--all`, else the row's cheapest and fastest (`pick`); with a delivery-time
+    rule, its choice first (`pick: deliver_within`; marked so under `--all` too). `DeliveryTimeNotMet` when no offer
+    arrives in time."""
+    chosen: Rate | None = None
+    if timed is not None:
+        chosen, _why = choose_within(matching, *timed)
     if show_all:
-        return [bulk_record(reference, rate=r) for r in by_price(matching)]
-    return [bulk_record(reference, pick=rule, rate=pick(matching, rule)) for rule in _PICKS]
+        return [bulk_record(reference, rate=r, timed=timed, columns=columns,
+                            pick=WITHIN_PICK if r is chosen else None) for r in by_price(matching)]
+    picks = [bulk_record(reference, pick=rule, rate=pick(matching, rule), timed=timed, columns=columns)
+             for rule in _PICKS]
+    if chosen is not None:
+        picks.insert(0, bulk_record(reference, pick=WITHIN_PICK, rate=chosen, timed=timed, columns=columns))
+    return picks
 
 
 def no_rate_message(row: ShipmentRow, offers: Sequence[Rate], pinned: Sequence[Rate]) -> str:
@@ -109,6 +158,15 @@ class Quoter:
         self.session = session
         self.host = host
         self.stateless = True
+        self.smartrate_calls = 0
+
+    async def timed_quote(self, params: dict[str, Any]) -> tuple[tuple[Rate, ...], TransitTimes]:
+        """A (never bought) shipment's rates and SmartRate's time in transit for them: two calls, one of them paid."""
+        engine, client = self.session.engine, self.session.client
+        shipment = await engine.call(create_shipment, client, params)
+        transit: TransitTimes = await engine.call(smart_rates, client, shipment.id)
+        self.smartrate_calls += 1
+        return shipment.rates, transit
 
     async def quote(self, params: dict[str, Any]) -> tuple[Rate, ...]:
         engine, client = self.session.engine, self.session.client
@@ -139,6 +197,8 @@ class OneOffQuery:
     from_address: dict[str, Any]
     parcel: dict[str, Any]
     filters: Filters = Filters()
+    rule: DeliveryRule | None = None
+    """`--deliver-within`/`--confidence`: quote by shipment and SmartRate, each offer with its days in transit."""
 
     def params(self) -> dict[str, Any]:
         return {"to_address": self.to_address, "from_address": self.from_address, "parcel": self.parcel}
@@ -153,11 +213,23 @@ class OneOffQuote:
     def __init__(self, query: OneOffQuery, host: Host) -> None:
         self.query = query
         self.host = host
+        self.smartrate_calls = 0
+        self.choice: str | None = None
+        """Under a delivery-time rule: why its rate (`selection.explain`), or why none (`DeliveryTimeNotMet`)."""
+        self.on_time = True
+        """False when a delivery-time rule was given and no offer meets it."""
+
+    def columns(self) -> tuple[str, ...]:
+        return (*RATE_COLUMNS, *TRANSIT_COLUMNS) if self.query.rule is not None else RATE_COLUMNS
 
     def run(self, session: Session) -> list[Record]:
         quoter = Quoter(session, self.host)
+        transit: TransitTimes | None = None
         try:
-            offers = session.run(lambda: self._quote(session, quoter))
+            if self.query.rule is not None:
+                offers, transit = session.run(lambda: self._timed(session, quoter))
+            else:
+                offers = session.run(lambda: self._quote(session, quoter))
         except CallFailure as failure:
             session.stats.record("failed")
             if failure.code in ("CONNECTION", "TIMEOUT"):  # the message says where and what to check
@@ -165,6 +237,8 @@ class OneOffQuote:
             if failure.transient:
                 raise ShipctlError(f"no answer from the API: {failure}") from None
             raise ShipctlError(f"the API refused the quote: {failure}", ExitCode.USAGE) from None
+        finally:
+            self.smartrate_calls = quoter.smartrate_calls
         if not offers:
             session.stats.record("failed")
             raise ShipctlError("the API returned no rates for this parcel and route")
@@ -174,11 +248,22 @@ class OneOffQuote:
             available = sorted({f"{r.carrier} {r.service}" for r in offers})
             raise UsageError(f"no rate matches --carriers/--services; offered: {', '.join(available)}")
         session.stats.record("succeeded")
-        return [rate_record(rate) for rate in chosen]
+        rule = self.query.rule
+        if rule is None or transit is None:
+            return [rate_record(rate) for rate in chosen]
+        try:
+            self.choice = choose_within(chosen, rule, transit)[1]
+        except DeliveryTimeNotMet as exc:
+            self.choice, self.on_time = exc.message, False
+        return [rate_record(rate, (rule, transit)) for rate in chosen]
 
     async def _quote(self, session: Session, quoter: Quoter) -> tuple[Rate, ...]:
         self.host.engine_started(session.engine.sizing)
         return await quoter.quote(self.query.params())
+
+    async def _timed(self, session: Session, quoter: Quoter) -> tuple[tuple[Rate, ...], TransitTimes]:
+        self.host.engine_started(session.engine.sizing)
+        return await quoter.timed_quote(self.query.params())
 
 
 # --- a manifest ------------------------------------------------------------------------------------------
@@ -239,6 +324,9 @@ class ManifestQuery:
     filters: Filters = Filters()
     show_all: bool = False
     sheet: str | None = None
+    deliver_within: int | None = None
+    """`--deliver-within`; a row's own `deliver_within` wins."""
+    confidence: int = DEFAULT_CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -248,6 +336,7 @@ class ManifestOutcome:
     failed: int
     elapsed: float
     totals: CarrierTotals
+    smartrate_calls: int = 0
 
     @property
     def code(self) -> ExitCode:
@@ -268,14 +357,35 @@ class ManifestQuote:
     def __init__(self, query: ManifestQuery, host: Host) -> None:
         self.query = query
         self.host = host
+        self.timed_rows = 0
+        """Rows with a delivery-time rule (each one SmartRate call), counted by the validation pass."""
 
     def source(self) -> ManifestSource:
         q = self.query
-        return ManifestSource(q.path, q.fmt, q.encoding, q.default_from, on_warning=self.host.warn, sheet=q.sheet)
+        return ManifestSource(q.path, q.fmt, q.encoding, q.default_from, self._check(), on_warning=self.host.warn,
+                              sheet=q.sheet)
+
+    def _check(self) -> Callable[[ValidRow], list[Problem]]:
+        """A row whose rule SmartRate cannot serve is invalid (as in `create`); the others with a rule are counted."""
+        check = delivery_check(self.query.deliver_within, None, None)
+        assert check is not None
+
+        def counting(valid: ValidRow) -> list[Problem]:
+            found = check(valid)
+            if not found and (valid.row.deliver_within is not None or self.query.deliver_within is not None):
+                self.timed_rows += 1
+            return found
+
+        return counting
+
+    def columns(self) -> tuple[str, ...]:
+        """The records' columns: the transit ones when any row has a delivery-time rule (known after `validate`)."""
+        return bulk_columns(self.timed_rows > 0)
 
     def validate(self) -> int:
         """The validation pass: every problem told to the host, identical ones grouped; the row count, or
         ShipctlError (exit 2)."""
+        self.timed_rows = 0
         with ProblemGroups(self.host.info) as problems:
             seen = self.source().check(problems.add)
         if seen.rows == 0:
@@ -288,19 +398,21 @@ class ManifestQuote:
     def run(self, session: Session, sink: Sink) -> ManifestOutcome:
         """The quote pass: every valid row quoted, its `BULK_COLUMNS` records handed to `sink` in input order."""
         # The validation pass told the host about the manifest's warnings already: once is enough.
-        source = dataclasses.replace(self.source(), on_warning=lambda _m: None)
-        quoting = _QuotePass(self.query, self.host, session, sink)
+        source = dataclasses.replace(self.source(), on_warning=lambda _m: None, extra_check=None)
+        quoting = _QuotePass(self.query, self.host, session, sink, self.columns())
         session.run(lambda: quoting.main(source))
         stats = session.stats
         return ManifestOutcome(rows=stats.total if stats.total is not None else stats.done,
                                quoted=stats.succeeded, failed=stats.failed, elapsed=stats.elapsed(),
-                               totals=quoting.totals)
+                               totals=quoting.totals, smartrate_calls=quoting.quoter.smartrate_calls)
 
 
 class _QuotePass:
     """One run of the quote pass: the quoter, the in-order emitter and the totals it fills."""
 
-    def __init__(self, query: ManifestQuery, host: Host, session: Session, sink: Sink) -> None:
+    def __init__(self, query: ManifestQuery, host: Host, session: Session, sink: Sink,
+                 columns: Sequence[str] = BULK_COLUMNS) -> None:
+        self.columns = columns
         self.query = query
         self.host = host
         self.session = session
@@ -324,7 +436,8 @@ class _QuotePass:
         outcome = await self._quote(valid.row)
         if isinstance(outcome, NoQuote):
             self.session.stats.record("failed")
-            self.order.put(index, [bulk_record(reference, error=(outcome.code, outcome.message))])
+            self.order.put(index, [bulk_record(reference, error=(outcome.code, outcome.message),
+                                               columns=self.columns)])
             return
         self.session.stats.record("succeeded")
         self.order.put(index, outcome)
@@ -336,16 +449,27 @@ class _QuotePass:
             # The filter restricts pinned rows too (as `create` refuses them): no offer could be chosen, so say
             # why instead of quoting.
             return NoQuote("NO_RATES", "; ".join(f"{column}: {text}" for column, text in conflicts))
+        q = self.query
+        rule = delivery_rule(row.deliver_within, q.deliver_within, q.confidence)
+        transit: TransitTimes | None = None
         try:
-            offers = await self.quoter.quote(row.to_easypost())
+            if rule is None:
+                offers = await self.quoter.quote(row.to_easypost())
+            else:
+                offers, transit = await self.quoter.timed_quote(row.to_easypost())
         except CallFailure as failure:
             return NoQuote(failure.code, failure.message)
         pinned = filter_offers(offers, (row.carrier,) if row.carrier else None, (row.service,) if row.service else None)
         matching = filters.offers(pinned)
         if not matching:
             return NoQuote("NO_RATES", no_rate_message(row, offers, pinned))
+        timed = (rule, transit) if rule is not None and transit is not None else None
+        try:
+            records = offer_records(row.reference, matching, self.query.show_all, timed, self.columns)
+        except (DeliveryTimeNotMet, NoMatchingRate) as exc:
+            return NoQuote(getattr(exc, "code", "NO_RATES"), str(exc))
         self.totals.add(matching)
-        return offer_records(row.reference, matching, self.query.show_all)
+        return records
 
 
 def _valid_rows(source: ManifestSource) -> Iterator[tuple[int, ValidRow]]:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from shipctl.manifest.models import ADDRESS_FIELDS, CUSTOMS_COLUMNS, FLAT_COLUMNS, ITEM_FIELDS, PARCEL_FIELDS
+from shipctl.manifest.models import (
+    ADDRESS_FIELDS,
+    CUSTOMS_COLUMNS,
+    FLAT_COLUMNS,
+    ITEM_FIELDS,
+    OPTION_FIELDS,
+    PARCEL_FIELDS,
+)
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
@@ -28,7 +35,7 @@ class Target(NamedTuple):
 
 
 # Groups of a row under construction, as list indexes (the reader fills one dict per group).
-TOP, TO, FROM, PARCEL, CUSTOMS, ITEM = range(6)
+TOP, TO, FROM, PARCEL, CUSTOMS, ITEM, OPTION = range(7)
 
 _ADDRESS_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("name", "full_name", "contact", "contact_name", "attention", "attn", "recipient", "person"),
@@ -66,6 +73,21 @@ _OTHER_ALIASES: dict[str, tuple[str, ...]] = {
     "label_format": ("label_format", "label_type", "label_file_format", "file_format"),
     "insurance": ("insurance", "insured_value", "insurance_amount", "insurance_value", "declared_value",
                   "insure"),
+    "signature": ("signature", "delivery_confirmation", "signature_required", "signature_confirmation",
+                  "signature_option", "require_signature"),
+    "is_return": ("is_return", "return", "return_label", "return_shipment"),
+    "label_date": ("label_date", "ship_date", "shipping_date", "ship_on", "shipment_date"),
+    "print_custom_1": ("print_custom_1", "print_custom1", "label_custom_1", "label_text_1", "label_note_1",
+                       "custom_1", "custom1", "label_note"),
+    "print_custom_2": ("print_custom_2", "print_custom2", "label_custom_2", "label_text_2", "label_note_2",
+                       "custom_2", "custom2"),
+    "print_custom_3": ("print_custom_3", "print_custom3", "label_custom_3", "label_text_3", "label_note_3",
+                       "custom_3", "custom3"),
+    "deliver_within": ("deliver_within", "deliver_within_days", "delivery_days_max", "max_delivery_days",
+                       "max_transit_days", "arrive_within", "deliver_within_business_days"),
+    "options": ("options", "easypost_options", "shipment_options"),
+    "customs_declared_value": ("customs_declared_value", "customs_total_value", "customs_total",
+                               "total_customs_value", "declared_customs_value"),
     "customs_contents_type": ("customs_contents_type", "contents_type", "customs_type", "content_type"),
     "customs_contents_explanation": ("customs_contents_explanation", "contents_explanation",
                                      "customs_explanation"),
@@ -130,8 +152,9 @@ for _field in ADDRESS_FIELDS:
     TARGETS["from_" + _field] = Target(FROM, _field)
 for _field in PARCEL_FIELDS:
     TARGETS[_field] = Target(PARCEL, _field)
-for _field in ("carrier", "service", "label_format", "insurance"):
+for _field in OPTION_FIELDS:
     TARGETS[_field] = Target(TOP, _field)
+TARGETS["options"] = Target(TOP, "options")
 for _field, _column in CUSTOMS_COLUMNS.items():
     TARGETS[_column] = Target(CUSTOMS, _field)
 for _field in ITEM_FIELDS:
@@ -142,7 +165,32 @@ assert set(TARGETS) == set(FLAT_COLUMNS)
 """(group, field) → canonical column, for naming the column of a validation error."""
 
 
+OPTION_PREFIX = "option_"
+"""`option_<name>`: any EasyPost shipment option, passed through (`option_saturday_delivery`)."""
+_OPTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
 def canonical(header: str) -> tuple[str | None, str | None]:
-    """(canonical column or None when unknown, unit of bare numbers in it or None)."""
+    """(canonical column or None when unknown, unit of bare numbers in it or None).
+
+    `option_<name>` is `<name>`'s column where shipctl has one (`option_label_format`), else a passed-through
+    option's own column, `option_<name>`, which `target()` places.
+    """
     key = normalize_header(header)
-    return ALIASES.get(key), UNITS.get(key)
+    column = ALIASES.get(key)
+    if column is None and key.startswith(OPTION_PREFIX):
+        name = key[len(OPTION_PREFIX):]
+        own = ALIASES.get(name)
+        if own is not None and TARGETS[own].group == TOP and own in OPTION_FIELDS:
+            return own, None
+        if _OPTION_NAME.fullmatch(name):
+            return key, None
+    return column, UNITS.get(key)
+
+
+def target(column: str) -> Target:
+    """Where a canonical column (as `canonical` gives it) goes."""
+    found = TARGETS.get(column)
+    if found is not None:
+        return found
+    return Target(OPTION, column[len(OPTION_PREFIX):])

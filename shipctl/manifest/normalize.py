@@ -7,6 +7,7 @@ from validators and the tests call them directly.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
 import re
@@ -284,3 +285,75 @@ def fmt_number(value: float | Decimal) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# EasyPost's `delivery_confirmation` values, and the words people put in a "signature" column for them.
+DELIVERY_CONFIRMATIONS: tuple[str, ...] = (
+    "NO_SIGNATURE", "SIGNATURE", "ADULT_SIGNATURE", "ADULT_SIGNATURE_RESTRICTED", "SIGNATURE_RESTRICTED",
+    "INDIRECT_SIGNATURE", "DO_NOT_SAFE_DROP",
+)
+_SIGNATURE_WORDS: dict[str, str | None] = {
+    **{word: "SIGNATURE" for word in ("yes", "y", "true", "1", "required", "signature", "sig", "standard")},
+    **{word: "ADULT_SIGNATURE" for word in ("adult", "adult_signature", "21", "21+")},
+    **{word: None for word in ("no", "n", "false", "0", "none")},
+}
+
+
+def signature(value: str) -> str | None:
+    """A signature cell as EasyPost's `delivery_confirmation`, or None for "no"/"none" (nothing asked)."""
+    key = value.strip().lower().replace(" ", "_").replace("-", "_")
+    if key in _SIGNATURE_WORDS:
+        return _SIGNATURE_WORDS[key]
+    upper = key.upper()
+    if upper in DELIVERY_CONFIRMATIONS:
+        return upper
+    raise ValueError(
+        f"{value!r} is not a signature option: yes, adult, no, or one of EasyPost's "
+        f"{', '.join(DELIVERY_CONFIRMATIONS)}"
+    )
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def ship_date(value: str) -> str:
+    """A ship date (`label_date`): ISO 8601, a date (`2026-12-04`) or a date and time with its offset. Returned as
+    given, trimmed. Whether it is in the past is judged when the shipment is made (`ship_day`), not here: a manifest
+    rerun the next day must still read."""
+    text = value.strip()
+    try:
+        ship_day(text)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a ship date: give a date (2026-12-04) or a date and time with its offset "
+            "(2026-12-04T09:00:00-05:00)"
+        ) from None
+    return text
+
+
+def ship_day(text: str) -> dt.date:
+    """The day of a `ship_date` value, in the offset it was written in."""
+    if _DATE.fullmatch(text):
+        return dt.date.fromisoformat(text)
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no offset")
+    return moment.date()
+
+
+def business_days(value: Any) -> int:
+    """A whole number of business days, 1 to 30 (`3`, `3 days`, `3d`)."""
+    if isinstance(value, float) and value.is_integer():  # a JSON 3.0
+        value = int(value)
+    text = str(value).strip().lower()
+    for suffix in (" business days", " days", " day", "days", "day", "d"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)].strip()
+            break
+    try:
+        days = int(text)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of business days (1 to 30)") from None
+    if not 1 <= days <= 30:
+        raise ValueError(f"{days} is not between 1 and 30 business days")
+    return days

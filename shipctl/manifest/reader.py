@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from shipctl.errors import ManifestError
 from shipctl.manifest.columns import CUSTOMS, ITEM, TARGETS, canonical, normalize_header
+from shipctl.manifest.columns import target as column_target
 from shipctl.manifest.dedupe import ReferenceSet
 from shipctl.manifest.models import CUSTOMS_COLUMNS, Address, Parcel, ShipmentRow
 from shipctl.manifest.rows import InvalidRow, Problem, RawRow, ValidRow
@@ -179,7 +180,7 @@ class _RowBuilder:
     def build(
         self, line: int, raw: RawRow, parts: list[dict[str, Any]], problems: list[Problem]
     ) -> ValidRow | InvalidRow:
-        data, to, origin, parcel, customs, item = parts
+        data, to, origin, parcel, customs, item, options = parts
         reference = data.get("reference")
         if reference is None:
             data["reference"] = _PENDING_REFERENCE
@@ -196,6 +197,8 @@ class _RowBuilder:
         data["parcel"] = self.parcel_cache.get(parcel_key, parcel)
         if item or customs:
             _attach_customs(data, customs, item, line, problems)
+        if options:
+            _attach_options(data, options, line, problems)
         try:
             row: ShipmentRow = self.validate(data)
         except ValidationError as exc:
@@ -241,6 +244,14 @@ def _attach_customs(
             customs["customs_items"] = [item]
     if customs:
         data["customs_info"] = customs
+
+
+def _attach_options(data: dict[str, Any], options: dict[str, Any], line: int, problems: list[Problem]) -> None:
+    # The option_* columns and an options object are two spellings of one field, like customs items.
+    if "options" in data:
+        problems.append(Problem(line, "options", "give either option_* columns or options"))
+    else:
+        data["options"] = options
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -340,7 +351,7 @@ def _compile_plan(
     generated source holds only integers and the names from our own column tables (as repr literals), never
     text from the manifest.
     """
-    source = ["def split(c):", "    p = [{}, {}, {}, {}, {}, {}]", "    g0, g1, g2, g3, g4, g5 = p"]
+    source = ["def split(c):", "    p = [{}, {}, {}, {}, {}, {}, {}]", "    g0, g1, g2, g3, g4, g5, g6 = p"]
     for index, group, field, unit in plan:
         # An empty cell (most of a row's, often) is skipped before the strip call.
         source += [f"    v = c[{int(index)}]", "    if v:", "        v = v.strip()"]
@@ -478,7 +489,7 @@ def _csv_plan(
             warn(f"column {name!r} ignored: {seen[column]!r} already gives {column}")
         else:
             seen[column] = name
-            target = TARGETS[column]
+            target = column_target(column)
             plan.append((index, target.group, target.field, " " + unit if unit else None))
     _warn_unknown(unknown, warn)
     return plan, seen
@@ -600,7 +611,7 @@ class _JsonText:
 
 
 _NESTED_PREFIX = {
-    "to_address": "to_", "from_address": "from_", "parcel": "", "options": "", "customs_info": "customs_",
+    "to_address": "to_", "from_address": "from_", "parcel": "", "options": "option_", "customs_info": "customs_",
 }
 
 
@@ -644,7 +655,7 @@ def _scalar(value: Any) -> str | None:
 
 
 def _json_parts(obj: dict[str, Any], line: int, columns: _JsonColumns) -> tuple[list[dict[str, Any]], list[Problem]]:
-    parts: list[dict[str, Any]] = [{}, {}, {}, {}, {}, {}]
+    parts: list[dict[str, Any]] = [{}, {}, {}, {}, {}, {}, {}]
     problems: list[Problem] = []
     flat: list[tuple[str, Any]] = []
     for key, value in obj.items():
@@ -659,7 +670,7 @@ def _json_parts(obj: dict[str, Any], line: int, columns: _JsonColumns) -> tuple[
         column, unit = columns.resolve(str(key))
         if column is None:
             continue
-        group, field = TARGETS[column]
+        group, field = column_target(column)
         if column == "customs_items":
             parts[group][field] = value
             continue

@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from shipctl.sandbox import batches, files, forms, model, paging, pickups, scan_forms, tracking
+from shipctl.sandbox import batches, files, forms, model, paging, pickups, scan_forms, smartrate, tracking
+from shipctl.sandbox import options as shipment_options
 from shipctl.sandbox.faults import FormRefusals
 from shipctl.sandbox.model import JSON, ApiError, not_found, required
 from shipctl.sandbox.store import Store
@@ -68,7 +70,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", rf"/v2/customs_infos/{_ID}", "customs_info.retrieve"),
         ("POST", r"/v2/customs_items", "customs_item.create"),
         ("GET", rf"/v2/customs_items/{_ID}", "customs_item.retrieve"),
-        *scan_forms.ROUTES, *batches.ROUTES, *pickups.ROUTES,
+        *scan_forms.ROUTES, *batches.ROUTES, *pickups.ROUTES, *smartrate.ROUTES,
     ]
 ]
 _EXACT: dict[tuple[str, str], str] = {}
@@ -157,6 +159,9 @@ class SandboxApi:
         refused = self.form_refusals.refused
         for part in (scan_forms.ScanForms(self, refused), batches.Batches(self, refused), pickups.Pickups(self)):
             self.handlers.update(part.handlers())
+        # SmartRate's time in transit, with the per-account call count a test reads (`smartrates.calls`).
+        self.smartrates = smartrate.SmartRates(self)
+        self.handlers.update(self.smartrates.handlers())
 
     def handle(self, endpoint: str, req: Request) -> tuple[int, JSON]:
         return self.handlers[endpoint](req)
@@ -261,21 +266,21 @@ class SandboxApi:
                        if params.get("return_address") else from_addr)
         buyer_addr = (self._address(params["buyer_address"], "buyer_address", req)
                       if params.get("buyer_address") else to_addr)
-        options: JSON = {"currency": "USD", "payment": {"type": "SENDER"}, "date_advance": 0}
-        user_options = params.get("options")
-        if isinstance(user_options, dict):
-            options = {**user_options, **{k: v for k, v in options.items() if k not in user_options}}
-        options.setdefault("label_format", "PNG")
+        options = shipment_options.shipment_options(params.get("options"))
+        is_return = _truthy(params.get("is_return", False))
         ts = model.now_z()
         shp_id = model.new_id("shp")
-        rates = model.build_rates(shp_id, from_addr, to_addr, parcel, mode)
+        rates, messages = shipment_options.quote(
+            shp_id, {"from_address": from_addr, "to_address": to_addr, "parcel": parcel, "is_return": is_return,
+                     "options": options}, mode)
         one_call = _one_call_rate(params, rates)
         self._store_rates(rates, req.account)
         reference = params.get("reference")
         shipment: JSON = {
-            "id": shp_id, "created_at": ts, "is_return": bool(params.get("is_return", False)),
-            "messages": [], "mode": mode, "options": options,
-            "reference": None if reference is None else str(reference),
+            "id": shp_id, "created_at": ts, "is_return": is_return,
+            "messages": messages, "mode": mode, "options": options,
+            # EasyPost answers an empty reference as none at all.
+            "reference": None if reference is None or reference == "" else str(reference),
             "status": "unknown", "tracking_code": None, "updated_at": ts,
             "batch_id": None, "batch_status": None, "batch_message": None, "customs_info": customs,
             "from_address": from_addr, "insurance": None, "order_id": None, "parcel": parcel,
@@ -346,9 +351,11 @@ class SandboxApi:
             code = model.tracking_code_for(rate["carrier"], serial, self.store.salt)
             pl_id = model.new_id("pl")
             fmt = str((shp.get("options") or {}).get("label_format") or "PNG").upper()
+            # A label_date in the past was refused at create; one that has since passed prints as it was asked.
+            label_date = shipment_options.label_date(shp.get("options") or {}, datetime.date.min) or ts
             label: JSON = {
                 "object": "PostageLabel", "id": pl_id, "created_at": ts, "updated_at": ts, "date_advance": 0,
-                "integrated_form": "none", "label_date": ts, "label_resolution": 300, "label_size": "4x6",
+                "integrated_form": "none", "label_date": label_date, "label_resolution": 300, "label_size": "4x6",
                 "label_type": "default", "label_file_type": "image/png", "label_url": f"/labels/{pl_id}.png",
                 "label_pdf_url": f"/labels/{pl_id}.pdf" if fmt == "PDF" else None,
                 "label_zpl_url": f"/labels/{pl_id}.zpl" if fmt == "ZPL" else None,
@@ -362,7 +369,7 @@ class SandboxApi:
             if insurance not in (None, "", 0):
                 amount = self._insurance_amount(insurance)
                 bought["insurance"] = f"{amount:.2f}"
-                fees.append(self._insurance_fee(amount))
+                fees.append(self._insurance_fee(amount, req.account))
             bought.update({"tracking_code": code, "postage_label": label, "selected_rate": rate,
                            "fees": fees, "updated_at": ts, "status": "unknown"})
             if bought.get("batch_id"):  # bought on its own or by its batch: the batch shows it bought either way
@@ -387,24 +394,25 @@ class SandboxApi:
         return 200, self.present(bought, req.base)
 
     @staticmethod
-    def _insurance_amount(value: Any) -> float:
+    def _insurance_amount(value: Any) -> Decimal:
         try:
-            amount = float(value)
-        except (TypeError, ValueError):
+            amount = Decimal(str(value).strip())
+        except (TypeError, ValueError, ArithmeticError):
             raise model.invalid("insurance", "must be a number") from None
-        if not 0 < amount <= 5000:
+        if not amount.is_finite() or not 0 < amount <= 5000:
             raise model.invalid("insurance", "must be between 0 and 5000")
         return amount
 
     @staticmethod
-    def _insurance_fee(amount: float) -> JSON:
-        return {"object": "Fee", "type": "InsuranceFee", "amount": f"{max(1.0, amount * 0.01):.5f}",
-                "charged": True, "refunded": False}
+    def _insurance_fee(amount: Decimal, account: str) -> JSON:
+        # The account's own rate and minimum (`GET /v2/users`), so a client can estimate the fee from them.
+        fee = shipment_options.insurance_fee(amount, model.build_user(account))
+        return {"object": "Fee", "type": "InsuranceFee", "amount": f"{fee:.5f}", "charged": True, "refunded": False}
 
     def shipment_rerate(self, req: Request) -> tuple[int, JSON]:
         with self.store.lock:
             shp = dict(self._shipment(req.params[0], req.account))
-            rates = model.build_rates(shp["id"], shp["from_address"], shp["to_address"], shp["parcel"], shp["mode"])
+            rates, shp["messages"] = shipment_options.quote(shp["id"], shp, shp["mode"])
             self._store_rates(rates, req.account)
             shp["rates"] = rates
             shp["updated_at"] = model.now_z()
@@ -435,7 +443,7 @@ class SandboxApi:
             if shp.get("insurance"):
                 raise ApiError(422, "SHIPMENT.INSURE.EXISTS", "This shipment is already insured.")
             shp["insurance"] = f"{amount:.2f}"
-            shp["fees"] = [*shp.get("fees", []), self._insurance_fee(amount)]
+            shp["fees"] = [*shp.get("fees", []), self._insurance_fee(amount, req.account)]
             shp["updated_at"] = model.now_z()
             self.store.put("shipment", shp, req.account)
         return 200, self.present(shp, req.base)
@@ -540,7 +548,7 @@ class SandboxApi:
         return tracking.build_tracker(
             label_tracker["tracking_code"], label_tracker["carrier"], label_tracker["mode"], status="pre_transit",
             shipment_id=label_tracker["shipment_id"], start=tracking.parse_iso(label_tracker.get("created_at")),
-            route=tracking.Route.between(shipment.get("from_address"), shipment.get("to_address")),
+            route=tracking.Route.between(*shipment_options.route(shipment)),
             delivery_days=rate.get("delivery_days"),
         )
 
@@ -571,7 +579,10 @@ class SandboxApi:
         if not isinstance(from_addr, dict) or not from_addr:
             raise required("from_address")
         parcel = model.build_parcel(params.get("parcel") or {}, req.mode)
-        rates = model.build_rates(None, from_addr, to_addr, parcel, req.mode)
+        options = shipment_options.shipment_options(params.get("options"))
+        rates, _ = shipment_options.quote(None, {"from_address": from_addr, "to_address": to_addr, "parcel": parcel,
+                                                 "is_return": _truthy(params.get("is_return", False)),
+                                                 "options": options}, req.mode)
 
         def plain(addr: JSON) -> JSON:
             return {"object": "Address", **{k: addr.get(k) for k in model.ADDRESS_FIELDS if addr.get(k) is not None}}

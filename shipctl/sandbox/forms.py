@@ -7,7 +7,7 @@ are built here too; the files are served at `/labels/<id>.pdf` like label files 
 
 from __future__ import annotations
 
-from shipctl.sandbox import labels, model
+from shipctl.sandbox import labels, model, options
 from shipctl.sandbox.model import JSON
 
 LETTER = (612, 792)  # 8.5×11 in in PDF points
@@ -73,8 +73,9 @@ def commercial_invoice_pdf(shp: JSON) -> bytes:
     page.line(f"Carrier: {rate.get('carrier', '')} {rate.get('service', '')}   Shipment: {shp.get('id')}", 9)
     page.line(f"Date: {str(shp.get('updated_at') or '')[:10]}   Reference: {shp.get('reference') or '-'}", 9)
     page.rule()
-    _address_block(page, "EXPORTER / SHIPPER", shp.get("from_address"))
-    _address_block(page, "CONSIGNEE", shp.get("to_address"))
+    origin, destination = options.route(shp)  # a return is exported by the customer, back to the shipper
+    _address_block(page, "EXPORTER / SHIPPER", origin)
+    _address_block(page, "CONSIGNEE", destination)
     page.rule()
     page.line(f"Contents: {customs.get('contents_type') or 'merchandise'}"
               f"{' - ' + str(customs['contents_explanation']) if customs.get('contents_explanation') else ''}", 10)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shipctl.sandbox.font import GLYPH_HEIGHT, GLYPH_WIDTH, glyph
+from shipctl.sandbox.options import custom_lines, route
 
 WIDTH, HEIGHT = 1200, 1800  # 4x6 inches at 300 dpi; the width must stay a multiple of 8
 
@@ -26,6 +27,12 @@ class LabelText:
     from_lines: list[str]
     to_lines: list[str]
     reference: str | None
+    custom: list[str] = field(default_factory=list)  # options.print_custom_1..3, in order
+    is_return: bool = False
+
+    @property
+    def service_line(self) -> str:
+        return f"{self.carrier} {self.service}{' RETURN' if self.is_return else ''}"
 
 
 def address_lines(addr: dict[str, object] | None) -> list[str]:
@@ -106,7 +113,7 @@ def render_png(label: LabelText) -> bytes:
         c.text(60, y, line[:28], 5)
         y += line_h * 5
     c.fill(20, 1000, WIDTH - 20, 1008)
-    c.text(60, 1040, f"{label.carrier} {label.service}"[:36], 4)
+    c.text(60, 1040, label.service_line[:36], 4)
     # A barcode-like pattern: each character of the code gives four bars of varying width.
     x = 100
     for ch in label.tracking_code:
@@ -116,6 +123,8 @@ def render_png(label: LabelText) -> bytes:
             c.fill(x, 1120, x + bar, 1460)
             x += bar + 4 + ((v >> (k + 1)) & 1) * 3
     c.text(100, 1490, label.tracking_code, 5)
+    for i, line in enumerate(label.custom[:3]):
+        c.text(60, 1545 + 30 * i, line[:60], 3)
     if label.reference:
         c.text(60, 1640, f"REF {label.reference}"[:36], 4)
     c.text(860, 1700, "SANDBOX", 3)
@@ -131,6 +140,9 @@ def render_png(label: LabelText) -> bytes:
     ]
     if label.reference:
         texts.append(("Reference", label.reference))
+    texts += [(f"PrintCustom{i}", line) for i, line in enumerate(label.custom[:3], start=1)]
+    if label.is_return:
+        texts.append(("Return", "true"))
     out = bytearray(b"\x89PNG\r\n\x1a\n")
     out += _chunk(b"IHDR", header)
     out += _chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1))  # 300 dpi in pixels per metre
@@ -151,12 +163,14 @@ def pdf_escape(text: str) -> str:
 
 
 def label_text(shp: dict[str, Any]) -> LabelText:
-    """What a bought shipment's label shows."""
+    """What a bought shipment's label shows: a return label is sent by the customer (`to_address`) to the shipper
+    (`from_address`)."""
     rate = shp.get("selected_rate") or {}
+    origin, destination = route(shp)
     return LabelText(
         tracking_code=str(shp.get("tracking_code")), carrier=str(rate.get("carrier", "")),
-        service=str(rate.get("service", "")), from_lines=address_lines(shp.get("from_address")),
-        to_lines=address_lines(shp.get("to_address")), reference=shp.get("reference"))
+        service=str(rate.get("service", "")), from_lines=address_lines(origin), to_lines=address_lines(destination),
+        reference=shp.get("reference"), custom=custom_lines(shp.get("options")), is_return=bool(shp.get("is_return")))
 
 
 def _label_stream(label: LabelText) -> bytes:
@@ -169,7 +183,7 @@ def _label_stream(label: LabelText) -> bytes:
     for line in label.to_lines:
         ops.append(f"T* ({pdf_escape(line)}) Tj")
     ops.append("ET 10 170 m 278 170 l S")
-    ops.append(f"BT /F1 10 Tf 20 150 Td ({pdf_escape(label.carrier + ' ' + label.service)}) Tj ET")
+    ops.append(f"BT /F1 10 Tf 20 150 Td ({pdf_escape(label.service_line)}) Tj ET")
     x = 24.0
     for ch in label.tracking_code:
         v = ord(ch)
@@ -178,8 +192,11 @@ def _label_stream(label: LabelText) -> bytes:
             ops.append(f"{x:.1f} 70 {bar:.1f} 65 re f")
             x += bar + 1.2
     ops.append(f"BT /F1 12 Tf 24 50 Td ({pdf_escape(label.tracking_code)}) Tj ET")
+    # The custom lines sit between the tracking code and the reference, which moves down to make room.
+    for i, line in enumerate(label.custom[:3]):
+        ops.append(f"BT /F1 7 Tf 24 {41 - 8 * i} Td ({pdf_escape(line)}) Tj ET")
     if label.reference:
-        ops.append(f"BT /F1 8 Tf 24 25 Td (REF {pdf_escape(label.reference)}) Tj ET")
+        ops.append(f"BT /F1 8 Tf 24 {15 if label.custom else 25} Td (REF {pdf_escape(label.reference)}) Tj ET")
     return "\n".join(ops).encode("latin-1", "replace")
 
 
@@ -244,9 +261,11 @@ def render_zpl(label: LabelText) -> bytes:
         y += 46
         lines.append(f"^FO40,{y}^FD{_zpl_escape(line)}^FS")
     lines.append("^FO20,700^GB772,3,3^FS")
-    lines.append(f"^CF0,30^FO40,730^FD{_zpl_escape(label.carrier)} {_zpl_escape(label.service)}^FS")
+    lines.append(f"^CF0,30^FO40,730^FD{_zpl_escape(label.service_line)}^FS")
     lines.append(f"^FO60,800^BY3^BCN,220,Y,N,N^FD{_zpl_escape(label.tracking_code)}^FS")
+    for i, line in enumerate(label.custom[:3]):
+        lines.append(f"^CF0,24^FO40,{1060 + 28 * i}^FD{_zpl_escape(line)}^FS")
     if label.reference:
-        lines.append(f"^CF0,24^FO40,1120^FDREF {_zpl_escape(label.reference)}^FS")
+        lines.append(f"^CF0,24^FO40,{1150 if label.custom else 1120}^FDREF {_zpl_escape(label.reference)}^FS")
     lines.append("^XZ")
     return ("\n".join(lines) + "\n").encode("utf-8")

@@ -395,7 +395,8 @@ def _rate_table(from_country: str, from_zip3: str, to_country: str, to_zip3: str
                 days = days_rule
             rows.append((carrier, service, round(price, 2), round(price * 1.28, 2), days))
     else:
-        region = _INTL_REGION.get(to_country, 1.35 if to_country in _EUROPE else 1.6)
+        abroad = to_country if to_country != "US" else from_country  # a return comes back from abroad
+        region = _INTL_REGION.get(abroad, 1.35 if abroad in _EUROPE else 1.6)
         for carrier, service, base, per_lb, days in _INTERNATIONAL:
             price = region * (base + per_lb * lbs)
             rows.append((carrier, service, round(price, 2), round(price * 1.22, 2), days))
@@ -459,7 +460,8 @@ def account_for_key(key: str) -> str:
 
 
 def build_user(account: str) -> JSON:
-    """The authenticated User, in the fields EasyPost's `GET /v2/users` answers with (no child accounts)."""
+    """The authenticated User, in the fields EasyPost's `GET /v2/users` answers with (no child accounts).
+    `insurance_fee_rate` and `insurance_fee_minimum` are what insurance is charged at (`options.insurance_fee`)."""
     suffix = account.removeprefix("user_")[:8]
     return {
         "id": account, "object": "User", "parent_id": None, "name": f"Sandbox Account {suffix}",
