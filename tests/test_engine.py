@@ -261,3 +261,66 @@ def test_stop_lets_started_rows_finish_and_starts_no_more() -> None:
     done = anyio.run(main)
     assert 3 in done
     assert len(done) < 100
+
+
+def test_a_call_under_way_is_waited_for_when_its_task_is_cancelled_and_none_is_sent_after() -> None:
+    """The engine's worker threads keep anyio's `to_thread` contract: a cancelled row still waits for (and gets)
+    the answer of the call it sent — a buy under way is journaled — and sends nothing once cancelled."""
+
+    async def main() -> tuple[list[str], list[str]]:
+        engine = Engine(size_pools(concurrency=2, cores=2), RunStats(), _unclassified)
+        started = threading.Event()
+        release = threading.Event()
+        sent: list[str] = []
+        seen: list[str] = []
+
+        def buy() -> str:
+            sent.append("buy")
+            started.set()
+            assert release.wait(10), "the buy was never released"
+            return "bought"
+
+        async def row(scope: anyio.CancelScope) -> None:
+            with scope:
+                seen.append(await engine.call(buy))
+                seen.append("after the buy")  # not reached: the cancellation lands at the next checkpoint
+                await engine.call(lambda: sent.append("second call"))
+
+        async with anyio.create_task_group() as group:
+            scope = anyio.CancelScope()
+            group.start_soon(row, scope)
+            await anyio.to_thread.run_sync(started.wait, 10)
+            scope.cancel()
+            await anyio.sleep(0.05)
+            assert seen == []  # still waiting for the buy's answer, not abandoned
+            release.set()
+        engine.close()
+        return sent, seen
+
+    sent, seen = anyio.run(main)
+    assert sent == ["buy"]
+    assert seen == ["bought", "after the buy"] or seen == ["bought"]
+
+
+def test_worker_threads_start_on_demand_and_end_with_close() -> None:
+    def workers() -> int:
+        return sum(t.name.startswith("shipctl-worker-") for t in threading.enumerate())
+
+    before = workers()
+
+    async def main() -> tuple[int, str]:
+        engine = Engine(size_pools(concurrency=16, cores=2), RunStats(), _unclassified)
+        name = ""
+        for _ in range(5):  # one call at a time: one thread serves them all
+            name = await engine.call(lambda: threading.current_thread().name)
+        started = workers() - before
+        engine.close()
+        return started, name
+
+    started, name = anyio.run(main)
+    assert started == 1
+    assert name.startswith("shipctl-worker-")
+    for thread in threading.enumerate():
+        if thread.name.startswith("shipctl-worker-"):
+            thread.join(5)
+    assert workers() == before

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from shipctl.carrier.client import make_client, session_of
 from shipctl.carrier.errors import classify
-from shipctl.engine.runner import Engine, run_async
+from shipctl.engine.runner import UVLOOP_FROM_ROWS, Engine, run_async
 from shipctl.engine.sizing import Sizing
 from shipctl.engine.stats import RunStats
 from shipctl.target import Target, api_target
@@ -29,9 +29,11 @@ class Session:
         return self.engine.stats
 
     def run(self, main: Callable[[], Awaitable[T]]) -> T:
-        """Run `main` on the event loop (uvloop where installed) and stamp the end of the run."""
+        """Run `main` on the event loop (uvloop where installed, unless the run is known to be short) and stamp
+        the end of the run."""
+        total = self.stats.total
         try:
-            return run_async(main)
+            return run_async(main, uvloop=total is None or total >= UVLOOP_FROM_ROWS)
         finally:
             self.stats.finished_at = time.monotonic()
 
@@ -44,9 +46,11 @@ def open_session(
     """The target (the built-in sandbox started when there is no key), a client sized to the engine, the engine."""
     with api_target(force_sandbox=force_sandbox, announce=announce) as target:
         client = make_client(target.api_key, target.api_base, pool_size=sizing.ceiling + 4)
+        engine = Engine(sizing, RunStats(total=total), classify)
         try:
-            yield Session(target, client, Engine(sizing, RunStats(total=total), classify))
+            yield Session(target, client, engine)
         finally:
+            engine.close()
             session_of(client).close()
 
 
