@@ -41,9 +41,20 @@ class Target:
 
 @contextlib.contextmanager
 def api_target(*, force_sandbox: bool = False, announce: Callable[[str], None] = lambda _m: None) -> Iterator[Target]:
-    """The API this run talks to; `announce` hears the one line that says the built-in sandbox is in use."""
+    """The API this run talks to; `announce` hears the one line that says the built-in sandbox is in use.
+
+    The key: EASYPOST_API_KEY, else the profile's key_command, else the keychain (`shipctl.keys`); a profile's
+    declared mode is checked against it here, before any call."""
     key = os.environ.get("EASYPOST_API_KEY", "").strip()
     base = os.environ.get("EASYPOST_API_BASE", "").strip()
+    if not force_sandbox:  # `--sandbox` runs no key_command and reads no keychain
+        from shipctl.config import active
+        from shipctl.keys import check_mode, find_key
+
+        settings = active()
+        found = find_key(settings, key)
+        check_mode(settings, found)
+        key = found.key if found is not None else ""
     if force_sandbox or (not key and not base):
         from shipctl.sandbox import start_sandbox
 

@@ -15,6 +15,17 @@ from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import TEST_KEY, point_at
 
 
+@pytest.fixture(autouse=True)
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own config file, profile, SHIPCTL_<KEY> defaults or keychain never reach a test."""
+    from shipctl.config import CONFIG_ENV, PROFILE_ENV, SETTINGS
+
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path_factory.getbasetemp() / "no-config" / "config.toml"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    for name in (PROFILE_ENV, *(s.env for s in SETTINGS.values() if s.env and s.env != "SHIPCTL_FROM")):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     """A sandbox on 127.0.0.1, latency none, no faults, in-memory state."""

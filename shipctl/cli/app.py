@@ -91,13 +91,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+    profile: str | None = typer.Option(
+        None, "--profile", metavar="NAME", help="Use this profile of the config file ($SHIPCTL_PROFILE)."
+    ),
 ) -> None:
     # Per invocation: a `--debug` run must not leave debug on for the next command run in the same process.
     begin_invocation(debug=debug)
+    from shipctl.cli.config import configure
+
+    # The config file's values become every command's option defaults (below a flag and an option's envvar).
+    configure(ctx, profile)
 
 
 def main() -> None:

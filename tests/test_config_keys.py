@@ -1,0 +1,212 @@
+"""API keys from elsewhere than the environment: the OS keychain (a small file-backed keyring backend stands in
+for it) and a profile's key_command; a profile's declared mode refusing a key of the other mode before any call.
+Which key a run used is seen in the sandbox's ledger: each key is its own account there."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+
+from shipctl.config import KEYRING_SERVICE
+from shipctl.sandbox import Sandbox
+from shipctl.sandbox.model import account_for_key
+from shipctl.secrets import scrub
+from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
+from tests.manifests import make_manifest
+
+KEYCHAIN_KEY = "EZTKkeychain00000000000000000000"
+EAST_KEY = "EZTKeastprofile000000000000000000"
+COMMAND_KEY = "custom-key-no-ez-prefix-7f3a9c"
+
+
+class FileKeyring(KeyringBackend):
+    """A keychain in a JSON file: what keyring's own backends do, minus the OS."""
+
+    priority = 1  # type: ignore[assignment]
+    path: Path
+
+    def _entries(self) -> dict[str, str]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self._entries().get(f"{service}/{username}")
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        entries = self._entries()
+        entries[f"{service}/{username}"] = password
+        self.path.write_text(json.dumps(entries))
+
+    def delete_password(self, service: str, username: str) -> None:
+        entries = self._entries()
+        entries.pop(f"{service}/{username}", None)
+        self.path.write_text(json.dumps(entries))
+
+
+class PlaintextKeyring(FileKeyring):
+    """Named as keyrings.alt's plain-text file backend is: shipctl will not store a key in it."""
+
+
+@pytest.fixture
+def keychain(tmp_path: Path) -> Iterator[FileKeyring]:
+    backend = FileKeyring()
+    backend.path = tmp_path / "keychain.json"
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "conf" / "config.toml"
+    path.parent.mkdir()
+    monkeypatch.setenv("SHIPCTL_CONFIG", str(path))
+    return path
+
+
+@pytest.fixture
+def keyless(env: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox as the API, but no EASYPOST_API_KEY: the key must come from the config's sources."""
+    monkeypatch.delenv("EASYPOST_API_KEY")
+    return env
+
+
+def accounts(sb: Sandbox) -> set[str]:
+    return {entry["account"] for entry in sb.ledger()}
+
+
+def test_set_key_stores_in_the_keychain_and_a_run_uses_it(keyless: Sandbox, keychain: FileKeyring,
+                                                          config_file: Path, tmp_path: Path) -> None:
+    stored = invoke("config", "set-key", input=KEYCHAIN_KEY + "\n")
+    assert stored.exit_code == 0, stored.stderr
+    assert KEYCHAIN_KEY not in stored.stdout + stored.stderr
+    assert keychain.get_password(KEYRING_SERVICE, "default") == KEYCHAIN_KEY
+    assert not config_file.exists()  # never in the file
+    shown = json.loads(invoke("config", "show", "-o", "json").stdout)
+    assert shown["api_key"] == {"source": "keychain (shipctl/default)"}
+
+    manifest = make_manifest(tmp_path / "orders.csv", 2)
+    result = invoke("create", str(manifest), "-o", "ndjson", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert KEYCHAIN_KEY not in result.stdout + result.stderr
+    assert [r["status"] for r in ndjson(result.stdout)] == ["bought", "bought"]
+    assert accounts(keyless) == {account_for_key(KEYCHAIN_KEY)}
+
+
+def test_a_profile_has_its_own_keychain_entry(keyless: Sandbox, keychain: FileKeyring, config_file: Path,
+                                              tmp_path: Path) -> None:
+    config_file.write_text("[profiles.east]\n", encoding="utf-8")
+    keychain.set_password(KEYRING_SERVICE, "default", KEYCHAIN_KEY)
+    assert invoke("config", "set-key", "--profile", "east", input=EAST_KEY + "\n").exit_code == 0
+    assert keychain.get_password(KEYRING_SERVICE, "east") == EAST_KEY
+    manifest = make_manifest(tmp_path / "orders.csv", 1)
+    result = invoke("--profile", "east", "create", str(manifest), "-o", "ndjson", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert accounts(keyless) == {account_for_key(EAST_KEY)}
+
+
+def test_the_environment_key_beats_the_keychain(env: Sandbox, keychain: FileKeyring, tmp_path: Path) -> None:
+    keychain.set_password(KEYRING_SERVICE, "default", KEYCHAIN_KEY)
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert accounts(env) == {account_for_key(TEST_KEY)}
+
+
+def test_set_key_refuses_a_plaintext_backend(keychain: FileKeyring, config_file: Path, tmp_path: Path) -> None:
+    plain = PlaintextKeyring()
+    plain.path = tmp_path / "plain.json"
+    keyring.set_keyring(plain)
+    result = invoke("config", "set-key", input=KEYCHAIN_KEY + "\n")
+    assert result.exit_code == 2
+    assert "plain text" in result.stderr
+    assert not plain.path.exists()
+
+
+def test_set_key_refuses_a_key_of_the_other_mode(keychain: FileKeyring, config_file: Path) -> None:
+    config_file.write_text('[profiles.prod]\nmode = "production"\n', encoding="utf-8")
+    result = invoke("config", "set-key", "--profile", "prod", input=TEST_KEY + "\n")
+    assert result.exit_code == 2
+    assert "declares mode = \"production\" but this is a test key" in result.stderr
+    assert TEST_KEY not in result.stderr
+    assert keychain.get_password(KEYRING_SERVICE, "prod") is None
+
+
+def key_script(tmp_path: Path, key: str, exit_code: int = 0) -> str:
+    """A password manager's CLI: prints the key (and a second line, as `pass show` may), exits `exit_code`."""
+    script = tmp_path / "key.py"
+    script.write_text(textwrap.dedent(f"""\
+        import sys
+        print({key!r})
+        print("url: https://example.invalid/login")
+        sys.stderr.write("unlocked " + {key!r} + "\\n")
+        sys.exit({exit_code})
+    """), encoding="utf-8")
+    return json.dumps(f"{sys.executable} {script}")  # a TOML basic string
+
+
+def test_key_from_a_command(keyless: Sandbox, keychain: FileKeyring, config_file: Path, tmp_path: Path) -> None:
+    keychain.set_password(KEYRING_SERVICE, "vault", KEYCHAIN_KEY)  # key_command wins over the keychain
+    config_file.write_text(f"[profiles.vault]\nkey_command = {key_script(tmp_path, COMMAND_KEY)}\n", encoding="utf-8")
+    shown = json.loads(invoke("--profile", "vault", "config", "show", "-o", "json").stdout)
+    assert shown["api_key"] == {"source": "key_command (profile vault)"}
+    result = invoke("--profile", "vault", "create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson",
+                    "-q")
+    assert result.exit_code == 0, result.stderr
+    assert COMMAND_KEY not in result.stdout + result.stderr
+    assert accounts(keyless) == {account_for_key(COMMAND_KEY)}
+    assert scrub(f"echoed {COMMAND_KEY} back") == "echoed [redacted] back"  # scrubbed like the environment's
+
+
+def test_a_failing_key_command_is_one_line_without_its_output(keyless: Sandbox, config_file: Path,
+                                                              tmp_path: Path) -> None:
+    config_file.write_text(f"key_command = {key_script(tmp_path, COMMAND_KEY, exit_code=3)}\n", encoding="utf-8")
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson")
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1] == "error: key_command of file failed (exit 3); run it yourself to see why"
+    assert COMMAND_KEY not in result.stdout + result.stderr
+    assert "example.invalid" not in result.stderr
+    assert keyless.ledger() == []
+
+    config_file.write_text('key_command = "no-such-password-manager show easypost"\n', encoding="utf-8")
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson")
+    assert result.exit_code == 2
+    assert "program 'no-such-password-manager' not found" in result.stderr
+
+
+@pytest.mark.parametrize(("declared", "key"), [("production", TEST_KEY), ("test", PROD_KEY)])
+def test_a_key_of_the_other_mode_is_refused_before_any_call(
+    env: Sandbox, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, declared: str, key: str,
+) -> None:
+    monkeypatch.setenv("EASYPOST_API_KEY", key)
+    config_file.write_text(f'[profiles.guarded]\nmode = "{declared}"\n', encoding="utf-8")
+    manifest = make_manifest(tmp_path / "orders.csv", 2)
+    result = invoke("--profile", "guarded", "create", str(manifest), "-o", "ndjson", "--yes")
+    assert result.exit_code == 2, result.stderr
+    assert f'profile guarded declares mode = "{declared}"' in result.stderr
+    assert "refused before any call" in result.stderr
+    assert key not in result.stderr
+    assert result.stdout == ""
+    assert env.ledger() == []
+    # The same key without the profile goes through (the refusal was the mode's, not the key's).
+    allowed = invoke("create", str(manifest), "-o", "ndjson", "--dry-run", "-q")
+    assert allowed.exit_code == 0, allowed.stderr
+
+
+def test_a_production_profile_never_falls_back_to_the_sandbox(no_key: Path, config_file: Path,
+                                                              tmp_path: Path) -> None:
+    config_file.write_text('mode = "production"\n', encoding="utf-8")
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson")
+    assert result.exit_code == 2
+    assert 'declares mode = "production" but no API key was found' in result.stderr
+    assert "built-in sandbox" not in result.stderr
+    assert not (no_key / "sandbox.sqlite3").exists()
