@@ -7,6 +7,7 @@ sink that writes results as they come, and prints the summary and the exit code 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -17,13 +18,16 @@ import typer
 from shipctl.cli.app import command
 from shipctl.cli.options import (
     MANIFEST_PANEL,
-    RATES_PANEL,
     Carriers,
+    DefaultFrom,
     Encoding,
     ManifestFormat,
     RunOptions,
+    Select,
     SelectRule,
     Services,
+    Sheet,
+    Verify,
     choice,
     engine_options,
     split_list,
@@ -41,12 +45,28 @@ if TYPE_CHECKING:
     from shipctl.jobs.create import CreateOutcome
     from shipctl.jobs.purchase import PurchaseOptions
     from shipctl.jobs.validation import ManifestSource
+    from shipctl.plans import Plan
     from shipctl.results import VerifyMode
     from shipctl.target import Target
 
 OUTPUT_PANEL = "Result files and labels"
 MONEY_PANEL = "Money"
 JOURNAL_PANEL = "Journal and never-twice"
+
+# Options `create` shares with `apply`.
+LabelFormatChoice = Annotated[str | None, choice(
+    "--label-format", ("PDF", "PNG", "ZPL"), "Label file format (default PNG).", case_sensitive=False,
+    panel=OUTPUT_PANEL,
+)]
+LabelsDir = Annotated[Path | None, typer.Option(
+    "--labels-dir", rich_help_panel=OUTPUT_PANEL, help="Download each label to DIR/<reference>.<ext>."
+)]
+Results = Annotated[Path | None, typer.Option(
+    "--results", rich_help_panel=OUTPUT_PANEL, help="Also write every result to this file."
+)]
+Yes = Annotated[bool, typer.Option(
+    "--yes", "-y", rich_help_panel=MONEY_PANEL, help="Buy in production mode without asking."
+)]
 
 
 @dataclass
@@ -70,6 +90,12 @@ class CreateArgs:
     run: RunOptions
     from_stdin: bool = False
     """The manifest came on stdin: `manifest` is a spooled copy, no file of the user's."""
+    plan: Plan | None = None
+    """`apply`: the plan bought (its rows pinned in `purchase`)."""
+    all_or_nothing: bool = False
+    approved_by: str | None = None
+    after: Callable[[CreateOutcome, Target], None] | None = None
+    """`plan`: what to do with the outcome once the run is over, before the summary (write the plan file)."""
 
 
 @command()
@@ -78,44 +104,26 @@ def create(
     manifest: str = typer.Argument(..., help="Manifest file (CSV, JSON, NDJSON or an .xlsx workbook), or - for stdin."),
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
-    sheet: str | None = typer.Option(
-        None, "--sheet", rich_help_panel=MANIFEST_PANEL, help="The sheet of an .xlsx workbook (default: the first)."
-    ),
-    from_: str | None = typer.Option(
-        None, "--from", envvar="SHIPCTL_FROM", rich_help_panel=MANIFEST_PANEL,
-        help="Default origin: a JSON file or inline JSON ($SHIPCTL_FROM).",
-    ),
+    sheet: Sheet = None,
+    from_: DefaultFrom = None,
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", rich_help_panel=MANIFEST_PANEL, help="Skip invalid rows instead of stopping."
     ),
     rejects: Path | None = typer.Option(
         None, "--rejects", rich_help_panel=MANIFEST_PANEL, help="Where --skip-invalid writes invalid rows."
     ),
-    select: Annotated[str, choice(
-        "--select", ("cheapest", "fastest"), "Rate rule for unpinned rows.", panel=RATES_PANEL
-    )] = "cheapest",
+    select: Select = "cheapest",
     carriers: Carriers = None,
     services: Services = None,
     deliver_within: DeliverWithin = None,
     confidence: Confidence = None,
-    verify: Annotated[str, choice(
-        "--verify", ("off", "warn", "strict"),
-        "Have EasyPost verify each destination inside shipment.create (no extra call): warn reports a failure and "
-        "buys; strict buys no row whose address fails; off sends no verification.", panel=MANIFEST_PANEL,
-    )] = "warn",
-    results: Path | None = typer.Option(
-        None, "--results", rich_help_panel=OUTPUT_PANEL, help="Also write every result to this file."
-    ),
+    verify: Verify = "warn",
+    results: Results = None,
     failed: Path | None = typer.Option(
         None, "--failed", rich_help_panel=OUTPUT_PANEL, help="Write failed rows here as a manifest to rerun."
     ),
-    label_format: Annotated[str | None, choice(
-        "--label-format", ("PDF", "PNG", "ZPL"), "Label file format (default PNG).", case_sensitive=False,
-        panel=OUTPUT_PANEL,
-    )] = None,
-    labels_dir: Path | None = typer.Option(
-        None, "--labels-dir", rich_help_panel=OUTPUT_PANEL, help="Download each label to DIR/<reference>.<ext>."
-    ),
+    label_format: LabelFormatChoice = None,
+    labels_dir: LabelsDir = None,
     journal_path: Path | None = typer.Option(
         None, "--journal", rich_help_panel=JOURNAL_PANEL, help="Journal file (default: beside the manifest)."
     ),
@@ -133,9 +141,7 @@ def create(
     dry_run: bool = typer.Option(
         False, "--dry-run", rich_help_panel=MONEY_PANEL, help="Create shipments and choose rates; buy nothing."
     ),
-    yes: bool = typer.Option(
-        False, "--yes", "-y", rich_help_panel=MONEY_PANEL, help="Buy in production mode without asking."
-    ),
+    yes: Yes = False,
     max_cost: str | None = typer.Option(
         None, "--max-cost", rich_help_panel=MONEY_PANEL, help="Refuse to buy if the estimate is higher (250.00)."
     ),
@@ -153,30 +159,20 @@ def create(
       export-orders | shipctl create - --yes --max-cost 500 > out.ndjson
     """
     from shipctl.cli.inputs import manifest_input
-    from shipctl.jobs.purchase import PurchaseOptions
-    from shipctl.jobs.validation import ManifestSource
-    from shipctl.manifest import parse_address_arg
     from shipctl.paths import default_journal
-    from shipctl.selection import delivery_check
 
-    default_from = parse_address_arg(from_) if from_ else None
     limit = _limit(max_cost)
     with manifest_input(manifest) as (path, label, from_stdin):
-        wanted = (split_list(carriers), split_list(services))
-        within = parse_deliver_within(deliver_within)
-        if within is not None and select == "fastest":
-            raise UsageError("--deliver-within is a rule of its own (the cheapest rate in time): give it or "
-                             "--select fastest, not both")
-        rule_check = delivery_check(within, *wanted)
+        source, purchase = manifest_and_rules(
+            path, fmt=fmt, encoding=encoding, sheet=sheet, from_=from_, select=select, carriers=carriers,
+            services=services, deliver_within=deliver_within, confidence=confidence, verify=verify,
+            label_format=label_format, labels_dir=labels_dir, check_references=check_references,
+        )
         args = CreateArgs(
             manifest=path,
             manifest_label=label,
-            source=ManifestSource(path, fmt, encoding, default_from, rule_check, terminal().warn, sheet),
-            purchase=PurchaseOptions(
-                select=cast(SelectRule, select), carriers=wanted[0], services=wanted[1], label_format=label_format,
-                labels_dir=labels_dir, check_references=check_references, verify=cast("VerifyMode", verify),
-                deliver_within=within, confidence=parse_confidence(confidence),
-            ),
+            source=source,
+            purchase=purchase,
             results=results,
             failed=failed,
             skip_invalid=skip_invalid,
@@ -191,6 +187,33 @@ def create(
         )
         code = execute(args)
     raise typer.Exit(int(code))
+
+
+def manifest_and_rules(
+    path: Path, *, fmt: str | None, encoding: str | None, sheet: str | None, from_: str | None, select: str,
+    carriers: str | None, services: str | None, deliver_within: str | None, confidence: str | None, verify: str,
+    label_format: str | None = None, labels_dir: Path | None = None, check_references: bool | None = None,
+) -> tuple[ManifestSource, PurchaseOptions]:
+    """The manifest to read and how to choose and buy, from the options `create` and `plan` share."""
+    from shipctl.jobs.purchase import PurchaseOptions
+    from shipctl.jobs.validation import ManifestSource
+    from shipctl.manifest import parse_address_arg
+    from shipctl.selection import delivery_check
+
+    default_from = parse_address_arg(from_) if from_ else None
+    wanted = (split_list(carriers), split_list(services))
+    within = parse_deliver_within(deliver_within)
+    if within is not None and select == "fastest":
+        raise UsageError("--deliver-within is a rule of its own (the cheapest rate in time): give it or "
+                         "--select fastest, not both")
+    rule_check = delivery_check(within, *wanted)
+    source = ManifestSource(path, fmt, encoding, default_from, rule_check, terminal().warn, sheet)
+    purchase = PurchaseOptions(
+        select=cast(SelectRule, select), carriers=wanted[0], services=wanted[1], label_format=label_format,
+        labels_dir=labels_dir, check_references=check_references, verify=cast("VerifyMode", verify),
+        deliver_within=within, confidence=parse_confidence(confidence),
+    )
+    return source, purchase
 
 
 def _limit(value: str | None) -> Decimal | None:
@@ -229,6 +252,8 @@ def execute(args: CreateArgs) -> ExitCode:
             raise WriteFailure.from_os(f"--rejects {args.rejects}", exc) from None
         term.warn(f"skipped {counted(len(rejects), 'invalid rows')}; written to {args.rejects}")
     outcome, summary, stats, target, failed_rows = _run(args, valid)
+    if args.after is not None and not (outcome.interrupted or outcome.fatal or outcome.refused):
+        args.after(outcome, target)
     _write_failed(args, outcome, failed_rows)
     summary.render(term.err, stats=stats, quiet=args.run.quiet,
                    paths=_written_paths(args, outcome, summary, failed_rows, bool(rejects)))
@@ -297,7 +322,8 @@ def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Ru
                       announce=host.detail) as session:
         journal = args.journal = args.journal or stdin_journal(args.manifest, session.target.identity)
         inputs = CreateInputs(source=args.source, options=args.purchase, journal=journal, fresh=args.fresh,
-                              dry_run=args.dry_run, max_cost=args.max_cost)
+                              dry_run=args.dry_run, max_cost=args.max_cost, plan=args.plan,
+                              all_or_nothing=args.all_or_nothing, approved_by=args.approved_by)
         sink_cm = open_sink(term, host.result_format(), args.results, args.failed is not None)
         try:
             with sink_cm as sink:

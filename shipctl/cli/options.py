@@ -73,6 +73,19 @@ ManifestFormat = Annotated[str | None, choice(
 Encoding = Annotated[str | None, typer.Option(
     "--encoding", metavar="CODEC", help="Manifest text encoding (default UTF-8).", rich_help_panel=MANIFEST_PANEL
 )]
+Sheet = Annotated[str | None, typer.Option(
+    "--sheet", rich_help_panel=MANIFEST_PANEL, help="The sheet of an .xlsx workbook (default: the first)."
+)]
+DefaultFrom = Annotated[str | None, typer.Option(
+    "--from", envvar="SHIPCTL_FROM", rich_help_panel=MANIFEST_PANEL,
+    help="Origin of rows without one: a JSON file or inline JSON ($SHIPCTL_FROM).",
+)]
+Select = Annotated[str, choice("--select", ("cheapest", "fastest"), "Rate rule for unpinned rows.", panel=RATES_PANEL)]
+Verify = Annotated[str, choice(
+    "--verify", ("off", "warn", "strict"),
+    "Have EasyPost verify each destination inside shipment.create (no extra call): warn reports a failure and "
+    "buys; strict buys no row whose address fails; off sends no verification.", panel=MANIFEST_PANEL,
+)]
 Carriers = Annotated[str | None, typer.Option(
     "--carriers", metavar="NAMES", help="Only these carriers (comma-separated; case, spaces and _ do not count).",
     rich_help_panel=RATES_PANEL,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from shipctl.cli.app import command
-from shipctl.cli.options import MANIFEST_PANEL, Encoding, ManifestFormat, RunOptions, engine_options
+from shipctl.cli.options import DefaultFrom, Encoding, ManifestFormat, RunOptions, Sheet, engine_options
 from shipctl.cli.terminal import terminal
 from shipctl.errors import UsageError
 
@@ -36,13 +36,8 @@ def verify(
     ),
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
-    sheet: str | None = typer.Option(
-        None, "--sheet", rich_help_panel=MANIFEST_PANEL, help="The sheet of an .xlsx workbook (default: the first)."
-    ),
-    from_: str | None = typer.Option(
-        None, "--from", envvar="SHIPCTL_FROM", rich_help_panel=MANIFEST_PANEL,
-        help="Origin of rows without one: a JSON file or inline JSON ($SHIPCTL_FROM).",
-    ),
+    sheet: Sheet = None,
+    from_: DefaultFrom = None,
     *,
     run: RunOptions,
 ) -> None:

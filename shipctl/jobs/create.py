@@ -15,6 +15,7 @@ elsewhere is adopted, never bought again.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import os
@@ -28,7 +29,7 @@ from typing import Any
 
 import anyio
 
-from shipctl import money
+from shipctl import money, plans
 from shipctl.carrier.account import Account, retrieve_account
 from shipctl.claims import Claims
 from shipctl.engine.failures import CallFailure
@@ -41,6 +42,7 @@ from shipctl.jobs.validation import ManifestSource
 from shipctl.journal import Journal
 from shipctl.manifest import ShipmentRow, ValidRow
 from shipctl.paths import state_dir
+from shipctl.plans import Plan
 from shipctl.results import ResultRecord
 from shipctl.secrets import scrub
 
@@ -79,6 +81,10 @@ class CreateOutcome:
     """SmartRate calls made to judge delivery-time rules (a paid call beyond EasyPost's free tier)."""
     insurance: money.Totals = field(default_factory=dict)
     """The insurance fees inside `estimate`."""
+    planned: list[tuple[str, int | None, str | None]] = field(default_factory=list)
+    """A dry run's rows quoted and not bought: (reference, manifest line, why its rate), in the order they ended."""
+    unplanned: list[dict[str, str | None]] = field(default_factory=list)
+    """A dry run's other rows: what stops each from being planned (failed, bought already, held)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,12 @@ class CreateInputs:
     fresh: bool = False
     dry_run: bool = False
     max_cost: Decimal | None = None
+    plan: Plan | None = None
+    """`apply`: the plan being applied (its rows are `options.pins`); checked against the API before the journal
+    opens, and every row quoted before any is bought."""
+    all_or_nothing: bool = False
+    """`apply --all-or-nothing`: one planned row that cannot be bought as planned, and none is."""
+    approved_by: str | None = None
 
 
 @dataclass
@@ -175,6 +187,8 @@ class CreateRun:
         record.rate_choice = self.purchaser.rate_choice_of(valid.row.reference, record.purchase)
         # What the row's shipment carries is known only where it is this row's, as the manifest says it now: not
         # for a label found bought elsewhere, nor one bought before the row was edited.
+        if self.inputs.dry_run:
+            self._note_plan(record, valid)
         if record.status in ("bought", "planned") and record.purchase != "found" and record.error_code is None:
             record.insurance, record.options = applied_options(valid.row)
             if valid.row.insurance and record.status == "bought" and record.purchase == "new":
@@ -191,6 +205,15 @@ class CreateRun:
             self.engine.stop()
         except WriteFailure as failure:  # the row's result is journaled; the rerun re-emits it
             self._write_failed(failure)
+
+    def _note_plan(self, record: ResultRecord, valid: ValidRow) -> None:
+        if record.status == "planned":
+            self.outcome.planned.append((record.reference, valid.line, record.rate_choice))
+        else:
+            self.outcome.unplanned.append({
+                "reference": record.reference, "status": record.status, "error_code": record.error_code,
+                "error_message": record.error_message,
+            })
 
     def _check_fatal(self, failure: CallFailure) -> None:
         fatal = failure.code in _FATAL_CODES or failure.http_status in _FATAL_STATUS
@@ -348,14 +371,22 @@ class CreateRun:
         mode = self._settle_mode()
         if engine.stopping:
             return
-        # Money is at stake unless the API (or the key) says test mode: when in doubt, quote all and confirm.
-        if not (self.inputs.dry_run or self.inputs.max_cost is not None or money.needs_approval(mode)):
+        # Money is at stake unless the API (or the key) says test mode: when in doubt, quote all and confirm. A plan
+        # is applied the same way: every row checked against it before any is bought.
+        two_phase = self.inputs.dry_run or self.inputs.max_cost is not None or self.inputs.plan is not None
+        if not (two_phase or money.needs_approval(mode)):
             # The probe's rows are journaled with their rates, so buying them costs no second quote.
             rest = self._unfinished(itertools.chain(probe, rows))
             await engine.run(rest, self._handler(self._pipeline), before_chunk=self._plan)
             return
         await engine.run(rows, self._handler(self._quote_only), before_chunk=self._plan)
         if engine.stopping or self.inputs.dry_run:
+            return
+        if self.inputs.all_or_nothing and engine.stats.failed:
+            self.outcome.refused = (
+                f"{engine.stats.failed} planned row(s) cannot be bought as planned (see their error_code); "
+                "--all-or-nothing: nothing was bought"
+            )
             return
         refusal = await self._money_guard(mode)
         if refusal is not None:
@@ -448,12 +479,19 @@ class CreateJob:
 
     def run(self) -> CreateOutcome:
         target = self.session.target
+        plan = self.inputs.plan
+        if plan is not None:
+            # Before the journal opens and before any call: a plan for another API or mode buys nothing.
+            plans.check_target(plan, api=target.identity, mode=target.mode)
         journal = Journal(self.inputs.journal, fresh=self.inputs.fresh).open()
         claims = Claims(state_dir(), journal=os.path.abspath(self.inputs.journal))
         try:
             if journal.set_aside is not None:
                 self.host.info(f"--fresh: previous journal kept as {journal.set_aside}")
             journal.bind_target(target.identity, legacy=None if target.embedded else target.api_base)
+            if self.inputs.approved_by:
+                journal.set_meta(f"approved_by:{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
+                                 self.inputs.approved_by)
             run = CreateRun(
                 engine=self.session.engine, client=self.session.client, journal=journal, inputs=self._resolved(),
                 host=self.host, sink=self.sink, expected_mode=target.mode, claims=claims,

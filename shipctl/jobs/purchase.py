@@ -11,14 +11,15 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
 
 import anyio
 
+from shipctl import money
 from shipctl.carrier import addresses
 from shipctl.carrier import shipments as api
 from shipctl.carrier.labels import retrieve_printable
@@ -31,6 +32,7 @@ from shipctl.errors import WriteFailure
 from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow, normalize
 from shipctl.manifest.models import ADDED_FIELDS, LabelFormat, domestic_zone
+from shipctl.plans import Drift, PlannedRow
 from shipctl.results import Purchase, ResultRecord, Status, VerifyMode
 from shipctl.selection import (
     DEFAULT_CONFIDENCE,
@@ -47,6 +49,19 @@ BUY_UNCONFIRMED = "BUY_UNCONFIRMED"
 """A buy whose outcome is still unknown: the row may be bought. Only a rerun on the same journal settles it."""
 EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
 LABEL_DATE_PAST = "LABEL_DATE_PAST"
+NOT_IN_PLAN = "NOT_IN_PLAN"
+RATE_GONE = "PLANNED_RATE_GONE"
+RATE_DRIFT = "PLANNED_RATE_DRIFT"
+PLAN_SHIPMENT_CHANGED = "PLANNED_SHIPMENT_CHANGED"
+
+
+class PlanNotHeld(Exception):
+    """A planned row that cannot be bought as planned."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 NOT_JOURNALED = "NOT_JOURNALED"
 """Bought, but the journal could not record it (a full disk): the rerun of the same command does."""
 HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
@@ -146,6 +161,11 @@ class PurchaseOptions:
     time at `confidence` percent (`selection.choose_within`)."""
     confidence: int = DEFAULT_CONFIDENCE
     """`--confidence`: the SmartRate percentile every delivery-time rule of the run is judged at."""
+    pins: Mapping[str, PlannedRow] | None = None
+    """`apply`: the plan's rows by reference. Only they are bought, each on its planned shipment at its planned rate
+    (none is chosen again); a row not in the plan is skipped."""
+    max_drift: Drift = field(default_factory=Drift)
+    """`apply --max-drift`: how far a planned price may have moved; beyond it the row fails, never bought."""
 
 
 @dataclass
@@ -200,8 +220,9 @@ class Purchaser:
     async def quote(self, row: ShipmentRow, line: int, digest: str) -> Quote | ResultRecord:
         """Return the journaled shipment and its chosen rate, or a final record (already bought / failed / held)."""
         ref = row.reference
-        if self.options.label_format and row.label_format not in (None, self.options.label_format):
-            self.overridden_formats[ref] = str(row.label_format)
+        if self.options.pins is not None and ref not in self.options.pins:
+            return _not_in_plan(ref)
+        self._note_format(row)
         entry = self.journal.get(ref)
         if entry is not None and entry.shipment_id:
             if entry.state == "bought":
@@ -233,6 +254,10 @@ class Purchaser:
                 return made
             settled = made
         return await self._choose(row, settled, digest)
+
+    def _note_format(self, row: ShipmentRow) -> None:
+        if self.options.label_format and row.label_format not in (None, self.options.label_format):
+            self.overridden_formats[row.reference] = str(row.label_format)
 
     async def _create(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord:
         """A new shipment for the row; a failed record when `verify_strict` refused its destination (no shipment
@@ -336,8 +361,12 @@ class Purchaser:
             return refused
         rule = delivery_rule(row.deliver_within, self.options.deliver_within, self.options.confidence)
         choice: str | None = None
+        pin = self.options.pins.get(ref) if self.options.pins is not None else None
         try:
-            if rule is None:
+            if pin is not None:
+                rule = None  # the plan chose; its reason is the plan's
+                rate = self._planned_rate(pin, shipment)
+            elif rule is None:
                 rate = choose_rate(
                     shipment.rates,
                     carrier=row.carrier,
@@ -359,6 +388,8 @@ class Purchaser:
         except DeliveryTimeNotMet as exc:
             return self.fail(ref, exc.code, f"{exc.reason}; nothing was bought; offered: {exc.offered}",
                              shipment_id=shipment.id, digest=digest)
+        except PlanNotHeld as exc:
+            return self.fail(ref, exc.code, exc.message, shipment_id=shipment.id, digest=digest)
         if rule is None and self.claims is not None and not self.claims.attach(ref, shipment.id):
             return self._held(ref, Claim("held", holder="another run took the claim over"))
         if choice is not None:
@@ -371,6 +402,25 @@ class Purchaser:
             currency=rate.currency, delivery_days=rate.delivery_days,
         )
         return Quote(reference=ref, shipment_id=shipment.id, rate=rate)
+
+    def _planned_rate(self, pin: PlannedRow, shipment: Shipment) -> Rate:
+        """The plan's rate on the plan's shipment, as the API offers it now; PlanNotHeld when it is gone, or when
+        its price moved beyond `--max-drift` (never bought at a price nobody approved)."""
+        if shipment.id != pin.shipment_id:
+            raise PlanNotHeld(PLAN_SHIPMENT_CHANGED, (
+                f"the plan bought on shipment {pin.shipment_id}, but this reference's shipment is now {shipment.id} "
+                "(the journal changed since the plan); nothing was bought — make a new plan"))
+        rate = next((r for r in shipment.rates if r.id == pin.rate_id), None)
+        if rate is None:
+            raise PlanNotHeld(RATE_GONE, (
+                f"the planned rate {pin.carrier} {pin.service} ({pin.rate_id}) is no longer offered on "
+                f"{shipment.id}; nothing was bought — make a new plan"))
+        if money.currency_of(rate.currency) != pin.currency or not self.options.max_drift.allows(pin.rate, rate.amount):
+            raise PlanNotHeld(RATE_DRIFT, (
+                f"{pin.carrier} {pin.service} was planned at {money.format_money(pin.rate, pin.currency)} and is now "
+                f"{money.format_money(rate.amount, money.currency_of(rate.currency))}, beyond --max-drift "
+                f"{self.options.max_drift}; nothing was bought"))
+        return rate
 
     def _verified(self, row: ShipmentRow, shipment: Shipment, digest: str) -> ResultRecord | None:
         """Note what verification found on the shipment's destination; under `strict` a failed one fails the row
@@ -776,6 +826,11 @@ def is_void(refund_status: str | None) -> bool:
     """A refund asked for (`submitted`) or done (`refunded`) voids the label; `rejected` and `not_applicable`
     leave it valid, bought and paid for."""
     return refund_status in ("submitted", "refunded")
+
+
+def _not_in_plan(reference: str) -> ResultRecord:
+    return ResultRecord(reference=reference, status="skipped", error_code=NOT_IN_PLAN,
+                        error_message="not in the plan being applied: not bought")
 
 
 def record_from_journal(entry: JournalRow, purchase: Purchase | None = None) -> ResultRecord:
