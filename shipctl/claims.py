@@ -344,6 +344,27 @@ def bought_since(directory: Path, scope: str, since: dt.datetime) -> list[Bought
     return [BoughtClaim(*row) for row in rows]
 
 
+def known_journals(directory: Path) -> list[Path]:
+    """Read only (`report`): every journal a claim names, whatever its scope or state, each once, in name order.
+    Opened `mode=ro` so a running `create` is never held up; no claims file means no journals."""
+    from urllib.parse import quote
+
+    path = directory / "claims.sqlite3"
+    if not path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=30.0)
+        try:
+            rows = db.execute(
+                "SELECT DISTINCT journal FROM claims WHERE journal IS NOT NULL AND journal != '' ORDER BY journal"
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise ShipctlError(f"the claims file {path} is not usable: {exc}") from None
+    return [Path(journal) for (journal,) in rows]
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     return open_wal(path, _SCHEMA)
 

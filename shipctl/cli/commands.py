@@ -4,5 +4,5 @@ The import order is the order `shipctl --help` lists the commands in (track befo
 """
 
 # isort: off
-from shipctl.cli import create, plan, track, rates, refund, labels, close, sandbox, validate, verify, config  # noqa: F401
+from shipctl.cli import create, plan, track, rates, refund, reconcile, labels, close, report, sandbox, validate, verify, config  # noqa: F401,E501
 # isort: on

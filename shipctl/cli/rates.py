@@ -32,6 +32,7 @@ from shipctl.exit_codes import ExitCode
 if TYPE_CHECKING:  # the job, the SDK and the models load when the command runs, not for --help
     from shipctl.cli.host import CliHost
     from shipctl.jobs.rates import CarrierTotals, Filters, OneOffQuery
+    from shipctl.quote_cache import QuoteCache
 
 # `--deliver-within` and `--confidence`, shared with `create` (SmartRate's percentiles; 90 is
 # `selection.DEFAULT_CONFIDENCE`, spelled here so that --help needs no import).
@@ -58,6 +59,34 @@ def parse_deliver_within(value: str | None) -> int | None:
         return business_days(value)
     except ValueError as exc:
         raise UsageError(f"--deliver-within: {exc}") from None
+
+
+CACHE_PANEL = "Quote cache"
+CacheTtl = Annotated[str | None, typer.Option(
+    "--cache-ttl", metavar="DURATION", rich_help_panel=CACHE_PANEL,
+    help="How long a quote is reused from the local quote cache: 30s, 15m, 1h (default 15m); 0 turns it off.",
+)]
+NoCache = Annotated[bool, typer.Option(
+    "--no-cache", rich_help_panel=CACHE_PANEL, help="Ask the API for every quote; neither read nor fill the cache.",
+)]
+
+
+def parse_cache_ttl(value: str | None, no_cache: bool) -> float:
+    """Seconds a cached quote is good for; 0 for no cache (`--no-cache`, `--cache-ttl 0`)."""
+    from shipctl.quote_cache import DEFAULT_TTL, parse_ttl
+
+    if no_cache or value is None:
+        return 0.0 if no_cache else DEFAULT_TTL
+    try:
+        return parse_ttl(value)
+    except ValueError as exc:
+        raise UsageError(f"--cache-ttl: {exc}") from None
+
+
+def open_cache(ttl: float) -> QuoteCache | None:
+    from shipctl.quote_cache import QuoteCache
+
+    return QuoteCache.in_state_dir(ttl) if ttl > 0 else None
 
 
 def parse_confidence(value: str | None) -> int:
@@ -132,6 +161,8 @@ def rates(
     show_all: bool = typer.Option(False, "--all", help="With a manifest: every offer, not just cheapest and fastest."),
     deliver_within: DeliverWithin = None,
     confidence: Confidence = None,
+    cache_ttl: CacheTtl = None,
+    no_cache: NoCache = False,
     fmt: ManifestFormat = None,
     encoding: Encoding = None,
     sheet: str | None = typer.Option(
@@ -155,6 +186,7 @@ def rates(
     filters = Filters(split_list(carriers), split_list(services))
     host = CliHost(run, noun="rows")
     within, percent = parse_deliver_within(deliver_within), parse_confidence(confidence)
+    ttl = parse_cache_ttl(cache_ttl, no_cache)
     if manifest is None:
         for flag, value in (("--all", show_all), ("--format", fmt), ("--encoding", encoding), ("--sheet", sheet)):
             if value:
@@ -162,13 +194,13 @@ def rates(
         query = _one_off_query(to, from_, weight, dims, package, filters)
         if within is not None:
             query = dataclasses.replace(query, rule=DeliveryRule(within, percent))
-        code = _one_off(query, run, host)
+        code = _one_off(query, run, host, ttl)
     else:
         for flag, value in (("--to", to), ("--weight", weight), ("--dims", dims), ("--package", package)):
             if value:
                 raise UsageError(f"{flag} is for a one-off quote; a manifest gives it per row")
         code = _bulk(manifest, fmt, encoding, from_, filters, show_all, run, host, sheet=sheet,
-                     rule=(within, percent))
+                     rule=(within, percent), cache_ttl=ttl)
     raise typer.Exit(int(code))
 
 
@@ -195,20 +227,41 @@ def _one_off_query(
     return OneOffQuery(_address(to, "--to"), _address(from_, "--from"), parcel, filters)
 
 
-def _one_off(query: OneOffQuery, run: RunOptions, host: CliHost) -> ExitCode:
+def _one_off(query: OneOffQuery, run: RunOptions, host: CliHost, cache_ttl: float = 0.0) -> ExitCode:
+    import contextlib
+
     from shipctl.jobs.rates import OneOffQuote
     from shipctl.jobs.session import open_session
 
-    with open_session(run.sizing, total=1, force_sandbox=run.force_sandbox, announce=host.detail) as session:
-        job = OneOffQuote(query, host)
+    with contextlib.ExitStack() as stack:
+        # A delivery-time rule is answered by SmartRate for a shipment of its own: never from the cache.
+        cache = open_cache(cache_ttl if query.rule is None else 0.0)
+        if cache is not None:
+            stack.callback(cache.close)
+        session = stack.enter_context(
+            open_session(run.sizing, total=1, force_sandbox=run.force_sandbox, announce=host.detail))
+        job = OneOffQuote(query, host, cache)
         records = job.run(session)
+    _cache_trouble(cache)
     with host.open_writer(job.columns()) as writer:
         for record in records:
             writer.write(record)
+    if job.cached is not None:
+        host.detail(f"quote cache: answered from a quote {_age(job.cached.age)} old, no call made (--no-cache asks "
+                    "the API)")
     if job.choice is not None:
         terminal().info(job.choice)
     _smartrate_line(job.smartrate_calls, run)
     return ExitCode.OK if job.on_time else ExitCode.PARTIAL
+
+
+def _cache_trouble(cache: QuoteCache | None) -> None:
+    if cache is not None and cache.write_error is not None:
+        terminal().info(f"quote cache: some quotes could not be kept ({cache.write_error}); they are not reused")
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
 
 
 def _smartrate_line(calls: int, run: RunOptions) -> None:
@@ -232,7 +285,10 @@ def _bulk(
     *,
     sheet: str | None = None,
     rule: tuple[int | None, int] = (None, 90),
+    cache_ttl: float = 0.0,
 ) -> ExitCode:
+    import contextlib
+
     from shipctl.cli.inputs import manifest_input
     from shipctl.cli.unreachable import UnreachableWatch
     from shipctl.jobs.rates import ManifestQuery, ManifestQuote
@@ -240,10 +296,14 @@ def _bulk(
     from shipctl.manifest import parse_address_arg
 
     default_from = parse_address_arg(from_arg, allow_zip=False) if from_arg else None
-    with manifest_input(manifest) as (path, label, _):
+    with contextlib.ExitStack() as stack:
+        path, label, _ = stack.enter_context(manifest_input(manifest))
         query = ManifestQuery(path, label, manifest_fmt, encoding, default_from, filters, show_all, sheet,
                               deliver_within=rule[0], confidence=rule[1])
-        job = ManifestQuote(query, host)
+        cache = open_cache(cache_ttl)
+        if cache is not None:
+            stack.callback(cache.close)
+        job = ManifestQuote(query, host, cache)
         total = job.validate()
         if job.timed_rows and not run.quiet:
             terminal().info(f"SmartRate: {job.timed_rows} of {total} rows have a delivery-time rule; one SmartRate "
@@ -258,7 +318,9 @@ def _bulk(
     if not run.quiet:
         _render_totals(outcome.totals)
     failed = f", {outcome.failed} failed" if outcome.failed else ""
-    terminal().info(f"{outcome.rows} rows: {outcome.quoted} quoted{failed}, {outcome.elapsed:.1f} s")
+    ratio = f"; quote cache: {outcome.cache_ratio}" if outcome.cache_ratio else ""
+    terminal().info(f"{outcome.rows} rows: {outcome.quoted} quoted{failed}, {outcome.elapsed:.1f} s{ratio}")
+    _cache_trouble(cache)
     _smartrate_line(outcome.smartrate_calls, run)
     return outcome.code
 

@@ -33,10 +33,13 @@ def _split_refs(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def _inputs(shipment_ids: list[str] | None, journal_path: Path | None, references: list[str] | None) -> RefundInputs:
+def _inputs(shipment_ids: list[str] | None, journals: list[Path] | None, references: list[str] | None) -> RefundInputs:
     from shipctl.cli.inputs import expand_args
     from shipctl.jobs.refund import RefundInputs, require_journal
 
+    if len(journals or ()) > 1:
+        raise UsageError("give one --journal (several only with --unused)")
+    journal_path = journals[0] if journals else None
     refs = _split_refs(references)
     if shipment_ids and journal_path is not None:
         raise UsageError("give shipment ids or --journal, not both")
@@ -97,13 +100,20 @@ def refund(
         None, metavar="SHIPMENT_ID...",
         help="Shipment ids (shp_…), or - to read them from stdin (one a line, or create's NDJSON).",
     ),
-    journal_path: Path | None = typer.Option(
-        None, "--journal", metavar="PATH", help="Refund the labels a `create` run bought, from its journal."
+    journal_path: list[Path] | None = typer.Option(
+        None, "--journal", metavar="PATH",
+        help="Refund the labels a `create` run bought, from its journal (with --unused: repeatable).",
     ),
     references: list[str] | None = typer.Option(
         None, "--reference", "-r", metavar="REF", help="With --journal: only these rows (repeat, or comma-separate)."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Refund production (or unknown-mode) labels without asking."),
+    unused: bool = typer.Option(
+        False, "--unused",
+        help="Refund the journals' labels never scanned by the carrier, older than --older-than and inside the "
+             "carrier's refund window (USPS 30 days, UPS and FedEx 90); default: every journal on this machine."),
+    older_than: str = typer.Option("7d", "--older-than", metavar="AGE", help="With --unused: 7d, 36h, 2w."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --unused: list the labels and the amount only."),
     *,
     run: RunOptions,
 ) -> None:
@@ -116,12 +126,19 @@ def refund(
       shipctl refund --journal orders.csv.journal.db -r ORD-1001
 
       shipctl refund - < results.ndjson        (the ids of the labels create bought)
+
+      shipctl refund --unused --older-than 7d --dry-run
     """
     from shipctl.cli.host import CliHost
     from shipctl.cli.unreachable import UnreachableWatch
     from shipctl.jobs.refund import RefundJob
     from shipctl.jobs.session import open_session
 
+    if unused:
+        _unused(shipment_ids, journal_path, references, older_than, dry_run, CliHost(run, noun="labels", yes=yes),
+                run)
+    if dry_run:
+        raise UsageError("--dry-run goes with --unused")
     inputs = _inputs(shipment_ids, journal_path, references)
     host = CliHost(run, noun="shipments", yes=yes)
     with contextlib.ExitStack() as stack:
@@ -135,3 +152,36 @@ def refund(
         terminal().info(_end_line(outcome, session.stats))
     raise typer.Exit(int(outcome.exit_code))
 
+
+
+UNUSED_TABLE_COLUMNS = ("reference", "shipment_id", "carrier", "cost", "age_days", "status", "error_message")
+
+
+def _unused(shipment_ids: list[str] | None, journals: list[Path] | None, references: list[str] | None,
+            older_than: str, dry_run: bool, host: CliHost, run: RunOptions) -> None:
+    from shipctl.jobs.refund import UNUSED_FIELDS, UnusedInputs, UnusedRefundJob, parse_age, require_journal
+    from shipctl.jobs.session import open_session
+    from shipctl.money import format_totals
+
+    if shipment_ids or references:
+        raise UsageError("--unused chooses the labels itself: give no shipment ids or --reference")
+    for path in journals or ():
+        require_journal(path)
+    inputs = UnusedInputs(parse_age(older_than), tuple(journals or ()), dry_run=dry_run)
+    columns = UNUSED_TABLE_COLUMNS if host.result_format() == "table" else UNUSED_FIELDS
+    with contextlib.ExitStack() as stack:
+        session = stack.enter_context(open_session(run.sizing, force_sandbox=run.force_sandbox,
+                                                   announce=host.detail))
+        writer: list[Writer] = []
+
+        def sink(record: dict[str, Any]) -> None:
+            if not writer:
+                writer.append(stack.enter_context(host.open_writer(columns)))
+            writer[0].write({c: record.get(c) for c in columns})
+
+        outcome = UnusedRefundJob(inputs, session, host, sink).run()
+    skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in outcome.skipped.most_common())
+    verb = "would be refunded" if dry_run else "refunded"
+    terminal().info(f"{outcome.chosen} unused labels {verb} ({format_totals(outcome.totals) or '$0.00'})"
+                    + (f"; left alone: {skipped}" if skipped else ""))
+    raise typer.Exit(int(outcome.exit_code))

@@ -4,7 +4,8 @@ Quotes use the stateless `POST /beta/rates` (nothing is created); where a server
 is created instead (never bought; an unbought shipment costs nothing). A delivery-time rule (`--deliver-within`, a
 row's `deliver_within`) needs a shipment too: SmartRate answers for a shipment id, one paid call per quote. A
 manifest is checked whole first (the validation pass), then quoted row by row; results go out in input order
-whatever order the calls finish in.
+whatever order the calls finish in. Given a `QuoteCache`, a quote without a delivery-time rule is first looked up
+there (a hit makes no call, its records marked `cached`) and a fresh answer kept; `create` has no such path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from shipctl.manifest import Address, ShipmentRow, ValidRow
 from shipctl.manifest.problems import ProblemGroups
 from shipctl.manifest.rows import Problem
 from shipctl.money import Totals, add, parse_amount
+from shipctl.quote_cache import Cached, QuoteCache, request_key
 from shipctl.selection import (
     DEFAULT_CONFIDENCE,
     DeliveryRule,
@@ -53,6 +55,9 @@ TRANSIT_COLUMNS = ("transit_days", "on_time")
 """Added after the rate columns when a delivery-time rule is in play: SmartRate's business days at `--confidence`,
 and whether that is within the rule's days. A bulk row's rule pick is `pick: deliver_within`."""
 WITHIN_PICK = "deliver_within"
+CACHED_COLUMN = "cached"
+"""With the quote cache on: whether a record's offers came from it (no call made). Every manifest record carries it;
+a one-off quote's only when it was answered from the cache (a fresh one prints as it always did)."""
 
 _PICKS: tuple[SelectRule, ...] = ("cheapest", "fastest")
 
@@ -89,12 +94,12 @@ def rate_record(rate: Rate, timed: tuple[DeliveryRule, TransitTimes] | None = No
     return record
 
 
-def bulk_columns(timed: bool) -> tuple[str, ...]:
-    """A manifest quote's columns: `BULK_COLUMNS`, with `TRANSIT_COLUMNS` after the rate's when a rule is in play."""
-    if not timed:
-        return BULK_COLUMNS
+def bulk_columns(timed: bool, cached: bool = False) -> tuple[str, ...]:
+    """A manifest quote's columns: `BULK_COLUMNS`, with `TRANSIT_COLUMNS` after the rate's when a rule is in play
+    and `cached` before the error's when the quote cache is on."""
     at = BULK_COLUMNS.index("error_code")
-    return (*BULK_COLUMNS[:at], *TRANSIT_COLUMNS, *BULK_COLUMNS[at:])
+    extra = (*(TRANSIT_COLUMNS if timed else ()), *((CACHED_COLUMN,) if cached else ()))
+    return (*BULK_COLUMNS[:at], *extra, *BULK_COLUMNS[at:])
 
 
 def bulk_record(reference: str | None, *, pick: str | None = None, rate: Rate | None = None,
@@ -154,11 +159,29 @@ class Filters:
 class Quoter:
     """Quotes through the engine: stateless first; after one "not offered here" answer, shipments for the rest."""
 
-    def __init__(self, session: Session, host: Host) -> None:
+    def __init__(self, session: Session, host: Host, cache: QuoteCache | None = None) -> None:
         self.session = session
         self.host = host
         self.stateless = True
         self.smartrate_calls = 0
+        self.cache = cache
+        target = session.target
+        # The built-in sandbox's key is made anew each run for one fixed account: its identity alone scopes it.
+        self.scope = "" if cache is None else cache.scope(target.identity, target.mode,
+                                                          None if target.embedded else target.api_key)
+
+    async def cached_quote(self, params: dict[str, Any]) -> tuple[tuple[Rate, ...], Cached | None]:
+        """`quote`, answered from the quote cache when it holds a fresh answer to the same request (no call);
+        a fresh answer is kept there. Without a cache, always a call."""
+        if self.cache is None:
+            return await self.quote(params), None
+        key = request_key(self.scope, params)
+        found = self.cache.get(key)
+        if found is not None:
+            return found.offers, found
+        offers = await self.quote(params)
+        self.cache.put(key, offers)
+        return offers, None
 
     async def timed_quote(self, params: dict[str, Any]) -> tuple[tuple[Rate, ...], TransitTimes]:
         """A (never bought) shipment's rates and SmartRate's time in transit for them: two calls, one of them paid."""
@@ -210,9 +233,13 @@ class OneOffQuote:
     Returned whole rather than streamed: a refused quote must leave stdout empty, not an empty table or array.
     """
 
-    def __init__(self, query: OneOffQuery, host: Host) -> None:
+    def __init__(self, query: OneOffQuery, host: Host, cache: QuoteCache | None = None) -> None:
         self.query = query
         self.host = host
+        self.cache = cache
+        """Used for a quote without a delivery-time rule (SmartRate's answer is for a shipment of its own)."""
+        self.cached: Cached | None = None
+        """The cache's answer, when the quote came from it."""
         self.smartrate_calls = 0
         self.choice: str | None = None
         """Under a delivery-time rule: why its rate (`selection.explain`), or why none (`DeliveryTimeNotMet`)."""
@@ -220,10 +247,13 @@ class OneOffQuote:
         """False when a delivery-time rule was given and no offer meets it."""
 
     def columns(self) -> tuple[str, ...]:
-        return (*RATE_COLUMNS, *TRANSIT_COLUMNS) if self.query.rule is not None else RATE_COLUMNS
+        """The records' columns (known once `run` has returned)."""
+        if self.query.rule is not None:
+            return (*RATE_COLUMNS, *TRANSIT_COLUMNS)
+        return (*RATE_COLUMNS, CACHED_COLUMN) if self.cached is not None else RATE_COLUMNS
 
     def run(self, session: Session) -> list[Record]:
-        quoter = Quoter(session, self.host)
+        quoter = Quoter(session, self.host, self.cache if self.query.rule is None else None)
         transit: TransitTimes | None = None
         try:
             if self.query.rule is not None:
@@ -250,6 +280,8 @@ class OneOffQuote:
         session.stats.record("succeeded")
         rule = self.query.rule
         if rule is None or transit is None:
+            if self.cached is not None:
+                return [{**rate_record(rate), CACHED_COLUMN: True} for rate in chosen]
             return [rate_record(rate) for rate in chosen]
         try:
             self.choice = choose_within(chosen, rule, transit)[1]
@@ -259,7 +291,8 @@ class OneOffQuote:
 
     async def _quote(self, session: Session, quoter: Quoter) -> tuple[Rate, ...]:
         self.host.engine_started(session.engine.sizing)
-        return await quoter.quote(self.query.params())
+        offers, self.cached = await quoter.cached_quote(self.query.params())
+        return offers
 
     async def _timed(self, session: Session, quoter: Quoter) -> tuple[tuple[Rate, ...], TransitTimes]:
         self.host.engine_started(session.engine.sizing)
@@ -337,6 +370,8 @@ class ManifestOutcome:
     elapsed: float
     totals: CarrierTotals
     smartrate_calls: int = 0
+    cache_ratio: str | None = None
+    """With the quote cache on: this run's hits among the rows that looked in it (`3 of 4 hits (75%)`)."""
 
     @property
     def code(self) -> ExitCode:
@@ -354,9 +389,11 @@ class NoQuote:
 class ManifestQuote:
     """Quote every row of a manifest: `validate()` (every row read and checked, nothing sent), then `run()`."""
 
-    def __init__(self, query: ManifestQuery, host: Host) -> None:
+    def __init__(self, query: ManifestQuery, host: Host, cache: QuoteCache | None = None) -> None:
         self.query = query
         self.host = host
+        self.cache = cache
+        """Looked in for every row without a delivery-time rule (SmartRate's answer is for a shipment of its own)."""
         self.timed_rows = 0
         """Rows with a delivery-time rule (each one SmartRate call), counted by the validation pass."""
 
@@ -380,7 +417,7 @@ class ManifestQuote:
 
     def columns(self) -> tuple[str, ...]:
         """The records' columns: the transit ones when any row has a delivery-time rule (known after `validate`)."""
-        return bulk_columns(self.timed_rows > 0)
+        return bulk_columns(self.timed_rows > 0, cached=self.cache is not None)
 
     def validate(self) -> int:
         """The validation pass: every problem told to the host, identical ones grouped; the row count, or
@@ -399,25 +436,27 @@ class ManifestQuote:
         """The quote pass: every valid row quoted, its `BULK_COLUMNS` records handed to `sink` in input order."""
         # The validation pass told the host about the manifest's warnings already: once is enough.
         source = dataclasses.replace(self.source(), on_warning=lambda _m: None, extra_check=None)
-        quoting = _QuotePass(self.query, self.host, session, sink, self.columns())
+        quoting = _QuotePass(self.query, self.host, session, sink, self.columns(), self.cache)
+        before = (self.cache.lookups, self.cache.hits) if self.cache is not None else (0, 0)
         session.run(lambda: quoting.main(source))
         stats = session.stats
         return ManifestOutcome(rows=stats.total if stats.total is not None else stats.done,
                                quoted=stats.succeeded, failed=stats.failed, elapsed=stats.elapsed(),
-                               totals=quoting.totals, smartrate_calls=quoting.quoter.smartrate_calls)
+                               totals=quoting.totals, smartrate_calls=quoting.quoter.smartrate_calls,
+                               cache_ratio=_ratio(self.cache, before))
 
 
 class _QuotePass:
     """One run of the quote pass: the quoter, the in-order emitter and the totals it fills."""
 
     def __init__(self, query: ManifestQuery, host: Host, session: Session, sink: Sink,
-                 columns: Sequence[str] = BULK_COLUMNS) -> None:
+                 columns: Sequence[str] = BULK_COLUMNS, cache: QuoteCache | None = None) -> None:
         self.columns = columns
         self.query = query
         self.host = host
         self.session = session
         self.sink = sink
-        self.quoter = Quoter(session, host)
+        self.quoter = Quoter(session, host, cache)
         self.totals = CarrierTotals()
         self.order: InOrder[list[Record]] = InOrder(self._emit)
 
@@ -433,43 +472,56 @@ class _QuotePass:
     async def _handle(self, item: tuple[int, ValidRow]) -> None:
         index, valid = item
         reference = valid.row.reference
-        outcome = await self._quote(valid.row)
+        outcome, cached = await self._quote(valid.row)
         if isinstance(outcome, NoQuote):
             self.session.stats.record("failed")
-            self.order.put(index, [bulk_record(reference, error=(outcome.code, outcome.message),
-                                               columns=self.columns)])
-            return
-        self.session.stats.record("succeeded")
+            outcome = [bulk_record(reference, error=(outcome.code, outcome.message), columns=self.columns)]
+        else:
+            self.session.stats.record("succeeded")
+        if CACHED_COLUMN in self.columns:
+            for record in outcome:
+                record[CACHED_COLUMN] = cached
         self.order.put(index, outcome)
 
-    async def _quote(self, row: ShipmentRow) -> list[Record] | NoQuote:
+    async def _quote(self, row: ShipmentRow) -> tuple[list[Record] | NoQuote, bool]:
+        """The row's records, or why it has none; and whether its offers came from the quote cache."""
         filters = self.query.filters
         conflicts = filter_conflicts(row.carrier, row.service, carriers=filters.carriers, services=filters.services)
         if conflicts:
             # The filter restricts pinned rows too (as `create` refuses them): no offer could be chosen, so say
             # why instead of quoting.
-            return NoQuote("NO_RATES", "; ".join(f"{column}: {text}" for column, text in conflicts))
+            return NoQuote("NO_RATES", "; ".join(f"{column}: {text}" for column, text in conflicts)), False
         q = self.query
         rule = delivery_rule(row.deliver_within, q.deliver_within, q.confidence)
         transit: TransitTimes | None = None
+        cached: Cached | None = None
         try:
             if rule is None:
-                offers = await self.quoter.quote(row.to_easypost())
+                offers, cached = await self.quoter.cached_quote(row.to_easypost())
             else:
                 offers, transit = await self.quoter.timed_quote(row.to_easypost())
         except CallFailure as failure:
-            return NoQuote(failure.code, failure.message)
+            return NoQuote(failure.code, failure.message), False
+        hit = cached is not None
         pinned = filter_offers(offers, (row.carrier,) if row.carrier else None, (row.service,) if row.service else None)
         matching = filters.offers(pinned)
         if not matching:
-            return NoQuote("NO_RATES", no_rate_message(row, offers, pinned))
+            return NoQuote("NO_RATES", no_rate_message(row, offers, pinned)), hit
         timed = (rule, transit) if rule is not None and transit is not None else None
         try:
             records = offer_records(row.reference, matching, self.query.show_all, timed, self.columns)
         except (DeliveryTimeNotMet, NoMatchingRate) as exc:
-            return NoQuote(getattr(exc, "code", "NO_RATES"), str(exc))
+            return NoQuote(getattr(exc, "code", "NO_RATES"), str(exc)), hit
         self.totals.add(matching)
-        return records
+        return records, hit
+
+
+def _ratio(cache: QuoteCache | None, before: tuple[int, int]) -> str | None:
+    """This run's hits among its lookups (`3 of 4 hits (75%)`), or None when it looked nothing up."""
+    if cache is None or cache.lookups == before[0]:
+        return None
+    lookups, hits = cache.lookups - before[0], cache.hits - before[1]
+    return f"{hits} of {lookups} hits ({round(100 * hits / lookups)}%)"
 
 
 def _valid_rows(source: ManifestSource) -> Iterator[tuple[int, ValidRow]]:

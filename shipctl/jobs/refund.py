@@ -11,18 +11,30 @@ by asking twice blindly. With a journal, each row's refund status is written bac
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
 import signal
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from shipctl.carrier.refunds import Refund, after_refund, before_refund, failed, refund_shipment
+from shipctl.carrier.refunds import (
+    Label,
+    Refund,
+    after_refund,
+    before_refund,
+    failed,
+    refund_by_codes,
+    refund_shipment,
+    refund_window_days,
+    retrieve_label,
+)
 from shipctl.carrier.shipments import Shipment, retrieve_shipment
 from shipctl.engine.failures import CallFailure
 from shipctl.errors import ShipctlError, UsageError
@@ -30,7 +42,10 @@ from shipctl.exit_codes import ExitCode
 from shipctl.jobs.host import Host, Spend
 from shipctl.jobs.session import InOrder, Session
 from shipctl.journal import Journal, JournalRow
-from shipctl.money import needs_approval
+from shipctl.money import Totals, add, needs_approval
+
+if TYPE_CHECKING:
+    from shipctl.jobs.reconcile import JournalLabel
 
 REFUND_FIELDS = (
     "reference", "shipment_id", "tracking_code", "carrier", "status", "refund_status", "error_code",
@@ -279,3 +294,252 @@ class RefundJob:
             "refund_status": result.refund_status, "error_code": result.error_code,
             "error_message": result.error_message,
         })
+
+
+# -- `refund --unused`: labels never scanned, old enough, still inside their carrier's window -------------------
+
+UNUSED_FIELDS = (
+    "reference", "shipment_id", "tracking_code", "carrier", "service", "cost", "currency", "label_date", "age_days",
+    "status", "refund_status", "journal", "error_code", "error_message",
+)
+"""The keys of every `refund --unused` record, in the order the data formats print them."""
+BULK_CODES = 100
+"""Tracking codes per `POST /refunds` request."""
+
+
+def parse_age(text: str, option: str = "--older-than") -> dt.timedelta:
+    """`7d`, `36h`, `2w`, or a number of days."""
+    value = text.strip().lower()
+    units = {"d": 1.0, "h": 1 / 24, "w": 7.0}
+    factor = units.get(value[-1:])
+    number = value[:-1] if factor is not None else value
+    try:
+        days = float(number) * (factor if factor is not None else 1.0)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give a duration such as 7d, 36h or 2w") from None
+    if not days >= 0 or days > 3650:
+        raise UsageError(f"{option} {text!r}: give a duration such as 7d, 36h or 2w")
+    return dt.timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class UnusedInputs:
+    older_than: dt.timedelta
+    journals: tuple[Path, ...] = ()
+    dry_run: bool = False
+    state_directory: Path | None = None
+
+
+@dataclass
+class _Unused:
+    index: int
+    row: JournalLabel
+    label: Label | None = None
+    status: str = ""
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class UnusedOutcome:
+    considered: int = 0
+    chosen: int = 0
+    totals: Totals = field(default_factory=dict)
+    skipped: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        bad = sum(n for s, n in self.statuses.items() if s not in ("submitted", "refunded", "would_refund"))
+        return ExitCode.PARTIAL if bad else ExitCode.OK
+
+
+class UnusedRefundJob:
+    """Refund, in bulk by carrier, the journals' labels the carrier never scanned that are older than
+    `older_than` and still inside their carrier's refund window. Every label is read from the API first (its
+    tracking, its refund status, its date); production labels are asked about once, with the amount."""
+
+    def __init__(self, inputs: UnusedInputs, session: Session, host: Host, sink: Sink) -> None:
+        self.inputs = inputs
+        self.session = session
+        self.host = host
+        self.sink = sink
+        self.outcome = UnusedOutcome()
+        self._now = dt.datetime.now(dt.timezone.utc)
+
+    def run(self) -> UnusedOutcome:
+        self.session.run(self._main)
+        return self.outcome
+
+    async def _main(self) -> None:
+        from shipctl.carrier.account import retrieve_account
+        from shipctl.jobs.reconcile import journal_labels
+        from shipctl.paths import state_dir
+
+        engine = self.session.engine
+        self.host.engine_started(engine.sizing)
+        try:
+            account = (await engine.call(retrieve_account, self.session.client)).id
+        except CallFailure as failure:
+            raise ShipctlError(f"the API did not answer ({failure.code}: {failure.message}); nothing was refunded",
+                               ExitCode.ERROR) from None
+        rows = journal_labels(self.inputs.journals, self.inputs.state_directory or state_dir(),
+                              self.session.target.identity, account, self.host.info)
+        # A row already refunded as the journal knows it is not read again.
+        items = [_Unused(i, row) for i, row in enumerate(
+            r for r in rows if r.state == "bought" and not r.refund_status)]
+        self.outcome.considered = self.session.stats.total = len(items)
+        with self.host.progress(self.session.stats):
+            await engine.run(items, self._read)
+        chosen = [item for item in items if item.status == "chosen"]
+        for item in items:
+            if item.status != "chosen":
+                self.outcome.skipped[item.status] += 1
+        self.outcome.chosen = len(chosen)
+        for item in chosen:
+            assert item.label is not None
+            add(self.outcome.totals, item.label.currency or "USD", _amount(item.label.rate))
+        if not chosen:
+            self.host.info("nothing to refund: no unscanned label old enough and inside its refund window")
+            return
+        if self.inputs.dry_run:
+            for item in chosen:
+                item.status = "would_refund"
+                self._emit(item)
+            return
+        await self._refund_all(chosen)
+
+    async def _refund_all(self, chosen: list[_Unused]) -> None:
+        modes = {item.label.mode for item in chosen if item.label is not None}
+        if any(needs_approval(m) for m in modes):
+            mode = "production" if "production" in modes else None
+            spend = Spend("refund", len(chosen), dict(self.outcome.totals), noun="unused labels", mode=mode)
+            approved = await anyio.to_thread.run_sync(self.host.approve, spend, abandon_on_cancel=True)
+            if not approved:
+                raise ShipctlError("nothing was refunded", ExitCode.USAGE)
+        by_carrier: dict[str, list[_Unused]] = {}
+        for item in chosen:
+            assert item.label is not None
+            by_carrier.setdefault(item.label.carrier or "", []).append(item)
+        batches = [(carrier, group[i:i + BULK_CODES]) for carrier, group in by_carrier.items()
+                   for i in range(0, len(group), BULK_CODES)]
+        for carrier, batch in batches:  # one request per carrier and hundred codes
+            await self._refund(carrier, batch)
+        self._write_back(chosen)
+        for item in sorted(chosen, key=lambda it: it.index):
+            self._emit(item)
+
+    async def _read(self, item: _Unused) -> None:
+        try:
+            label = await self.session.engine.call(retrieve_label, self.session.client, item.row.shipment_id)
+        except CallFailure as failure:
+            item.status = "unreadable"
+            self.session.stats.record("failed")
+            self.host.warn(f"{item.row.reference} ({item.row.shipment_id}): {failure.message}; not refunded")
+            return
+        item.label = label
+        self.session.stats.record("succeeded")
+        age = self._now - (_when(label.label_date) or self._now)
+        if not label.bought:
+            item.status = "not_bought"
+        elif label.refund_status:
+            item.status = "already_" + label.refund_status
+        elif label.scanned:
+            item.status = "scanned"
+        elif age < self.inputs.older_than:
+            item.status = "younger"
+        elif age > dt.timedelta(days=refund_window_days(label.carrier)):
+            item.status = "outside_window"
+        else:
+            item.status = "chosen"
+
+    async def _refund(self, carrier: str, batch: list[_Unused]) -> None:
+        pending: dict[str, _Unused] = {item.label.tracking_code: item for item in batch
+                                       if item.label and item.label.tracking_code}
+        for _ in range(_RECONCILE_ATTEMPTS):
+            if not pending:
+                return
+            try:
+                answers = await self.session.engine.call(refund_by_codes, self.session.client, carrier,
+                                                         list(pending), retry_unknown=False)
+            except CallFailure as failure:
+                if not failure.outcome_unknown:
+                    for item in pending.values():
+                        item.status, item.error_code, item.error_message = "failed", failure.code, failure.message
+                    return
+                await self._settle(pending)  # the refunds may have landed: what the shipments say now
+                continue
+            for answer in answers:
+                answered = pending.pop(answer.tracking_code or "", None)
+                if answered is not None:
+                    item = answered
+                    item.status = answer.status or "submitted"
+                    if item.status not in ("submitted", "refunded"):
+                        item.error_code = f"REFUND.{item.status.upper()}"
+                        item.error_message = f"the carrier answered {item.status}"
+            for item in pending.values():
+                item.status, item.error_code = "failed", "REFUND.NO_ANSWER"
+                item.error_message = "the API's answer did not name this tracking code"
+            return
+        for item in pending.values():
+            item.status, item.error_code = "failed", "REFUND.UNKNOWN"
+            item.error_message = "no clear answer from the API; run refund --unused again to check"
+
+    async def _settle(self, pending: dict[str, _Unused]) -> None:
+        for code, item in list(pending.items()):
+            try:
+                label = await self.session.engine.call(retrieve_label, self.session.client, item.row.shipment_id)
+            except CallFailure:
+                continue
+            if label.refund_status:
+                item.status = label.refund_status
+                del pending[code]
+
+    def _write_back(self, chosen: list[_Unused]) -> None:
+        from shipctl.journal import JournalLocked
+
+        by_journal: dict[Path, list[_Unused]] = {}
+        for item in chosen:
+            if item.status in ("submitted", "refunded", "rejected", "not_applicable"):
+                by_journal.setdefault(item.row.journal, []).append(item)
+        for path, items in by_journal.items():
+            try:
+                with Journal(path) as journal:
+                    for item in items:
+                        journal.update(item.row.reference, refund_status=item.status)
+            except JournalLocked:
+                self.host.warn(f"journal {path} is in use by a run; its refund statuses were not recorded "
+                               "(the API has them)")
+
+    def _emit(self, item: _Unused) -> None:
+        label = item.label
+        assert label is not None
+        self.outcome.statuses[item.status] += 1
+        when = _when(label.label_date)
+        self.sink({
+            "reference": item.row.reference, "shipment_id": label.shipment_id, "tracking_code": label.tracking_code,
+            "carrier": label.carrier, "service": label.service, "cost": label.rate, "currency": label.currency,
+            "label_date": label.label_date,
+            "age_days": None if when is None else round((self._now - when).total_seconds() / 86400, 1),
+            "status": item.status,
+            "refund_status": item.status if item.status in ("submitted", "refunded", "rejected", "not_applicable")
+            else None,
+            "journal": str(item.row.journal), "error_code": item.error_code, "error_message": item.error_message,
+        })
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _amount(rate: str | None) -> Decimal:
+    try:
+        return Decimal(rate or "0")
+    except ArithmeticError:
+        return Decimal(0)

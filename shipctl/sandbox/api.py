@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from shipctl.sandbox import batches, files, forms, model, paging, pickups, scan_forms, smartrate, tracking
+from shipctl.sandbox import batches, files, forms, model, paging, pickups, refunds, scan_forms, smartrate, tracking
 from shipctl.sandbox import options as shipment_options
 from shipctl.sandbox.faults import FormRefusals
 from shipctl.sandbox.model import JSON, ApiError, not_found, required
@@ -70,7 +70,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", rf"/v2/customs_infos/{_ID}", "customs_info.retrieve"),
         ("POST", r"/v2/customs_items", "customs_item.create"),
         ("GET", rf"/v2/customs_items/{_ID}", "customs_item.retrieve"),
-        *scan_forms.ROUTES, *batches.ROUTES, *pickups.ROUTES, *smartrate.ROUTES,
+        *scan_forms.ROUTES, *batches.ROUTES, *pickups.ROUTES, *smartrate.ROUTES, *refunds.ROUTES,
     ]
 ]
 _EXACT: dict[tuple[str, str], str] = {}
@@ -96,7 +96,8 @@ def match(method: str, path: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 def _iso_now_precise() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    when = datetime.datetime.fromtimestamp(model.now(), datetime.timezone.utc)
+    return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _wrapped(body: JSON, key: str) -> JSON:
@@ -115,6 +116,20 @@ def _truthy(value: Any) -> bool:
 
 
 _page_size = paging.page_size
+
+
+def _when(value: str | None, field: str) -> float | None:
+    """A list filter's time (`2025-03-08`, midnight UTC, or ISO 8601 with an offset) in epoch seconds."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise model.invalid(field, "must be a date or an ISO 8601 date and time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
 
 
 def _one_call_rate(params: JSON, rates: list[JSON]) -> JSON | None:
@@ -162,9 +177,14 @@ class SandboxApi:
         # SmartRate's time in transit, with the per-account call count a test reads (`smartrates.calls`).
         self.smartrates = smartrate.SmartRates(self)
         self.handlers.update(self.smartrates.handlers())
+        self.refunds = refunds.Refunds(self)
+        self.handlers.update(self.refunds.handlers())
+        self.clock_offset = 0.0
+        """Seconds the sandbox's clock runs ahead of the real one (negative: behind); every request sees it."""
 
     def handle(self, endpoint: str, req: Request) -> tuple[int, JSON]:
-        return self.handlers[endpoint](req)
+        with model.clock(self.clock_offset):
+            return self.handlers[endpoint](req)
 
     # ------------------------------------------------------------------ helpers
 
@@ -309,11 +329,16 @@ class SandboxApi:
             ids = ids[: ids.index(q["after_id"])]
         purchased = q.get("purchased")
         reference = q.get("reference")
+        start, end = _when(q.get("start_datetime"), "start_datetime"), _when(q.get("end_datetime"), "end_datetime")
         page: list[JSON] = []
         has_more = False
         for oid in ids:
             shp = self.store.get(oid, req.account)
             if shp is None or shp.get("mode") != req.mode:
+                continue
+            created = tracking.parse_iso(shp.get("created_at"))
+            if created is not None and ((start is not None and created < start)
+                                        or (end is not None and created > end)):
                 continue
             if purchased is not None and purchased != "" and _truthy(purchased) != bool(shp.get("postage_label")):
                 continue
@@ -428,10 +453,38 @@ class SandboxApi:
             if shp.get("refund_status"):
                 raise ApiError(422, "SHIPMENT.REFUND.EXISTS",
                                "A refund has already been requested for this shipment.")
-            shp["refund_status"] = "submitted"
-            shp["updated_at"] = model.now_z()
-            self.store.put("shipment", shp, req.account)
+            self.refunds.request(shp, req.account)
+            shp = dict(self._shipment(shp["id"], req.account))
         return 200, self.present(shp, req.base)
+
+    def scan(self, key: str, status: str = "in_transit") -> JSON:
+        """The carrier scans a bought label (a shipment id or a tracking code, any account): its tracker and the
+        shipment move on to `status`, with the history from its purchase. A test hook: EasyPost's labels are
+        scanned by the carrier, not by a call."""
+        if status not in tracking.TEST_CODES.values():
+            raise ValueError(f"unknown tracking status {status!r}")
+        with self.store.transaction():
+            shp = self.store.get(key) if key.startswith("shp_") else None
+            if shp is None:
+                shp = next((s for s in (self.store.get(i) for i in self.store.listing("shipment"))
+                            if s is not None and s.get("tracking_code") == key), None)
+            if shp is None or not shp.get("tracker"):
+                raise KeyError(f"no bought label {key}")
+            account = self.store.owner[shp["id"]]
+            placeholder = shp["tracker"]
+            rate = shp.get("selected_rate") or {}
+            fresh = tracking.build_tracker(
+                placeholder["tracking_code"], placeholder["carrier"], placeholder["mode"], status=status,
+                shipment_id=shp["id"], start=tracking.parse_iso(placeholder.get("created_at")),
+                route=tracking.Route.between(*shipment_options.route(shp)), delivery_days=rate.get("delivery_days"))
+            tracker = self.store.get(placeholder["id"], account) or dict(placeholder)
+            tracker = {**tracker, **{k: fresh[k] for k in (
+                "status", "status_detail", "tracking_details", "carrier_detail", "est_delivery_date", "signed_by",
+                "finalized", "is_return")}, "updated_at": model.now_z()}
+            self.store.put("tracker", tracker, account)
+            updated = {**shp, "tracker": tracker, "status": status, "updated_at": tracker["updated_at"]}
+            self.store.put("shipment", updated, account)
+        return updated
 
     def shipment_insure(self, req: Request) -> tuple[int, JSON]:
         amount = self._insurance_amount(req.body.get("amount"))

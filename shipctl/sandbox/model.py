@@ -5,6 +5,8 @@ Everything here is pure (no I/O, no locks): the API layer decides what to store.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import hashlib
@@ -13,6 +15,7 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 JSON = dict[str, Any]
@@ -61,12 +64,33 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
+# The sandbox's "now" is the real time plus the serving sandbox's clock offset, so that a test can buy a label
+# "8 days ago". A context variable, set around each request (`SandboxApi.handle`), keeps two sandboxes in one
+# process on their own clocks; everything in this package reads the time through `now()`.
+_CLOCK_OFFSET: contextvars.ContextVar[float] = contextvars.ContextVar("sandbox_clock_offset", default=0.0)
+
+
+def now() -> float:
+    """Seconds since the epoch on the sandbox's clock."""
+    return time.time() + _CLOCK_OFFSET.get()
+
+
+@contextlib.contextmanager
+def clock(offset_seconds: float) -> Iterator[None]:
+    """Run the block on a clock `offset_seconds` away from the real one."""
+    token = _CLOCK_OFFSET.set(offset_seconds)
+    try:
+        yield
+    finally:
+        _CLOCK_OFFSET.reset(token)
+
+
 def now_z() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now()))
 
 
 def now_offset() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now()))
 
 
 def _digest(*parts: object) -> int:

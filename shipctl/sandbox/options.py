@@ -77,7 +77,7 @@ def label_date(options: JSON, today: datetime.date | None = None) -> str | None:
                 when = when.replace(tzinfo=datetime.timezone.utc)
     except ValueError:
         raise _refused("label_date", f"label_date {text!r} is not an ISO 8601 date or date and time.") from None
-    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    today = today or datetime.datetime.fromtimestamp(model.now(), datetime.timezone.utc).date()
     # The day is the one the shipper wrote (in its own offset): a shipper early in the day east of UTC is not
     # dating the label in the past.
     if when.date() < today:

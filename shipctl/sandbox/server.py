@@ -528,12 +528,13 @@ class _Connection(asyncio.Protocol):
 
 
 class Sandbox:
-    """A running sandbox: `api_base`, `ledger()`, `close()`."""
+    """A running sandbox: `api_base`, `ledger()`, `close()`; for tests, `set_clock()` and `scan()`."""
 
     def __init__(self, *, latency: Latency = "none", faults: str | None = None, seed: int | None = None,
                  max_inflight: int | None = None, state_path: Path | None = None,
                  ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0,
-                 access_key: str | None = None, refuse_forms: Iterable[str] = ()) -> None:
+                 access_key: str | None = None, refuse_forms: Iterable[str] = (),
+                 clock_offset_days: float = 0.0) -> None:
         if max_inflight is not None and max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
         if access_key is not None and not access_key.strip():
@@ -546,6 +547,7 @@ class Sandbox:
         self.store = Store(state_path, ledger_path)
         try:
             self.api = SandboxApi(self.store, self.form_refusals)
+            self.set_clock(clock_offset_days)
             self._sock = _listen(host, port)
         except BaseException:
             self.store.close()
@@ -606,6 +608,15 @@ class Sandbox:
     def ledger(self) -> list[dict[str, Any]]:
         return self.store.ledger_copy()
 
+    def set_clock(self, offset_days: float) -> None:
+        """Run the sandbox's clock `offset_days` from the real one from the next request on (negative: in the
+        past), so a label can be bought "8 days ago" and a later one today."""
+        self.api.clock_offset = float(offset_days) * 86400.0
+
+    def scan(self, label: str, status: str = "in_transit") -> dict[str, Any]:
+        """The carrier scans a bought label (shipment id or tracking code): its tracking moves on to `status`."""
+        return self.api.scan(label, status)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -631,10 +642,12 @@ class Sandbox:
 def start_sandbox(*, latency: Latency = "none", faults: str | None = None, seed: int | None = None,
                   max_inflight: int | None = None, state_path: Path | None = None,
                   ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0,
-                  access_key: str | None = None, refuse_forms: Iterable[str] = ()) -> Iterator[Sandbox]:
+                  access_key: str | None = None, refuse_forms: Iterable[str] = (),
+                  clock_offset_days: float = 0.0) -> Iterator[Sandbox]:
     """Run a sandbox on a background thread for the duration of the `with` block."""
     sb = Sandbox(latency=latency, faults=faults, seed=seed, max_inflight=max_inflight, state_path=state_path,
-                 ledger_path=ledger_path, host=host, port=port, access_key=access_key, refuse_forms=refuse_forms)
+                 ledger_path=ledger_path, host=host, port=port, access_key=access_key, refuse_forms=refuse_forms,
+                 clock_offset_days=clock_offset_days)
     sb.start()
     try:
         yield sb

@@ -13,7 +13,7 @@ import calendar
 import time
 from dataclasses import dataclass
 
-from shipctl.sandbox.model import JSON, new_id, now_z
+from shipctl.sandbox.model import JSON, new_id, now, now_z
 
 #: EasyPost's test tracking codes and the status each one reports.
 TEST_CODES: dict[str, str] = {
@@ -154,7 +154,7 @@ def build_tracker(code: str, carrier: str | None, mode: str, *, status: str, shi
     carrier = carrier or "USPS"
     route = route or Route()
     created = now_z()
-    start = start if start is not None else test_code_start(status, time.time())
+    start = start if start is not None else test_code_start(status, now())
     details = history(status, start, carrier, route)
     tracker_id = new_id("trk")
     public = base64.urlsafe_b64encode(f"v1:{tracker_id}".encode()).decode().rstrip("=")

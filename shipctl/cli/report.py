@@ -1,0 +1,165 @@
+"""`shipctl report`: labels, spend, refunds and failures from the journals, as tables and bar charts or as records.
+
+Local only: no key, no API. The job is `shipctl.jobs.report`; this module reads the options, writes a note for
+journals that are gone, and renders: on a terminal, tables and a bar chart per day and per carrier; otherwise (or
+with `-o`) one record per group, per failure reason and per currency's total.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
+
+from shipctl.cli.app import command
+from shipctl.cli.options import choice
+from shipctl.cli.terminal import terminal
+from shipctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from shipctl.jobs.report import Group, GroupBy, Report
+
+_BAR = "█"
+_PARTS = " ▏▎▍▌▋▊▉"  # eighths of a block: a bar's length to an eighth of a column
+
+
+@command()
+def report(
+    journals: list[Path] | None = typer.Option(
+        None, "--journal", metavar="PATH",
+        help="Report on this journal (repeat for more) instead of every journal `create` wrote on this machine.",
+    ),
+    since: str | None = typer.Option(
+        None, "--since", metavar="DATE", help="From this local day: YYYY-MM-DD, today or yesterday."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", metavar="DATE", help="Up to and including this local day."
+    ),
+    by: Annotated[str, choice(
+        "--by", ("day", "week", "month", "carrier", "service"), "Group the labels by this.",
+    )] = "day",
+    output: Annotated[str | None, choice(
+        "--output", ("table", "json", "ndjson", "csv"),
+        "Result format (default: tables and charts on a terminal, else ndjson).", short="-o",
+    )] = None,
+) -> None:
+    """Report what the journals say was bought: labels and spend per day, week, month, carrier or service,
+    the average and median label, refunds netted out, failed rows by reason.
+
+    Examples:
+
+      shipctl report --since 2024-05-01 --by carrier
+
+      shipctl report --journal orders.csv.journal.db -o csv > spend.csv
+    """
+    from shipctl.jobs.report import ReportQuery, build_report, journals_to_read, parse_date
+    from shipctl.paths import state_dir
+
+    term = terminal()
+    first = parse_date(since, "--since") if since is not None else None
+    last = parse_date(until, "--until") if until is not None else None
+    if first is not None and last is not None and first > last:
+        raise UsageError(f"--since {first} is after --until {last}")
+    fmt = output or term.default_output()
+    query = ReportQuery(
+        since=first, until=last, by=cast("GroupBy", by),  # one of the choices: checked while parsing
+        also=("day", "carrier") if fmt == "table" else (),
+    )
+    paths = journals_to_read(journals or (), state_dir)
+    result = build_report(query, paths)
+    if result.skipped:
+        names = ", ".join(str(p) for p in result.skipped)
+        term.info(f"note: skipped {_journals(len(result.skipped))} that are gone or not readable: {names}")
+    if not paths:
+        term.info("note: no journals to report on: `create` has written none on this machine (or give --journal)")
+    if fmt == "table":
+        _render(term.out, result, term.width or 100)
+    else:
+        from shipctl.jobs.report import REPORT_FIELDS
+        from shipctl.output import open_writer
+
+        with open_writer(fmt, term.stdout, REPORT_FIELDS) as writer:  # type: ignore[arg-type]
+            for record in result.records():
+                writer.write(record)
+    term.info(f"{_journals(len(result.journals))} read")
+    raise typer.Exit(0)
+
+
+def _journals(n: int) -> str:
+    return f"{n:,} journal" + ("" if n == 1 else "s")
+
+
+def _render(out: Console, result: Report, width: int) -> None:
+    from rich.table import Table
+
+    from shipctl.money import format_money
+
+    def money(amount: Decimal | None, currency: str) -> str:
+        return "" if amount is None else format_money(amount, currency)
+
+    table = Table(title=f"Labels by {result.by}", title_justify="left")
+    table.add_column(result.by)
+    for name in ("labels", "spend", "average", "median", "refunds", "refunded", "pending"):
+        table.add_column(name, justify="right", no_wrap=True)  # a figure is never cut: the name column folds
+    for g in result.groups:
+        table.add_row(_name(g), f"{g.labels:,}", money(g.spend, g.currency), money(g.average, g.currency),
+                      money(g.median, g.currency), f"{g.refunds:,}", money(g.refunded, g.currency),
+                      money(g.refund_pending, g.currency))
+    for t in result.totals:
+        table.add_section()
+        table.add_row(f"total {t.currency}", f"{t.labels:,}", money(t.spend, t.currency),
+                      money(t.average, t.currency), money(t.median, t.currency), f"{t.refunds:,}",
+                      money(t.refunded, t.currency), money(t.refund_pending, t.currency), style="bold")
+    if not result.groups:
+        out.print("No labels bought in this period.")
+    else:
+        out.print(table)
+    if result.failed:
+        failed = Table(title="Failed rows", title_justify="left")
+        failed.add_column("error_code")
+        failed.add_column("rows", justify="right")
+        for code, count in result.failed:
+            failed.add_row(code or "(none)", f"{count:,}")
+        out.print(failed)
+    for by in ("day", "carrier"):
+        groups = result.also.get(by, [])
+        if groups:
+            out.print(_chart(f"Spend per {by}", groups, width))
+
+
+def _name(g: Group) -> str:
+    return g.group or "(unknown)"
+
+
+def _chart(title: str, groups: list[Group], width: int) -> Table:
+    """One bar per group, its length the group's spend against the largest in its currency."""
+    from rich.table import Table
+
+    from shipctl.money import format_money
+
+    largest: dict[str, float] = {}
+    for g in groups:
+        largest[g.currency] = max(largest.get(g.currency, 0.0), float(g.spend))
+    label_width = max(len(_name(g)) for g in groups)
+    figure_width = max(len(format_money(g.spend, g.currency)) for g in groups)
+    room = max(10, width - label_width - figure_width - 8)
+    chart = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 1))
+    chart.add_column(no_wrap=True)
+    chart.add_column(no_wrap=True)
+    chart.add_column(justify="right", no_wrap=True)
+    for g in groups:
+        top = largest[g.currency]
+        chart.add_row(_name(g), _bar(float(g.spend) / top * room if top else 0.0),
+                      format_money(g.spend, g.currency), style=None)
+    return chart
+
+
+def _bar(length: float) -> str:
+    whole, eighths = int(length), int((length - int(length)) * 8)
+    return _BAR * whole + (_PARTS[eighths] if eighths else "")

@@ -1,0 +1,122 @@
+"""`shipctl reconcile`: real `create` journals against the sandbox account, over the real SDK and HTTP."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from shipctl.sandbox import Sandbox
+from tests.cli import invoke, ndjson
+from tests.manifests import make_manifest, row, write_manifest
+from tests.sdk import sdk, shipments
+
+
+def _create(tmp_path: Path, name: str, count: int, prefix: str = "ORD") -> Path:
+    manifest = (make_manifest(tmp_path / name, count) if prefix == "ORD" else
+                write_manifest(tmp_path / name, [row(i, reference=f"{prefix}-{i}") for i in range(count)]))
+    bought = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
+    assert bought.exit_code == 0, bought.stderr
+    return tmp_path / f"{name}.journal.db"
+
+
+def test_a_clean_account_exits_0_and_prints_nothing(env: Sandbox, tmp_path: Path) -> None:
+    _create(tmp_path, "a.csv", 3)
+    _create(tmp_path, "b.csv", 2, prefix="B")
+    result = invoke("reconcile", "--output", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert "5 labels on the account, 5 journal rows: everything matches" in result.stderr
+
+
+def test_a_label_bought_outside_any_journal_is_reported_with_its_cost(env: Sandbox, tmp_path: Path) -> None:
+    _create(tmp_path, "orders.csv", 3)
+    [outside] = shipments(env, 1)  # straight through the SDK: no journal on this machine knows it
+    result = invoke("reconcile", "--output", "ndjson")
+    assert result.exit_code == 3, result.stderr
+    [record] = ndjson(result.stdout)
+    [entry] = [e for e in env.ledger() if e["shipment_id"] == outside]
+    assert record["status"] == "not_in_journal"
+    assert record["shipment_id"] == outside
+    assert Decimal(record["cost"]) == Decimal(entry["amount"])
+    assert record["created_at"] and record["journal"] is None
+    assert "1 not in journal" in result.stderr
+
+    # A range that ends before it was bought does not see it.
+    before = invoke("reconcile", "--until", "2020-01-01", "--since", "2019-01-01", "--output", "ndjson")
+    assert before.exit_code == 0, before.stderr
+
+
+def test_a_refund_made_elsewhere_is_a_changed_refund_status(env: Sandbox, tmp_path: Path) -> None:
+    journal = _create(tmp_path, "orders.csv", 2)
+    result = invoke("refund", "--journal", str(journal), "--reference", "ORD-00000", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    from shipctl.journal import Journal
+
+    with Journal(journal) as j:
+        sid = j.get("ORD-00001").shipment_id  # type: ignore[union-attr]
+    client = sdk(env)
+    client.shipment.refund(sid)  # through the SDK: the journal never hears of it
+    out = invoke("reconcile", "--journal", str(journal), "--output", "ndjson")
+    assert out.exit_code == 3, out.stderr
+    [record] = ndjson(out.stdout)
+    assert (record["status"], record["reference"], record["shipment_id"]) == ("refund_changed", "ORD-00001", sid)
+    assert (record["journal_refund_status"], record["refund_status"]) == (None, "submitted")
+    assert record["journal"] == str(journal.resolve())
+
+
+def test_journal_rows_a_wiped_sandbox_does_not_know(no_key: Path, tmp_path: Path) -> None:
+    """The built-in sandbox's state wiped: the journals name labels the account has never heard of."""
+    _create(tmp_path, "orders.csv", 2)
+    clean = invoke("reconcile", "--output", "ndjson")
+    assert clean.exit_code == 0, clean.stderr
+    for leftover in no_key.glob("sandbox.sqlite3*"):
+        leftover.unlink()
+    result = invoke("reconcile", "--output", "ndjson")
+    assert result.exit_code == 3, result.stderr
+    records = ndjson(result.stdout)
+    assert sorted(r["reference"] for r in records) == ["ORD-00000", "ORD-00001"]
+    assert {r["status"] for r in records} == {"unknown_to_account"}
+    assert all(r["shipment_id"].startswith("shp_") and r["cost"] for r in records)
+
+
+def test_a_gone_journal_is_skipped_with_a_note(env: Sandbox, tmp_path: Path) -> None:
+    journal = _create(tmp_path, "orders.csv", 1)
+    for leftover in tmp_path.glob("orders.csv.journal.db*"):
+        leftover.unlink()
+    result = invoke("reconcile", "--output", "ndjson")
+    assert f"journal {journal.resolve()} is gone; skipped" in result.stderr
+    assert result.exit_code == 3  # its label is now bought outside any journal
+    assert [r["status"] for r in ndjson(result.stdout)] == ["not_in_journal"]
+
+
+def test_a_missing_journal_given_is_a_usage_error(env: Sandbox, tmp_path: Path) -> None:
+    result = invoke("reconcile", "--journal", str(tmp_path / "nope.journal.db"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("page_size", [2])
+def test_pages_are_all_read_at_most_five_list_calls_a_second(env: Sandbox, tmp_path: Path,
+                                                             page_size: int) -> None:
+    import datetime as dt
+
+    from shipctl.engine.sizing import size_pools
+    from shipctl.jobs.host import Headless
+    from shipctl.jobs.reconcile import ReconcileInputs, ReconcileJob
+    from shipctl.jobs.session import open_session
+
+    ids = shipments(env, 9)
+    now = dt.datetime.now(dt.timezone.utc)
+    seen: list[dict[str, object]] = []
+    inputs = ReconcileInputs(since=now - dt.timedelta(days=1), until=now + dt.timedelta(minutes=1),
+                             state_directory=tmp_path / "state", page_size=page_size)
+    with open_session(size_pools(concurrency=4)) as session:
+        started = time.monotonic()
+        outcome = ReconcileJob(inputs, session, Headless(), seen.append).run()
+        elapsed = time.monotonic() - started
+    assert sorted(str(r["shipment_id"]) for r in seen) == sorted(ids)  # every page, each label once
+    assert outcome.list_calls == 5
+    assert elapsed >= 4 / 5  # five list calls: the last one at least 0.8 s after the first
