@@ -71,6 +71,8 @@ class Plan:
     reading: Mapping[str, Any] = field(default_factory=dict)
     """How the manifest was read (`format`, `encoding`, `sheet`, the default origin `from`): `apply` reads it the
     same way, so every row is the row that was planned."""
+    digest: str = ""
+    """The digest of the file it was read from (empty for a plan not yet written)."""
     insurance: Mapping[str, Decimal] = field(default_factory=dict)
     """The insurance fees the planned rows add at their buy, per currency (on top of the rates)."""
     not_planned: tuple[dict[str, Any], ...] = ()
@@ -193,6 +195,7 @@ def load(path: Path) -> Plan:
             rows=rows,
             reading=dict(manifest.get("reading") or {}),
             insurance={str(k): Decimal(str(v)) for k, v in (document["totals"].get("insurance") or {}).items()},
+            digest=str(document["digest"]),
             not_planned=tuple(document.get("not_planned") or ()),
         )
     except (KeyError, TypeError, InvalidOperation, ValueError) as exc:
@@ -200,6 +203,9 @@ def load(path: Path) -> Plan:
 
 
 def _row(item: Mapping[str, Any]) -> PlannedRow:
+    rate = Decimal(str(item["rate"]))
+    if not rate.is_finite() or rate < 0:
+        raise ValueError(f"row {item.get('reference')!r} has no price ({item['rate']!r})")
     return PlannedRow(
         reference=str(item["reference"]),
         line=item.get("line"),
@@ -207,7 +213,7 @@ def _row(item: Mapping[str, Any]) -> PlannedRow:
         rate_id=str(item["rate_id"]),
         carrier=item.get("carrier"),
         service=item.get("service"),
-        rate=Decimal(str(item["rate"])),
+        rate=rate,
         currency=money.currency_of(item.get("currency")),
         delivery_days=item.get("delivery_days"),
         rate_choice=item.get("rate_choice"),

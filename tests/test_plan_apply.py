@@ -22,6 +22,7 @@ from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import PROD_KEY, invoke, ndjson
 from tests.gateway import gateway_in_front
 from tests.manifests import row, write_manifest
+from tests.sdk import sdk
 from tests.test_dead_run_rerun import HeldThenLanded
 
 
@@ -56,16 +57,16 @@ def test_apply_buys_exactly_the_planned_rates_and_a_second_apply_buys_nothing(en
 
     # apply takes no rule of its own: the plan chose (fastest), apply buys those very rate ids.
     result = invoke("apply", str(out), "-o", "ndjson", "--approved-by", "Dana")
-    assert result.exit_code == 3, result.output  # a manifest row was left unbought (not in the plan)
+    assert result.exit_code == 0, result.output  # applied in full (the row the plan left out is not its problem)
     assert _ledger(env) == {ref: r["rate_id"] for ref, r in planned.items()}
     records = {r["reference"]: r for r in ndjson(result.stdout)}
     assert records["ORD-00002"]["status"] == "skipped" and records["ORD-00002"]["error_code"] == "NOT_IN_PLAN"
     with sqlite3.connect(document["journal"]) as db:
         approvals = db.execute("SELECT value FROM meta WHERE key LIKE 'approved_by:%'").fetchall()
-    assert approvals == [("Dana",)]
+    assert approvals == [(f"Dana ({document['digest']})",)]
 
     again = invoke("apply", str(out), "-o", "ndjson")
-    assert again.exit_code == 3, again.output
+    assert again.exit_code == 0, again.output
     assert {r["purchase"] for r in ndjson(again.stdout) if r["status"] == "bought"} == {"resumed"}
     assert len(env.ledger()) == 5
 
@@ -201,3 +202,45 @@ def test_apply_killed_mid_run_then_applied_again_buys_every_planned_row_once(
             gate.release.set()
     assert rerun.returncode == 0, rerun.stderr
     assert _ledger(env) == {r["reference"]: r["rate_id"] for r in document["rows"]}
+
+
+def test_rows_bought_before_the_plan_are_resumed_not_skipped(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(2)])
+    assert invoke("create", str(manifest), "-q").exit_code == 0
+    write_manifest(manifest, [row(i) for i in range(4)])
+    _, out, document = _plan(tmp_path, [row(i) for i in range(4)])
+    assert sorted(r["reference"] for r in document["rows"]) == ["ORD-00002", "ORD-00003"]
+    result = invoke("apply", str(out), "-o", "ndjson")
+    assert result.exit_code == 0, result.output
+    records = {r["reference"]: (r["status"], r["purchase"]) for r in ndjson(result.stdout)}
+    assert records == {"ORD-00000": ("bought", "resumed"), "ORD-00001": ("bought", "resumed"),
+                       "ORD-00002": ("bought", "new"), "ORD-00003": ("bought", "new")}
+    assert sorted(_ledger(env)) == [f"ORD-{i:05d}" for i in range(4)]
+
+
+def test_an_older_plan_applied_after_a_newer_one_buys_nothing_and_says_so(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
+    cheap, fast = tmp_path / "cheap.json", tmp_path / "fast.json"
+    assert invoke("plan", str(manifest), "--out", str(cheap)).exit_code == 0
+    assert invoke("plan", str(manifest), "--out", str(fast), "--select", "fastest").exit_code == 0
+    assert invoke("apply", str(fast)).exit_code == 0
+    bought = _ledger(env)
+    stale = invoke("apply", str(cheap), "-o", "ndjson")
+    assert stale.exit_code == 3, stale.output
+    assert {r["error_code"] for r in ndjson(stale.stdout)} == {"BOUGHT_NOT_AS_PLANNED"}
+    assert _ledger(env) == bought  # nothing bought twice
+
+
+def test_plan_refuses_an_out_that_is_the_journal_before_creating_anything(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    result = invoke("plan", str(manifest), "--out", str(tmp_path / "orders.csv.journal.db"))
+    assert result.exit_code == 2 and "--out is the journal itself" in result.stderr
+    assert not (tmp_path / "orders.csv.journal.db").exists()
+    assert sdk(env).shipment.all(page_size=5)["shipments"] == []  # the dry run never started
+
+
+def test_an_approval_is_recorded_only_when_buying_starts(env: Sandbox, tmp_path: Path) -> None:
+    _, out, document = _plan(tmp_path, [row(0)])
+    assert invoke("apply", str(out), "--max-cost", "0.01", "--approved-by", "Mallory").exit_code == 2
+    with sqlite3.connect(document["journal"]) as db:
+        assert db.execute("SELECT count(*) FROM meta WHERE key LIKE 'approved_by:%'").fetchone() == (0,)

@@ -93,6 +93,7 @@ def plan(
 
       shipctl plan orders.csv --out plan.json --deliver-within 3 && shipctl apply plan.json
     """
+    from shipctl import plans
     from shipctl.manifest import parse_address_arg
     from shipctl.paths import default_journal
 
@@ -102,8 +103,10 @@ def plan(
     if not path.is_file():
         raise UsageError(f"{manifest}: no such manifest file")
     span = parse_duration(valid_for, "--valid-for")
-    if out.resolve() == path.resolve():
-        raise UsageError("--out is the manifest itself; give the plan a file of its own")
+    if span > MAX_VALID_FOR:
+        raise UsageError("--valid-for is at most 30d: rates and surcharges change")
+    journal = journal_path or default_journal(path)
+    _check_out(out, path, journal)
     origin = parse_address_arg(from_) if from_ else None
     reading = {"format": fmt, "encoding": encoding, "sheet": sheet,
                "from": json.dumps(origin.to_easypost()) if origin is not None else None}
@@ -111,13 +114,13 @@ def plan(
         path, fmt=fmt, encoding=encoding, sheet=sheet, from_=reading["from"], select=select, carriers=carriers,
         services=services, deliver_within=deliver_within, confidence=confidence, verify=verify,
     )
-    journal = journal_path or default_journal(path)
+    manifest_sha256 = plans.file_sha256(path)  # as read for the plan: an edit during planning fails apply's check
 
     def write(outcome: CreateOutcome, target: Target) -> None:
         from shipctl.jobs.plan import build_plan
 
         made = build_plan(outcome, journal_path=journal, api=target.identity, manifest=path, valid_for=span,
-                          reading=reading)
+                          reading=reading, manifest_sha256=manifest_sha256)
         _write_and_show(made, out, path)
 
     args = CreateArgs(
@@ -126,6 +129,22 @@ def plan(
         run=run, after=write,
     )
     raise typer.Exit(int(execute(args)))
+
+
+MAX_VALID_FOR = dt.timedelta(days=30)
+
+
+def _check_out(out: Path, manifest: Path, journal: Path) -> None:
+    """`--out` is checked before the dry run creates anything: never the manifest or the journal, a file in a
+    folder that exists."""
+    target = out.resolve()
+    if target in (manifest.resolve(), journal.resolve()):
+        which = "the manifest" if target == manifest.resolve() else "the journal"
+        raise UsageError(f"--out is {which} itself; give the plan a file of its own")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
 
 
 def _write_and_show(made: Plan, out: Path, manifest: Path) -> None:
@@ -161,6 +180,7 @@ def _write_and_show(made: Plan, out: Path, manifest: Path) -> None:
             term.info(f"    … and {len(changes) - 10} more")
     if made.not_planned:
         term.info(f"  not planned: {len(made.not_planned)} rows (see their records); apply will not buy them")
+    term.info(f"  digest {document['digest']}  (approve this one: apply refuses an edited file)")
     term.info(f"  to buy exactly this: shipctl apply {out}")
 
 
@@ -177,7 +197,8 @@ def apply(
         help="If any planned row cannot be bought as planned, buy none.",
     ),
     max_cost: str | None = typer.Option(
-        None, "--max-cost", rich_help_panel=MONEY_PANEL, help="Refuse to buy if the plan's total is higher."
+        None, "--max-cost", rich_help_panel=MONEY_PANEL,
+        help="Refuse to buy if the estimate of what is left to buy is higher.",
     ),
     yes: Yes = False,
     approved_by: str | None = typer.Option(
@@ -205,6 +226,8 @@ def apply(
 
     from shipctl import plans
 
+    if approved_by is not None and not approved_by.strip():
+        raise UsageError("--approved-by needs a name")
     loaded = plans.load(plan_file)
     plans.check_applicable(loaded, now=dt.datetime.now(dt.timezone.utc), manifest=Path(loaded.manifest))
     reading = loaded.reading

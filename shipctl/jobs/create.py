@@ -36,7 +36,15 @@ from shipctl.engine.failures import CallFailure
 from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
 from shipctl.jobs.host import Host, Spend
-from shipctl.jobs.purchase import PurchaseOptions, Purchaser, Quote, record_from_journal, row_digest
+from shipctl.jobs.purchase import (
+    BOUGHT_NOT_AS_PLANNED,
+    NOT_IN_PLAN,
+    PurchaseOptions,
+    Purchaser,
+    Quote,
+    record_from_journal,
+    row_digest,
+)
 from shipctl.jobs.session import Session
 from shipctl.jobs.validation import ManifestSource
 from shipctl.journal import Journal
@@ -81,6 +89,10 @@ class CreateOutcome:
     """SmartRate calls made to judge delivery-time rules (a paid call beyond EasyPost's free tier)."""
     insurance: money.Totals = field(default_factory=dict)
     """The insurance fees inside `estimate`."""
+    not_in_plan: int = 0
+    """`apply`: manifest rows the plan leaves out (skipped, not counted against the run)."""
+    off_plan: int = 0
+    """`apply`: planned rows that could not be bought as planned this run (failed, held by another run)."""
     planned: list[tuple[str, int | None, str | None]] = field(default_factory=list)
     """A dry run's rows quoted and not bought: (reference, manifest line, why its rate), in the order they ended."""
     unplanned: list[dict[str, str | None]] = field(default_factory=list)
@@ -189,6 +201,8 @@ class CreateRun:
         # for a label found bought elsewhere, nor one bought before the row was edited.
         if self.inputs.dry_run:
             self._note_plan(record, valid)
+        elif self.inputs.plan is not None:
+            self._held_to_plan(record)
         if record.status in ("bought", "planned") and record.purchase != "found" and record.error_code is None:
             record.insurance, record.options = applied_options(valid.row)
             if valid.row.insurance and record.status == "bought" and record.purchase == "new":
@@ -205,6 +219,27 @@ class CreateRun:
             self.engine.stop()
         except WriteFailure as failure:  # the row's result is journaled; the rerun re-emits it
             self._write_failed(failure)
+
+    def _held_to_plan(self, record: ResultRecord) -> None:
+        """`apply`: count what keeps a planned row from being bought as planned, and flag a label bought for it on
+        another shipment or at another rate (another plan's apply, a `create` since): bought, but not this plan."""
+        assert self.inputs.plan is not None
+        pin = self.inputs.options.pins.get(record.reference) if self.inputs.options.pins is not None else None
+        if pin is None:
+            self.outcome.not_in_plan += record.error_code == NOT_IN_PLAN
+            return
+        if record.status != "bought":
+            self.outcome.off_plan += 1
+            return
+        same = (record.shipment_id == pin.shipment_id and record.carrier == pin.carrier
+                and record.service == pin.service and money.parse_amount(record.rate) == pin.rate)
+        if not same and record.error_code is None:
+            record.error_code = BOUGHT_NOT_AS_PLANNED
+            record.error_message = (
+                f"bought, but not as this plan has it ({pin.carrier} {pin.service} "
+                f"{money.format_money(pin.rate, pin.currency)} on {pin.shipment_id}): another plan or run bought it "
+                "first"
+            )
 
     def _note_plan(self, record: ResultRecord, valid: ValidRow) -> None:
         if record.status == "planned":
@@ -382,18 +417,33 @@ class CreateRun:
         await engine.run(rows, self._handler(self._quote_only), before_chunk=self._plan)
         if engine.stopping or self.inputs.dry_run:
             return
-        if self.inputs.all_or_nothing and engine.stats.failed:
+        if self.inputs.all_or_nothing and self.outcome.off_plan:
             self.outcome.refused = (
-                f"{engine.stats.failed} planned row(s) cannot be bought as planned (see their error_code); "
+                f"{self.outcome.off_plan} planned row(s) cannot be bought as planned now (see their error_code); "
                 "--all-or-nothing: nothing was bought"
             )
             return
         refusal = await self._money_guard(mode)
+        if refusal is None:
+            refusal = self._plan_still_holds()
         if refusal is not None:
             self.outcome.refused = refusal
             return
         if not engine.stopping:
             await engine.run(self._items(), self._handler(self._buy_confirmed), before_chunk=self._plan)
+
+    def _plan_still_holds(self) -> str | None:
+        """`apply`, after the question (a person may take their time): the plan must not have expired meanwhile; the
+        approval is journaled with the plan's digest only now, when buying starts."""
+        plan = self.inputs.plan
+        if plan is None:
+            return None
+        now = dt.datetime.now(dt.timezone.utc)
+        if now >= plan.expires_at:
+            return f"the plan expired at {plan.expires_at.isoformat()} before buying began; nothing was bought"
+        if self.inputs.approved_by:
+            self.journal.set_meta(f"approved_by:{now.isoformat()}", f"{self.inputs.approved_by} ({plan.digest})")
+        return None
 
     def _unfinished(self, items: Iterable[_Item]) -> Iterator[_Item]:
         return (item for item in items if item.valid.row.reference not in self._finished)
@@ -489,9 +539,6 @@ class CreateJob:
             if journal.set_aside is not None:
                 self.host.info(f"--fresh: previous journal kept as {journal.set_aside}")
             journal.bind_target(target.identity, legacy=None if target.embedded else target.api_base)
-            if self.inputs.approved_by:
-                journal.set_meta(f"approved_by:{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}",
-                                 self.inputs.approved_by)
             run = CreateRun(
                 engine=self.session.engine, client=self.session.client, journal=journal, inputs=self._resolved(),
                 host=self.host, sink=self.sink, expected_mode=target.mode, claims=claims,

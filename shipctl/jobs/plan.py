@@ -16,22 +16,26 @@ from typing import Any
 from shipctl import money
 from shipctl.jobs.create import CreateOutcome
 from shipctl.journal import Journal
-from shipctl.plans import Plan, PlannedRow, file_sha256
+from shipctl.plans import Plan, PlannedRow
 
 
 def build_plan(
     outcome: CreateOutcome, *, journal_path: Path, api: str, manifest: Path, valid_for: dt.timedelta,
-    reading: Mapping[str, Any], now: dt.datetime | None = None,
+    reading: Mapping[str, Any], manifest_sha256: str, now: dt.datetime | None = None,
 ) -> Plan:
     made = now or dt.datetime.now(dt.timezone.utc)
     rows: list[PlannedRow] = []
+    unplanned = list(outcome.unplanned)
     with Journal(journal_path) as journal:
         mode, account = journal.meta("mode"), journal.meta("account")
         for reference, line, choice in outcome.planned:
             entry = journal.get(reference)
             amount = money.parse_amount(entry.rate) if entry is not None else None
             if entry is None or not entry.shipment_id or not entry.rate_id or amount is None:
-                continue  # a row whose quote did not reach the journal is not planned: apply never guesses
+                # A quote that did not reach the journal is not planned: apply never guesses. Said, not dropped.
+                unplanned.append({"reference": reference, "status": "failed", "error_code": "NOT_JOURNALED",
+                                  "error_message": "its quote is not in the journal; plan again"})
+                continue
             rows.append(PlannedRow(
                 reference=reference, line=line, shipment_id=entry.shipment_id, rate_id=entry.rate_id,
                 carrier=entry.carrier, service=entry.service, rate=amount, currency=money.currency_of(entry.currency),
@@ -44,10 +48,10 @@ def build_plan(
         mode=mode,
         account=account,
         manifest=str(manifest.resolve()),
-        manifest_sha256=file_sha256(manifest),
+        manifest_sha256=manifest_sha256,
         journal=str(journal_path.resolve()),
         rows=tuple(rows),
         reading=reading,
         insurance=dict(outcome.insurance),
-        not_planned=tuple(outcome.unplanned),
+        not_planned=tuple(unplanned),
     )

@@ -50,6 +50,7 @@ BUY_UNCONFIRMED = "BUY_UNCONFIRMED"
 EDITED_AFTER_PURCHASE = "EDITED_AFTER_PURCHASE"
 LABEL_DATE_PAST = "LABEL_DATE_PAST"
 NOT_IN_PLAN = "NOT_IN_PLAN"
+BOUGHT_NOT_AS_PLANNED = "BOUGHT_NOT_AS_PLANNED"
 RATE_GONE = "PLANNED_RATE_GONE"
 RATE_DRIFT = "PLANNED_RATE_DRIFT"
 PLAN_SHIPMENT_CHANGED = "PLANNED_SHIPMENT_CHANGED"
@@ -220,13 +221,13 @@ class Purchaser:
     async def quote(self, row: ShipmentRow, line: int, digest: str) -> Quote | ResultRecord:
         """Return the journaled shipment and its chosen rate, or a final record (already bought / failed / held)."""
         ref = row.reference
-        if self.options.pins is not None and ref not in self.options.pins:
-            return _not_in_plan(ref)
         self._note_format(row)
         entry = self.journal.get(ref)
+        if entry is not None and entry.shipment_id and entry.state == "bought":
+            return await self._resume(row, entry, line)  # bought is bought, planned or not
+        if self.options.pins is not None and ref not in self.options.pins:
+            return _not_in_plan(ref)
         if entry is not None and entry.shipment_id:
-            if entry.state == "bought":
-                return await self._resume(row, entry, line)
             quoted_here = entry.state == "created" and entry.shipment_id in self._fresh
             if quoted_here and entry.digest == digest and entry.rate_id:
                 # Quoted by this very process (which holds the claim) and not yet bought: the journal holds the rate.
