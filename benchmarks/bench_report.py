@@ -4,10 +4,16 @@ A script, not a test:  python benchmarks/bench_report.py [--labels 100000] [--jo
 
 The journals are made with shipctl's own `Journal` (its schema, WAL, 0600) and filled in one transaction each: 90
 days of labels across carriers and services, one in 20 refunded (a few still `submitted`), one row in 50 failed.
-The claims file names every journal, one claim per label, as `create` leaves it. Then `shipctl report` runs in a
-fresh child process each time, start-up included, found through the claims as a user runs it:
-`-o ndjson > /dev/null` grouped by day, by service and by month. It prints the median and best wall time of
-`--runs` runs of each.
+One label in 100 of each journal after the first is also in the one before it, as a second run adopting a label
+leaves it (the report merges those). The claims file names every journal, one claim per label, and indexes them
+(`journals`), as `create` leaves it. Then `shipctl report` runs in a fresh child process each time, start-up
+included, found through the claims as a user runs it: `-o ndjson > /dev/null` grouped by day, by service and by
+month, and over one month. It prints the median and best wall time of `--runs` runs of each, then the same
+summaries in this process (`build_report` alone, no start-up).
+
+Every child runs with a bytecode cache of its own (PYTHONPYCACHEPREFIX in the work directory, warmed before
+anything is timed), as an installed package has its .pyc files: an environment that sets PYTHONDONTWRITEBYTECODE
+would otherwise time shipctl compiling its own modules from source on every start.
 
 Target (issue 16, 2-core box): well under a second for 100,000 labels.
 """
@@ -47,6 +53,9 @@ def build(folder: Path, labels: int, journals: int, seed: int = 16) -> list[Path
         rows: list[tuple[object, ...]] = []
         for i in range(min(per, labels - j * per)):
             ref = f"J{j}-{i:07d}"
+            sid = f"shp_{j}_{i}"
+            if j and i % 100 == 1:  # adopted from the journal before: the same label, its refund known here
+                sid = f"shp_{j - 1}_{i}"
             carrier, service = rng.choice(SERVICES)
             at = start + dt.timedelta(seconds=rng.randrange(90 * 86400))
             refund = None
@@ -54,19 +63,20 @@ def build(folder: Path, labels: int, journals: int, seed: int = 16) -> list[Path
                 refund = "submitted" if i % 60 == 0 else "refunded"
             if i % 50 == 7:
                 rows.append((ref, i + 1, "failed", None, None, None, None, None, rng.choice(CODES), None,
-                             at.isoformat(timespec="milliseconds")))
+                             at.isoformat(timespec="milliseconds"), None))
                 continue
-            rows.append((ref, i + 1, "bought", f"shp_{j}_{i}", carrier, service,
-                         f"{rng.randrange(350, 9000) / 100:.2f}", "USD", None, refund,
-                         at.isoformat(timespec="milliseconds")))
-            claims.append(("test:acct_bench", ref, "bought", "run", "1", str(path), f"shp_{j}_{i}", at.isoformat()))
+            stamp = at.isoformat(timespec="milliseconds")
+            rows.append((ref, i + 1, "bought", sid, carrier, service, f"{rng.randrange(350, 9000) / 100:.2f}", "USD",
+                         None, refund, stamp, stamp))
+            claims.append(("test:acct_bench", ref, "bought", "run", "1", str(path), sid, at.isoformat()))
         journal = Journal(path).open()
         try:
             with journal.db:
                 journal.db.execute("BEGIN")
                 journal.db.executemany(
                     "INSERT INTO rows (reference, line, state, shipment_id, carrier, service, rate, currency, "
-                    "error_code, refund_status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
+                    "error_code, refund_status, updated_at, bought_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
                 )
         finally:
             journal.close()
@@ -75,15 +85,18 @@ def build(folder: Path, labels: int, journals: int, seed: int = 16) -> list[Path
     try:
         db.execute("BEGIN")
         db.executemany("INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?)", claims)
+        db.executemany("INSERT INTO journals VALUES (?, 'test:acct_bench', ?, ?)",
+                       [(str(path), start.isoformat(), start.isoformat()) for path in paths])
         db.execute("COMMIT")
     finally:
         db.close()
     return paths
 
 
-def timed(args: list[str], env: dict[str, str]) -> float:
+def timed(args: list[str], env: dict[str, str], root: Path = ROOT) -> float:
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "shipctl", "report", *args], env=env, check=True,
+    # Run from `root`: `-m` puts the working directory first on the path, before PYTHONPATH.
+    subprocess.run([sys.executable, "-m", "shipctl", "report", *args], env=env, check=True, cwd=root,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - began
 
@@ -101,15 +114,39 @@ def main() -> None:
         began = time.perf_counter()
         build(folder, opts.labels, opts.journals)
         print(f"built {opts.labels:,} rows in {opts.journals} journals in {time.perf_counter() - began:.1f} s")
-        env = {**os.environ, "SHIPCTL_STATE_DIR": str(folder), "PYTHONPATH": str(ROOT)}
-        timed(["--help"], env)  # warm the bytecode and the page cache: the first run of anything pays for both
-        for args in (["-o", "ndjson"], ["-o", "ndjson", "--by", "service"], ["-o", "ndjson", "--by", "month"],
-                     ["-o", "ndjson", "--since", "2024-04-01", "--until", "2024-04-30"]):
-            times = [timed(args, env) for _ in range(opts.runs)]
-            print(f"shipctl report {' '.join(args):<45} median {statistics.median(times):.3f} s, "
-                  f"best {min(times):.3f} s ({opts.runs} runs, start-up included)")
-        times = [timed(["--help"], env) for _ in range(opts.runs)]
-        print(f"{'shipctl report --help (start-up alone)':<60} median {statistics.median(times):.3f} s")
+        time_report(folder, opts.runs)
+        in_process(folder, opts.runs)
+
+
+def time_report(folder: Path, runs: int, root: Path = ROOT) -> None:
+    """`shipctl report` (the one in `root`) in fresh child processes over the journals and claims in `folder`."""
+    env = {**os.environ, "SHIPCTL_STATE_DIR": str(folder), "PYTHONPATH": str(root),
+           "PYTHONPYCACHEPREFIX": str(folder / "pycache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    cases = (["-o", "ndjson"], ["-o", "ndjson", "--by", "service"], ["-o", "ndjson", "--by", "month"],
+             ["-o", "ndjson", "--since", "2024-04-01", "--until", "2024-04-30"])
+    timed(cases[0], env, root)  # warm the bytecode and the page cache: the first run of anything pays for both
+    for args in cases:
+        times = [timed(args, env, root) for _ in range(runs)]
+        print(f"shipctl report {' '.join(args):<45} median {statistics.median(times):.3f} s, "
+              f"best {min(times):.3f} s ({runs} runs, start-up included)")
+    times = [timed(["--help"], env, root) for _ in range(runs)]
+    print(f"{'shipctl report --help (start-up alone)':<60} median {statistics.median(times):.3f} s")
+
+
+def in_process(folder: Path, runs: int) -> None:
+    from shipctl.claims import known_journals
+    from shipctl.jobs.report import ReportQuery, build_report
+
+    for name, query in (("--by day", ReportQuery()), ("--by service", ReportQuery(by="service")),
+                        ("--by day, table (+ per carrier)", ReportQuery(also=("day", "carrier")))):
+        times = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            build_report(query, known_journals(folder))
+            times.append(time.perf_counter() - began)
+        print(f"{'build_report ' + name + ' (in process)':<60} median {statistics.median(times):.3f} s, "
+              f"best {min(times):.3f} s")
 
 
 if __name__ == "__main__":

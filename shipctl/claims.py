@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS claim_shipments (
     buy_sent_at REAL,
     PRIMARY KEY (scope, reference, shipment_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journals (
+    path        TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    last_seen   TEXT NOT NULL,
+    PRIMARY KEY (path, scope)
+) WITHOUT ROWID;
 """
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -120,10 +127,26 @@ class Claims:
                 with contextlib.suppress(FileExistsError):
                     os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o600))
             self._db = _connect(path)
+            self._register_journal()
         except (sqlite3.DatabaseError, OSError) as exc:
             self.close()
             raise ShipctlError(f"the claims file {path} is not usable: {exc}") from None
+        except BaseException:  # a full disk refusing the registration: no run lock left behind
+            self.close()
+            raise
         return self
+
+    def _register_journal(self) -> None:
+        """The journal index `report` and `reconcile` read: a claim names only the journal that last settled it,
+        so a journal whose labels a later run adopted would otherwise never be found again."""
+        if not self.journal:
+            return
+        now = _now()
+        self._execute(
+            "INSERT INTO journals (path, scope, first_seen, last_seen) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (path, scope) DO UPDATE SET last_seen = excluded.last_seen",
+            (self.journal, self.scope, now, now),
+        )
 
     def close(self) -> None:
         if self._db is not None:
@@ -345,7 +368,8 @@ def bought_since(directory: Path, scope: str, since: dt.datetime) -> list[Bought
 
 
 def known_journals(directory: Path) -> list[Path]:
-    """Read only (`report`): every journal a claim names, whatever its scope or state, each once, in name order.
+    """Read only (`report`, `reconcile`): every journal a `create` run opened (the `journals` index) and every
+    journal a claim names (claims older than the index), whatever its scope or state, each once, in name order.
     Opened `mode=ro` so a running `create` is never held up; no claims file means no journals."""
     from urllib.parse import quote
 
@@ -355,8 +379,12 @@ def known_journals(directory: Path) -> list[Path]:
     try:
         db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=30.0)
         try:
+            # A file no `create` has opened since the index was added has no `journals` table (read-only: not
+            # made here).
+            indexed = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journals'").fetchone()
             rows = db.execute(
-                "SELECT DISTINCT journal FROM claims WHERE journal IS NOT NULL AND journal != '' ORDER BY journal"
+                ("SELECT path FROM journals WHERE path != '' UNION " if indexed else "")
+                + "SELECT DISTINCT journal FROM claims WHERE journal IS NOT NULL AND journal != '' ORDER BY 1"
             ).fetchall()
         finally:
             db.close()

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS rows (
     error_code    TEXT,
     error_message TEXT,
     refund_status TEXT,
-    updated_at    TEXT NOT NULL
+    updated_at    TEXT NOT NULL,
+    bought_at     TEXT
 );
 """
 
@@ -76,11 +77,46 @@ class JournalRow:
     updated_at: str | None = None
 
 
+# Not a `JournalRow` field: readers that select every field from a journal they do not migrate (`labels` reads one
+# without its lock) must keep working on journals written before it. Set once, when the row is first recorded
+# `bought` (a purchase, or a label adopted from another run): unlike `updated_at`, a refund or a label saved later
+# never moves it. Old journals gain it on their next open (`_migrate`).
+_BOUGHT_AT = "bought_at"
+
+
 _COLUMNS = tuple(f.name for f in fields(JournalRow))
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a journal written by an older shipctl up to this schema, in place (under the journal's lock)."""
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(rows)")}
+    if "bought_at" not in columns:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("ALTER TABLE rows ADD COLUMN bought_at TEXT")
+            # The best time such a row has: its last change, frozen from now on so a later refund cannot move it.
+            db.execute("UPDATE rows SET bought_at = updated_at WHERE state = 'bought'")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+BOUGHT_TIME = "COALESCE(bought_at, updated_at)"
+"""A row's purchase time in SQL, for readers that open journals read-only (an old one may lack `bought_at`:
+`bought_time_sql` says which to use)."""
+
+
+def bought_time_sql(db: sqlite3.Connection, schema: str = "main") -> str:
+    """The SQL for a bought row's time in the journal attached to `db` as `schema`: `bought_at` (set once when the
+    row was first recorded bought) where the file has it, else its last change, `updated_at`."""
+    columns = {str(row[1]) for row in db.execute(f"PRAGMA {schema}.table_info(rows)")}
+    return BOUGHT_TIME if "bought_at" in columns else "updated_at"
 
 
 class JournalLocked(ShipctlError):
@@ -126,6 +162,7 @@ class Journal:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
+            _migrate(db)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (_now(),))
             self._db = db
@@ -259,13 +296,18 @@ class Journal:
             )
 
     def update(self, reference: str, **values: Any) -> None:
-        unknown = set(values) - set(_COLUMNS)
+        unknown = set(values) - set(_COLUMNS) - {_BOUGHT_AT}
         if unknown:
             raise ValueError(f"unknown journal columns: {sorted(unknown)}")
-        values["updated_at"] = _now()
+        values["updated_at"] = now = _now()
         assignments = ", ".join(f"{k} = ?" for k in values)
+        params = list(values.values())
+        if values.get("state") == "bought" and _BOUGHT_AT not in values:
+            # Set once: the purchase's time, which a refund or a label saved later must not move.
+            assignments += ", bought_at = COALESCE(bought_at, ?)"
+            params.append(now)
         with self._writing():
-            self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*values.values(), reference))
+            self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*params, reference))
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         return writing(f"the journal {self.path}")

@@ -105,3 +105,55 @@ def test_fresh_sets_the_old_journal_aside(tmp_path: Path) -> None:
     with Journal(kept) as old:
         row = old.get("A")
         assert row is not None and row.state == "bought"
+
+
+def _bought_at(journal: Journal, reference: str) -> str | None:
+    row = journal.db.execute("SELECT bought_at FROM rows WHERE reference = ?", (reference,)).fetchone()
+    return None if row is None else row[0]
+
+
+def test_bought_at_is_set_once_when_a_row_is_first_bought(tmp_path: Path) -> None:
+    """A refund or a label saved later moves `updated_at`, never the purchase's time."""
+    with Journal(tmp_path / "j.db") as journal:
+        journal.plan([("A", 2, "d")])
+        journal.update("A", state="created", shipment_id="shp_a")
+        assert _bought_at(journal, "A") is None
+        journal.update("A", state="bought", tracking_code="EZ1")
+        row = journal.get("A")
+        assert row is not None and _bought_at(journal, "A") == row.updated_at
+        bought = "2000-01-01T00:00:00.000+00:00"  # bought long ago, as far as the later updates can tell
+        journal.db.execute("UPDATE rows SET bought_at = ?, updated_at = ?", (bought, bought))
+        journal.update("A", refund_status="submitted")
+        journal.update("A", state="bought", label_path="/labels/A.pdf")  # a rerun saving its label
+        row = journal.get("A")
+        assert row is not None and row.updated_at is not None and row.updated_at > bought
+        assert _bought_at(journal, "A") == bought
+
+
+def test_an_old_journal_gains_bought_at_when_opened(tmp_path: Path) -> None:
+    """Written before `bought_at`: the column is added in place, its bought rows' time frozen at their last change."""
+    import sqlite3
+
+    path = tmp_path / "old.journal.db"
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
+            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
+            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
+            "refund_status TEXT, updated_at TEXT NOT NULL);"
+            "INSERT INTO rows (reference, line, state, updated_at) VALUES "
+            "('B', 1, 'bought', '2024-03-01T10:00:00.000Z'), ('P', 2, 'planned', '2024-03-01T10:00:01.000Z');"
+        )
+        db.commit()
+    finally:
+        db.close()
+    with Journal(path) as journal:
+        assert (_bought_at(journal, "B"), _bought_at(journal, "P")) == ("2024-03-01T10:00:00.000Z", None)
+        journal.update("B", refund_status="refunded")
+        assert _bought_at(journal, "B") == "2024-03-01T10:00:00.000Z"
+        journal.update("P", state="bought")
+        assert _bought_at(journal, "P") is not None
+    with Journal(path) as journal:  # opened again: nothing to migrate
+        assert _bought_at(journal, "B") == "2024-03-01T10:00:00.000Z"

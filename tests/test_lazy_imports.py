@@ -58,7 +58,7 @@ def heavy(modules: set[str]) -> list[str]:
     """The heavy modules loaded. Recent typer (0.29) coerces every parsed value through a pydantic `TypeAdapter`
     (`typer._adapters`), so once a command's own options are parsed pydantic is typer's, not shipctl's: then only
     shipctl's own pydantic users (the models, the address parser) count."""
-    names = HEAVY
+    names: tuple[str, ...] = HEAVY
     if "typer._adapters" in modules:
         names = (*(n for n in HEAVY if not n.startswith("pydantic")), "shipctl.manifest.address_arg")
     return loaded(modules, names)
@@ -121,3 +121,31 @@ def test_a_usage_error_loads_nothing_heavy(tmp_path: Path) -> None:
     code, modules = modules_after("create", str(manifest), "--concurrency", "0")
     assert code == 2
     assert heavy(modules) == []
+
+
+# What `report` must not load: it reads journals on this machine and calls no API (`--delivery` aside).
+REPORT_NEVER = ("easypost", "requests", "urllib3", "anyio", "uvloop", "asyncio", "psutil", "openpyxl",
+                "shipctl.engine.runner", "shipctl.carrier", "shipctl.sandbox", "shipctl.jobs.session",
+                "shipctl.jobs.create", "shipctl.jobs.reconcile", "shipctl.manifest.models",
+                "shipctl.manifest.address_arg", "shipctl.cli.report_delivery", "shipctl.jobs.report_delivery")
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "table"])
+def test_report_loads_the_journals_but_not_the_api_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        fmt: str) -> None:
+    from shipctl.claims import Claims
+    from shipctl.journal import Journal
+
+    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
+    journal = tmp_path / "orders.csv.journal.db"
+    with Journal(journal) as j:
+        j.plan([("A-1", 2, "d")])
+        j.update("A-1", state="bought", shipment_id="shp_1", carrier="USPS", service="Priority", rate="7.80",
+                 currency="USD")
+    (tmp_path / "state").mkdir()
+    with Claims(tmp_path / "state", journal=str(journal)).open("test account acct_1"):
+        pass  # the run that wrote it registers its journal
+    code, modules = modules_after("report", "-o", fmt)
+    assert code == 0
+    assert "shipctl.jobs.report" in modules and "shipctl.claims" in modules  # it did read the journals
+    assert loaded(modules, REPORT_NEVER) == []

@@ -120,3 +120,33 @@ def test_pages_are_all_read_at_most_five_list_calls_a_second(env: Sandbox, tmp_p
     assert sorted(str(r["shipment_id"]) for r in seen) == sorted(ids)  # every page, each label once
     assert outcome.list_calls == 5
     assert elapsed >= 4 / 5  # five list calls: the last one at least 0.8 s after the first
+
+
+def test_a_refund_recorded_in_one_of_two_journals_naming_a_label_is_a_mismatch(env: Sandbox,
+                                                                               tmp_path: Path) -> None:
+    journal = _create(tmp_path, "orders.csv", 1)
+    second = tmp_path / "second.journal.db"
+    adopted = invoke("create", str(tmp_path / "orders.csv"), "--journal", str(second), "--quiet")
+    assert adopted.exit_code == 0, adopted.stderr
+    # A refund through the first journal only: the second still counts the label bought.
+    refunded = invoke("refund", "--journal", str(journal), "--quiet")
+    assert refunded.exit_code == 0, refunded.stderr
+    # The journal with the refund last: comparing only the last row naming the label would see no mismatch.
+    result = invoke("reconcile", "--journal", str(second), "--journal", str(journal), "--output", "ndjson")
+    assert result.exit_code == 3, result.stderr
+    [record] = ndjson(result.stdout)
+    assert (record["status"], record["journal"]) == ("refund_changed", str(second.resolve()))
+    assert (record["journal_refund_status"], record["refund_status"]) == (None, "submitted")
+    assert "1 labels on the account, 2 journal rows: 1 refund changed" in result.stderr
+
+
+def test_a_basic_iso_until_day_takes_the_whole_day(env: Sandbox, tmp_path: Path) -> None:
+    import datetime as dt
+
+    _create(tmp_path, "orders.csv", 1)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    since = (today - dt.timedelta(days=1)).isoformat()
+    for until in (today.isoformat(), today.strftime("%Y%m%d")):
+        result = invoke("reconcile", "--since", since, "--until", until, "--output", "ndjson")
+        assert result.exit_code == 0, result.stderr
+        assert "1 labels on the account, 1 journal rows: everything matches" in result.stderr, until

@@ -176,3 +176,132 @@ def test_the_charts_render_on_a_terminal(bought: dict[str, Any]) -> None:
     biggest = max(spend, key=lambda c: spend[c])
     assert bars[biggest] == max(bars.values()) and bars[biggest] >= 40  # the largest spans the room there is
     assert all(bars[c] <= bars[biggest] * spend[c] / spend[biggest] + 1 for c in bars)
+
+
+def test_journals_whose_labels_a_later_run_adopted_are_still_found(env: Sandbox, tmp_path: Path) -> None:
+    """A second run adopting the first's labels leaves the claims naming one journal: the journal index names both,
+    so `report` and `reconcile` read both (a label counted once)."""
+    import sqlite3
+
+    from shipctl.claims import known_journals
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i, reference=f"AD-{i}") for i in range(3)])
+    first, second = tmp_path / "orders.csv.journal.db", tmp_path / "second.journal.db"
+    assert invoke("create", str(manifest), "--output", "ndjson", "--quiet").exit_code == 0
+    adopted = invoke("create", str(manifest), "--journal", str(second), "--output", "ndjson", "--quiet")
+    assert adopted.exit_code == 0, adopted.stderr
+    assert {r["purchase"] for r in ndjson(adopted.stdout)} == {"found"}  # adopted, not bought again
+    state = Path(os.environ["SHIPCTL_STATE_DIR"])
+    db = sqlite3.connect(state / "claims.sqlite3")
+    try:
+        named = {journal for (journal,) in db.execute("SELECT DISTINCT journal FROM claims")}
+    finally:
+        db.close()
+    assert len(named) == 1  # what the claims alone would find
+
+    assert sorted(known_journals(state)) == sorted([first.absolute(), second.absolute()])
+    done = invoke("report", "--by", "carrier", "-o", "ndjson")
+    assert done.exit_code == 0, done.stderr
+    assert "2 journals read" in done.stderr
+    assert sum(r["labels"] for r in ndjson(done.stdout) if r["section"] == "group") == 3
+    checked = invoke("reconcile", "--output", "ndjson")
+    assert checked.exit_code == 0, checked.stderr
+    assert "3 labels on the account, 6 journal rows: everything matches" in checked.stderr
+
+
+def test_a_claims_file_older_than_the_journal_index_still_names_its_journals(bought: dict[str, Any]) -> None:
+    import sqlite3
+
+    from shipctl.claims import known_journals
+
+    state = Path(os.environ["SHIPCTL_STATE_DIR"])
+    db = sqlite3.connect(state / "claims.sqlite3")
+    try:
+        db.execute("DROP TABLE journals")
+        db.commit()
+    finally:
+        db.close()
+    assert sorted(known_journals(state)) == sorted(p.absolute() for p in bought["journals"])
+
+
+def test_a_label_refunded_the_next_day_stays_on_its_purchase_day(env: Sandbox, tmp_path: Path) -> None:
+    """The refund moves the row's `updated_at` to its own day; the report counts the label on the day it was bought
+    (`bought_at`), as a refund netted out of that day."""
+    import sqlite3
+
+    manifest = write_manifest(tmp_path / "d.csv", [row(i, reference=f"D-{i}") for i in range(2)])
+    assert invoke("create", str(manifest), "--output", "ndjson", "--quiet").exit_code == 0
+    journal = tmp_path / "d.csv.journal.db"
+    # Bought yesterday: the journal's times moved back a day, as a run yesterday would have left them.
+    yesterday = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    stamp = yesterday.isoformat(timespec="milliseconds")
+    db = sqlite3.connect(journal)
+    try:
+        db.execute("UPDATE rows SET bought_at = ?, updated_at = ? WHERE state = 'bought'", (stamp, stamp))
+        db.commit()
+    finally:
+        db.close()
+    refunded = invoke("refund", "--journal", str(journal), "--reference", "D-0", "--output", "ndjson", "--quiet")
+    assert refunded.exit_code == 0, refunded.stderr
+    with Journal(journal) as j:
+        d0 = j.get("D-0")
+        assert d0 is not None and d0.refund_status == "submitted"
+        assert d0.updated_at is not None and _local_day(d0.updated_at) == dt.date.today().isoformat()
+    records = _report("--journal", str(journal))
+    groups = [r for r in records if r["section"] == "group"]
+    assert [(r["group"], r["labels"], r["refunds"]) for r in groups] == [(yesterday.astimezone().date().isoformat(),
+                                                                         2, 1)]
+    since_today = _report("--journal", str(journal), "--since", "today")
+    assert [r for r in since_today if r["section"] == "group"] == []
+
+
+def test_a_journal_older_than_bought_at_is_read_by_its_last_change(env: Sandbox, tmp_path: Path) -> None:
+    """Read-only, a journal written before `bought_at` is not migrated: its rows' time is `updated_at`."""
+    import sqlite3
+
+    old = tmp_path / "old.journal.db"
+    db = sqlite3.connect(old)
+    try:
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
+            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
+            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
+            "refund_status TEXT, updated_at TEXT NOT NULL);"
+        )
+        db.executemany(
+            "INSERT INTO rows (reference, line, state, shipment_id, carrier, service, rate, currency, updated_at) "
+            "VALUES (?, ?, 'bought', ?, 'USPS', 'Priority', ?, 'USD', ?)",
+            [("O-1", 1, "shp_o1", "7.80", "2024-03-01T15:00:00.000+00:00"),
+             ("O-2", 2, "shp_o2", "2.20", "2024-03-02T15:00:00.000+00:00")],
+        )
+        db.commit()
+    finally:
+        db.close()
+    records = _report("--journal", str(old), "--since", "2024-03-02", "--until", "2024-03-02")
+    [total] = [r for r in records if r["section"] == "total"]
+    assert (total["labels"], Decimal(total["spend"])) == (1, Decimal("2.20"))
+
+
+def test_a_label_in_two_journals_is_on_its_first_purchase_day_with_the_refund_the_second_knows(
+        env: Sandbox, tmp_path: Path) -> None:
+    import sqlite3
+
+    manifest = write_manifest(tmp_path / "m.csv", [row(i, reference=f"M-{i}") for i in range(2)])
+    first, second = tmp_path / "m.csv.journal.db", tmp_path / "second.journal.db"
+    assert invoke("create", str(manifest), "--output", "ndjson", "--quiet").exit_code == 0
+    yesterday = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+    stamp = yesterday.isoformat(timespec="milliseconds")
+    db = sqlite3.connect(first)
+    try:  # the first run bought M-0 yesterday
+        db.execute("UPDATE rows SET bought_at = ?, updated_at = ? WHERE reference = 'M-0'", (stamp, stamp))
+        db.commit()
+    finally:
+        db.close()
+    assert invoke("create", str(manifest), "--journal", str(second), "--quiet").exit_code == 0  # adopts both today
+    refunded = invoke("refund", "--journal", str(second), "--reference", "M-0", "--output", "ndjson", "--quiet")
+    assert refunded.exit_code == 0, refunded.stderr
+    groups = [(r["group"], r["labels"], r["refunds"]) for r in _report() if r["section"] == "group"]
+    today = dt.date.today().isoformat()
+    assert groups == [(yesterday.astimezone().date().isoformat(), 1, 1), (today, 1, 0)]
+    assert [(r["group"], r["labels"]) for r in _report("--since", "today") if r["section"] == "group"] == [(today, 1)]

@@ -93,3 +93,47 @@ def test_serve_with_state_file_keeps_purchases(tmp_path: Path) -> None:
         proc.terminate()
         proc.communicate(timeout=30)
         assert proc.returncode == 0
+
+
+def test_serve_rejects_a_bad_clock_shift() -> None:
+    for bad in ("soon", "8x", "-20000d"):
+        proc = subprocess.run([sys.executable, "-m", "shipctl", "sandbox", "serve", "--port", "0",
+                               "--shift-clock", bad], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (bad, proc.stderr)
+        assert proc.stdout == "" and "--shift-clock" in proc.stderr
+
+
+def test_parse_shift() -> None:
+    from shipctl.cli.sandbox import parse_shift
+
+    assert [parse_shift(t) for t in ("8d", "-2d", "+1w", "36h", "-8", "0")] == [8.0, -2.0, 7.0, 1.5, -8.0, 0.0]
+
+
+def test_serve_shift_clock_dates_labels_in_the_past(tmp_path: Path) -> None:
+    """`sandbox serve --shift-clock -8d`: a label bought through it by `shipctl create` is dated 8 days ago, so
+    `refund --unused --older-than 7d` finds it, as a person trying it by hand would."""
+    import datetime as dt
+
+    from tests.cli import TEST_KEY
+    from tests.manifests import row, write_manifest
+    from tests.standalone import sandbox_process, shipctl_env
+
+    manifest = write_manifest(tmp_path / "old.csv", [row(0, reference="AGED-0")])
+    with sandbox_process("--port", "0", "--shift-clock", "-8d") as server:
+        env = shipctl_env(server.api_base, tmp_path / "state")
+        bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert bought.returncode == 0, bought.stderr
+        shipment_id = json.loads(bought.stdout.splitlines()[0])["shipment_id"]
+        client = easypost.EasyPostClient(TEST_KEY, api_base=server.api_base)
+        try:
+            shp = client.shipment.retrieve(shipment_id)
+        finally:
+            client._requests_session.close()
+        label_date = dt.datetime.fromisoformat(str(shp.postage_label.label_date).replace("Z", "+00:00"))
+        age = dt.datetime.now(dt.timezone.utc) - label_date
+        assert dt.timedelta(days=7.9) < age < dt.timedelta(days=8.1), label_date
+        dry = subprocess.run([sys.executable, "-m", "shipctl", "refund", "--unused", "--older-than", "7d",
+                              "--dry-run", "-o", "ndjson"], capture_output=True, text=True, env=env, timeout=120)
+        assert dry.returncode == 0, dry.stderr
+        assert [json.loads(line)["reference"] for line in dry.stdout.splitlines()] == ["AGED-0"]

@@ -73,7 +73,7 @@ def reconcile(
     now = dt.datetime.now(dt.timezone.utc)
     start = parse_day(since, "--since") if since else now - dt.timedelta(days=DEFAULT_DAYS)
     end = parse_day(until, "--until") if until else now
-    if until and len(until.strip()) == 10:  # a day given alone: all of it
+    if until and _is_day(until):  # a day given alone (2026-12-03 or 20261203): all of it
         end += dt.timedelta(days=1, microseconds=-1)
     for path in journals or ():
         require_journal(path)
@@ -87,3 +87,14 @@ def reconcile(
     terminal().info(f"{outcome.listed} labels on the account, {outcome.journal_rows} journal rows: "
                     + (found or "everything matches"))
     raise typer.Exit(int(outcome.exit_code))
+
+
+def _is_day(text: str) -> bool:
+    """A date without a time, in any form ISO 8601 allows (`date.fromisoformat` takes exactly those)."""
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True

@@ -7,6 +7,7 @@ reconciliation, the journal) is `shipctl.jobs.refund`.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from shipctl.errors import UsageError
 if TYPE_CHECKING:  # the job, the SDK and the journal load when the command runs, not for --help
     from shipctl.cli.host import CliHost
     from shipctl.engine.stats import RunStats
-    from shipctl.jobs.refund import RefundInputs, RefundOutcome
+    from shipctl.jobs.refund import RefundInputs, RefundOutcome, UnusedOutcome
     from shipctl.output import Writer
 
 REFUND_TABLE_COLUMNS = ("reference", "shipment_id", "tracking_code", "status", "error_message")
@@ -112,7 +113,8 @@ def refund(
         False, "--unused",
         help="Refund the journals' labels never scanned by the carrier, older than --older-than and inside the "
              "carrier's refund window (USPS 30 days, UPS and FedEx 90); default: every journal on this machine."),
-    older_than: str = typer.Option("7d", "--older-than", metavar="AGE", help="With --unused: 7d, 36h, 2w."),
+    older_than: str | None = typer.Option(
+        None, "--older-than", metavar="AGE", help="With --unused: 7d (the default), 36h, 2w, 90m, or days."),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --unused: list the labels and the amount only."),
     *,
     run: RunOptions,
@@ -139,6 +141,8 @@ def refund(
                 run)
     if dry_run:
         raise UsageError("--dry-run goes with --unused")
+    if older_than is not None:  # without --unused every label of the journal would be refunded, whatever its age
+        raise UsageError("--older-than goes with --unused")
     inputs = _inputs(shipment_ids, journal_path, references)
     host = CliHost(run, noun="shipments", yes=yes)
     with contextlib.ExitStack() as stack:
@@ -154,20 +158,20 @@ def refund(
 
 
 
+DEFAULT_OLDER_THAN = "7d"
 UNUSED_TABLE_COLUMNS = ("reference", "shipment_id", "carrier", "cost", "age_days", "status", "error_message")
 
 
 def _unused(shipment_ids: list[str] | None, journals: list[Path] | None, references: list[str] | None,
-            older_than: str, dry_run: bool, host: CliHost, run: RunOptions) -> None:
+            older_than: str | None, dry_run: bool, host: CliHost, run: RunOptions) -> None:
     from shipctl.jobs.refund import UNUSED_FIELDS, UnusedInputs, UnusedRefundJob, parse_age, require_journal
     from shipctl.jobs.session import open_session
-    from shipctl.money import format_totals
 
     if shipment_ids or references:
         raise UsageError("--unused chooses the labels itself: give no shipment ids or --reference")
     for path in journals or ():
         require_journal(path)
-    inputs = UnusedInputs(parse_age(older_than), tuple(journals or ()), dry_run=dry_run)
+    inputs = UnusedInputs(parse_age(older_than or DEFAULT_OLDER_THAN), tuple(journals or ()), dry_run=dry_run)
     columns = UNUSED_TABLE_COLUMNS if host.result_format() == "table" else UNUSED_FIELDS
     with contextlib.ExitStack() as stack:
         session = stack.enter_context(open_session(run.sizing, force_sandbox=run.force_sandbox,
@@ -180,8 +184,33 @@ def _unused(shipment_ids: list[str] | None, journals: list[Path] | None, referen
             writer[0].write({c: record.get(c) for c in columns})
 
         outcome = UnusedRefundJob(inputs, session, host, sink).run()
-    skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in outcome.skipped.most_common())
-    verb = "would be refunded" if dry_run else "refunded"
-    terminal().info(f"{outcome.chosen} unused labels {verb} ({format_totals(outcome.totals) or '$0.00'})"
-                    + (f"; left alone: {skipped}" if skipped else ""))
+    terminal().info(_unused_line(outcome, dry_run))
     raise typer.Exit(int(outcome.exit_code))
+
+
+def _unused_line(outcome: UnusedOutcome, dry_run: bool) -> str:
+    """What the run did: refunded counts and sums only what the API took back; the rest is said apart."""
+    from shipctl.jobs.refund import UNREADABLE
+    from shipctl.money import format_totals
+
+    def listed(counts: Counter[str]) -> str:
+        return ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in counts.most_common())
+
+    parts: list[str] = []
+    if not outcome.chosen:
+        parts.append("nothing to refund: no unscanned label old enough and inside its refund window"
+                     + (" among those read" if outcome.skipped[UNREADABLE] else ""))
+    elif dry_run:
+        parts.append(f"{outcome.chosen} unused labels would be refunded "
+                     f"({format_totals(outcome.totals) or '$0.00'})")
+    else:
+        parts.append(f"{outcome.refunded} unused labels refunded "
+                     f"({format_totals(outcome.refunded_totals) or '$0.00'})")
+        if failures := outcome.failures:
+            parts.append(f"not refunded: {listed(failures)}")
+    if unreadable := outcome.skipped[UNREADABLE]:
+        parts.append(f"{unreadable} labels could not be read (their tracking and refund status are unknown; "
+                     "run again to check them)")
+    if rest := Counter({why: n for why, n in outcome.skipped.items() if why != UNREADABLE}):
+        parts.append(f"left alone: {listed(rest)}")
+    return "; ".join(parts)

@@ -48,6 +48,11 @@ def report(
         "--output", ("table", "json", "ndjson", "csv"),
         "Result format (default: tables and charts on a terminal, else ndjson).", short="-o",
     )] = None,
+    delivery: bool = typer.Option(
+        False, "--delivery",
+        help="Also track the labels (the API: key or sandbox; cached 10 minutes, deliveries for good) and count "
+             "delivered on time, late, in transit and not yet scanned per carrier and service.",
+    ),
 ) -> None:
     """Report what the journals say was bought: labels and spend per day, week, month, carrier or service,
     the average and median label, refunds netted out, failed rows by reason.
@@ -57,6 +62,8 @@ def report(
       shipctl report --since 2024-05-01 --by carrier
 
       shipctl report --journal orders.csv.journal.db -o csv > spend.csv
+
+      shipctl report --since 2024-05-01 --delivery
     """
     from shipctl.jobs.report import ReportQuery, build_report, journals_to_read, parse_date
     from shipctl.paths import state_dir
@@ -78,14 +85,22 @@ def report(
         term.info(f"note: skipped {_journals(len(result.skipped))} that are gone or not readable: {names}")
     if not paths:
         term.info("note: no journals to report on: `create` has written none on this machine (or give --journal)")
+    deliveries = None
+    if delivery:  # the only part of `report` that calls the API
+        from shipctl.cli import report_delivery
+
+        deliveries = report_delivery.track_deliveries(result.journals, first, last, fmt)
     if fmt == "table":
         _render(term.out, result, term.width or 100)
+        if deliveries is not None:
+            report_delivery.render(term.out, deliveries)
     else:
         from shipctl.jobs.report import REPORT_FIELDS
         from shipctl.output import open_writer
 
-        with open_writer(fmt, term.stdout, REPORT_FIELDS) as writer:  # type: ignore[arg-type]
-            for record in result.records():
+        fields = REPORT_FIELDS if deliveries is None else (*REPORT_FIELDS, *report_delivery.FIELDS_AFTER)
+        with open_writer(fmt, term.stdout, fields) as writer:  # type: ignore[arg-type]
+            for record in [*result.records(), *(deliveries.records() if deliveries is not None else ())]:
                 writer.write(record)
     term.info(f"{_journals(len(result.journals))} read")
     raise typer.Exit(0)

@@ -10,6 +10,7 @@ another interface it says so on stderr, because whoever reaches the port can rea
 from __future__ import annotations
 
 import ipaddress
+import re
 import signal
 import sys
 import threading
@@ -33,6 +34,19 @@ sandbox_app = typer.Typer(
 app.add_typer(sandbox_app, name="sandbox")
 
 _LATENCIES = ("none", "fast", "realistic")
+_SHIFT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*([dhw]?)\s*$", re.IGNORECASE)
+_SHIFT_DAYS = {"": 1.0, "d": 1.0, "h": 1 / 24, "w": 7.0}
+
+
+def parse_shift(text: str) -> float:
+    """`--shift-clock`: `8d`, `-2d`, `36h`, `-1w` or a number of days; the offset in days (negative: the past)."""
+    match = _SHIFT.match(text)
+    if match is None:
+        raise UsageError(f"--shift-clock {text!r}: give a duration such as 8d, -2d, 36h or -1w")
+    days = float(match.group(1)) * _SHIFT_DAYS[match.group(2).lower()]
+    if abs(days) > 3650:  # a clock ten years off is a typo, and past it dates leave what the SDK parses
+        raise UsageError(f"--shift-clock {text!r}: at most ten years either way")
+    return days
 
 
 def is_loopback(host: str) -> bool:
@@ -98,6 +112,10 @@ def serve(
         help="Refuse (422, naming it) every SCAN form that includes the shipment with this reference or id; "
              "repeatable, or comma-separated.",
     )] = None,
+    shift_clock: Annotated[str | None, typer.Option(
+        "--shift-clock", metavar="DURATION", show_default=False,
+        help="Run the sandbox's clock this far from now: -8d dates every label bought 8 days ago (8d, 36h, -1w).",
+    )] = None,
 ) -> None:
     """Serve the sandbox until SIGINT/SIGTERM; the base URL is the first line on stdout.
 
@@ -106,6 +124,8 @@ def serve(
       shipctl sandbox serve --port 8080 --latency realistic --faults rate_limit=0.05
 
       shipctl sandbox serve --refuse-form ORDER-1042
+
+      shipctl sandbox serve --shift-clock -8d --state old-labels.sqlite3
 
       EASYPOST_API_BASE=http://127.0.0.1:8080/v2 shipctl create orders.csv
     """
@@ -125,10 +145,11 @@ def serve(
         refused = FormRefusals.parse(refuse_form or [])
     except ValueError as exc:
         raise UsageError(f"--refuse-form: {exc}") from None
+    shift = parse_shift(shift_clock) if shift_clock is not None else 0.0
     try:
         sb = Sandbox(latency=latency, faults=faults, seed=seed, max_inflight=max_inflight,  # type: ignore[arg-type]
                      state_path=state, ledger_path=ledger, host=host, port=port, access_key=access_key,
-                     refuse_forms=refused)
+                     refuse_forms=refused, clock_offset_days=shift)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
@@ -144,9 +165,17 @@ def serve(
     try:
         sb.start()
         _announce(sb.api_base, latency, faults, exposure_warning(host, sb.api_base, access_key is not None))
+        if shift:
+            terminal().info(f"shipctl sandbox: its clock runs {_days(shift)} "
+                            f"{'behind' if shift < 0 else 'ahead of'} the real one")
         while not stop.wait(0.5):
             pass
     finally:
         sb.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _days(days: float) -> str:
+    n = abs(days)
+    return f"{n:g} day" + ("" if n == 1 else "s")

@@ -12,8 +12,9 @@ journal a claim names (`claims.known_journals`) or the ones given, read without 
   bought -- money spent the journal does not count yet (a rerun of its `create` settles it);
 * `refund_changed`: a label whose refund status the account reports differently from the journal.
 
-A journal row bought but not in the listed range is read on its own (`GET /shipments/:id`), unless its last change
-is before the range: a row's `updated_at` is never before its purchase, so such a label was created before it.
+A journal row bought but not in the listed range is read on its own (`GET /shipments/:id`), unless the journal
+recorded it bought before the range (`bought_at`, else its last change, `updated_at`): that is never before the
+purchase, so such a label was created before it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
 from shipctl.jobs.host import Host
 from shipctl.jobs.session import Session
+from shipctl.journal import bought_time_sql
 
 LIST_CALLS_PER_SECOND = 5.0
 PAGE_SIZE = 100
@@ -66,6 +68,7 @@ class JournalLabel:
     tracking_code: str | None
     refund_status: str | None
     updated_at: str | None
+    """When the journal recorded it bought (`bought_at`); in a journal older than that column, its last change."""
 
 
 def discover_journals(directory: Path, on_info: Callable[[str], None]) -> list[Path]:
@@ -91,7 +94,7 @@ def read_journal(path: Path, identity: str, account: str, *, explicit: bool,
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             rows = db.execute(
                 "SELECT reference, shipment_id, state, carrier, service, rate, currency, tracking_code, "
-                "refund_status, updated_at FROM rows WHERE shipment_id IS NOT NULL ORDER BY line, reference"
+                f"refund_status, {bought_time_sql(db)} FROM rows WHERE shipment_id IS NOT NULL ORDER BY line, reference"
             ).fetchall()
         finally:
             db.close()
@@ -216,20 +219,24 @@ class ReconcileJob:
         listed = await self._list()
         self.outcome.listed = len(listed)
         by_id = {label.shipment_id: label for label in listed}
-        journaled = {row.shipment_id: row for row in rows}
+        # Every row naming a shipment is compared: one label can be in two journals (a manifest adopted by a
+        # second `create --journal`), and a refund recorded in one but not the other is a mismatch.
+        journaled: dict[str, list[JournalLabel]] = {}
+        for row in rows:
+            journaled.setdefault(row.shipment_id, []).append(row)
         for label in listed:  # newest first, as the account lists them
-            row = journaled.get(label.shipment_id)
-            if row is None:
+            naming = journaled.get(label.shipment_id)
+            if not naming:
                 self._emit("not_in_journal", label, None, "bought in the range; no journal on this machine names it")
-            else:
+            for row in naming or ():
                 self._compare(row, label)
         since = _iso(self.inputs.since)
-        for row in rows:
-            if row.shipment_id in by_id:
+        for sid, naming in journaled.items():
+            if sid in by_id:
                 continue
-            if row.state != "bought" or (row.updated_at and row.updated_at < since):
-                continue  # never bought as far as the journal knows, or bought before the range
-            await self._check_alone(row)
+            # Never bought as far as the journals know, or bought before the range.
+            if any(row.state == "bought" and not (row.updated_at and row.updated_at < since) for row in naming):
+                await self._check_alone(naming)
 
     async def _list(self) -> list[Label]:
         pacer = _Pacer(LIST_CALLS_PER_SECOND)
@@ -246,20 +253,26 @@ class ReconcileJob:
                 return labels
             before = page[-1].shipment_id
 
-    async def _check_alone(self, row: JournalLabel) -> None:
+    async def _check_alone(self, naming: list[JournalLabel]) -> None:
+        """Read a shipment the listing did not show, and compare it with every journal row naming it."""
+        sid = naming[0].shipment_id
         try:
-            label = await self.session.engine.call(retrieve_label, self.session.client, row.shipment_id)
+            label = await self.session.engine.call(retrieve_label, self.session.client, sid)
         except CallFailure as failure:
             if failure.http_status == 404:
-                self._emit("unknown_to_account", None, row, "the account has no such shipment")
+                for row in naming:
+                    self._emit("unknown_to_account", None, row, "the account has no such shipment")
                 return
-            raise ShipctlError(f"the API did not answer for {row.shipment_id} ({failure.code}: {failure.message})",
+            raise ShipctlError(f"the API did not answer for {sid} ({failure.code}: {failure.message})",
                                ExitCode.ERROR) from None
         created = _parse_api_time(label.created_at)
         if not label.bought:
-            self._emit("not_bought", label, row, "the journal says bought; the account holds it unbought")
+            for row in naming:
+                if row.state == "bought":
+                    self._emit("not_bought", label, row, "the journal says bought; the account holds it unbought")
         elif created is None or self.inputs.since <= created <= self.inputs.until:
-            self._compare(row, label)
+            for row in naming:
+                self._compare(row, label)
         # Bought, and created outside the range: the range's business is elsewhere.
 
     def _compare(self, row: JournalLabel, label: Label) -> None:

@@ -307,18 +307,20 @@ BULK_CODES = 100
 """Tracking codes per `POST /refunds` request."""
 
 
+_AGE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)", re.ASCII)
+_AGE_UNITS = {"s": 1 / 86400, "m": 1 / 1440, "h": 1 / 24, "d": 1.0, "w": 7.0, "": 1.0}
+MAX_AGE_DAYS = 3650
+
+
 def parse_age(text: str, option: str = "--older-than") -> dt.timedelta:
-    """`7d`, `36h`, `2w`, or a number of days."""
-    value = text.strip().lower()
-    units = {"d": 1.0, "h": 1 / 24, "w": 7.0}
-    factor = units.get(value[-1:])
-    number = value[:-1] if factor is not None else value
-    try:
-        days = float(number) * (factor if factor is not None else 1.0)
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: give a duration such as 7d, 36h or 2w") from None
-    if not days >= 0 or days > 3650:
+    """`7d`, `36h`, `2w`, `90m`, `30s`, or a number of days. Only ASCII digits and a dot: `float()` would also take
+    `1_0`, `+7`, `nan` or digits of other scripts, none of which a person means as an age."""
+    match = _AGE.fullmatch(text.strip().lower())
+    if match is None:
         raise UsageError(f"{option} {text!r}: give a duration such as 7d, 36h or 2w")
+    days = float(match.group(1)) * _AGE_UNITS[match.group(2)]
+    if days > MAX_AGE_DAYS:
+        raise UsageError(f"{option} {text!r}: at most {MAX_AGE_DAYS} days")
     return dt.timedelta(days=days)
 
 
@@ -330,10 +332,24 @@ class UnusedInputs:
     state_directory: Path | None = None
 
 
+DONE = ("submitted", "refunded")
+"""Answers that mean the label is (being) voided: only these are counted and summed as refunded."""
+JOURNALED = ("submitted", "refunded", "rejected")
+"""Refund statuses written back to the journals: the ones the account shows on the shipment afterwards. The
+carrier's `not_applicable` to a bulk request names no refund the shipment holds, so it is not one."""
+UNREADABLE = "unreadable"
+NO_TRACKING_CODE = "no_tracking_code"
+
+
 @dataclass
 class _Unused:
+    """One shipment, however many journal rows name it (a manifest bought once, adopted by a second journal)."""
+
     index: int
     row: JournalLabel
+    """The first journal row naming the shipment: the reference and journal its record shows."""
+    rows: list[JournalLabel] = field(default_factory=list)
+    """Every journal row naming the shipment: each gets the refund status."""
     label: Label | None = None
     status: str = ""
     error_code: str | None = None
@@ -345,13 +361,22 @@ class UnusedOutcome:
     considered: int = 0
     chosen: int = 0
     totals: Totals = field(default_factory=dict)
+    """What the chosen labels cost: the dry run's amount, and the production question's."""
+    refunded: int = 0
+    refunded_totals: Totals = field(default_factory=dict)
+    """What the labels the API answered `submitted` or `refunded` for cost: what the run got back."""
     skipped: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
 
     @property
+    def failures(self) -> Counter[str]:
+        """The chosen labels the API did not take back, by what it answered (`failed`, `rejected`, ...)."""
+        return Counter({s: n for s, n in self.statuses.items() if s not in (*DONE, "would_refund")})
+
+    @property
     def exit_code(self) -> ExitCode:
-        bad = sum(n for s, n in self.statuses.items() if s not in ("submitted", "refunded", "would_refund"))
-        return ExitCode.PARTIAL if bad else ExitCode.OK
+        # A label whose tracking could not be read may be one to refund: a cron job must notice.
+        return ExitCode.PARTIAL if self.failures or self.skipped[UNREADABLE] else ExitCode.OK
 
 
 class UnusedRefundJob:
@@ -385,9 +410,7 @@ class UnusedRefundJob:
                                ExitCode.ERROR) from None
         rows = journal_labels(self.inputs.journals, self.inputs.state_directory or state_dir(),
                               self.session.target.identity, account, self.host.info)
-        # A row already refunded as the journal knows it is not read again.
-        items = [_Unused(i, row) for i, row in enumerate(
-            r for r in rows if r.state == "bought" and not r.refund_status)]
+        items = _by_shipment(rows)
         self.outcome.considered = self.session.stats.total = len(items)
         with self.host.progress(self.session.stats):
             await engine.run(items, self._read)
@@ -395,12 +418,16 @@ class UnusedRefundJob:
         for item in items:
             if item.status != "chosen":
                 self.outcome.skipped[item.status] += 1
+        # Found refunded on the account (elsewhere, or by a run whose write-back was lost): the journals must stop
+        # counting that spend.
+        if not self.inputs.dry_run:
+            self._write_back([item for item in items if item.status.startswith("already_")],
+                             lambda item: item.status.removeprefix("already_"))
         self.outcome.chosen = len(chosen)
         for item in chosen:
             assert item.label is not None
             add(self.outcome.totals, item.label.currency or "USD", _amount(item.label.rate))
         if not chosen:
-            self.host.info("nothing to refund: no unscanned label old enough and inside its refund window")
             return
         if self.inputs.dry_run:
             for item in chosen:
@@ -425,17 +452,22 @@ class UnusedRefundJob:
                    for i in range(0, len(group), BULK_CODES)]
         for carrier, batch in batches:  # one request per carrier and hundred codes
             await self._refund(carrier, batch)
-        self._write_back(chosen)
+        self._write_back(chosen, lambda item: item.status)
         for item in sorted(chosen, key=lambda it: it.index):
             self._emit(item)
+            if item.status in DONE:
+                assert item.label is not None
+                self.outcome.refunded += 1
+                add(self.outcome.refunded_totals, item.label.currency or "USD", _amount(item.label.rate))
 
     async def _read(self, item: _Unused) -> None:
         try:
             label = await self.session.engine.call(retrieve_label, self.session.client, item.row.shipment_id)
         except CallFailure as failure:
-            item.status = "unreadable"
+            item.status = UNREADABLE
             self.session.stats.record("failed")
-            self.host.warn(f"{item.row.reference} ({item.row.shipment_id}): {failure.message}; not refunded")
+            self.host.warn(f"{item.row.reference} ({item.row.shipment_id}): could not be read ({failure.code}: "
+                           f"{failure.message}); not refunded")
             return
         item.label = label
         self.session.stats.record("succeeded")
@@ -450,6 +482,11 @@ class UnusedRefundJob:
             item.status = "younger"
         elif age > dt.timedelta(days=refund_window_days(label.carrier)):
             item.status = "outside_window"
+        elif not label.tracking_code:
+            # EasyPost's bulk refund names labels by tracking code: this one can only be refunded by its id.
+            item.status = NO_TRACKING_CODE
+            self.host.warn(f"{item.row.reference} ({item.row.shipment_id}): unused, but it has no tracking code; "
+                           f"not refunded (refund it by id: shipctl refund {item.row.shipment_id})")
         else:
             item.status = "chosen"
 
@@ -471,12 +508,19 @@ class UnusedRefundJob:
                 continue
             for answer in answers:
                 answered = pending.pop(answer.tracking_code or "", None)
-                if answered is not None:
-                    item = answered
-                    item.status = answer.status or "submitted"
-                    if item.status not in ("submitted", "refunded"):
-                        item.error_code = f"REFUND.{item.status.upper()}"
-                        item.error_message = f"the carrier answered {item.status}"
+                if answered is None:
+                    continue
+                item = answered
+                if answer.shipment_id and answer.shipment_id != item.row.shipment_id:
+                    # The carrier refunded a label by this code, but not ours: nothing to record against our row.
+                    item.status, item.error_code = "failed", "REFUND.OTHER_SHIPMENT"
+                    item.error_message = (f"the API answered for shipment {answer.shipment_id}, not "
+                                          f"{item.row.shipment_id}; run refund --unused again to check")
+                    continue
+                item.status = answer.status or "submitted"
+                if item.status not in DONE:
+                    item.error_code = f"REFUND.{item.status.upper()}"
+                    item.error_message = f"the carrier answered {item.status}"
             for item in pending.values():
                 item.status, item.error_code = "failed", "REFUND.NO_ANSWER"
                 item.error_message = "the API's answer did not name this tracking code"
@@ -495,18 +539,21 @@ class UnusedRefundJob:
                 item.status = label.refund_status
                 del pending[code]
 
-    def _write_back(self, chosen: list[_Unused]) -> None:
+    def _write_back(self, items: list[_Unused], status_of: Callable[[_Unused], str]) -> None:
+        """Each item's refund status into every journal row that names its shipment."""
         from shipctl.journal import JournalLocked
 
-        by_journal: dict[Path, list[_Unused]] = {}
-        for item in chosen:
-            if item.status in ("submitted", "refunded", "rejected", "not_applicable"):
-                by_journal.setdefault(item.row.journal, []).append(item)
-        for path, items in by_journal.items():
+        by_journal: dict[Path, list[tuple[str, str]]] = {}
+        for item in items:
+            status = status_of(item)
+            if status in JOURNALED:
+                for row in item.rows:
+                    by_journal.setdefault(row.journal, []).append((row.reference, status))
+        for path, updates in by_journal.items():
             try:
                 with Journal(path) as journal:
-                    for item in items:
-                        journal.update(item.row.reference, refund_status=item.status)
+                    for reference, status in updates:
+                        journal.update(reference, refund_status=status)
             except JournalLocked:
                 self.host.warn(f"journal {path} is in use by a run; its refund statuses were not recorded "
                                "(the API has them)")
@@ -522,10 +569,24 @@ class UnusedRefundJob:
             "label_date": label.label_date,
             "age_days": None if when is None else round((self._now - when).total_seconds() / 86400, 1),
             "status": item.status,
-            "refund_status": item.status if item.status in ("submitted", "refunded", "rejected", "not_applicable")
-            else None,
+            "refund_status": item.status if item.status in JOURNALED else None,
             "journal": str(item.row.journal), "error_code": item.error_code, "error_message": item.error_message,
         })
+
+
+def _by_shipment(rows: Sequence[JournalLabel]) -> list[_Unused]:
+    """One item per shipment that a journal row records bought and without a refund status, in journal order,
+    holding every row that names the shipment."""
+    naming: dict[str, list[JournalLabel]] = {}
+    for row in rows:
+        naming.setdefault(row.shipment_id, []).append(row)
+    items: list[_Unused] = []
+    for group in naming.values():
+        # A label some journal already records refunded is read again only if another still counts it.
+        open_rows = [r for r in group if r.state == "bought" and not r.refund_status]
+        if open_rows:
+            items.append(_Unused(len(items), open_rows[0], rows=group))
+    return items
 
 
 def _when(text: str | None) -> dt.datetime | None:

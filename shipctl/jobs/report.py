@@ -1,14 +1,17 @@
 """`shipctl report`: what the journals say was bought and spent, grouped by day, week, month, carrier or service.
 
-Local only: no API call. The journals are the ones `create` wrote on this machine (every journal a claim names,
-`claims.known_journals`) or the ones given. Each is attached read-only (`mode=ro`), so a `create` running on it
-is never held up, and its bought and failed rows are copied into one in-memory table: the same shipment found in
-two journals (a second run adopts a label the first bought) is counted once, from the copy that knows the most
-(a refund asked for beats none). Everything after that is SQL over that table: sums in integer cents, the median
-from window functions; Python only turns the few group rows into `Decimal` amounts.
+Local only: no API call. The journals are the ones `create` opened on this machine (the claims file's journal
+index and every journal a claim names, `claims.known_journals`) or the ones given. Each is attached read-only
+(`mode=ro`), so a `create` running on it is never held up, and its bought and failed rows are copied into one
+in-memory table, every per-row value (the group's key, the local day, cents, void or not) worked out once as they go
+in. The same shipment found in several journals (a second run adopts a label the first bought) is counted once
+(`_merge_repeats`); only ids that actually repeat are touched. Then one index, by group, currency, kind and cents,
+is the report's one sort: the group sums are read along it and each median is found in it by position; the totals
+are the groups' sums. Python only folds the few group rows and turns them into `Decimal` amounts.
 
-What the journal does not store cannot be reported: it keeps one time per row, `updated_at`, its last change
-(README, "shipctl report", says which changes move it), and no retail or list rate, so there are no savings.
+A label's time is the journal's `bought_at` (set once, when the row was first recorded bought; a later refund or
+label save does not move it), or in a journal older than that column its last change, `updated_at`. The journal
+keeps no retail or list rate, so there are no savings.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from shipctl.errors import UsageError
+from shipctl.journal import bought_time_sql
 
 GroupBy = Literal["day", "week", "month", "carrier", "service"]
 GROUP_BYS: tuple[GroupBy, ...] = ("day", "week", "month", "carrier", "service")
@@ -37,50 +41,53 @@ _CENT = Decimal("0.01")
 # A group's key from the row's local day (worked out once per row, as it is copied in: 'localtime' is the
 # costly part) or its rate. A week is named by its Monday.
 _KEYS: dict[str, str] = {
-    "day": "day",
-    "week": "date(day, 'weekday 0', '-6 days')",
-    "month": "substr(day, 1, 7)",
-    "carrier": "COALESCE(carrier, '')",
-    "service": "TRIM(COALESCE(carrier, '') || ' ' || COALESCE(service, ''))",
+    "day": "{day}",
+    "week": "date({day}, 'weekday 0', '-6 days')",
+    "month": "substr({day}, 1, 7)",
+    "carrier": "COALESCE({carrier}, '')",
+    "service": "TRIM(COALESCE({carrier}, '') || ' ' || COALESCE({service}, ''))",
 }
-# A refund asked for (`submitted`) or done (`refunded`) voids the label: not spend. `rejected` and
-# `not_applicable` leave it bought and paid for (as `create` and `labels` judge it).
-_VOID = "(COALESCE(refund_status, '') IN ('submitted', 'refunded'))"
+_DAYS = frozenset({"day", "week", "month"})
+
+# `kind`, decided once per row as it is copied in: a label that cost money (0), one refunded (1) or with a refund
+# asked for (2) -- voided, not spend -- one bought at no known price (3), a failed row (-1). `rejected` and
+# `not_applicable` refunds leave the label bought and paid for (as `create` and `labels` judge it).
+_PAID, _REFUNDED, _PENDING, _UNPRICED, _FAILED = 0, 1, 2, 3, -1
 
 _TABLE = """
 CREATE TABLE r (
-    key           TEXT PRIMARY KEY,
-    state         TEXT NOT NULL,
+    kind          INTEGER NOT NULL,
+    g             TEXT,
+    currency      TEXT NOT NULL,
+    cents         INTEGER,
     carrier       TEXT,
     service       TEXT,
-    cents         INTEGER,
-    currency      TEXT NOT NULL,
-    refund_status TEXT,
-    error_code    TEXT,
-    at            REAL,
     day           TEXT,
-    updated_at    TEXT,
-    rank          INTEGER NOT NULL
+    at            REAL,
+    error_code    TEXT,
+    sid           TEXT,
+    t             TEXT
 )
 """
 # Rates are text ("7.80"): x*100 is within a rounding error of a whole number of cents, so ROUND makes it exact.
-# `rank` picks which copy of a shipment found in several journals counts: a voided label over a bought one over a
-# failed row, then the later change.
+# {t} is the row's purchase time (`bought_at`, else `updated_at` in a journal older than that column). {day} and
+# {at} are worked out only when something needs them, and {sid} and {t} (what merges a label found in several
+# journals) only when there are several: NULL otherwise, as every value copied costs. The usual currency is
+# recognised before it is normalised, for the same reason.
 _COPY = """
 INSERT INTO r
-SELECT COALESCE(shipment_id, ? || char(31) || reference), state, carrier, service,
-       CAST(ROUND(CAST(rate AS REAL) * 100) AS INTEGER),
-       COALESCE(NULLIF(UPPER(TRIM(currency)), ''), 'USD'), refund_status, error_code,
-       (julianday(updated_at) - 2440587.5) * 86400.0, date(updated_at, 'localtime'), updated_at,
-       CASE WHEN state = 'failed' THEN 0 WHEN refund_status = 'refunded' THEN 3
-            WHEN refund_status = 'submitted' THEN 2 ELSE 1 END
-FROM j.rows WHERE state IN ('bought', 'failed')
-ON CONFLICT (key) DO UPDATE SET
-    state = excluded.state, carrier = excluded.carrier, service = excluded.service, cents = excluded.cents,
-    currency = excluded.currency, refund_status = excluded.refund_status, error_code = excluded.error_code,
-    at = excluded.at, day = excluded.day, updated_at = excluded.updated_at, rank = excluded.rank
-WHERE excluded.rank > r.rank OR (excluded.rank = r.rank AND excluded.updated_at > r.updated_at)
+SELECT kind, {g}, currency, cents, {carrier}, {service}, {day_column}, at, error_code, sid, t FROM (
+    SELECT CASE WHEN state = 'failed' THEN -1 WHEN refund_status = 'refunded' THEN 1
+                WHEN refund_status = 'submitted' THEN 2 WHEN rate IS NULL THEN 3 ELSE 0 END AS kind,
+           CASE currency WHEN 'USD' THEN 'USD' ELSE COALESCE(NULLIF(UPPER(TRIM(currency)), ''), 'USD') END
+               AS currency,
+           CAST(ROUND(CAST(rate AS REAL) * 100) AS INTEGER) AS cents, carrier, service,
+           {day} AS day, {at} AS at, error_code, {sid} AS sid, {t} AS t
+    FROM j.rows WHERE state IN ('bought', 'failed')
+) WHERE {window}
 """
+_DAY = "date({t}, 'localtime')"
+_AT = "(julianday({t}) - 2440587.5) * 86400.0"
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,10 @@ class Group:
     refunds_pending: int
     refund_pending: Decimal
     """Of those, the ones still `submitted`: the money is not back yet."""
+    sums: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    """The same in whole cents, as summed (labels, spend, priced, refunds, refunded, pending, pending cents)."""
+    middle: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+    """The cents of the middle label (or of the two middle ones added) and how many: the median's parts."""
 
     def record(self, section: str = "group") -> dict[str, Any]:
         return {
@@ -172,32 +183,50 @@ def journals_to_read(given: Sequence[Path], state: Callable[[], Path]) -> list[P
 
 
 def build_report(query: ReportQuery, journals: Sequence[Path]) -> Report:
+    """Each journal's bought and failed rows are copied once into one in-memory table, every per-row value (the
+    group's key, the local day, cents, void or not) worked out as they go in. A shipment in more than one journal
+    is merged only where one actually repeats. Then one index, (group, currency, kind, cents), is the only sort
+    the grouping needs: the group sums are read along it, and each group's median is found in it by position. The
+    totals are the groups' sums; the total median merges the groups' runs read along that index."""
     report = Report(query.by)
-    db = sqlite3.connect("file:report?mode=memory", uri=True)
+    db = sqlite3.connect(":memory:")
     try:
         db.execute(_TABLE)
-        for number, path in enumerate(journals):
-            if _copy(db, path, number):
+        lo, hi = _bounds(query.since, query.until)
+        # The columns the charts' groupings are made of, beyond the report's own key.
+        parts = {part for by in query.also if by != query.by for part in _PARTS[by]}
+        # With one journal nothing can repeat, so the window is applied as the rows are read; with several, a
+        # copy outside it can still decide a repeated label (a refund recorded by the run that adopted it).
+        several = len(journals) > 1
+        timed = lo is not None or hi is not None
+        for path in journals:
+            if _copy(db, path, query.by, parts=parts, timed=timed, several=several,
+                     window=(None, None) if several else (lo, hi)):
                 report.journals.append(path)
             else:
                 report.skipped.append(path)
-        where, params = _window(query.since, query.until)
-        report.groups = _groups(db, query.by, where, params)
-        report.totals = _groups(db, None, where, params)
-        # The charts show spend alone: no median to sort for.
-        report.also = {by: _groups(db, by, where, params, medians=False) for by in query.also if by != query.by}
+        if len(report.journals) > 1:
+            _merge_repeats(db, query.by)
+        if several and timed:  # copied whole: the window is applied now
+            with db:
+                db.execute("DELETE FROM r WHERE NOT (" + _window_sql(lo, hi, "at") + ")")
+        report.groups = _groups(db, query.by)
+        report.totals = _totals(db, report.groups)
+        # The charts show spend alone: no median to find.
+        report.also = _spend(db, [by for by in dict.fromkeys(query.also) if by != query.by])
         if query.by in query.also:
             report.also[query.by] = report.groups
         report.failed = [(str(code), int(n)) for code, n in db.execute(
-            f"SELECT COALESCE(error_code, ''), COUNT(*) AS n FROM r WHERE state = 'failed' AND {where} "
-            "GROUP BY 1 ORDER BY n DESC, 1", params,
+            f"SELECT COALESCE(error_code, ''), COUNT(*) AS n FROM r WHERE kind = {_FAILED} "
+            "GROUP BY 1 ORDER BY n DESC, 1",
         )]
     finally:
         db.close()
     return report
 
 
-def _copy(db: sqlite3.Connection, path: Path, number: int) -> bool:
+def _copy(db: sqlite3.Connection, path: Path, by: GroupBy, *, parts: set[str], timed: bool, several: bool,
+          window: tuple[float | None, float | None]) -> bool:
     """Copy one journal's bought and failed rows in; False when it is gone or is not a journal."""
     if not path.is_file():
         return False
@@ -206,8 +235,17 @@ def _copy(db: sqlite3.Connection, path: Path, number: int) -> bool:
     except sqlite3.DatabaseError:
         return False
     try:
+        t = bought_time_sql(db, "j")
+        sql = _COPY.format(
+            g=_KEYS[by].format(day="day", carrier="carrier", service="service"), t=t if several else "NULL",
+            day=_DAY.format(t=t) if by in _DAYS or "day" in parts else "NULL",
+            day_column="day" if "day" in parts else "NULL", carrier="carrier" if "carrier" in parts else "NULL",
+            service="service" if "service" in parts else "NULL",
+            at=_AT.format(t=t) if timed else "NULL", sid="shipment_id" if several else "NULL",
+            window=_window_sql(*window, "at"),
+        )
         with db:
-            db.execute(_COPY, (str(number),))
+            db.execute(sql)
         return True
     except sqlite3.DatabaseError:  # not a journal (no `rows` table), or damaged
         return False
@@ -215,16 +253,58 @@ def _copy(db: sqlite3.Connection, path: Path, number: int) -> bool:
         db.execute("DETACH DATABASE j")
 
 
-def _window(since: dt.date | None, until: dt.date | None) -> tuple[str, tuple[float, ...]]:
-    """The rows whose time falls on the local days from `since` to `until`, both included."""
-    clauses, params = ["1"], []
-    if since is not None:
-        clauses.append("at >= ?")
-        params.append(_midnight(since))
-    if until is not None:
-        clauses.append("at < ?")
-        params.append(_midnight(until + dt.timedelta(days=1)))
-    return " AND ".join(clauses), tuple(params)
+def _merge_repeats(db: sqlite3.Connection, by: GroupBy) -> None:
+    """A shipment found in several journals (a second run adopted a label the first bought) counts once: as the
+    copy that knows the most (a refund done over one asked for over none, over a failed row; then the one recorded
+    later), at the earliest time any copy recorded it bought (the purchase; an adopting run records it later).
+
+    Only the ids that repeat are touched: found by a set over the ids, not by sorting the table."""
+    # One string split here costs half of fetching the ids row by row. A shipment id has no control characters.
+    joined = db.execute("SELECT group_concat(sid, char(31)) FROM r WHERE sid IS NOT NULL").fetchone()[0]
+    ids = joined.split("\x1f") if joined else []
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    repeats = [(sid,) for sid in {sid for sid in ids if sid in seen or seen.add(sid)}]  # type: ignore[func-returns-value]
+    rank = {_FAILED: 0, _PAID: 1, _UNPRICED: 1, _PENDING: 2, _REFUNDED: 3}
+    with db:
+        db.execute("CREATE TEMP TABLE d (sid TEXT PRIMARY KEY)")
+        db.executemany("INSERT INTO d VALUES (?)", repeats)
+        copies: dict[str, list[tuple[int, float, int, str]]] = {}
+        for rowid, sid, kind, when, t in db.execute(
+            "SELECT rowid, sid, kind, COALESCE(julianday(t), 0), t FROM r WHERE sid IN d"
+        ):
+            copies.setdefault(sid, []).append((rank[kind], when, rowid, t))
+        for found in copies.values():
+            best = max(found)
+            db.executemany("DELETE FROM r WHERE rowid = ?", ((c[2],) for c in found if c is not best))
+            bought = [(c[1], c[3]) for c in found if c[0] > 0 and c[1]]
+            if best[0] > 0 and bought:
+                t = min(bought)[1]
+                day = _DAY.format(t="?1")
+                key = _KEYS[by].format(day=day) if by in _DAYS else "g"
+                db.execute(
+                    f"UPDATE r SET t = ?1, g = {key}, day = CASE WHEN day IS NULL THEN NULL ELSE {day} END, "
+                    f"at = CASE WHEN at IS NULL THEN NULL ELSE {_AT.format(t='?1')} END WHERE rowid = ?2",
+                    (t, best[2]),
+                )
+        db.execute("DROP TABLE temp.d")
+
+
+def _bounds(since: dt.date | None, until: dt.date | None) -> tuple[float | None, float | None]:
+    """The local days from `since` to `until`, both included, as epoch seconds [lo, hi)."""
+    return (None if since is None else _midnight(since),
+            None if until is None else _midnight(until + dt.timedelta(days=1)))
+
+
+def _window_sql(lo: float | None, hi: float | None, column: str) -> str:
+    # Numbers this module worked out, written as literals (repr of a float reads back exactly).
+    clauses = ["1"]
+    if lo is not None:
+        clauses.append(f"{column} >= {lo!r}")
+    if hi is not None:
+        clauses.append(f"{column} < {hi!r}")
+    return " AND ".join(clauses)
 
 
 def _midnight(day: dt.date) -> float:
@@ -232,49 +312,125 @@ def _midnight(day: dt.date) -> float:
     return dt.datetime.combine(day, dt.time()).astimezone().timestamp()
 
 
-def _groups(db: sqlite3.Connection, by: GroupBy | None, where: str, params: tuple[float, ...], *,
-            medians: bool = True) -> list[Group]:
-    key = _KEYS[by] if by is not None else "'total'"
-    paid = f"cents IS NOT NULL AND NOT {_VOID}"
-    rows = db.execute(
-        f"SELECT {key} AS g, currency, COUNT(*), COALESCE(SUM(CASE WHEN {paid} THEN cents END), 0), "
-        f"COUNT(CASE WHEN {paid} THEN 1 END), SUM({_VOID}), COALESCE(SUM(CASE WHEN {_VOID} THEN cents END), 0), "
-        "SUM(refund_status = 'submitted'), COALESCE(SUM(CASE WHEN refund_status = 'submitted' THEN cents END), 0) "
-        f"FROM r WHERE state = 'bought' AND {where} GROUP BY g, currency ORDER BY g, currency", params,
-    ).fetchall()
-    middles = _medians(db, key, where, params) if medians else {}
-    groups = []
-    for g, currency, labels, spend, priced, refunds, refunded, pending, pending_cents in rows:
-        middle, halves = middles.get((g, currency), (0, 0))
-        groups.append(Group(
-            by=by or "total", group=str(g), currency=currency, labels=labels, spend=_money(spend),
-            average=(_money(spend) / priced).quantize(_CENT, ROUND_HALF_UP) if priced else None,
-            median=_money(middle) / halves if halves else None,
-            refunds=int(refunds or 0), refunded=_money(refunded),
-            refunds_pending=int(pending or 0), refund_pending=_money(pending_cents),
-        ))
-    return groups
+def _groups(db: sqlite3.Connection, by: GroupBy) -> list[Group]:
+    # The one sort: afterwards the sums are read along the index in order (per kind, folded here: fewer sums for
+    # SQLite to work out per row) and each median is a seek into it.
+    db.execute(f"CREATE INDEX rg ON r (g, currency, kind, cents) WHERE kind >= {_PAID}")
+    found: dict[tuple[str, str], list[int]] = {}
+    for g, currency, kind, n, cents in db.execute(
+        f"SELECT g, currency, kind, COUNT(*), COALESCE(SUM(cents), 0) FROM r INDEXED BY rg WHERE kind >= {_PAID} "
+        "GROUP BY g, currency, kind"
+    ):
+        _fold(found.setdefault((str(g), currency), [0] * 7), kind, n, cents)
+    where = f"g = ? AND currency = ? AND kind >= {_PAID}"
+    return [_group(by, g, currency, sums, _median(db, where, (g, currency), sums[2], "rg"))
+            for (g, currency), sums in sorted(found.items())]
 
 
-def _medians(db: sqlite3.Connection, key: str, where: str,
-             params: tuple[float, ...]) -> dict[tuple[str, str], tuple[int, int]]:
-    """Per group: the cents of its middle label (or of its two middle ones, for an even count) and how many.
+def _fold(sums: list[int], kind: int, n: int, cents: int) -> None:
+    """Add one kind's count and cents to a group's (labels, spend, priced, refunds, refunded, pending, pending
+    cents)."""
+    sums[0] += n
+    if kind == _PAID:
+        sums[1] += cents
+        sums[2] += n
+    elif kind in (_REFUNDED, _PENDING):
+        sums[3] += n
+        sums[4] += cents
+        if kind == _PENDING:
+            sums[5] += n
+            sums[6] += cents
 
-    The labels that cost money are sorted once into a table numbered in that order; each group's middle rows are
-    then found by number. SQLite's window functions take about twice as long for the same answer."""
-    db.execute("DROP TABLE IF EXISTS temp.m")
-    db.execute("CREATE TEMP TABLE m (i INTEGER PRIMARY KEY, g TEXT, currency TEXT, cents INTEGER)")
-    db.execute(
-        f"INSERT INTO m (g, currency, cents) SELECT {key}, currency, cents FROM r "
-        f"WHERE state = 'bought' AND cents IS NOT NULL AND NOT {_VOID} AND {where} ORDER BY 1, 2, 3", params,
+
+def _totals(db: sqlite3.Connection, groups: list[Group]) -> list[Group]:
+    """One per currency: the groups' sums added up, and the median of all the currency's paid labels."""
+    per: dict[str, list[int]] = {}
+    for g in groups:
+        sums = per.setdefault(g.currency, [0] * 7)
+        for i, value in enumerate(g.sums):
+            sums[i] += value
+    out = []
+    for currency, sums in sorted(per.items()):
+        alone = [g for g in groups if g.currency == currency]
+        middle = alone[0].middle if len(alone) == 1 else _merged_median(db, currency, sums[2])
+        out.append(_group("total", "total", currency, sums, middle))
+    return out
+
+
+def _merged_median(db: sqlite3.Connection, currency: str, n: int) -> tuple[int, int]:
+    """The median of a currency's paid labels across its groups, from the groups' index: read along it, they come
+    as one run in cents order per group, and merging sorted runs (Python's sort finds and merges them) is no
+    second full sort."""
+    if not n:
+        return 0, 0
+    cents = [c for (c,) in db.execute(  # `kind >= 0` as the partial index says it, so SQLite may use it
+        f"SELECT cents FROM r INDEXED BY rg WHERE currency = ? AND kind >= {_PAID} AND kind = {_PAID}", (currency,),
+    )]
+    cents.sort()
+    middle = cents[(n - 1) // 2: n // 2 + 1]
+    return sum(middle), len(middle)
+
+
+def _spend(db: sqlite3.Connection, bys: Sequence[GroupBy]) -> dict[str, list[Group]]:
+    """Groupings for the charts, the sums alone: one pass sums by every column a key is made of (a few hundred
+    rows: days times services), and each grouping adds those up."""
+    if not bys:
+        return {}
+    columns = [c for c in ("day", "carrier", "service") if any(c in _PARTS[by] for by in bys)]
+    folded: dict[str, dict[tuple[str, str], list[int]]] = {by: {} for by in bys}
+    for *parts, currency, kind, n, cents in db.execute(
+        f"SELECT {', '.join(columns)}, currency, kind, COUNT(*), COALESCE(SUM(cents), 0) FROM r "
+        f"WHERE kind >= {_PAID} GROUP BY {', '.join(columns)}, currency, kind"
+    ):
+        row = dict(zip(columns, parts, strict=True))
+        for by in bys:
+            _fold(folded[by].setdefault((_key(by, row), currency), [0] * 7), kind, n, cents)
+    return {by: [_group(by, g, currency, sums, (0, 0)) for (g, currency), sums in sorted(groups.items())]
+            for by, groups in folded.items()}
+
+
+# What each key is made of, and the key in Python: as `_KEYS` makes it in SQL.
+_PARTS: dict[str, tuple[str, ...]] = {
+    "day": ("day",), "week": ("day",), "month": ("day",), "carrier": ("carrier",), "service": ("carrier", "service"),
+}
+
+
+def _key(by: GroupBy, row: dict[str, str | None]) -> str:
+    day = row.get("day") or ""
+    if by == "day":
+        return day
+    if by == "week":
+        return "" if not day else (dt.date.fromisoformat(day) - dt.timedelta(
+            days=dt.date.fromisoformat(day).weekday())).isoformat()
+    if by == "month":
+        return day[:7]
+    if by == "carrier":
+        return row.get("carrier") or ""
+    return f"{row.get('carrier') or ''} {row.get('service') or ''}".strip(" ")
+
+
+def _median(db: sqlite3.Connection, where: str, params: tuple[str, ...], n: int, index: str) -> tuple[int, int]:
+    """The cents of the middle paid label of those `where` picks (of the two middle ones, for an even count) and
+    how many were added: found by position along `index`, which holds them in cents order."""
+    if not n:
+        return 0, 0
+    halves = 2 - n % 2
+    found = db.execute(
+        f"SELECT SUM(cents), COUNT(*) FROM (SELECT cents FROM r INDEXED BY {index} WHERE {where} AND kind = {_PAID} "
+        "ORDER BY cents LIMIT ? OFFSET ?)", (*params, halves, (n - 1) // 2),
+    ).fetchone()
+    return int(found[0]), int(found[1])
+
+
+def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle: tuple[int, int]) -> Group:
+    labels, spend, priced, refunds, refunded, pending, pending_cents = (int(v or 0) for v in sums)
+    return Group(
+        by=by, group=str(g), currency=currency, labels=labels, spend=_money(spend),
+        average=(_money(spend) / priced).quantize(_CENT, ROUND_HALF_UP) if priced else None,
+        median=_money(middle[0]) / middle[1] if middle[1] else None,
+        refunds=refunds, refunded=_money(refunded), refunds_pending=pending, refund_pending=_money(pending_cents),
+        sums=(labels, spend, priced, refunds, refunded, pending, pending_cents), middle=middle,
     )
-    found = {(g, currency): (int(total), int(n)) for g, currency, total, n in db.execute(
-        "WITH k AS (SELECT g, currency, MIN(i) AS lo, COUNT(*) AS n FROM m GROUP BY g, currency) "
-        "SELECT k.g, k.currency, SUM(m.cents), COUNT(*) FROM k JOIN m ON m.i IN (k.lo + (k.n - 1) / 2, k.lo + k.n / 2) "
-        "GROUP BY k.g, k.currency"
-    )}
-    db.execute("DROP TABLE temp.m")
-    return found
 
 
 def _money(cents: int) -> Decimal:

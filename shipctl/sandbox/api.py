@@ -463,7 +463,9 @@ class SandboxApi:
         scanned by the carrier, not by a call."""
         if status not in tracking.TEST_CODES.values():
             raise ValueError(f"unknown tracking status {status!r}")
-        with self.store.transaction():
+        # The scan happens now on the sandbox's clock: a parcel scanned delivered with the clock moved 10 days on
+        # was delivered 10 days after its purchase.
+        with model.clock(self.clock_offset), self.store.transaction():
             shp = self.store.get(key) if key.startswith("shp_") else None
             if shp is None:
                 shp = next((s for s in (self.store.get(i) for i in self.store.listing("shipment"))
@@ -476,7 +478,8 @@ class SandboxApi:
             fresh = tracking.build_tracker(
                 placeholder["tracking_code"], placeholder["carrier"], placeholder["mode"], status=status,
                 shipment_id=shp["id"], start=tracking.parse_iso(placeholder.get("created_at")),
-                route=tracking.Route.between(*shipment_options.route(shp)), delivery_days=rate.get("delivery_days"))
+                route=tracking.Route.between(*shipment_options.route(shp)), delivery_days=rate.get("delivery_days"),
+                end=model.now())
             tracker = self.store.get(placeholder["id"], account) or dict(placeholder)
             tracker = {**tracker, **{k: fresh[k] for k in (
                 "status", "status_detail", "tracking_details", "carrier_detail", "est_delivery_date", "signed_by",

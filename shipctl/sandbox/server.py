@@ -614,7 +614,8 @@ class Sandbox:
         self.api.clock_offset = float(offset_days) * 86400.0
 
     def scan(self, label: str, status: str = "in_transit") -> dict[str, Any]:
-        """The carrier scans a bought label (shipment id or tracking code): its tracking moves on to `status`."""
+        """The carrier scans a bought label (shipment id or tracking code): its tracking moves on to `status`, the
+        scan's event dated now on the sandbox's clock (`set_clock`)."""
         return self.api.scan(label, status)
 
     def close(self) -> None:

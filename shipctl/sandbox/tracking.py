@@ -116,22 +116,34 @@ def _steps(status: str) -> list[tuple[str, str, str, str | None, int]]:
     return steps
 
 
-def _detail(step: tuple[str, str, str, str | None, int], start: float, carrier: str, route: Route) -> JSON:
+def _detail(step: tuple[str, str, str, str | None, int], start: float, carrier: str, route: Route,
+            at: float | None = None) -> JSON:
     status, detail, message, where, offset = step
     city, state, zip_code = route.place(where)
     return {
         "object": "TrackingDetail", "message": message.format(carrier=carrier), "description": "",
-        "status": status, "status_detail": detail, "datetime": _iso(start + offset), "source": carrier,
+        "status": status, "status_detail": detail, "datetime": _iso(start + offset if at is None else at),
+        "source": carrier,
         "carrier_code": "",
         "tracking_location": {"object": "TrackingLocation", "city": city, "state": state,
                               "country": None if city is None else "US", "zip": zip_code},
     }
 
 
-def history(status: str, start: float, carrier: str, route: Route | None = None) -> list[JSON]:
-    """The tracking_details that lead to `status`, oldest first, the first two at `start` (the purchase)."""
+def history(status: str, start: float, carrier: str, route: Route | None = None,
+            end: float | None = None) -> list[JSON]:
+    """The tracking_details that lead to `status`, oldest first, the first two at `start` (the purchase).
+
+    With `end` (a scan: the carrier's event happens when it is scanned, on the sandbox's clock) the last event is
+    at `end` (never before `start`) and none before it falls after it, so a parcel delivered ten days after its
+    purchase says so, and one scanned at once has no event in the future."""
     route = route or Route()
-    return [_detail(step, start, carrier, route) for step in _steps(status)]
+    steps = _steps(status)
+    if end is None:
+        return [_detail(step, start, carrier, route) for step in steps]
+    end = max(end, start)
+    return [_detail(step, start, carrier, route, end if i == len(steps) - 1 else min(start + step[4], end))
+            for i, step in enumerate(steps)]
 
 
 def test_code_start(status: str, now: float) -> float:
@@ -148,14 +160,16 @@ def _location(place: Place) -> str | None:
 
 
 def build_tracker(code: str, carrier: str | None, mode: str, *, status: str, shipment_id: str | None,
-                  start: float | None = None, route: Route | None = None, delivery_days: int | None = None) -> JSON:
+                  start: float | None = None, route: Route | None = None, delivery_days: int | None = None,
+                  end: float | None = None) -> JSON:
     """A Tracker. `start` is the purchase time (default: a test code's, its history ending now); `route` the
-    places (default: the test codes' Houston to Charleston); the estimate is `delivery_days` (3) after `start`."""
+    places (default: the test codes' Houston to Charleston); the estimate is `delivery_days` (3) after `start`;
+    `end` the time of its last event (a scan's, see `history`)."""
     carrier = carrier or "USPS"
     route = route or Route()
     created = now_z()
     start = start if start is not None else test_code_start(status, now())
-    details = history(status, start, carrier, route)
+    details = history(status, start, carrier, route, end)
     tracker_id = new_id("trk")
     public = base64.urlsafe_b64encode(f"v1:{tracker_id}".encode()).decode().rstrip("=")
     est = _estimate(status, start, delivery_days)
