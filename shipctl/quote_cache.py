@@ -16,13 +16,9 @@ while it is younger than its own TTL. `create` never reads this file: it buys on
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import hmac
 import json
-import os
 import re
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipctl import safefiles
+from shipctl.cache_files import CacheFile
 from shipctl.carrier.shipments import Rate
-from shipctl.errors import ShipctlError, WriteFailure
-from shipctl.sqlite_writes import open_wal, transaction, writing
+from shipctl.errors import WriteFailure
+from shipctl.sqlite_writes import transaction
 
 DEFAULT_TTL = 15 * 60.0
 """Seconds: carriers' prices change seldom within minutes, and a quote is never what is bought."""
@@ -106,24 +102,23 @@ class Cached:
     age: float
 
 
-class QuoteCache:
+class QuoteCache(CacheFile):
     """The quote cache file, open for one run; `now` is the wall clock (entries outlive the process).
 
     `lookups` and `hits` count this run's reads, for the summary's hit ratio. Not thread-safe: one event loop uses
     it (a read or write is a few tens of microseconds, well below a call)."""
 
+    kind = "quote cache"
+    schema = _SCHEMA
+    schema_version = SCHEMA_VERSION
+    unusable_hint = "remove it, or pass --no-cache"
+
     def __init__(self, path: Path, ttl: float = DEFAULT_TTL, *, now: Callable[[], float] = time.time) -> None:
         if ttl <= 0:
             raise ValueError("a quote cache needs a positive TTL (0 means: no cache)")
-        self.path = path
-        self.ttl = ttl
-        self.now = now
+        super().__init__(path, ttl, now=now)
         self.lookups = 0
         self.hits = 0
-        self._db: sqlite3.Connection | None = None
-        self._secret = b""
-        self.write_error: str | None = None
-        """Why an answer could not be kept (a full disk, a file locked too long): the quotes stand, the run goes on."""
 
     @classmethod
     def in_state_dir(cls, ttl: float = DEFAULT_TTL, *, now: Callable[[], float] = time.time) -> QuoteCache:
@@ -131,60 +126,12 @@ class QuoteCache:
 
         return cls(state_dir() / FILE_NAME, ttl, now=now).open()
 
-    @property
-    def what(self) -> str:
-        return f"the quote cache {self.path}"
-
-    def open(self) -> QuoteCache:
-        """Create the file 0600 if missing (its WAL and SHM files inherit that), open it and prune what expired."""
-        try:
-            safefiles.check_links(self.path)
-            for suffix in ("-wal", "-shm"):
-                safefiles.check_links(Path(str(self.path) + suffix))
-            if not self.path.exists():
-                with contextlib.suppress(FileExistsError):
-                    os.close(safefiles.open_fd(self.path, mode=safefiles.PRIVATE, truncate=False))
-            with writing(self.what):
-                db = open_wal(self.path, _SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise ShipctlError(f"{self.what} is not usable: {exc} (remove it, or pass --no-cache)") from None
-        self._db = db
-        try:
-            with transaction(db, self.what):
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('secret', ?)", (secrets.token_hex(32),))
-                db.execute("DELETE FROM quotes WHERE expires_at <= ?", (self.now(),))
-            row = db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()
-        except BaseException:
-            self.close()
-            raise
-        self._secret = bytes.fromhex(row[0])
-        return self
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def __enter__(self) -> QuoteCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("the quote cache is not open")
-        return self._db
+    def prune(self, db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM quotes WHERE expires_at <= ?", (self.now(),))
 
     def scope(self, identity: str, mode: str | None, api_key: str | None) -> str:
-        """Which API's answers: its identity and key mode, and (when given) a keyed digest of the key.
-
-        Pass no key where one account answers to per-run keys (the built-in sandbox), or its entries would never
-        be found again."""
-        self._conn()
-        keyed = hmac.new(self._secret, api_key.encode(), hashlib.sha256).hexdigest() if api_key else ""
-        return json.dumps([identity, mode or "unknown", keyed])
+        """Which API's answers: its identity and key mode, and (when given) a keyed digest of the key."""
+        return self.scope_of(identity, mode, api_key)
 
     def get(self, key: str) -> Cached | None:
         """The answer stored under `key` if younger than this run's TTL; counted as a lookup (and a hit)."""

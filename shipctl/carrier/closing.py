@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from shipctl.carrier.shipments import _field
+from shipctl.carrier.shipments import _field, api_time
 
 _SPACES = re.compile(r"\s+")
 _ADDRESS_FIELDS = ("name", "company", "street1", "street2", "city", "state", "zip", "country", "phone", "email")
@@ -56,16 +56,6 @@ def origin_of(address: Any) -> Origin | None:
         zip_code = zip_code[:5]  # ZIP+4 or not, one place
     return Origin(_fold(_field(address, "street1")), _fold(_field(address, "street2")), _fold(_field(address, "city")),
                   _fold(_field(address, "state")), zip_code, country)
-
-
-def _timestamp(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
 
 
 def _id_of(value: Any) -> str | None:
@@ -116,7 +106,7 @@ def closing_shipment_from(obj: Any) -> ClosingShipment:
         refund_status=_field(obj, "refund_status"),
         bought=bool(label and _field(label, "label_url")),
         scan_form_id=_id_of(_field(obj, "scan_form")),
-        bought_at=_timestamp(_field(label, "created_at") or _field(label, "label_date")) if label else None,
+        bought_at=api_time(_field(label, "created_at") or _field(label, "label_date")) if label else None,
         is_return=_field(obj, "is_return") is True,
     )
 

@@ -6,6 +6,8 @@ plain data happens there too, so nothing downstream depends on the SDK's classes
 
 from __future__ import annotations
 
+import datetime as dt
+
 import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -57,6 +59,18 @@ class Shipment:
     @property
     def bought(self) -> bool:
         return self.label_url is not None
+
+
+def api_time(value: Any) -> dt.datetime | None:
+    """A timestamp as the API writes it (`2026-12-03T04:05:06Z`), aware; None when absent or unreadable (a time
+    without a zone is taken as UTC, as EasyPost's are)."""
+    if not value:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.timezone.utc)
 
 
 def _field(obj: Any, key: str) -> Any:

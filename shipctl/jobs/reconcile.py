@@ -33,6 +33,7 @@ import anyio
 
 from shipctl.carrier.account import retrieve_account
 from shipctl.carrier.refunds import Label, purchased_page, retrieve_label
+from shipctl.carrier.shipments import api_time
 from shipctl.engine.failures import CallFailure
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
@@ -136,16 +137,6 @@ def parse_day(text: str, option: str) -> dt.datetime:
 
 def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_api_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 # -- the job -------------------------------------------------------------------------------------------------
@@ -265,7 +256,7 @@ class ReconcileJob:
                 return
             raise ShipctlError(f"the API did not answer for {sid} ({failure.code}: {failure.message})",
                                ExitCode.ERROR) from None
-        created = _parse_api_time(label.created_at)
+        created = api_time(label.created_at)
         if not label.bought:
             for row in naming:
                 if row.state == "bought":

@@ -35,7 +35,7 @@ from shipctl.carrier.refunds import (
     refund_window_days,
     retrieve_label,
 )
-from shipctl.carrier.shipments import Shipment, retrieve_shipment
+from shipctl.carrier.shipments import Shipment, api_time, retrieve_shipment
 from shipctl.engine.failures import CallFailure
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
@@ -471,7 +471,7 @@ class UnusedRefundJob:
             return
         item.label = label
         self.session.stats.record("succeeded")
-        age = self._now - (_when(label.label_date) or self._now)
+        age = self._now - (api_time(label.label_date) or self._now)
         if not label.bought:
             item.status = "not_bought"
         elif label.refund_status:
@@ -562,7 +562,7 @@ class UnusedRefundJob:
         label = item.label
         assert label is not None
         self.outcome.statuses[item.status] += 1
-        when = _when(label.label_date)
+        when = api_time(label.label_date)
         self.sink({
             "reference": item.row.reference, "shipment_id": label.shipment_id, "tracking_code": label.tracking_code,
             "carrier": label.carrier, "service": label.service, "cost": label.rate, "currency": label.currency,
@@ -587,16 +587,6 @@ def _by_shipment(rows: Sequence[JournalLabel]) -> list[_Unused]:
         if open_rows:
             items.append(_Unused(len(items), open_rows[0], rows=group))
     return items
-
-
-def _when(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _amount(rate: str | None) -> Decimal:

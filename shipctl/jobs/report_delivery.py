@@ -18,13 +18,7 @@ other for the TTL (10 minutes), so a second report soon after asks the API nothi
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
-import hmac
-import json
-import os
-import secrets
 import sqlite3
 import statistics
 import time
@@ -34,14 +28,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from shipctl import safefiles
+from shipctl.cache_files import CacheFile
 from shipctl.carrier.trackers import FINAL_STATUSES
 from shipctl.engine.failures import CallFailure
 from shipctl.errors import ShipctlError, WriteFailure
 from shipctl.exit_codes import ExitCode
 from shipctl.jobs.host import Host
 from shipctl.jobs.session import Session
-from shipctl.sqlite_writes import open_wal, transaction, writing
+from shipctl.sqlite_writes import transaction
 
 DEFAULT_TTL = 10 * 60.0
 """Seconds a status that is not final answers from the cache: a parcel moves on over hours, not minutes."""
@@ -266,16 +260,15 @@ def summarise(labels: Iterable[BoughtLabel], scans: dict[str, Scan | None]) -> D
 
 # -- the cache ---------------------------------------------------------------------------------------------------
 
-class TrackingCache:
+class TrackingCache(CacheFile):
     """`<state>/tracking.sqlite3`: what tracking said of each code, per API scope. `now` is the wall clock."""
 
+    kind = "tracking cache"
+    schema = _SCHEMA
+    schema_version = SCHEMA_VERSION
+
     def __init__(self, path: Path, ttl: float = DEFAULT_TTL, *, now: Callable[[], float] = time.time) -> None:
-        self.path = path
-        self.ttl = ttl
-        self.now = now
-        self._db: sqlite3.Connection | None = None
-        self._secret = b""
-        self.write_error: str | None = None
+        super().__init__(path, ttl, now=now)
 
     @classmethod
     def in_state_dir(cls, ttl: float = DEFAULT_TTL) -> TrackingCache:
@@ -283,59 +276,13 @@ class TrackingCache:
 
         return cls(state_dir() / FILE_NAME, ttl).open()
 
-    @property
-    def what(self) -> str:
-        return f"the tracking cache {self.path}"
-
-    def open(self) -> TrackingCache:
-        """Create the file 0600 if missing (its WAL and SHM files inherit that), open it, prune what is stale."""
-        try:
-            safefiles.check_links(self.path)
-            for suffix in ("-wal", "-shm"):
-                safefiles.check_links(Path(str(self.path) + suffix))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                with contextlib.suppress(FileExistsError):
-                    os.close(safefiles.open_fd(self.path, mode=safefiles.PRIVATE, truncate=False))
-            with writing(self.what):
-                db = open_wal(self.path, _SCHEMA)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise ShipctlError(f"{self.what} is not usable: {exc} (remove it)") from None
-        self._db = db
-        try:
-            with transaction(db, self.what):
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('secret', ?)", (secrets.token_hex(32),))
-                db.execute("DELETE FROM tracking WHERE final = 0 AND fetched_at <= ?", (self.now() - self.ttl,))
-            row = db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()
-        except BaseException:
-            self.close()
-            raise
-        self._secret = bytes.fromhex(row[0])
-        return self
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def __enter__(self) -> TrackingCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("the tracking cache is not open")
-        return self._db
+    def prune(self, db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM tracking WHERE final = 0 AND fetched_at <= ?", (self.now() - self.ttl,))
 
     def scope(self, identity: str, mode: str | None, api_key: str | None, account: str) -> str:
         """Whose codes: the API, its key mode, a keyed digest of the key (none for the built-in sandbox, whose key
         is made anew each run) and the account. The key itself is never stored."""
-        keyed = hmac.new(self._secret, api_key.encode(), hashlib.sha256).hexdigest() if api_key else ""
-        self._conn()
-        return json.dumps([identity, mode or "unknown", keyed, account])
+        return self.scope_of(identity, mode, api_key, account)
 
     def get(self, scope: str, codes: Iterable[str]) -> dict[str, Scan]:
         """The fresh answers among `codes`: final ones whatever their age, others younger than the TTL."""
