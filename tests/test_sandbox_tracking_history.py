@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from shipctl.sandbox import Sandbox
 from shipctl.sandbox.tracking import TEST_CODES
@@ -58,3 +59,13 @@ def test_test_codes_keep_their_statuses_and_end_now(env: Sandbox) -> None:
     times = [when(e["datetime"]) for e in history]
     assert times == sorted(times)
     assert times[-1] - times[0] < timedelta(days=4)  # not a month
+
+
+def test_retrieve_batch_reads_the_trackers_of_the_codes_asked(client: Any) -> None:
+    """`tracker.retrieve_batch`, as the SDK calls it: this account's trackers for the codes given, in that order; a
+    code never tracked is left out (the call reads, it never creates)."""
+    made = [client.tracker.create(tracking_code=code, carrier="USPS") for code in ("EZ1000000001", "EZ4000000004")]
+    batch = client.tracker.retrieve_batch(tracking_codes=["EZ4000000004", "EZ1000000001", "NEVER-TRACKED-1"])
+    assert [t.id for t in batch.trackers] == [made[1].id, made[0].id]
+    assert [t.status for t in batch.trackers] == [made[1].status, made[0].status]
+    assert client.tracker.all(page_size=10)["trackers"] and len(client.tracker.all(page_size=10)["trackers"]) == 2

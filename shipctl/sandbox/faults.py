@@ -39,6 +39,7 @@ ENDPOINT_MEDIANS: dict[str, float] = {
     "tracker.create": 0.074,
     "tracker.retrieve": 0.054,
     "tracker.list": 0.056,
+    "tracker.retrieve_batch": 0.080,
     "address.create": 0.064,
     "address.create_and_verify": 0.054,
     "address.retrieve": 0.050,
