@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS rows (
     error_message TEXT,
     refund_status TEXT,
     updated_at    TEXT NOT NULL,
-    bought_at     TEXT
+    bought_at     TEXT,
+    retail_rate   TEXT,
+    list_rate     TEXT
 );
 """
 
@@ -83,6 +85,10 @@ class JournalRow:
 # never moves it. Old journals gain it on their next open (`_migrate`).
 _BOUGHT_AT = "bought_at"
 
+# Not `JournalRow` fields either, for the same readers: EasyPost's retail and list prices of the chosen rate, where
+# its answer carried them (`report`'s savings). NULL in rows journaled before these columns: never guessed.
+RATE_PRICES = ("retail_rate", "list_rate")
+
 
 _COLUMNS = tuple(f.name for f in fields(JournalRow))
 
@@ -105,6 +111,16 @@ def _migrate(db: sqlite3.Connection) -> None:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+    for column in RATE_PRICES:
+        if column not in columns:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(f"ALTER TABLE rows ADD COLUMN {column} TEXT")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
 
 BOUGHT_TIME = "COALESCE(bought_at, updated_at)"
@@ -296,7 +312,7 @@ class Journal:
             )
 
     def update(self, reference: str, **values: Any) -> None:
-        unknown = set(values) - set(_COLUMNS) - {_BOUGHT_AT}
+        unknown = set(values) - set(_COLUMNS) - {_BOUGHT_AT, *RATE_PRICES}
         if unknown:
             raise ValueError(f"unknown journal columns: {sorted(unknown)}")
         values["updated_at"] = now = _now()

@@ -305,3 +305,170 @@ def test_a_label_in_two_journals_is_on_its_first_purchase_day_with_the_refund_th
     today = dt.date.today().isoformat()
     assert groups == [(yesterday.astimezone().date().isoformat(), 1, 1), (today, 1, 0)]
     assert [(r["group"], r["labels"]) for r in _report("--since", "today") if r["section"] == "group"] == [(today, 1)]
+
+
+def _sandbox_prices(env: Sandbox, journal: Path) -> dict[str, dict[str, Decimal]]:
+    """Each bought label's selected rate as the sandbox itself says it (read through the SDK, not the journal)."""
+    import sqlite3
+
+    from tests.sdk import sdk
+
+    db = sqlite3.connect(journal)
+    try:
+        ids = dict(db.execute("SELECT reference, shipment_id FROM rows WHERE state = 'bought'").fetchall())
+    finally:
+        db.close()
+    client = sdk(env)
+    try:
+        out = {}
+        for ref, sid in ids.items():
+            rate = client.shipment.retrieve(sid).selected_rate
+            out[ref] = {"carrier": rate.carrier, "rate": Decimal(rate.rate), "retail": Decimal(rate.retail_rate),
+                        "list": Decimal(rate.list_rate)}
+        return out
+    finally:
+        client._requests_session.close()
+
+
+def test_savings_against_retail_and_list_are_the_sandboxs_own_to_the_cent(env: Sandbox, tmp_path: Path) -> None:
+    carriers = ["USPS", "UPS", "FedEx"]
+    rows = [row(i, reference=f"S-{i}", carrier=carriers[i % 3]) for i in range(7)]
+    manifest = write_manifest(tmp_path / "s.csv", rows)
+    done = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
+    assert done.exit_code == 0, done.stderr
+    journal = tmp_path / "s.csv.journal.db"
+    refunded = invoke("refund", "--journal", str(journal), "--reference", "S-1", "--output", "ndjson", "--quiet")
+    assert refunded.exit_code == 0, refunded.stderr
+    prices = _sandbox_prices(env, journal)
+    assert len(prices) == 7
+    paid = {ref: p for ref, p in prices.items() if ref != "S-1"}  # a refunded label is not spend: it saves nothing
+    assert all(p["retail"] > p["rate"] for p in paid.values())  # else the test could not tell savings from none
+
+    def expected(labels: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "retail_labels": len(labels), "list_labels": len(labels),
+            "retail": sum(p["retail"] for p in labels), "list": sum(p["list"] for p in labels),
+            "savings_vs_retail": sum(p["retail"] - p["rate"] for p in labels),
+            "savings_vs_list": sum(p["list"] - p["rate"] for p in labels),
+        }
+
+    def got(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: record[k] if k.endswith("_labels") else Decimal(record[k]) for k in (
+            "retail_labels", "list_labels", "retail", "list", "savings_vs_retail", "savings_vs_list")}
+
+    records = _report("--journal", str(journal), "--by", "carrier")
+    groups = {r["group"]: got(r) for r in records if r["section"] == "group"}
+    assert groups == {c: expected([p for p in paid.values() if p["carrier"] == c]) for c in carriers}
+    [total] = [r for r in records if r["section"] == "total"]
+    assert got(total) == expected(list(paid.values()))
+
+    # A label whose journaled rate carried no retail or list price (as one journaled before those columns) is left
+    # out of both sides: the savings are over the others, never that label counted as saving nothing.
+    import sqlite3
+
+    db = sqlite3.connect(journal)
+    try:
+        db.execute("UPDATE rows SET retail_rate = NULL, list_rate = '' WHERE reference = 'S-0'")
+        db.commit()
+    finally:
+        db.close()
+    [total] = [r for r in _report("--journal", str(journal)) if r["section"] == "total"]
+    assert got(total) == expected([p for ref, p in paid.items() if ref != "S-0"])
+    assert Decimal(total["spend"]) == sum(p["rate"] for p in paid.values())  # the spend still counts it
+
+    seen = on_screen(["report", "--journal", str(journal), "--by", "carrier"], 120)
+    assert seen.code == 0, seen.stderr
+    header = next(line for line in seen.stdout.splitlines() if "labels" in line and "spend" in line)
+    assert "saved" in header
+    savings = expected([p for ref, p in paid.items() if ref != "S-0"])
+    line = next(line for line in seen.stdout.splitlines() if line.startswith("Saved "))
+    assert f"${savings['savings_vs_retail']:,.2f} against retail (5 of 6 paid labels)" in line
+    assert f"${savings['savings_vs_list']:,.2f} against list (5 of 6 paid labels)" in line
+
+
+def test_a_journal_without_the_price_columns_reports_no_savings_not_zero(env: Sandbox, tmp_path: Path) -> None:
+    """Read-only, an old journal is not migrated: its report has no savings (null), nor a savings column or line.
+    Opened by shipctl it gains the columns, but its rows keep no price: still null."""
+    import sqlite3
+
+    old = tmp_path / "old.journal.db"
+    db = sqlite3.connect(old)
+    try:
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
+            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
+            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
+            "refund_status TEXT, updated_at TEXT NOT NULL, bought_at TEXT);"
+        )
+        db.executemany(
+            "INSERT INTO rows (reference, line, state, shipment_id, carrier, service, rate, currency, updated_at) "
+            "VALUES (?, ?, 'bought', ?, 'USPS', 'Priority', ?, 'USD', ?)",
+            [("O-1", 1, "shp_o1", "7.80", "2024-03-01T15:00:00.000+00:00"),
+             ("O-2", 2, "shp_o2", "2.20", "2024-03-02T15:00:00.000+00:00")],
+        )
+        db.commit()
+    finally:
+        db.close()
+
+    def check() -> None:
+        records = _report("--journal", str(old), "--by", "carrier")
+        assert [r["section"] for r in records] == ["group", "total"]
+        for r in records:
+            assert Decimal(r["spend"]) == Decimal("10.00")
+            assert (r["retail_labels"], r["list_labels"]) == (0, 0)
+            assert (r["retail"], r["list"], r["savings_vs_retail"], r["savings_vs_list"]) == (None,) * 4
+        done = invoke("report", "--journal", str(old), "-o", "csv")
+        assert done.exit_code == 0, done.stderr
+        [total] = [r for r in csv.DictReader(io.StringIO(done.stdout)) if r["section"] == "total"]
+        assert total["savings_vs_retail"] == "" and total["retail_labels"] == "0"
+        seen = on_screen(["report", "--journal", str(old)], 120)
+        assert seen.code == 0, seen.stderr
+        assert "saved" not in seen.stdout and "Saved" not in seen.stdout
+
+    check()
+    with Journal(old):  # migrated in place, as any shipctl command that opens it does
+        pass
+    db = sqlite3.connect(old)
+    try:
+        columns = {str(c[1]) for c in db.execute("PRAGMA table_info(rows)")}
+    finally:
+        db.close()
+    assert {"retail_rate", "list_rate"} <= columns
+    check()
+
+
+def test_a_rate_carries_retail_and_list_only_in_its_own_currency() -> None:
+    from shipctl.carrier.shipments import rate_from
+
+    answer = {"id": "rate_1", "carrier": "USPS", "service": "Priority", "rate": "7.42", "currency": "USD",
+              "retail_rate": "9.90", "retail_currency": "USD", "list_rate": "8.34", "list_currency": "USD"}
+    rate = rate_from(answer)
+    assert (rate.retail_rate, rate.list_rate) == ("9.90", "8.34")
+    assert (rate_from({**answer, "retail_rate": None, "list_rate": ""}).retail_rate,
+            rate_from({**answer, "retail_rate": None, "list_rate": ""}).list_rate) == (None, None)
+    bare = {k: v for k, v in answer.items() if not k.startswith(("retail", "list"))}
+    assert (rate_from(bare).retail_rate, rate_from(bare).list_rate) == (None, None)
+    other = rate_from({**answer, "retail_currency": "CAD"})
+    assert (other.retail_rate, other.list_rate) == (None, "8.34")  # a price in another currency is no yardstick
+
+
+def test_the_saved_column_gives_way_to_the_group_names_on_a_narrow_terminal() -> None:
+    """Nine figure columns of millions leave a 100-column terminal no room for the names: the `saved` column goes
+    (the line under the table still says it), the names stay."""
+    from rich.console import Console
+
+    from shipctl.cli.report import _render
+    from shipctl.jobs.report import Report, _group
+
+    big = [30_000, 140_000_000_00, 29_000, 1_700, 8_000_000_00, 2_800_000_00, 0, 29_000, 180_000_000_00,
+           140_000_000_00 - 40_000_00, 29_000, 150_000_000_00, 140_000_000_00 - 40_000_00]
+    groups = [_group("carrier", name, "USD", big, (4_600, 1)) for name in ("FedEx", "UPS", "USPS")]
+    totals = [_group("total", "total", "USD", [v * 3 for v in big], (4_600, 1))]
+    for width, column in ((100, False), (140, True)):
+        console = Console(width=width, record=True)
+        _render(console, Report("carrier", groups=groups, totals=totals), width)
+        text = console.export_text()
+        assert all(name in text for name in ("FedEx", "UPS", "USPS", "total USD")), text
+        assert ("saved" in text) is column, text
+        assert "Saved $120,120,000.00 against retail (87,000 of 87,000 paid labels)" in text.replace("\n", " ")

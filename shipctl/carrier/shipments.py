@@ -7,7 +7,6 @@ plain data happens there too, so nothing downstream depends on the SDK's classes
 from __future__ import annotations
 
 import datetime as dt
-
 import os
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -30,6 +29,10 @@ class Rate:
     currency: str
     delivery_days: int | None
     delivery_date: str | None = None
+    retail_rate: str | None = None
+    list_rate: str | None = None
+    """EasyPost's retail and list prices for the same service, as it writes them, when its answer carried them in
+    the rate's own currency (else None: a price in another currency is no yardstick for savings)."""
 
     @property
     def amount(self) -> Decimal:
@@ -86,15 +89,28 @@ def rate_from(obj: Any) -> Rate:
     days = _field(obj, "delivery_days")
     if days is None:
         days = _field(obj, "est_delivery_days")
+    currency = str(_field(obj, "currency") or "USD")
     return Rate(
         id=_field(obj, "id"),
         carrier=str(_field(obj, "carrier") or ""),
         service=str(_field(obj, "service") or ""),
         rate=str(_field(obj, "rate") or ""),
-        currency=str(_field(obj, "currency") or "USD"),
+        currency=currency,
         delivery_days=int(days) if days is not None else None,
         delivery_date=_field(obj, "delivery_date"),
+        retail_rate=_priced(obj, "retail_rate", "retail_currency", currency),
+        list_rate=_priced(obj, "list_rate", "list_currency", currency),
     )
+
+
+def _priced(obj: Any, key: str, currency_key: str, currency: str) -> str | None:
+    value = _field(obj, key)
+    if value is None or str(value).strip() == "":
+        return None
+    other = _field(obj, currency_key)
+    if other and str(other).strip().upper() != currency.strip().upper():
+        return None
+    return str(value)
 
 
 def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:

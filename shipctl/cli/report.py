@@ -113,28 +113,17 @@ def _journals(n: int) -> str:
 def _render(out: Console, result: Report, width: int) -> None:
     from rich.table import Table
 
-    from shipctl.money import format_money
-
-    def money(amount: Decimal | None, currency: str) -> str:
-        return "" if amount is None else format_money(amount, currency)
-
-    table = Table(title=f"Labels by {result.by}", title_justify="left")
-    table.add_column(result.by)
-    for name in ("labels", "spend", "average", "median", "refunds", "refunded", "pending"):
-        table.add_column(name, justify="right", no_wrap=True)  # a figure is never cut: the name column folds
-    for g in result.groups:
-        table.add_row(_name(g), f"{g.labels:,}", money(g.spend, g.currency), money(g.average, g.currency),
-                      money(g.median, g.currency), f"{g.refunds:,}", money(g.refunded, g.currency),
-                      money(g.refund_pending, g.currency))
-    for t in result.totals:
-        table.add_section()
-        table.add_row(f"total {t.currency}", f"{t.labels:,}", money(t.spend, t.currency),
-                      money(t.average, t.currency), money(t.median, t.currency), f"{t.refunds:,}",
-                      money(t.refunded, t.currency), money(t.refund_pending, t.currency), style="bold")
+    # A `saved` column (against retail) only where some label's rate carried a retail price, and only where it
+    # leaves the group names room to fold into: else the line under the table says it alone.
+    table = _groups_table(result, any(g.savings_vs_retail is not None for g in result.groups))
+    if len(table.columns) > 8 and _needs(out, table) > width:
+        table = _groups_table(result, False)
     if not result.groups:
         out.print("No labels bought in this period.")
     else:
         out.print(table)
+        for line in filter(None, (_savings(t) for t in result.totals)):
+            out.print(line)
     if result.failed:
         failed = Table(title="Failed rows", title_justify="left")
         failed.add_column("error_code")
@@ -146,6 +135,49 @@ def _render(out: Console, result: Report, width: int) -> None:
         groups = result.also.get(by, [])
         if groups:
             out.print(_chart(f"Spend per {by}", groups, width))
+
+
+def _money(amount: Decimal | None, currency: str) -> str:
+    from shipctl.money import format_money
+
+    return "" if amount is None else format_money(amount, currency)
+
+
+def _groups_table(result: Report, saved: bool) -> Table:
+    from rich.table import Table
+
+    money = _money
+    table = Table(title=f"Labels by {result.by}", title_justify="left")
+    table.add_column(result.by)
+    for name in ("labels", "spend", "average", "median", "refunds", "refunded", "pending", *["saved"] * saved):
+        table.add_column(name, justify="right", no_wrap=True)  # a figure is never cut: the name column folds
+    for g in result.groups:
+        table.add_row(_name(g), f"{g.labels:,}", money(g.spend, g.currency), money(g.average, g.currency),
+                      money(g.median, g.currency), f"{g.refunds:,}", money(g.refunded, g.currency),
+                      money(g.refund_pending, g.currency), *[money(g.savings_vs_retail, g.currency)] * saved)
+    for t in result.totals:
+        table.add_section()
+        table.add_row(f"total {t.currency}", f"{t.labels:,}", money(t.spend, t.currency),
+                      money(t.average, t.currency), money(t.median, t.currency), f"{t.refunds:,}",
+                      money(t.refunded, t.currency), money(t.refund_pending, t.currency),
+                      *[money(t.savings_vs_retail, t.currency)] * saved, style="bold")
+    return table
+
+
+def _needs(out: Console, table: Table) -> int:
+    """The width `table` needs with its names folded as far as their longest word, and no further."""
+    from rich.measure import Measurement
+
+    return Measurement.get(out, out.options.update_width(1 << 16), table).minimum  # measured unclamped
+
+
+def _savings(t: Group) -> str:
+    """The total's savings in words, over the paid labels whose rates carried the price; empty when none did."""
+    paid = t.sums[2] if t.sums else t.labels - t.refunds  # the labels that cost money
+    parts = [f"{_money(amount, t.currency)} against {name} ({n:,} of {paid:,} paid labels)"
+             for name, amount, n in (("retail", t.savings_vs_retail, t.retail_labels),
+                                     ("list", t.savings_vs_list, t.list_labels)) if amount is not None]
+    return f"Saved {' and '.join(parts)}" if parts else ""
 
 
 def _name(g: Group) -> str:

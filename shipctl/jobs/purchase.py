@@ -401,6 +401,7 @@ class Purchaser:
             ref, state="created", shipment_id=shipment.id, digest=digest, error_code=None, error_message=None,
             rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
             currency=rate.currency, delivery_days=rate.delivery_days,
+            retail_rate=rate.retail_rate, list_rate=rate.list_rate,
         )
         return Quote(reference=ref, shipment_id=shipment.id, rate=rate)
 

@@ -10,8 +10,13 @@ is the report's one sort: the group sums are read along it and each median is fo
 are the groups' sums. Python only folds the few group rows and turns them into `Decimal` amounts.
 
 A label's time is the journal's `bought_at` (set once, when the row was first recorded bought; a later refund or
-label save does not move it), or in a journal older than that column its last change, `updated_at`. The journal
-keeps no retail or list rate, so there are no savings.
+label save does not move it), or in a journal older than that column its last change, `updated_at`.
+
+Savings: the journal keeps EasyPost's `retail_rate` and `list_rate` of the chosen rate where the API's answer carried
+them (journals older than those columns, and rows journaled before them, have none). A group's `retail` (`list`) is
+their sum over its paid labels that carried one, and `savings_vs_retail` (`savings_vs_list`) that sum less what those
+same labels cost: a label without the price is left out of both sides, never counted as saving nothing. None (not
+zero) when no paid label in the group carried it. Refunded labels are not spend, so they save nothing either.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from shipctl.errors import UsageError
-from shipctl.journal import bought_time_sql
+from shipctl.journal import RATE_PRICES, bought_time_sql
 
 GroupBy = Literal["day", "week", "month", "carrier", "service"]
 GROUP_BYS: tuple[GroupBy, ...] = ("day", "week", "month", "carrier", "service")
@@ -34,8 +39,10 @@ GROUP_BYS: tuple[GroupBy, ...] = ("day", "week", "month", "carrier", "service")
 REPORT_FIELDS = (
     "section", "by", "group", "currency", "labels", "spend", "average", "median",
     "refunds", "refunded", "refunds_pending", "refund_pending", "failed",
+    "retail_labels", "retail", "savings_vs_retail", "list_labels", "list", "savings_vs_list",
 )
-"""One record's fields, in every machine format: `section` is `group`, `failed` (one per error code) or `total`."""
+"""One record's fields, in every machine format: `section` is `group`, `failed` (one per error code) or `total`.
+The savings fields come last, so readers of the columns before them by position are unaffected."""
 
 _CENT = Decimal("0.01")
 # A group's key from the row's local day (worked out once per row, as it is copied in: 'localtime' is the
@@ -66,7 +73,9 @@ CREATE TABLE r (
     at            REAL,
     error_code    TEXT,
     sid           TEXT,
-    t             TEXT
+    t             TEXT,
+    retail        INTEGER,
+    list          INTEGER
 )
 """
 # Rates are text ("7.80"): x*100 is within a rounding error of a whole number of cents, so ROUND makes it exact.
@@ -76,17 +85,19 @@ CREATE TABLE r (
 # recognised before it is normalised, for the same reason.
 _COPY = """
 INSERT INTO r
-SELECT kind, {g}, currency, cents, {carrier}, {service}, {day_column}, at, error_code, sid, t FROM (
+SELECT kind, {g}, currency, cents, {carrier}, {service}, {day_column}, at, error_code, sid, t, retail, list FROM (
     SELECT CASE WHEN state = 'failed' THEN -1 WHEN refund_status = 'refunded' THEN 1
                 WHEN refund_status = 'submitted' THEN 2 WHEN rate IS NULL THEN 3 ELSE 0 END AS kind,
            CASE currency WHEN 'USD' THEN 'USD' ELSE COALESCE(NULLIF(UPPER(TRIM(currency)), ''), 'USD') END
                AS currency,
            CAST(ROUND(CAST(rate AS REAL) * 100) AS INTEGER) AS cents, carrier, service,
-           {day} AS day, {at} AS at, error_code, {sid} AS sid, {t} AS t
+           {day} AS day, {at} AS at, error_code, {sid} AS sid, {t} AS t, {retail} AS retail, {list} AS list
     FROM j.rows WHERE state IN ('bought', 'failed')
 ) WHERE {window}
 """
 _DAY = "date({t}, 'localtime')"
+# A price the journal may hold (`retail_rate`, `list_rate`), in cents; blank is absent, not zero.
+_PRICE = "CAST(ROUND(CAST(NULLIF(TRIM({column}), '') AS REAL) * 100) AS INTEGER)"
 _AT = "(julianday({t}) - 2440587.5) * 86400.0"
 
 
@@ -121,8 +132,18 @@ class Group:
     refunds_pending: int
     refund_pending: Decimal
     """Of those, the ones still `submitted`: the money is not back yet."""
+    retail_labels: int = 0
+    retail_total: Decimal | None = None
+    savings_vs_retail: Decimal | None = None
+    """The paid labels whose rate carried EasyPost's `retail_rate`, those retail prices added up, and that less what
+    the same labels cost. None when no paid label carried one."""
+    list_labels: int = 0
+    list_total: Decimal | None = None
+    savings_vs_list: Decimal | None = None
+    """The same against `list_rate`."""
     sums: tuple[int, ...] = field(default=(), repr=False, compare=False)
-    """The same in whole cents, as summed (labels, spend, priced, refunds, refunded, pending, pending cents)."""
+    """The same in whole cents, as summed (labels, spend, priced, refunds, refunded, pending, pending cents, then
+    per price: labels carrying it, its sum, what those labels cost)."""
     middle: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
     """The cents of the middle label (or of the two middle ones added) and how many: the median's parts."""
 
@@ -132,6 +153,9 @@ class Group:
             "labels": self.labels, "spend": self.spend, "average": self.average, "median": self.median,
             "refunds": self.refunds, "refunded": self.refunded, "refunds_pending": self.refunds_pending,
             "refund_pending": self.refund_pending, "failed": None,
+            "retail_labels": self.retail_labels, "retail": self.retail_total,
+            "savings_vs_retail": self.savings_vs_retail,
+            "list_labels": self.list_labels, "list": self.list_total, "savings_vs_list": self.savings_vs_list,
         }
 
 
@@ -236,7 +260,11 @@ def _copy(db: sqlite3.Connection, path: Path, by: GroupBy, *, parts: set[str], t
         return False
     try:
         t = bought_time_sql(db, "j")
+        columns = {str(row[1]) for row in db.execute("PRAGMA j.table_info(rows)")}
+        # A journal older than the price columns is read as it is (read-only, never migrated): no prices, no savings.
+        prices = {c: _PRICE.format(column=c) if c in columns else "NULL" for c in RATE_PRICES}
         sql = _COPY.format(
+            retail=prices["retail_rate"], list=prices["list_rate"],
             g=_KEYS[by].format(day="day", carrier="carrier", service="service"), t=t if several else "NULL",
             day=_DAY.format(t=t) if by in _DAYS or "day" in parts else "NULL",
             day_column="day" if "day" in parts else "NULL", carrier="carrier" if "carrier" in parts else "NULL",
@@ -271,13 +299,20 @@ def _merge_repeats(db: sqlite3.Connection, by: GroupBy) -> None:
         db.execute("CREATE TEMP TABLE d (sid TEXT PRIMARY KEY)")
         db.executemany("INSERT INTO d VALUES (?)", repeats)
         copies: dict[str, list[tuple[int, float, int, str]]] = {}
-        for rowid, sid, kind, when, t in db.execute(
-            "SELECT rowid, sid, kind, COALESCE(julianday(t), 0), t FROM r WHERE sid IN d"
+        prices: dict[str, list[int | None]] = {}
+        for rowid, sid, kind, when, t, retail, listed in db.execute(
+            "SELECT rowid, sid, kind, COALESCE(julianday(t), 0), t, retail, list FROM r WHERE sid IN d"
         ):
             copies.setdefault(sid, []).append((rank[kind], when, rowid, t))
-        for found in copies.values():
+            known = prices.setdefault(sid, [None, None])
+            known[0] = known[0] if known[0] is not None else retail
+            known[1] = known[1] if known[1] is not None else listed
+        for sid, found in copies.items():
             best = max(found)
             db.executemany("DELETE FROM r WHERE rowid = ?", ((c[2],) for c in found if c is not best))
+            # The run that adopted a label journals no retail or list price: the run that chose the rate did.
+            db.execute("UPDATE r SET retail = COALESCE(retail, ?), list = COALESCE(list, ?) WHERE rowid = ?",
+                       (*prices[sid], best[2]))
             bought = [(c[1], c[3]) for c in found if c[0] > 0 and c[1]]
             if best[0] > 0 and bought:
                 t = min(bought)[1]
@@ -315,25 +350,37 @@ def _midnight(day: dt.date) -> float:
 def _groups(db: sqlite3.Connection, by: GroupBy) -> list[Group]:
     # The one sort: afterwards the sums are read along the index in order (per kind, folded here: fewer sums for
     # SQLite to work out per row) and each median is a seek into it.
-    db.execute(f"CREATE INDEX rg ON r (g, currency, kind, cents) WHERE kind >= {_PAID}")
+    # The prices ride along at the index's end, so the sums still need nothing but the index.
+    db.execute(f"CREATE INDEX rg ON r (g, currency, kind, cents, retail, list) WHERE kind >= {_PAID}")
     found: dict[tuple[str, str], list[int]] = {}
-    for g, currency, kind, n, cents in db.execute(
-        f"SELECT g, currency, kind, COUNT(*), COALESCE(SUM(cents), 0) FROM r INDEXED BY rg WHERE kind >= {_PAID} "
-        "GROUP BY g, currency, kind"
+    for g, currency, kind, n, cents, *prices in db.execute(
+        f"SELECT g, currency, kind, COUNT(*), COALESCE(SUM(cents), 0), {_PRICE_SUMS} FROM r INDEXED BY rg "
+        f"WHERE kind >= {_PAID} GROUP BY g, currency, kind"
     ):
-        _fold(found.setdefault((str(g), currency), [0] * 7), kind, n, cents)
+        _fold(found.setdefault((str(g), currency), [0] * _SUMS), kind, n, cents, *prices)
     where = f"g = ? AND currency = ? AND kind >= {_PAID}"
     return [_group(by, g, currency, sums, _median(db, where, (g, currency), sums[2], "rg"))
             for (g, currency), sums in sorted(found.items())]
 
 
-def _fold(sums: list[int], kind: int, n: int, cents: int) -> None:
+# Per price (retail, list): the labels carrying it, its sum, and what those same labels cost; in cents.
+_PRICE_SUMS = ", ".join(
+    f"COUNT({p}), COALESCE(SUM({p}), 0), COALESCE(SUM(CASE WHEN {p} IS NOT NULL THEN cents END), 0)"
+    for p in ("retail", "list")
+)
+_SUMS = 13
+"""How many sums a group keeps (`Group.sums`)."""
+
+
+def _fold(sums: list[int], kind: int, n: int, cents: int, *prices: int) -> None:
     """Add one kind's count and cents to a group's (labels, spend, priced, refunds, refunded, pending, pending
-    cents)."""
+    cents), and for paid labels their `_PRICE_SUMS`."""
     sums[0] += n
     if kind == _PAID:
         sums[1] += cents
         sums[2] += n
+        for i, value in enumerate(prices):
+            sums[7 + i] += int(value)
     elif kind in (_REFUNDED, _PENDING):
         sums[3] += n
         sums[4] += cents
@@ -346,7 +393,7 @@ def _totals(db: sqlite3.Connection, groups: list[Group]) -> list[Group]:
     """One per currency: the groups' sums added up, and the median of all the currency's paid labels."""
     per: dict[str, list[int]] = {}
     for g in groups:
-        sums = per.setdefault(g.currency, [0] * 7)
+        sums = per.setdefault(g.currency, [0] * _SUMS)
         for i, value in enumerate(g.sums):
             sums[i] += value
     out = []
@@ -384,7 +431,7 @@ def _spend(db: sqlite3.Connection, bys: Sequence[GroupBy]) -> dict[str, list[Gro
     ):
         row = dict(zip(columns, parts, strict=True))
         for by in bys:
-            _fold(folded[by].setdefault((_key(by, row), currency), [0] * 7), kind, n, cents)
+            _fold(folded[by].setdefault((_key(by, row), currency), [0] * _SUMS), kind, n, cents)
     return {by: [_group(by, g, currency, sums, (0, 0)) for (g, currency), sums in sorted(groups.items())]
             for by, groups in folded.items()}
 
@@ -423,13 +470,19 @@ def _median(db: sqlite3.Connection, where: str, params: tuple[str, ...], n: int,
 
 
 def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle: tuple[int, int]) -> Group:
-    labels, spend, priced, refunds, refunded, pending, pending_cents = (int(v or 0) for v in sums)
+    labels, spend, priced, refunds, refunded, pending, pending_cents, *prices = (int(v or 0) for v in sums)
+    prices += [0] * (_SUMS - 7 - len(prices))
+    retail_n, retail, retail_paid, list_n, listed, list_paid = prices
     return Group(
         by=by, group=str(g), currency=currency, labels=labels, spend=_money(spend),
         average=(_money(spend) / priced).quantize(_CENT, ROUND_HALF_UP) if priced else None,
         median=_money(middle[0]) / middle[1] if middle[1] else None,
         refunds=refunds, refunded=_money(refunded), refunds_pending=pending, refund_pending=_money(pending_cents),
-        sums=(labels, spend, priced, refunds, refunded, pending, pending_cents), middle=middle,
+        retail_labels=retail_n, retail_total=_money(retail) if retail_n else None,
+        savings_vs_retail=_money(retail - retail_paid) if retail_n else None,
+        list_labels=list_n, list_total=_money(listed) if list_n else None,
+        savings_vs_list=_money(listed - list_paid) if list_n else None,
+        sums=(labels, spend, priced, refunds, refunded, pending, pending_cents, *prices), middle=middle,
     )
 
 
