@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from shipctl.sandbox import Sandbox
 from shipctl.sandbox.tracking import TEST_CODES
 from tests.cli import invoke, ndjson
@@ -64,6 +66,8 @@ def test_test_codes_keep_their_statuses_and_end_now(env: Sandbox) -> None:
 def test_retrieve_batch_reads_the_trackers_of_the_codes_asked(client: Any) -> None:
     """`tracker.retrieve_batch`, as the SDK calls it: this account's trackers for the codes given, in that order; a
     code never tracked is left out (the call reads, it never creates)."""
+    if not hasattr(client.tracker, "retrieve_batch"):  # added to the SDK after 9.0, shipctl's lowest
+        pytest.skip("this easypost SDK has no tracker.retrieve_batch")
     made = [client.tracker.create(tracking_code=code, carrier="USPS") for code in ("EZ1000000001", "EZ4000000004")]
     batch = client.tracker.retrieve_batch(tracking_codes=["EZ4000000004", "EZ1000000001", "NEVER-TRACKED-1"])
     assert [t.id for t in batch.trackers] == [made[1].id, made[0].id]
