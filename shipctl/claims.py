@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from shipctl.errors import ShipctlError
-from shipctl.sqlite_writes import open_wal, transaction, writing
+from shipctl.sqlite_writes import open_read_only, open_wal, transaction, writing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -371,13 +371,12 @@ def known_journals(directory: Path) -> list[Path]:
     """Read only (`report`, `reconcile`): every journal a `create` run opened (the `journals` index) and every
     journal a claim names (claims older than the index), whatever its scope or state, each once, in name order.
     Opened `mode=ro` so a running `create` is never held up; no claims file means no journals."""
-    from urllib.parse import quote
 
     path = directory / "claims.sqlite3"
     if not path.exists():
         return []
     try:
-        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=30.0)
+        db = open_read_only(path)
         try:
             # A file no `create` has opened since the index was added has no `journals` table (read-only: not
             # made here).

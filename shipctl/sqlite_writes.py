@@ -60,3 +60,15 @@ def open_wal(path: Path, schema: str, *, timeout: float = 30.0) -> sqlite3.Conne
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)  # backoff between attempts, not synchronisation
+
+
+def read_only_uri(path: Path) -> str:
+    """The URI that opens `path` read-only (`mode=ro`): no lock taken, no file made, a running writer never held up."""
+    from urllib.parse import quote
+
+    return f"file:{quote(str(path.resolve()))}?mode=ro"
+
+
+def open_read_only(path: Path, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """`path` (a journal, the claims file) opened read-only: what report, reconcile and the indexes read."""
+    return sqlite3.connect(read_only_uri(path), uri=True, timeout=timeout)

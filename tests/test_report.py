@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import os
+import sqlite3
 from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -181,8 +182,6 @@ def test_the_charts_render_on_a_terminal(bought: dict[str, Any]) -> None:
 def test_journals_whose_labels_a_later_run_adopted_are_still_found(env: Sandbox, tmp_path: Path) -> None:
     """A second run adopting the first's labels leaves the claims naming one journal: the journal index names both,
     so `report` and `reconcile` read both (a label counted once)."""
-    import sqlite3
-
     from shipctl.claims import known_journals
 
     manifest = write_manifest(tmp_path / "orders.csv", [row(i, reference=f"AD-{i}") for i in range(3)])
@@ -210,8 +209,6 @@ def test_journals_whose_labels_a_later_run_adopted_are_still_found(env: Sandbox,
 
 
 def test_a_claims_file_older_than_the_journal_index_still_names_its_journals(bought: dict[str, Any]) -> None:
-    import sqlite3
-
     from shipctl.claims import known_journals
 
     state = Path(os.environ["SHIPCTL_STATE_DIR"])
@@ -227,8 +224,6 @@ def test_a_claims_file_older_than_the_journal_index_still_names_its_journals(bou
 def test_a_label_refunded_the_next_day_stays_on_its_purchase_day(env: Sandbox, tmp_path: Path) -> None:
     """The refund moves the row's `updated_at` to its own day; the report counts the label on the day it was bought
     (`bought_at`), as a refund netted out of that day."""
-    import sqlite3
-
     manifest = write_manifest(tmp_path / "d.csv", [row(i, reference=f"D-{i}") for i in range(2)])
     assert invoke("create", str(manifest), "--output", "ndjson", "--quiet").exit_code == 0
     journal = tmp_path / "d.csv.journal.db"
@@ -257,27 +252,7 @@ def test_a_label_refunded_the_next_day_stays_on_its_purchase_day(env: Sandbox, t
 
 def test_a_journal_older_than_bought_at_is_read_by_its_last_change(env: Sandbox, tmp_path: Path) -> None:
     """Read-only, a journal written before `bought_at` is not migrated: its rows' time is `updated_at`."""
-    import sqlite3
-
-    old = tmp_path / "old.journal.db"
-    db = sqlite3.connect(old)
-    try:
-        db.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
-            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
-            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
-            "refund_status TEXT, updated_at TEXT NOT NULL);"
-        )
-        db.executemany(
-            "INSERT INTO rows (reference, line, state, shipment_id, carrier, service, rate, currency, updated_at) "
-            "VALUES (?, ?, 'bought', ?, 'USPS', 'Priority', ?, 'USD', ?)",
-            [("O-1", 1, "shp_o1", "7.80", "2024-03-01T15:00:00.000+00:00"),
-             ("O-2", 2, "shp_o2", "2.20", "2024-03-02T15:00:00.000+00:00")],
-        )
-        db.commit()
-    finally:
-        db.close()
+    old = _old_journal(tmp_path / "old.journal.db", bought_at=False)
     records = _report("--journal", str(old), "--since", "2024-03-02", "--until", "2024-03-02")
     [total] = [r for r in records if r["section"] == "total"]
     assert (total["labels"], Decimal(total["spend"])) == (1, Decimal("2.20"))
@@ -285,8 +260,6 @@ def test_a_journal_older_than_bought_at_is_read_by_its_last_change(env: Sandbox,
 
 def test_a_label_in_two_journals_is_on_its_first_purchase_day_with_the_refund_the_second_knows(
         env: Sandbox, tmp_path: Path) -> None:
-    import sqlite3
-
     manifest = write_manifest(tmp_path / "m.csv", [row(i, reference=f"M-{i}") for i in range(2)])
     first, second = tmp_path / "m.csv.journal.db", tmp_path / "second.journal.db"
     assert invoke("create", str(manifest), "--output", "ndjson", "--quiet").exit_code == 0
@@ -309,8 +282,6 @@ def test_a_label_in_two_journals_is_on_its_first_purchase_day_with_the_refund_th
 
 def _sandbox_prices(env: Sandbox, journal: Path) -> dict[str, dict[str, Decimal]]:
     """Each bought label's selected rate as the sandbox itself says it (read through the SDK, not the journal)."""
-    import sqlite3
-
     from tests.sdk import sdk
 
     db = sqlite3.connect(journal)
@@ -364,8 +335,6 @@ def test_savings_against_retail_and_list_are_the_sandboxs_own_to_the_cent(env: S
 
     # A label whose journaled rate carried no retail or list price (as one journaled before those columns) is left
     # out of both sides: the savings are over the others, never that label counted as saving nothing.
-    import sqlite3
-
     db = sqlite3.connect(journal)
     try:
         db.execute("UPDATE rows SET retail_rate = NULL, list_rate = '' WHERE reference = 'S-0'")
@@ -389,27 +358,7 @@ def test_savings_against_retail_and_list_are_the_sandboxs_own_to_the_cent(env: S
 def test_a_journal_without_the_price_columns_reports_no_savings_not_zero(env: Sandbox, tmp_path: Path) -> None:
     """Read-only, an old journal is not migrated: its report has no savings (null), nor a savings column or line.
     Opened by shipctl it gains the columns, but its rows keep no price: still null."""
-    import sqlite3
-
-    old = tmp_path / "old.journal.db"
-    db = sqlite3.connect(old)
-    try:
-        db.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
-            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
-            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
-            "refund_status TEXT, updated_at TEXT NOT NULL, bought_at TEXT);"
-        )
-        db.executemany(
-            "INSERT INTO rows (reference, line, state, shipment_id, carrier, service, rate, currency, updated_at) "
-            "VALUES (?, ?, 'bought', ?, 'USPS', 'Priority', ?, 'USD', ?)",
-            [("O-1", 1, "shp_o1", "7.80", "2024-03-01T15:00:00.000+00:00"),
-             ("O-2", 2, "shp_o2", "2.20", "2024-03-02T15:00:00.000+00:00")],
-        )
-        db.commit()
-    finally:
-        db.close()
+    old = _old_journal(tmp_path / "old.journal.db", bought_at=True)
 
     def check() -> None:
         records = _report("--journal", str(old), "--by", "carrier")
@@ -472,3 +421,27 @@ def test_the_saved_column_gives_way_to_the_group_names_on_a_narrow_terminal() ->
         assert all(name in text for name in ("FedEx", "UPS", "USPS", "total USD")), text
         assert ("saved" in text) is column, text
         assert "Saved $120,120,000.00 against retail (87,000 of 87,000 paid labels)" in text.replace("\n", " ")
+
+
+def _old_journal(path: Path, *, bought_at: bool) -> Path:
+    """A journal as an older shipctl wrote it (no price columns; no `bought_at` either, unless asked): two bought
+    USPS labels, on 2024-03-01 (7.80) and 2024-03-02 (2.20)."""
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
+            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
+            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
+            "refund_status TEXT, updated_at TEXT NOT NULL" + (", bought_at TEXT" if bought_at else "") + ");"
+        )
+        db.executemany(
+            "INSERT INTO rows (reference, line, state, shipment_id, carrier, service, rate, currency, updated_at) "
+            "VALUES (?, ?, 'bought', ?, 'USPS', 'Priority', ?, 'USD', ?)",
+            [("O-1", 1, "shp_o1", "7.80", "2024-03-01T15:00:00.000+00:00"),
+             ("O-2", 2, "shp_o2", "2.20", "2024-03-02T15:00:00.000+00:00")],
+        )
+        db.commit()
+    finally:
+        db.close()
+    return path

@@ -65,7 +65,8 @@ def report(
 
       shipctl report --since 2024-05-01 --delivery
     """
-    from shipctl.jobs.report import ReportQuery, build_report, journals_to_read, parse_date
+    from shipctl.jobs.close_inputs import parse_date
+    from shipctl.jobs.report import ReportQuery, build_report, journals_to_read
     from shipctl.paths import state_dir
 
     term = terminal()

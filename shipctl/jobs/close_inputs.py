@@ -22,8 +22,8 @@ _WINDOW = re.compile(r"(?:(?P<day>\S+)\s+)?(?P<start>\d{1,2}:\d\d)\s*-\s*(?P<end
 DEFAULT_WINDOW = "next-business-day 09:00-17:00"
 
 
-def parse_day(text: str, today: dt.date | None = None) -> dt.date:
-    """`today`, `yesterday` or `YYYY-MM-DD`, in local time."""
+def parse_date(text: str, flag: str, today: dt.date | None = None) -> dt.date:
+    """`today`, `yesterday` or `YYYY-MM-DD`, a local day (`close --date`, `report --since/--until`)."""
     today = today or dt.date.today()
     word = text.strip().lower()
     if word == "today":
@@ -33,7 +33,12 @@ def parse_day(text: str, today: dt.date | None = None) -> dt.date:
     try:
         return dt.date.fromisoformat(word)
     except ValueError:
-        raise UsageError(f"--date must be today, yesterday or YYYY-MM-DD, not {text!r}") from None
+        raise UsageError(f"{flag} must be today, yesterday or YYYY-MM-DD, not {text!r}") from None
+
+
+def parse_day(text: str, today: dt.date | None = None) -> dt.date:
+    """`close --date`: see `parse_date`."""
+    return parse_date(text, "--date", today)
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

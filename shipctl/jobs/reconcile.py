@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 
@@ -40,6 +39,7 @@ from shipctl.exit_codes import ExitCode
 from shipctl.jobs.host import Host
 from shipctl.jobs.session import Session
 from shipctl.journal import bought_time_sql
+from shipctl.sqlite_writes import open_read_only
 
 LIST_CALLS_PER_SECOND = 5.0
 PAGE_SIZE = 100
@@ -90,7 +90,7 @@ def read_journal(path: Path, identity: str, account: str, *, explicit: bool,
     """The rows of `path` that name a shipment, read-only and without the journal's lock (a running `create` is
     not held up). A journal of another API or account is an error when given, and skipped with a note when found."""
     try:
-        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=30.0)
+        db = open_read_only(path)
         try:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             rows = db.execute(

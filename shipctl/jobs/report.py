@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
 
-from shipctl.errors import UsageError
 from shipctl.journal import RATE_PRICES, bought_time_sql
+from shipctl.sqlite_writes import read_only_uri
 
 GroupBy = Literal["day", "week", "month", "carrier", "service"]
 GROUP_BYS: tuple[GroupBy, ...] = ("day", "week", "month", "carrier", "service")
@@ -183,20 +182,6 @@ class Report:
         return out
 
 
-def parse_date(text: str, flag: str, today: dt.date | None = None) -> dt.date:
-    """`today`, `yesterday` or `YYYY-MM-DD`, a local day."""
-    today = today or dt.date.today()
-    word = text.strip().lower()
-    if word == "today":
-        return today
-    if word == "yesterday":
-        return today - dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(word)
-    except ValueError:
-        raise UsageError(f"{flag} must be today, yesterday or YYYY-MM-DD, not {text!r}") from None
-
-
 def journals_to_read(given: Sequence[Path], state: Callable[[], Path]) -> list[Path]:
     """The given journals, else every journal `create` wrote on this machine; each once."""
     if given:
@@ -255,7 +240,7 @@ def _copy(db: sqlite3.Connection, path: Path, by: GroupBy, *, parts: set[str], t
     if not path.is_file():
         return False
     try:
-        db.execute("ATTACH DATABASE ? AS j", (f"file:{quote(str(path.resolve()))}?mode=ro",))
+        db.execute("ATTACH DATABASE ? AS j", (read_only_uri(path),))
     except sqlite3.DatabaseError:
         return False
     try:

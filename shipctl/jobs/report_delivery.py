@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from shipctl.cache_files import CacheFile
 from shipctl.carrier.trackers import FINAL_STATUSES
@@ -35,7 +34,7 @@ from shipctl.errors import ShipctlError, WriteFailure
 from shipctl.exit_codes import ExitCode
 from shipctl.jobs.host import Host
 from shipctl.jobs.session import Session
-from shipctl.sqlite_writes import transaction
+from shipctl.sqlite_writes import open_read_only, transaction
 
 DEFAULT_TTL = 10 * 60.0
 """Seconds a status that is not final answers from the cache: a parcel moves on over hours, not minutes."""
@@ -89,7 +88,7 @@ def read_labels(journals: Sequence[Path], identity: str, account: str, *, since:
     voided: set[str] = set()
     for path in journals:
         try:
-            db = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True, timeout=30.0)
+            db = open_read_only(Path(path))
             try:
                 meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
                 rows = db.execute(
