@@ -1,4 +1,4 @@
-from shipctl.cli.app import main
+from shipctl.cli import main
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from shipctl.sandbox import Sandbox, start_sandbox
 from shipctl.sandbox.examples import shipment_params
@@ -161,3 +162,24 @@ def test_close_ends_idle_and_sleeping_connections() -> None:
     finally:
         idle.close()
         sleeping.close()
+
+
+def test_the_runtime_view_sums_the_server_time_of_every_answer_per_endpoint() -> None:
+    import easypost
+    import requests
+
+    seen: dict[str, float] = {}
+
+    def hook(*, http_status: int, path: str, headers: Any, **_: Any) -> None:
+        name = "shipment.buy" if path.endswith("/buy") else "shipment.create"
+        seen[name] = seen.get(name, 0.0) + float(headers["X-Runtime"])
+
+    with start_sandbox(latency="fast", seed=3) as sb:
+        client = easypost.EasyPostClient("EZTKruntime0000000000000000", api_base=sb.api_base)
+        client.subscribe_to_response_hook(hook)
+        shipments = [client.shipment.create(**shipment_params()) for _ in range(2)]
+        client.shipment.buy(shipments[0].id, rate={"id": shipments[0].rates[0].id})
+        served = requests.get(f"{sb.api_base}/_sandbox/runtime", timeout=10).json()["runtime"]
+    assert served["shipment.create"]["count"] == 2 and served["shipment.buy"]["count"] == 1
+    for name, total in seen.items():
+        assert abs(served[name]["seconds"] - total) < 1e-4

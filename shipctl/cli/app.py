@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from shipctl import __version__
+from shipctl import __version__, startup
 from shipctl.cli.help import API_EPILOG, ROOT_EPILOG, ShipctlCommand, ShipctlGroup, api_command, fill_metavars
 from shipctl.cli.terminal import begin_invocation, terminal
 from shipctl.errors import ShipctlError
@@ -109,6 +109,7 @@ def _root(
 
 
 def main() -> None:
+    startup.begin()  # here too for callers of this function; `shipctl.cli.main` calls it before these imports
     app()
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from shipctl import startup
 from shipctl.carrier.client import make_client, session_of
 from shipctl.carrier.errors import classify
 from shipctl.engine.runner import UVLOOP_FROM_ROWS, Engine, run_async
@@ -44,6 +45,7 @@ def open_session(
     announce: Callable[[str], None] = lambda _m: None,
 ) -> Iterator[Session]:
     """The target (the built-in sandbox started when there is no key), a client sized to the engine, the engine."""
+    startup.work_begins()
     with api_target(force_sandbox=force_sandbox, announce=announce) as target:
         client = make_client(target.api_key, target.api_base, pool_size=sizing.ceiling + 4)
         engine = Engine(sizing, RunStats(total=total), classify)

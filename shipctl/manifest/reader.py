@@ -20,6 +20,7 @@ from typing import IO, Any, Literal
 
 from pydantic import ValidationError
 
+from shipctl import startup
 from shipctl.errors import ManifestError
 from shipctl.manifest.columns import CUSTOMS, ITEM, TARGETS, canonical, normalize_header
 from shipctl.manifest.columns import target as column_target
@@ -62,6 +63,7 @@ def iter_rows(
     its name) is read from its first sheet, or from `sheet`.
     """
     warn = on_warning or (lambda message: None)
+    startup.work_begins()
     with ExitStack() as stack:
         binary = _open(source, stack)
         head = _read(binary)
