@@ -80,6 +80,7 @@ class Engine:
         self._workers = _Workers(sizing.workers)
         weakref.finalize(self, self._workers.close)
         self._stopping = False
+        self._on_stop: list[Callable[[], object]] = []
 
     def close(self) -> None:
         """End the worker threads (idle ones; a call still running finishes first). `call` starts new ones."""
@@ -149,6 +150,12 @@ class Engine:
     def stop(self) -> None:
         """Stop dispatching new items; rows already started run to completion."""
         self._stopping = True
+        for wake in self._on_stop:
+            wake()
+
+    def on_stop(self, wake: Callable[[], object]) -> None:
+        """Call `wake` when the run is told to stop (on the loop): a row waiting on something of its own can end."""
+        self._on_stop.append(wake)
 
     @property
     def stopping(self) -> bool:

@@ -168,6 +168,10 @@ class CreateRun:
         self.purchaser = Purchaser(engine, client, journal, inputs.options, claims=claims, on_warning=host.warn)
         self.outcome = CreateOutcome()
         self._finished: set[str] = set()
+        # Whether rows are bought as they are quoted (test mode) or after a confirmed estimate, once decided.
+        self._decided: anyio.Event  # made on the loop, in `_run_phases`
+        self._buy_now = False
+        self._undecided_firsts: set[int] = set()
         self._interrupts = 0
         self._account: Account | None = None
 
@@ -397,24 +401,31 @@ class CreateRun:
         return True
 
     async def _run_phases(self) -> None:
-        """Each phase reads the manifest once: the quote phase continues from the probe's rows, never from row 1."""
+        """Each phase reads the manifest once; no row is bought before the API's mode is known.
+
+        Unless buying waits for a question anyway (a dry run, `--max-cost`, a plan), rows start at once and are
+        quoted (creating a shipment spends nothing) while the mode is unknown; the first answer that names it
+        decides (else, the first chunk's rows all done: a resumed run whose first rows need no call). Test mode:
+        every quoted row goes on to its buy and the rest run whole. Money at stake (production, or unknown): every
+        row is quoted, then the estimate is confirmed before the buy phase.
+        """
         engine = self.engine
+        self._decided = anyio.Event()
+        # Stopping (Ctrl-C, a closed reader, a full disk) releases rows waiting for the decision, to buy nothing.
+        engine.on_stop(self._decided.set)
         rows = self._items()
-        # Probe: quote the first chunk only, to learn the API's mode before anything is bought.
-        probe = list(itertools.islice(rows, engine.sizing.chunk_size))
-        await engine.run(probe, self._handler(self._quote_only), before_chunk=self._plan)
-        mode = self._settle_mode()
-        if engine.stopping:
-            return
-        # Money is at stake unless the API (or the key) says test mode: when in doubt, quote all and confirm. A plan
-        # is applied the same way: every row checked against it before any is bought.
         two_phase = self.inputs.dry_run or self.inputs.max_cost is not None or self.inputs.plan is not None
-        if not (two_phase or money.needs_approval(mode)):
-            # The probe's rows are journaled with their rates, so buying them costs no second quote.
-            rest = self._unfinished(itertools.chain(probe, rows))
-            await engine.run(rest, self._handler(self._pipeline), before_chunk=self._plan)
-            return
-        await engine.run(rows, self._handler(self._quote_only), before_chunk=self._plan)
+        if two_phase:
+            self._decide(buy=False)
+            await engine.run(rows, self._handler(self._quote_only), before_chunk=self._plan)
+        else:
+            first = list(itertools.islice(rows, engine.sizing.chunk_size))
+            self._undecided_firsts = {id(item) for item in first}
+            self._maybe_decide()
+            await engine.run(itertools.chain(first, rows), self._handler(self._opening), before_chunk=self._plan)
+            if self._buy_now or engine.stopping:
+                return
+        mode = self._settle_mode()
         if engine.stopping or self.inputs.dry_run:
             return
         if self.inputs.all_or_nothing and self.outcome.off_plan:
@@ -431,6 +442,32 @@ class CreateRun:
             return
         if not engine.stopping:
             await engine.run(self._items(), self._handler(self._buy_confirmed), before_chunk=self._plan)
+
+    def _decide(self, *, buy: bool) -> None:
+        self._buy_now = buy
+        self._decided.set()
+
+    def _maybe_decide(self) -> None:
+        """Decide once the mode is known: a production key, an API answer, or the first chunk all done."""
+        if self._decided.is_set():
+            return
+        if self.expected_mode == "production" or self.purchaser.mode is not None or not self._undecided_firsts:
+            self._decide(buy=not money.needs_approval(self._settle_mode()))
+
+    async def _opening(self, item: _Item) -> None:
+        """Quote while the mode is unknown, then buy (test mode) or leave the row quoted for the confirmation."""
+        if self._decided.is_set():
+            await (self._pipeline(item) if self._buy_now else self._quote_only(item))
+            return
+        try:
+            await self._quote_only(item)
+        finally:
+            self._undecided_firsts.discard(id(item))
+            self._maybe_decide()
+        await self._decided.wait()
+        # The shipment is journaled and known unbought in this process, so the pipeline's quote costs no call.
+        if self._buy_now and not self.engine.stopping and item.valid.row.reference not in self._finished:
+            await self._pipeline(item)
 
     def _plan_still_holds(self) -> str | None:
         """`apply`, after the question (a person may take their time): the plan must not have expired meanwhile; the
