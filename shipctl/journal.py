@@ -17,7 +17,7 @@ import datetime as dt
 import errno
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -311,7 +311,8 @@ class Journal:
                 [(ref, line, digest, _now()) for ref, line, digest in rows],
             )
 
-    def update(self, reference: str, **values: Any) -> None:
+    def update(self, reference: str, *, meta: Mapping[str, str] | None = None, **values: Any) -> None:
+        """Set a row's columns; with `meta`, those meta keys too, in the same commit (one write to the disk)."""
         unknown = set(values) - set(_COLUMNS) - {_BOUGHT_AT, *RATE_PRICES}
         if unknown:
             raise ValueError(f"unknown journal columns: {sorted(unknown)}")
@@ -322,7 +323,12 @@ class Journal:
             # Set once: the purchase's time, which a refund or a label saved later must not move.
             assignments += ", bought_at = COALESCE(bought_at, ?)"
             params.append(now)
-        with self._writing():
+        if not meta:
+            with self._writing():
+                self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*params, reference))
+            return
+        with self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
             self.db.execute(f"UPDATE rows SET {assignments} WHERE reference = ?", (*params, reference))
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:

@@ -29,6 +29,21 @@ def test_states_survive_reopening_and_file_is_private(tmp_path: Path) -> None:
         assert journal.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_meta_given_with_a_row_update_is_written_in_the_same_commit(tmp_path: Path) -> None:
+    import sqlite3
+
+    with Journal(tmp_path / "j.db") as journal:
+        journal.plan([("A", 2, "d")])
+        journal.update("A", meta={"address_verification:A": "verified"}, state="created", shipment_id="shp_a")
+        assert journal.meta("address_verification:A") == "verified"
+        # A row update the database refuses (the state's CHECK) leaves its meta unwritten: one commit, or none.
+        with pytest.raises(sqlite3.IntegrityError):
+            journal.update("A", meta={"address_verification:A": "corrected"}, state="no-such-state")
+        assert journal.meta("address_verification:A") == "verified"
+        row = journal.get("A")
+        assert row is not None and row.state == "created"
+
+
 def test_planning_again_keeps_what_is_known(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.db") as journal:
         journal.plan([("A", 2, "d")])

@@ -106,13 +106,14 @@ def _digest_with_format(row: ShipmentRow, label_format: str | None) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
 
-def same_row(stored: str | None, row: ShipmentRow) -> bool:
-    """Whether a journal's digest is this row's (no digest stored: nothing to compare, so yes).
+def same_row(stored: str | None, row: ShipmentRow, digest: str | None = None) -> bool:
+    """Whether a journal's digest is this row's (no digest stored: nothing to compare, so yes); `digest`, the
+    row's own when the caller has it, spares hashing the row again in the usual case (the same row).
 
     Older shipctl hashed the row's `label_format` in: a digest it stored matches when the row is the same in
     everything else, whatever format either names (there are only a few formats, so each is tried).
     """
-    if not stored:
+    if not stored or stored == digest:
         return True
     return any(stored == _digest_with_format(row, fmt) for fmt in _LABEL_FORMATS)
 
@@ -209,6 +210,7 @@ class Purchaser:
         than once in a two-phase run: keyed, it is counted once)."""
         self.verifications: dict[str, str] = {}
         """reference -> what verification inside `shipment.create` found (the `address_verification` column)."""
+        self._findings: dict[str, str] = {}  # verification findings not yet journaled (see `_verified`)
         self.unverified: set[str] = set()
         """References whose destination failed verification and that `--verify warn` let through."""
         self.rate_choices: dict[str, str] = {}
@@ -237,7 +239,7 @@ class Purchaser:
         if claim.outcome == "held":
             return self._held(ref, claim)
         known = entry.shipment_id if entry is not None else None
-        edited = entry is not None and not same_row(entry.digest, row)
+        edited = entry is not None and not same_row(entry.digest, row, digest)
         settled = await self._known_shipment(row, claim, known, edited=edited, digest=digest)
         if isinstance(settled, ResultRecord):
             return settled
@@ -393,13 +395,14 @@ class Purchaser:
             return self.fail(ref, exc.code, exc.message, shipment_id=shipment.id, digest=digest)
         if rule is None and self.claims is not None and not self.claims.attach(ref, shipment.id):
             return self._held(ref, Claim("held", holder="another run took the claim over"))
+        meta = self._take_findings(ref)
         if choice is not None:
             self.rate_choices[ref] = choice
             # Kept with the journal, so a rerun re-emits the bought row with it (a meta key, as verification's).
-            self.journal.set_meta(RATE_CHOICE_META + ref, choice)
+            meta[RATE_CHOICE_META + ref] = choice
         self.journal.update(
-            ref, state="created", shipment_id=shipment.id, digest=digest, error_code=None, error_message=None,
-            rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
+            ref, meta=meta, state="created", shipment_id=shipment.id, digest=digest, error_code=None,
+            error_message=None, rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
             currency=rate.currency, delivery_days=rate.delivery_days,
             retail_rate=rate.retail_rate, list_rate=rate.list_rate,
         )
@@ -432,8 +435,9 @@ class Purchaser:
             return None
         verdict = addresses.judge(row.to_address.to_easypost(), shipment.destination)
         self.verifications[row.reference] = verdict.summary()
-        # Kept with the journal, so a rerun re-emits the bought row with it (no column of its own: a meta key).
-        self.journal.set_meta(VERIFICATION_META + row.reference, verdict.summary())
+        # Kept with the journal, so a rerun re-emits the bought row with it (no column of its own: a meta key),
+        # written in the same commit as the row's next write (the shipment and its rate, or its failure).
+        self._findings[row.reference] = verdict.summary()
         if verdict.outcome != "failed":
             return None
         check = verdict.check
@@ -454,7 +458,7 @@ class Purchaser:
         between create and buy, like choosing any rate, and a rerun reuses the shipment and asks again."""
         if self.claims is not None and not self.claims.attach(ref, shipment.id):
             return self._held(ref, Claim("held", holder="another run took the claim over"))
-        self.journal.update(ref, shipment_id=shipment.id, digest=digest)
+        self.journal.update(ref, meta=self._take_findings(ref), shipment_id=shipment.id, digest=digest)
         transit: TransitTimes = await self.engine.call(smart_rates, self.client, shipment.id)
         self.smartrate_calls += 1
         return transit
@@ -488,7 +492,7 @@ class Purchaser:
                 shipment_id=None, digest=digest,
             )
         old = self._journal_digest(row.reference)
-        if not found and digest is not None and not same_row(old, row):
+        if not found and digest is not None and not same_row(old, row, digest):
             # This journal's own shipment, bought for the row as it was then (its run died before recording it).
             record = await self._record_bought(row, shipment, purchase="resumed")
             if record.error_code is None:
@@ -729,6 +733,11 @@ class Purchaser:
         self._claimed[name.casefold()] = reference
         return labels_dir / name
 
+    def _take_findings(self, reference: str) -> dict[str, str]:
+        """The meta keys this row's next journal write carries: its verification finding, if one is unwritten."""
+        finding = self._findings.pop(reference, None)
+        return {} if finding is None else {VERIFICATION_META + reference: finding}
+
     def fail(
         self, reference: str, code: str, message: str, *, shipment_id: str | None, digest: str | None = None,
         release: bool = True,
@@ -745,7 +754,7 @@ class Purchaser:
             values["shipment_id"] = shipment_id
         if digest is not None:
             values["digest"] = digest
-        self.journal.update(reference, **values)
+        self.journal.update(reference, meta=self._take_findings(reference), **values)
         entry = self.journal.get(reference)
         assert entry is not None
         record = record_from_journal(entry)
