@@ -113,6 +113,8 @@ class Claims:
         self._run_lock: int | None = None
         self._run_lock_path = directory / "runs" / f"{self.run_id}.lock"
         self._dead: set[str] = set()
+        # Named in every write's failure message: made once, not per transaction (several a row).
+        self._what = f"the claims file {directory / 'claims.sqlite3'}"
 
     def open(self, scope: str) -> Claims:
         self.scope = scope
@@ -328,10 +330,10 @@ class Claims:
         return not free
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
-        return writing(f"the claims file {self.directory / 'claims.sqlite3'}")
+        return writing(self._what)
 
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
-        return transaction(self.db, f"the claims file {self.directory / 'claims.sqlite3'}")
+        return transaction(self.db, self._what)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ corrected spelling. `verify_strict` refuses an address that fails (422 `ADDRESS.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -148,14 +147,15 @@ _ABBREVIATIONS = {
     "SOUTH": "S", "EAST": "E", "WEST": "W", "NORTHEAST": "NE", "NORTHWEST": "NW", "SOUTHEAST": "SE",
     "SOUTHWEST": "SW",
 }
-_PUNCTUATION = re.compile(r"[.,]")
-_SPACES = re.compile(r"\s+")
+_PUNCTUATION_TO_SPACE = str.maketrans(".,", "  ")
 
 
 def _words(text: str | None) -> str:
     """Upper case, no full stops or commas, single spaces, USPS abbreviations: EasyPost's spelling, not a fix."""
-    cleaned = _SPACES.sub(" ", _PUNCTUATION.sub(" ", (text or "").upper())).strip()
-    return " ".join(_ABBREVIATIONS.get(word, word) for word in cleaned.split(" ") if word)
+    if not text:
+        return ""
+    words = text.upper().translate(_PUNCTUATION_TO_SPACE).split()  # split(): any run of whitespace, trimmed
+    return " ".join([_ABBREVIATIONS.get(word, word) for word in words])
 
 
 def _zip_changed(sent: str | None, got: str | None) -> bool:
