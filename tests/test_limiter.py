@@ -57,7 +57,10 @@ class Loop:
             self.flight.append((generation, level, False))
 
     def run(self, completions: int, capacity: int | None = None,
-            scattered: Callable[[int], bool] = lambda _n: False) -> Trace:
+            scattered: Callable[[int], bool] = lambda _n: False,
+            duration: Callable[[int], float] | None = None) -> Trace:
+        """`duration(serving)`: how long a success took when the server was serving that many calls (None: the
+        limiter is told no durations)."""
         limiter = self.limiter
         for n in range(completions):
             while (generation := limiter.try_acquire()) is not None:
@@ -69,8 +72,10 @@ class Loop:
             limiter.release()
             if refused:
                 limiter.rate_limited(generation, level)
-            else:
+            elif duration is None:
                 limiter.succeeded(level)
+            else:
+                limiter.succeeded(level, "call", duration(self.serving + 1))
             self.trace.limits.append(limiter.limit)
             self.trace.refused.append(refused)
         return self.trace
@@ -216,3 +221,20 @@ def test_a_slot_granted_before_a_cut_belongs_to_the_event_that_caused_it() -> No
     generation, limit = anyio.run(main)
     assert generation == 0
     assert limit == 2  # halved once, not twice
+
+
+def test_auto_settles_at_the_knee_where_calls_slow_down_not_at_the_wall() -> None:
+    """A server slowing down as it fills (1 + (load/40)^4, the sandbox's capacity mode) and refusing above 40: the
+    limit stops growing where calls run 30% slower than at the start, well below the wall, and stays there."""
+    loop = Loop(16, 64)
+    trace = loop.run(4000, capacity=40, duration=lambda serving: 1 + (serving / 40) ** 4)
+    settled = trace.limits[1000:]
+    assert max(settled) <= 36 and min(settled) >= 22
+    assert trace.share_refused(1000) <= 0.005  # the wall is not hammered once the knee is known
+    assert trace.share_refused() <= 0.02
+
+
+def test_without_durations_auto_still_finds_the_wall_by_its_429s() -> None:
+    loop = Loop(16, 64)
+    trace = loop.run(4000, capacity=40)
+    assert max(trace.limits[1000:]) <= 41 and trace.mean(1000) >= 20

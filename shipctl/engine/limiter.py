@@ -22,7 +22,12 @@ sending fewer calls does not make it rarer). Only the first kind is cured by sen
 * A probe above that level that is refused at the same level again makes the next probe twice as patient
   (up to `MAX_PATIENCE` windows): a server with a hard cap is not hammered. A probe level that holds for its
   whole window becomes the new known-good level and patience starts over: a wall that moved up is followed.
-* `auto` is just a ceiling above the starting limit: the limit probes upward while no 429 arrives.
+* `auto` is a ceiling above the starting limit: the limit probes upward while no 429 arrives *and the calls do
+  not slow down*. A server nearing its capacity queues work before it refuses any (and a client whose own CPU is
+  the bottleneck answers its calls later): each kind of call's time at the starting load is its baseline, and
+  once the calls' times run `SLOW_DOWN` above their baselines (a moving average over all kinds), the limit stops
+  growing, and gives back a slot per window while they stay there. The limit settles near the knee of the
+  server's curve, where more calls in flight would only queue, not at its wall, so a wall is met rarely.
 
 It lives in the event loop thread only (no locks needed); waiting is FIFO so no caller starves.
 """
@@ -40,6 +45,11 @@ SCATTER_RATIO = 8
 #: Completions after which the per-load counts are halved (their memory is about twice this).
 DECAY_EVERY = 256
 MAX_PATIENCE = 16
+#: Calls this much slower than at the starting load (their moving average) stop the limit's growth.
+SLOW_DOWN = 1.3
+#: Weight of one call in the moving averages: the baseline's, and the slowdown's (about the last 20 calls).
+BASE_WEIGHT = 0.1
+SLOWDOWN_WEIGHT = 0.05
 
 
 class _Waiter:
@@ -66,6 +76,10 @@ class AdaptiveLimiter:
         self._ok = [0] * (self._ceiling + 1)
         self._refused = [0] * (self._ceiling + 1)
         self._completions = 0
+        self._start = self._limit
+        # Per kind of call (the engine passes its function): its time when sent at the starting load or below.
+        self._baseline: dict[object, float] = {}
+        self._slowdown = 1.0  # calls' times over their baselines, a moving average
         self._stats = stats
         stats.limit = stats.max_limit = stats.limit_start = stats.limit_low = self._limit
 
@@ -154,11 +168,32 @@ class AdaptiveLimiter:
 
     # -- outcomes --------------------------------------------------------------------------------------
 
-    def succeeded(self, level: int | None = None) -> None:
+    def _timed(self, level: int, kind: object, seconds: float) -> None:
+        """Fold a success's duration into the baseline of its kind (sent at the starting load) or the slowdown."""
+        base = self._baseline.get(kind)
+        if level <= self._start:
+            self._baseline[kind] = seconds if base is None else base + BASE_WEIGHT * (seconds - base)
+        elif base is not None and base > 0:
+            self._slowdown += SLOWDOWN_WEIGHT * (seconds / base - self._slowdown)
+
+    def succeeded(self, level: int | None = None, kind: object = None, seconds: float | None = None) -> None:
         """A call sent when `level` calls (itself included) were in flight succeeded; without a level, the load it
-        completed at (what is still in flight, plus itself: it was released already)."""
-        self._count(self._ok, level if level is not None else self._inflight + 1)
+        completed at (what is still in flight, plus itself: it was released already). `kind` and `seconds`: what
+        kind of call it was and how long it took, for the slowdown (only under `auto` does it matter)."""
+        load = level if level is not None else self._inflight + 1
+        self._count(self._ok, load)
+        if self._ceiling > self._start and seconds is not None:
+            self._timed(load, kind, seconds)
         if self._limit >= self._ceiling:
+            return
+        if self._slowdown > SLOW_DOWN and self._limit > self._start:
+            # Past the knee: grow no more, probe no more, and give back a slot per window while it lasts.
+            self._known_good = min(self._known_good, self._limit)
+            self._successes += 1
+            if self._successes >= self._limit:
+                self._successes = 0
+                self._known_good = max(self._start, self._limit - 1)
+                self._set_limit(self._limit - 1)
             return
         if self._limit < self._known_good:
             self._set_limit(self._limit + 1)

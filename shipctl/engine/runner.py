@@ -21,6 +21,7 @@ import queue
 import random
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ class Engine:
                     self.limiter.release()
                     raise
             level = self.limiter.inflight
+            sent = time.monotonic()
             try:
                 result = await self._workers.run(self._in_thread, bound)
             except CallFailure as failure:
@@ -141,7 +143,7 @@ class Engine:
                 self.limiter.release()
                 raise
             self.limiter.release()
-            self.limiter.succeeded(level)
+            self.limiter.succeeded(level, fn, time.monotonic() - sent)
             self.stats.calls_ok += 1
             return result
 

@@ -21,7 +21,7 @@ import json
 import os
 import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -481,9 +481,6 @@ class CreateRun:
         if self.inputs.approved_by:
             self.journal.set_meta(f"approved_by:{now.isoformat()}", f"{self.inputs.approved_by} ({plan.digest})")
         return None
-
-    def _unfinished(self, items: Iterable[_Item]) -> Iterator[_Item]:
-        return (item for item in items if item.valid.row.reference not in self._finished)
 
     def _settle_mode(self) -> str | None:
         """A production key is production whatever an answer says; otherwise the API's word, else what this
