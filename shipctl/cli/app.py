@@ -8,10 +8,11 @@ only under `--debug` / SHIPCTL_DEBUG=1 (the terminal object holds which), and ev
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import typer
+import typer.main
 
 from shipctl import __version__, startup
 from shipctl.cli.help import API_EPILOG, ROOT_EPILOG, ShipctlCommand, ShipctlGroup, api_command, fill_metavars
@@ -65,17 +66,78 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
         kwargs.setdefault("cls", ShipctlCommand)
         if api_command(func):
             kwargs.setdefault("epilog", API_EPILOG)
-        app.command(*args, **kwargs)(guarded(func))
+        _registry.command(*args, **kwargs)(guarded(func))
         return func
 
     return decorate
+
+
+# The commands, registered here rather than on `app`: typer would make every one a Click command (its parameters
+# read from its signature and type hints, ~3 ms each) at every start, and a run invokes one. `_Commands` makes
+# each when it is first looked up; sub-groups (`sandbox`, `config`) are few and stay as typer makes them.
+_registry = typer.Typer()
+_Command = Any  # a Click command: Click's own class before typer 0.22, typer's vendored copy after
+
+
+class _Commands(MutableMapping[str, _Command]):
+    """The root's commands by name, in the order they were registered; each is made when first looked up (a run,
+    `--help` of the root or of it, completion), so iterating the names builds nothing."""
+
+    def __init__(self, built: Mapping[str, _Command]) -> None:
+        self._pending = {
+            info.name or typer.main.get_command_name(info.callback.__name__): info
+            for info in _registry.registered_commands if info.callback is not None
+        }
+        self._built = dict(built)
+        self._order = [*self._pending, *(name for name in built if name not in self._pending)]
+
+    def __getitem__(self, name: str) -> _Command:
+        if name not in self._built:
+            info = self._pending.pop(name)  # KeyError for a name nobody registered, as a dict says
+            self._built[name] = typer.main.get_command_from_info(
+                info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode
+            )
+        return self._built[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._built or name in self._pending
+
+    def __setitem__(self, name: str, command: _Command) -> None:
+        self._pending.pop(name, None)
+        self._built[name] = command
+        if name not in self._order:
+            self._order.append(name)
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        self._pending.pop(name, None)
+        self._built.pop(name, None)
+        self._order.remove(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+
+class RootGroup(ShipctlGroup):
+    """`shipctl` itself: its commands made on demand (`_Commands`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands(self.commands)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
 
 
 app = typer.Typer(
     name="shipctl",
     help="Buy shipping labels in bulk from a manifest, through EasyPost (or the built-in sandbox).",
     epilog=ROOT_EPILOG,
-    cls=ShipctlGroup,
+    cls=RootGroup,
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
