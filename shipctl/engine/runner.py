@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.engine.limiter import AdaptiveLimiter
@@ -173,26 +172,27 @@ class Engine:
         """Call `handle` on every item with a sliding window of row tasks; `handle` must not raise for a row."""
         # Twice the ceiling of row tasks: rows sleeping through a backoff must not starve the limiter.
         tasks = max(self.sizing.chunk_size, 2 * self.sizing.ceiling)
-        send, receive = anyio.create_memory_object_stream[T](max_buffer_size=self.sizing.chunk_size)
+        # One plain generator shared by the row tasks: a task takes the next item the moment it is free (the
+        # generator runs only between awaits, so never twice at once), and a chunk is read and planned only
+        # when its first item is taken.
+        source = self._dispatch(items, before_chunk)
         async with anyio.create_task_group() as group:
             for _ in range(tasks):
-                group.start_soon(self._row_task, receive.clone(), handle)
-            receive.close()
-            async with send:
-                for chunk in chunked(items, self.sizing.chunk_size):
-                    if self._stopping:
-                        break
-                    if before_chunk is not None:
-                        before_chunk(chunk)
-                    for item in chunk:
-                        await send.send(item)
+                group.start_soon(self._row_task, source, handle)
 
-    async def _row_task(self, receive: MemoryObjectReceiveStream[T], handle: Callable[[T], Awaitable[None]]) -> None:
-        async with receive:
-            async for item in receive:
-                if self._stopping:
-                    continue  # drain what was queued without starting it
-                await handle(item)
+    def _dispatch(self, items: Iterable[T], before_chunk: Callable[[list[T]], None] | None) -> Iterator[T]:
+        for chunk in chunked(items, self.sizing.chunk_size):
+            if self._stopping:
+                return
+            if before_chunk is not None:
+                before_chunk(chunk)
+            yield from chunk
+
+    async def _row_task(self, source: Iterator[T], handle: Callable[[T], Awaitable[None]]) -> None:
+        for item in source:
+            if self._stopping:
+                return  # what was taken is not started
+            await handle(item)
 
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Any], Any], Any]
