@@ -8,11 +8,13 @@ only under `--debug` / SHIPCTL_DEBUG=1 (the terminal object holds which), and ev
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import typer
 import typer.main
+import typer.models
 
 from shipctl import __version__, startup
 from shipctl.cli.help import API_EPILOG, ROOT_EPILOG, ShipctlCommand, ShipctlGroup, api_command, fill_metavars
@@ -74,7 +76,7 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 # The commands, registered here rather than on `app`: typer would make every one a Click command (its parameters
 # read from its signature and type hints, ~3 ms each) at every start, and a run invokes one. `_Commands` makes
-# each when it is first looked up; sub-groups (`sandbox`, `config`) are few and stay as typer makes them.
+# each when it is first looked up, sub-groups (`sandbox`, `config`: `add_group`) too.
 _registry = typer.Typer()
 _Command = Any  # a Click command: Click's own class before typer 0.22, typer's vendored copy after
 
@@ -84,19 +86,18 @@ class _Commands(MutableMapping[str, _Command]):
     `--help` of the root or of it, completion), so iterating the names builds nothing."""
 
     def __init__(self, built: Mapping[str, _Command]) -> None:
-        self._pending = {
+        self._pending: dict[str, Any] = {
             info.name or typer.main.get_command_name(info.callback.__name__): info
             for info in _registry.registered_commands if info.callback is not None
         }
+        self._pending.update((info.name, info) for info in _registry.registered_groups if info.name)
         self._built = dict(built)
         self._order = [*self._pending, *(name for name in built if name not in self._pending)]
 
     def __getitem__(self, name: str) -> _Command:
         if name not in self._built:
             info = self._pending.pop(name)  # KeyError for a name nobody registered, as a dict says
-            self._built[name] = typer.main.get_command_from_info(
-                info, pretty_exceptions_short=app.pretty_exceptions_short, rich_markup_mode=app.rich_markup_mode
-            )
+            self._built[name] = _made(info)
         return self._built[name]
 
     def __contains__(self, name: object) -> bool:
@@ -120,6 +121,23 @@ class _Commands(MutableMapping[str, _Command]):
 
     def __len__(self) -> int:
         return len(self._order)
+
+
+def _made(info: Any) -> _Command:
+    """A registered command (`CommandInfo`) or sub-group (`TyperInfo`, as `add_group` registers) as typer makes it."""
+    settings: dict[str, Any] = {
+        "pretty_exceptions_short": app.pretty_exceptions_short, "rich_markup_mode": app.rich_markup_mode,
+    }
+    if isinstance(info, typer.models.CommandInfo):
+        return typer.main.get_command_from_info(info, **settings)
+    if "suggest_commands" in inspect.signature(typer.main.get_group_from_info).parameters:  # typer 0.20 and later
+        settings["suggest_commands"] = True
+    return typer.main.get_group_from_info(info, **settings)
+
+
+def add_group(group: typer.Typer, name: str) -> None:
+    """Register a sub-group (`sandbox`, `config`) under the root, made when first looked up like any command."""
+    _registry.add_typer(group, name=name)
 
 
 class RootGroup(ShipctlGroup):

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shipctl.cli.app import app, guarded
+from shipctl.cli.app import add_group, guarded
 from shipctl.cli.help import ShipctlCommand, ShipctlGroup
 from shipctl.cli.options import choice
 from shipctl.cli.terminal import terminal
@@ -29,7 +29,7 @@ config_app = typer.Typer(
     cls=ShipctlGroup,
     no_args_is_help=True,
 )
-app.add_typer(config_app, name="config")
+add_group(config_app, "config")
 
 _root_profile: str | None = None
 _deferred: ConfigError | None = None

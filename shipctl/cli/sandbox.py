@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from shipctl.cli.app import app, guarded
+from shipctl.cli.app import add_group, guarded
 from shipctl.cli.help import ShipctlCommand, ShipctlGroup
 from shipctl.cli.options import choice
 from shipctl.cli.terminal import terminal
@@ -31,7 +31,7 @@ sandbox_app = typer.Typer(
     cls=ShipctlGroup,
     no_args_is_help=True,
 )
-app.add_typer(sandbox_app, name="sandbox")
+add_group(sandbox_app, "sandbox")
 
 _LATENCIES = ("none", "fast", "realistic")
 _SHIFT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*([dhw]?)\s*$", re.IGNORECASE)
