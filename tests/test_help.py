@@ -142,3 +142,26 @@ def test_shell_completion_completes_commands_and_choices(tmp_path: Path) -> None
 
     assert "create" in complete("shipctl cre")
     assert complete("shipctl create --output ") == ["table", "json", "ndjson", "csv"]
+
+
+def test_the_command_table_names_every_command_and_its_module() -> None:
+    """`shipctl.cli.commands.COMMANDS` says which module registers each command (it is imported on lookup): every
+    command and sub-group the modules register is in it, under the module that registers it."""
+    import importlib
+
+    import typer.main
+
+    from shipctl.cli import app as cli_app
+    from shipctl.cli.commands import COMMANDS
+
+    registry = cli_app._registry
+    found: dict[str, str] = {}
+    for module in dict.fromkeys(COMMANDS.values()):
+        importlib.import_module(module)
+    for info in registry.registered_commands:
+        assert info.callback is not None
+        found[info.name or typer.main.get_command_name(info.callback.__name__)] = info.callback.__module__
+    for group in registry.registered_groups:
+        assert group.name is not None and group.typer_instance is not None
+        found[group.name] = next(iter(group.typer_instance.registered_commands)).callback.__module__  # type: ignore[union-attr]
+    assert found == COMMANDS

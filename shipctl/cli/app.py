@@ -8,6 +8,7 @@ only under `--debug` / SHIPCTL_DEBUG=1 (the terminal object holds which), and ev
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ import typer.main
 import typer.models
 
 from shipctl import __version__, startup
+from shipctl.cli.commands import COMMANDS
 from shipctl.cli.help import API_EPILOG, ROOT_EPILOG, ShipctlCommand, ShipctlGroup, api_command, fill_metavars
 from shipctl.cli.terminal import begin_invocation, terminal
 from shipctl.errors import ShipctlError
@@ -75,44 +77,44 @@ def command(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 # The commands, registered here rather than on `app`: typer would make every one a Click command (its parameters
-# read from its signature and type hints, ~3 ms each) at every start, and a run invokes one. `_Commands` makes
-# each when it is first looked up, sub-groups (`sandbox`, `config`: `add_group`) too.
+# read from its signature and type hints, ~3 ms each) at every start, and a run invokes one. `_Commands` imports
+# a command's module and makes it when it is first looked up, sub-groups (`sandbox`, `config`: `add_group`) too.
 _registry = typer.Typer()
 _Command = Any  # a Click command: Click's own class before typer 0.22, typer's vendored copy after
 
 
 class _Commands(MutableMapping[str, _Command]):
-    """The root's commands by name, in the order they were registered; each is made when first looked up (a run,
-    `--help` of the root or of it, completion), so iterating the names builds nothing."""
+    """The root's commands by name, in `COMMANDS`' order: a command's module is imported, and the command made, when
+    it is first looked up (a run, `--help`, completion), so listing the names imports and builds nothing."""
 
     def __init__(self, built: Mapping[str, _Command]) -> None:
-        self._pending: dict[str, Any] = {
-            info.name or typer.main.get_command_name(info.callback.__name__): info
-            for info in _registry.registered_commands if info.callback is not None
-        }
-        self._pending.update((info.name, info) for info in _registry.registered_groups if info.name)
         self._built = dict(built)
-        self._order = [*self._pending, *(name for name in built if name not in self._pending)]
+        self._order = [*COMMANDS, *(name for name in built if name not in COMMANDS)]
+
+    def _registered(self, name: str) -> Any:
+        """What registered `name` (a `CommandInfo`, or a sub-group's `TyperInfo`), its module imported first."""
+        importlib.import_module(COMMANDS[name])  # KeyError for a name nobody registered, as a dict says
+        for info in _registry.registered_commands:
+            if info.callback is not None and (info.name or typer.main.get_command_name(info.callback.__name__)) == name:
+                return info
+        return next(info for info in _registry.registered_groups if info.name == name)
 
     def __getitem__(self, name: str) -> _Command:
         if name not in self._built:
-            info = self._pending.pop(name)  # KeyError for a name nobody registered, as a dict says
-            self._built[name] = _made(info)
+            self._built[name] = _made(self._registered(name))
         return self._built[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._built or name in self._pending
+        return name in self._built or name in COMMANDS
 
     def __setitem__(self, name: str, command: _Command) -> None:
-        self._pending.pop(name, None)
         self._built[name] = command
         if name not in self._order:
             self._order.append(name)
 
     def __delitem__(self, name: str) -> None:
-        if name not in self:
+        if name not in self._order:
             raise KeyError(name)
-        self._pending.pop(name, None)
         self._built.pop(name, None)
         self._order.remove(name)
 
@@ -192,6 +194,3 @@ def main() -> None:
     startup.begin()  # here too for callers of this function; `shipctl.cli.main` calls it before these imports
     app()
 
-
-# Each command module registers itself on `app` (imported last: they import `app` from here).
-from shipctl.cli import commands  # noqa: E402,F401
