@@ -54,3 +54,16 @@ def test_a_plugin_setting_of_the_environment_is_kept() -> None:
     done = subprocess.run([sys.executable, "-c", _PROBE.format(work="")], capture_output=True, text=True,
                           check=True, timeout=120, env={**os.environ, "PYDANTIC_DISABLE_PLUGINS": "x"})
     assert json.loads(done.stdout.splitlines()[-1])["plugins"] == "x"
+
+
+def test_a_sandbox_started_resumes_the_collector() -> None:
+    found = _probe("from shipctl.sandbox import start_sandbox\nwith start_sandbox():\n    pass")
+    assert found["paused"] is True and found["enabled"] is True
+
+
+def test_whatever_the_command_does_the_collector_is_resumed_by_the_timer() -> None:
+    code = ("import gc, json\nfrom shipctl import startup\nstartup.begin(resume_after=0.01)\n"
+            "paused = not gc.isenabled()\nassert startup._timer is not None\nstartup._timer.join(timeout=30)\n"
+            "print(json.dumps([paused, gc.isenabled(), gc.get_freeze_count() > 0]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(done.stdout) == [True, True, True]

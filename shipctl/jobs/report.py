@@ -29,6 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from shipctl import startup
 from shipctl.journal import RATE_PRICES, bought_time_sql
 from shipctl.sqlite_writes import read_only_uri
 
@@ -197,6 +198,7 @@ def build_report(query: ReportQuery, journals: Sequence[Path]) -> Report:
     is merged only where one actually repeats. Then one index, (group, currency, kind, cents), is the only sort
     the grouping needs: the group sums are read along it, and each group's median is found in it by position. The
     totals are the groups' sums; the total median merges the groups' runs read along that index."""
+    startup.work_begins()
     report = Report(query.by)
     db = sqlite3.connect(":memory:")
     try:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
+from shipctl import startup
 from shipctl.sandbox.api import Request, SandboxApi, match
 from shipctl.sandbox.faults import Fault, FaultPlan, FaultSpec, FormRefusals, Latency, capacity_slowdown
 from shipctl.sandbox.model import DEFAULT_ACCOUNT, ApiError, account_for_key
@@ -553,6 +554,7 @@ class Sandbox:
                  ledger_path: Path | None = None, host: str = "127.0.0.1", port: int = 0,
                  access_key: str | None = None, refuse_forms: Iterable[str] = (),
                  clock_offset_days: float = 0.0) -> None:
+        startup.work_begins()  # `sandbox serve` runs for hours: never with the collector paused
         if max_inflight is not None and max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
         if access_key is not None and not access_key.strip():
