@@ -95,3 +95,12 @@ def gateway_in_front(
         yield proxy
     finally:
         proxy.close()
+
+
+def without_mode(value: Any) -> Any:
+    """An API answer with every `mode` key removed, however deep: what an API that never names its mode sends."""
+    if isinstance(value, dict):
+        return {k: without_mode(v) for k, v in value.items() if k != "mode"}
+    if isinstance(value, list):
+        return [without_mode(v) for v in value]
+    return value

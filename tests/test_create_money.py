@@ -6,7 +6,6 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -14,7 +13,7 @@ import requests
 from shipctl.cli.terminal import Terminal, use
 from shipctl.sandbox import Sandbox
 from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
-from tests.gateway import Gateway, Rule, gateway_in_front
+from tests.gateway import Gateway, Rule, gateway_in_front, without_mode
 from tests.manifests import row, write_manifest
 
 
@@ -248,14 +247,7 @@ def test_a_production_key_is_never_downgraded_by_an_answer_without_mode(
         if "json" not in answer.headers.get("Content-Type", ""):
             return None
 
-        def scrub(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: scrub(v) for k, v in value.items() if k != "mode"}
-            if isinstance(value, list):
-                return [scrub(v) for v in value]
-            return value
-
-        return answer.status_code, "application/json", json.dumps(scrub(answer.json())).encode()
+        return answer.status_code, "application/json", json.dumps(without_mode(answer.json())).encode()
 
     manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
     with gateway_in_front(env, monkeypatch, strip_mode):

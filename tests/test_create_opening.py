@@ -25,7 +25,7 @@ import requests
 from shipctl.cli.terminal import Terminal, use
 from shipctl.sandbox import Sandbox
 from tests.cli import invoke, ndjson
-from tests.gateway import Gateway, gateway_in_front
+from tests.gateway import Gateway, gateway_in_front, without_mode
 from tests.manifests import row, write_manifest
 from tests.standalone import shipctl_env, start
 
@@ -63,7 +63,7 @@ class Watch:
             self.changed.notify_all()
         if "json" not in answer.headers.get("Content-Type", ""):
             return None
-        return answer.status_code, "application/json", json.dumps(_no_mode(answer.json())).encode()
+        return answer.status_code, "application/json", json.dumps(without_mode(answer.json())).encode()
 
     def release_when_others_quoted(self, then: Any = None) -> threading.Thread:
         def wait() -> None:
@@ -77,14 +77,6 @@ class Watch:
         thread = threading.Thread(target=wait, daemon=True)
         thread.start()
         return thread
-
-
-def _no_mode(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _no_mode(v) for k, v in value.items() if k != "mode"}
-    if isinstance(value, list):
-        return [_no_mode(v) for v in value]
-    return value
 
 
 @pytest.fixture

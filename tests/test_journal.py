@@ -12,6 +12,7 @@ import pytest
 
 from shipctl.errors import ShipctlError
 from shipctl.journal import Journal, JournalLocked
+from tests.journals import old_schema
 
 
 def test_states_survive_reopening_and_file_is_private(tmp_path: Path) -> None:
@@ -153,12 +154,8 @@ def test_an_old_journal_gains_bought_at_when_opened(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     try:
         db.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
-            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
-            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
-            "refund_status TEXT, updated_at TEXT NOT NULL);"
-            "INSERT INTO rows (reference, line, state, updated_at) VALUES "
+            old_schema()
+            + "INSERT INTO rows (reference, line, state, updated_at) VALUES "
             "('B', 1, 'bought', '2024-03-01T10:00:00.000Z'), ('P', 2, 'planned', '2024-03-01T10:00:01.000Z');"
         )
         db.commit()

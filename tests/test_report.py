@@ -19,6 +19,7 @@ import pytest
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox
 from tests.cli import invoke, ndjson
+from tests.journals import old_schema
 from tests.manifests import row, write_manifest
 from tests.screen import on_screen
 
@@ -428,13 +429,7 @@ def _old_journal(path: Path, *, bought_at: bool) -> Path:
     USPS labels, on 2024-03-01 (7.80) and 2024-03-02 (2.20)."""
     db = sqlite3.connect(path)
     try:
-        db.executescript(
-            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-            "CREATE TABLE rows (reference TEXT PRIMARY KEY, line INTEGER, digest TEXT, state TEXT NOT NULL, "
-            "shipment_id TEXT, rate_id TEXT, carrier TEXT, service TEXT, rate TEXT, currency TEXT, delivery_days "
-            "INTEGER, tracking_code TEXT, label_url TEXT, label_path TEXT, error_code TEXT, error_message TEXT, "
-            "refund_status TEXT, updated_at TEXT NOT NULL" + (", bought_at TEXT" if bought_at else "") + ");"
-        )
+        db.executescript(old_schema(bought_at=bought_at))
         db.executemany(
             "INSERT INTO rows (reference, line, state, shipment_id, carrier, service, rate, currency, updated_at) "
             "VALUES (?, ?, 'bought', ?, 'USPS', 'Priority', ?, 'USD', ?)",
