@@ -219,7 +219,8 @@ def served_per_shipment(api_base: str) -> float:
     answer = requests.get(f"{api_base}/_sandbox/runtime", headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
     answer.raise_for_status()
     served = answer.json()["runtime"]
-    return sum(served[name]["seconds"] / served[name]["count"] for name in ("shipment.create", "shipment.buy"))
+    calls = ("shipment.create", "shipment.buy")
+    return sum(float(served[name]["seconds"]) / int(served[name]["count"]) for name in calls)
 
 
 def compare(latency: str, manifest: Path, work: Path, count: int, seq_count: int, target: float,

@@ -26,11 +26,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import requests
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_engine import served_per_shipment  # noqa: E402
 from shipctl.carrier.client import make_client  # noqa: E402
 from shipctl.carrier.errors import classify  # noqa: E402
 from shipctl.carrier.shipments import buy_shipment, create_shipment  # noqa: E402
@@ -52,9 +51,7 @@ def params(i: int) -> dict[str, Any]:
 
 
 def efficiency(api_base: str, rows: int, wall: float) -> tuple[float, float]:
-    served = requests.get(f"{api_base}/_sandbox/runtime", timeout=30).json()["runtime"]
-    per = sum(served[name]["seconds"] / served[name]["count"] for name in ("shipment.create", "shipment.buy"))
-    return rows / wall, rows / wall / (CAP / per)
+    return rows / wall, rows / wall / (CAP / served_per_shipment(api_base))
 
 
 def threads(client: Any, rows: int, sdk_objects: bool) -> float:
