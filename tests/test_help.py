@@ -156,7 +156,7 @@ def test_the_command_table_names_every_command_and_its_module() -> None:
 
     registry = cli_app._registry
     found: dict[str, str] = {}
-    for module in dict.fromkeys(COMMANDS.values()):
+    for module in dict.fromkeys(listed.module for listed in COMMANDS.values()):
         importlib.import_module(module)
     for info in registry.registered_commands:
         assert info.callback is not None
@@ -164,4 +164,41 @@ def test_the_command_table_names_every_command_and_its_module() -> None:
     for group in registry.registered_groups:
         assert group.name is not None and group.typer_instance is not None
         found[group.name] = next(iter(group.typer_instance.registered_commands)).callback.__module__  # type: ignore[union-attr]
-    assert found == COMMANDS
+    assert found == {name: listed.module for name, listed in COMMANDS.items()}
+
+
+def test_each_commands_line_in_the_root_help_is_the_first_paragraph_of_its_own_help() -> None:
+    """The root's help lists commands from `COMMANDS` without building them; each line must be what the command
+    itself says first (its help's first paragraph), so a command reworded without its line here fails."""
+    import inspect
+
+    import typer.main
+
+    from shipctl.cli.commands import COMMANDS
+
+    root = typer.main.get_command(app)
+    for name, listed in COMMANDS.items():
+        real = root.commands[name]  # type: ignore[attr-defined]
+        first = inspect.cleandoc(real.help or "").split("\n\n")[0]
+        assert " ".join(first.split()) == listed.summary, name
+        assert real.short_help in (None, listed.summary), name
+
+
+def test_the_root_help_imports_no_command() -> None:
+    """`shipctl --help` lists every command and imports none of their modules (nor the SDK, nor pydantic)."""
+    probe = (
+        "import sys\n"
+        "sys.argv = ['shipctl', '--help']\n"
+        "from shipctl.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "loaded = [m for m in sys.modules if m.startswith(('shipctl.cli.create', 'shipctl.cli.rates', 'shipctl.jobs', "
+        "'easypost', 'pydantic'))]\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert "LOADED []" in done.stderr, done.stderr
+    from shipctl.cli.commands import COMMANDS
+
+    for name, listed in COMMANDS.items():
+        assert re.search(rf"│ {name} +{re.escape(listed.summary[:40])}", done.stdout), (name, done.stdout)
