@@ -72,7 +72,7 @@ def test_importing_the_app_loads_nothing_heavy() -> None:
     )
     modules = set(json.loads(done.stdout))
     # No command's module yet: each is imported when its command is looked up (`shipctl.cli.commands`).
-    assert [name for name in set(COMMANDS.values()) if name in modules] == []
+    assert [listed.module for listed in COMMANDS.values() if listed.module in modules] == []
     assert loaded(modules, HEAVY) == []  # typer's own pydantic use is not even loaded yet
 
 
@@ -123,6 +123,24 @@ def test_a_usage_error_loads_nothing_heavy(tmp_path: Path) -> None:
     code, modules = modules_after("create", str(manifest), "--concurrency", "0")
     assert code == 2
     assert heavy(modules) == []
+
+
+def test_a_run_into_a_pipe_never_loads_rich(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr a pipe or a file: messages, progress lines and the summary are written as plain text, without rich
+    (`shipctl.cli.plain`); rich is loaded only where it would draw colour."""
+    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("EASYPOST_API_KEY", raising=False)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    manifest = make_manifest(tmp_path / "orders.csv", 2)
+    code, modules = modules_after("create", str(manifest), "--progress", "plain", "--progress-interval", "0.01")
+    assert code == 0
+    assert "shipctl.jobs.create" in modules and "shipctl.cli.summary" in modules  # it did run, and summed up
+    assert loaded(modules, ("rich", "shipctl.cli.live_view")) == []
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich's own switch: colour even into a pipe, so rich draws it
+    code, modules = modules_after("create", str(manifest), "--journal", str(tmp_path / "second.journal.db"))
+    assert code == 0
+    assert "rich.console" in modules
 
 
 # What `report` must not load: it reads journals on this machine and calls no API (`--delivery` aside).

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import pytest
 from rich.console import Console
 
+from shipctl.cli.live_view import LiveView
 from shipctl.cli.progress import (
     LIVE_REFRESH_PER_SECOND,
-    LiveView,
     RollingRate,
     eta_seconds,
     format_duration,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from shipctl.cli.progress import LiveView
+from shipctl.cli.live_view import LiveView
 from shipctl.cli.terminal import Terminal, use
 from shipctl.engine.stats import RunStats
 from shipctl.sandbox import Sandbox

@@ -7,11 +7,14 @@ import re
 from collections import Counter
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from shipctl.cli.plain import PlainConsole
 from shipctl.cli.summary import Summary, format_elapsed
+from shipctl.cli.terminal import Terminal
 from shipctl.engine.stats import RunStats
 from shipctl.money import format_money
 from shipctl.money import parse_amount as parse_money
@@ -89,6 +92,55 @@ def test_totals_equal_the_sum_of_per_row_results(rows: list[ResultRecord]) -> No
     summary.render(console(buffer), stats=stats, quiet=True)
     if any(r.status == "bought" and r.carrier == "[bold]DHL" and r.rate not in (None, "n/a") for r in rows):
         assert "[bold]DHL" in buffer.getvalue()
+
+
+records_with_text = st.builds(
+    ResultRecord,
+    reference=st.text(min_size=1, max_size=8),
+    status=st.sampled_from(["bought", "failed", "skipped", "refunded"]),
+    carrier=st.sampled_from([None, "USPS", "[bold]DHL", "順豊", "Fed\rEx"]),
+    service=st.sampled_from([None, "Priority", "GroundAdvantage"]),
+    rate=st.one_of(st.none(), rates.map(str)),
+    currency=st.sampled_from([None, "USD", "EUR"]),
+    error_code=st.sampled_from([None, "A", "B", "C", "D", "E", "F"]),
+    purchase=st.sampled_from([None, "new", "resumed", "found"]),
+    insurance_fee=st.sampled_from([None, "1.00"]),
+)
+
+
+@given(st.lists(records_with_text, max_size=30), st.integers(0, 3), st.integers(0, 5))
+def test_the_plain_summary_is_what_rich_writes_to_a_file(rows: list[ResultRecord], resumed: int,
+                                                          rate_limited: int) -> None:
+    """Into a pipe or a file the summary is written without rich (`PlainConsole`): the same characters rich writes
+    there, styles dropped, its control characters stripped, wide characters aligned."""
+    summary = Summary()
+    for row in rows:
+        summary.add(row)
+    stats = finished(len(rows) + 2, len(rows), 3.0, resumed=resumed, rate_limited=rate_limited)
+    paths = {"journal": "/tmp/orders.csv.journal.db", "results": "", "labels": "/srv/" + "deep/" * 30}
+    drawn = io.StringIO()  # as the terminal object makes its stderr console: soft-wrapped, never cut
+    summary.render(Console(file=drawn, force_terminal=False, width=WIDTH, soft_wrap=True, highlight=False,
+                           emoji=False), stats=stats, paths=paths)
+    written = io.StringIO()
+    summary.render(PlainConsole(lambda: written, lambda: console(io.StringIO()), stderr=True), stats=stats,
+                   paths=paths)
+    assert written.getvalue() == drawn.getvalue()
+    assert "\r" not in written.getvalue()
+
+
+def test_the_terminal_writes_stderr_plain_unless_rich_would_colour_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    term = Terminal(stdout=io.StringIO(), stderr=io.StringIO())
+    assert isinstance(term.err, PlainConsole)
+    term.warn("row 3\x07 of 5")
+    assert term.stderr.getvalue() == "warning: row 3 of 5\n"  # type: ignore[attr-defined]
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert not isinstance(term.err, PlainConsole)
+    term.warn("again")
+    assert "\x1b[33mwarning: again" in term.stderr.getvalue()  # type: ignore[attr-defined]
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")
+    assert isinstance(term.err, PlainConsole)
 
 
 def test_money_is_decimal_exact() -> None:

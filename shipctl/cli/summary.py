@@ -15,16 +15,15 @@ from datetime import timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypedDict
-
-from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
+from unicodedata import east_asian_width
 
 from shipctl import money
+from shipctl.cli.plain import PlainConsole
 from shipctl.money import format_money, format_totals
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from shipctl.engine.stats import RunStats
     from shipctl.results import ResultRecord
 
@@ -50,12 +49,27 @@ class Totals(TypedDict):
     """Bought rows whose rate was missing or not a number (counted, not costed)."""
 
 
-def _kinds(codes: Counter[str]) -> Text:
+Line = list[tuple[str, str]]
+"""A line of the summary: its pieces of text, each with its rich style ("" for none)."""
+
+
+def _kinds(codes: Counter[str]) -> str:
     """`CODE ×3, OTHER ×1` for the most common codes, and how many kinds more."""
-    note = Text(", ".join(f"{code} ×{k}" for code, k in codes.most_common(MAX_ERROR_KINDS)))
+    note = ", ".join(f"{code} ×{k}" for code, k in codes.most_common(MAX_ERROR_KINDS))
     if len(codes) > MAX_ERROR_KINDS:
-        note.append(f", {len(codes) - MAX_ERROR_KINDS} more kinds")
+        note += f", {len(codes) - MAX_ERROR_KINDS} more kinds"
     return note
+
+
+def cells(text: str) -> int:
+    """The columns `text` takes on a screen: East Asian wide and full-width characters take two."""
+    return sum(2 if east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    """`text` filled with spaces to `width` columns, on its right, or on its left (`right`: right-aligned)."""
+    fill = " " * max(0, width - cells(text))
+    return fill + text if right else text + fill
 
 
 _INSURANCE = ("insurance", "")
@@ -178,125 +192,119 @@ class Summary:
             parts.append(f"{format_elapsed(stats.elapsed())} ({stats.throughput():.1f}/s)")
         return f"{counted(planned, self.noun)}: " + ", ".join(parts)
 
-    def renderable(self, stats: RunStats, paths: Mapping[str, str] = _NO_PATHS) -> RenderableType:
+    def lines(self, stats: RunStats, paths: Mapping[str, str] = _NO_PATHS) -> list[Line]:
+        """The full summary, a line a list of (text, style) pieces: rich draws the styles on a terminal; anywhere
+        else the text is written as it is (`render`)."""
         planned = self._planned_rows(stats)
-        parts: list[RenderableType] = [self._headline(stats, planned)]
-
-        parts.extend(self._status_lines(stats, planned))
-        parts.extend(self._cost_lines())
-        api = Text.assemble(
-            ("api ", "bold"),
-            f"retries {stats.retries}, 429 answers {stats.rate_limited}",
-        )
+        lines: list[Line] = [self._headline(stats, planned)]
+        lines.extend(self._status_lines(stats, planned))
+        lines.extend(self._cost_lines())
+        api: Line = [("api ", "bold"), (f"retries {stats.retries}, 429 answers {stats.rate_limited}", "")]
         lowest = min(stats.limit_low, stats.limit)
         if stats.rate_limited or stats.limit < stats.max_limit or lowest < stats.limit_start:
-            api.append(f" (in-flight limit ended at {stats.limit} of {stats.max_limit}), "
-                       f"limit started at {stats.limit_start}, lowest {lowest}")
-        parts.append(api)
+            api.append((f" (in-flight limit ended at {stats.limit} of {stats.max_limit}), "
+                        f"limit started at {stats.limit_start}, lowest {lowest}", ""))
+        lines.append(api)
 
         written = [(label, where) for label, where in paths.items() if where]
         if written:
-            parts.append(Text("written", style="bold"))
+            lines.append([("written", "bold")])
             label_w = max(len(label) for label, _ in written)
-            for label, where in written:
-                # No overflow of its own: a soft-wrapping console prints a long path whole, never cropped.
-                parts.append(Text(f"  {label.ljust(label_w)}  {where}"))
-        return Group(*parts)
+            # A long path is printed whole, never cropped: no line here is wrapped or cut.
+            lines.extend([(f"  {label.ljust(label_w)}  {where}", "")] for label, where in written)
+        return lines
 
-    def _headline(self, stats: RunStats, planned: int) -> Text:
+    def _headline(self, stats: RunStats, planned: int) -> Line:
         """`Summary: 50 shipments in 2.1 s, 23.8/s overall`; a run that found every row already done has no
         rate to give (it worked no row), so it says that instead."""
         if self._all_resumed(stats, planned):
-            return Text.assemble(
+            return [
                 ("Summary: ", "bold"), (counted(planned, self.noun), "bold"),
-                ", all already done (resumed from the journal)" if planned > 1 else ", already done (resumed from "
-                "the journal)",
-                f", {format_elapsed(stats.elapsed())}",
-            )
-        return Text.assemble(
+                (", all already done (resumed from the journal)" if planned > 1 else ", already done (resumed from "
+                 "the journal)", ""),
+                (f", {format_elapsed(stats.elapsed())}", ""),
+            ]
+        return [
             ("Summary: ", "bold"),
             (counted(planned, self.noun), "bold"),
-            f" in {format_elapsed(stats.elapsed())}, ",
+            (f" in {format_elapsed(stats.elapsed())}, ", ""),
             (f"{stats.throughput():.1f}/s", "bold magenta"),
-            " overall",
-        )
+            (" overall", ""),
+        ]
 
-    def _status_lines(self, stats: RunStats, planned: int) -> list[Text]:
+    def _status_lines(self, stats: RunStats, planned: int) -> list[Line]:
         # Plain lines rather than a grid: a grid pads its last column, leaving trailing blanks in cron logs.
         styles = {"bought": "green", "failed": "red", "skipped": "yellow", "not done": "yellow", "refunded": "yellow"}
         rows = [(status, str(count), self._status_note(status, stats)) for status, count in self._status_counts()]
         if planned > self.rows:
-            rows.append(("not done", str(planned - self.rows), Text("")))
+            rows.append(("not done", str(planned - self.rows), ("", "")))
         if not rows:
-            rows.append(("nothing to do", "", Text("")))
+            rows.append(("nothing to do", "", ("", "")))
         label_w = max(len(r[0]) for r in rows)
         count_w = max(len(r[1]) for r in rows)
         lines = []
         for status, count_text, note in rows:
-            line = Text("  ")
-            line.append(status.ljust(label_w), style=styles.get(status, ""))
-            line.append("  " + count_text.rjust(count_w))
-            if note:
-                line.append("  ")
-                line.append_text(note)
+            line: Line = [
+                ("  ", ""), (status.ljust(label_w), styles.get(status, "")), ("  " + count_text.rjust(count_w), ""),
+            ]
+            if note[0]:
+                line += [("  ", ""), note]
             lines.append(line)
         return lines
 
-    def _status_note(self, status: str, stats: RunStats) -> Text:
+    def _status_note(self, status: str, stats: RunStats) -> tuple[str, str]:
         if status == "bought" and self._earlier:
-            return Text(self._earlier_note(), style="dim")
+            return self._earlier_note(), "dim"
         if status == "bought" and stats.resumed:
             # Not "no API call": a resumed row may still fetch its label file, or check it was not refunded.
-            return Text(f"{stats.resumed} resumed from the journal", style="dim")
+            return f"{stats.resumed} resumed from the journal", "dim"
         if status == "refunded":
-            return Text("voided since they were bought: not shipped, not counted as spend", style="dim")
+            return "voided since they were bought: not shipped, not counted as spend", "dim"
         if status == "skipped":
-            return _kinds(self._skips)
+            return _kinds(self._skips), ""
         if status == "failed":
-            return _kinds(self._errors)
-        return Text("")
+            return _kinds(self._errors), ""
+        return "", ""
 
-    def _cost_lines(self) -> list[RenderableType]:
+    def _cost_lines(self) -> list[Line]:
         """The cost table of what this run bought, then what it found bought before it (never spend)."""
         totals = self.totals()
-        lines: list[RenderableType] = []
+        lines: list[Line] = []
         if totals["cost"]:
-            cost = Table.grid(padding=(0, 2))
-            cost.add_column(no_wrap=True)
-            cost.add_column(no_wrap=True)
-            cost.add_column(justify="right", no_wrap=True)
-            cost.add_column(justify="right", no_wrap=True)
+            rows: list[tuple[str, str, str, str, str]] = []  # carrier, service, count, amount, the row's style
             for (carrier, service, currency), amount in sorted(totals["cost"].items()):
                 n = totals["bought_by"][(carrier, service, currency)]
-                cost.add_row(Text(carrier), Text(service), str(n), format_money(amount, currency))
+                rows.append((carrier, service, str(n), format_money(amount, currency), ""))
             for currency, amount in sorted(totals["total"].items()):
                 label = "total" if len(totals["total"]) == 1 else f"total {currency}"
                 n = sum(k for key, k in totals["bought_by"].items() if key[2] == currency and key[:2] != _INSURANCE)
-                cost.add_row(
-                    Text(label, style="bold"),
-                    Text(""),
-                    str(n),
-                    Text(format_money(amount, currency), style="bold"),
-                )
-            lines.append(Text("cost (bought by this run)" if self._earlier else "cost", style="bold"))
-            lines.append(Padding(cost, (0, 0, 0, 2), expand=False))
+                rows.append((label, "", str(n), format_money(amount, currency), "bold"))
+            widths = [max(cells(row[i]) for row in rows) for i in range(4)]
+            lines.append([("cost (bought by this run)" if self._earlier else "cost", "bold")])
+            for carrier, service, count, price, style in rows:
+                # Columns two spaces apart, the figures right-aligned: laid out here, so that a file and a terminal
+                # get the same table and no width ever crops a carrier's name.
+                lines.append([
+                    ("  ", ""), (pad(carrier, widths[0]), style), ("  " + pad(service, widths[1]) + "  ", ""),
+                    (pad(count, widths[2], right=True) + "  ", ""), (pad(price, widths[3], right=True), style),
+                ])
         elif self._earlier:
-            lines.append(Text.assemble(("cost ", "bold"), "nothing bought by this run, nothing spent"))
+            lines.append([("cost ", "bold"), ("nothing bought by this run, nothing spent", "")])
         if self._earlier:
             earlier = sum(self._earlier.values())
             found = self._money(self._earlier_total)
-            lines.append(Text(
+            lines.append([(
                 f"already bought before this run: {earlier} label{'s' if earlier != 1 else ''}"
                 + (f", {found}" if found else "")
-                + " (not spent by this run)"
-            ))
+                + " (not spent by this run)", "",
+            )])
         if totals["unpriced"]:
-            lines.append(Text(f"{totals['unpriced']} bought rows carried no price", style="yellow"))
+            lines.append([(f"{totals['unpriced']} bought rows carried no price", "yellow")])
         return lines
 
     def render(
         self,
-        console: Console,
+        console: Console | PlainConsole,
         *,
         stats: RunStats,
         quiet: bool = False,
@@ -305,5 +313,12 @@ class Summary:
         """Print the summary to `console` (the stderr console): the full form, or one line when `quiet`."""
         if quiet:
             console.print(self.one_line(stats), markup=False, highlight=False, soft_wrap=True, emoji=False)
-        else:
-            console.print(self.renderable(stats, paths), highlight=False)
+            return
+        lines = self.lines(stats, paths)
+        if isinstance(console, PlainConsole):
+            console.write_lines(["".join(text for text, _ in line) for line in lines])
+            return
+        from rich.console import Group
+        from rich.text import Text
+
+        console.print(Group(*(Text.assemble(*line) for line in lines)), highlight=False)

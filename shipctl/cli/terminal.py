@@ -18,9 +18,11 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
-from rich.console import Console
+from shipctl.cli.plain import PlainConsole, shows_plain
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from shipctl.output import OutputFormat
 
 _DEBUG_ENV = "SHIPCTL_DEBUG"
@@ -60,9 +62,37 @@ class Terminal:
         self._interactive = interactive
         self._answer = answer
         self.debug = _env_debug() if debug is None else debug
-        # emoji=False: text from manifests (a column named ":smile:") must print as written.
-        self.out = Console(file=stdout, soft_wrap=True, highlight=False, emoji=False)
-        self.err = Console(file=stderr, stderr=stderr is None, soft_wrap=True, highlight=False, emoji=False)
+        self._out: Console | None = None
+        self._rich_err: Console | None = None
+        self._plain_err = PlainConsole(lambda: self.stderr, self._rich_stderr, stderr=stderr is None)
+
+    # -- the consoles (rich is loaded only for a stream that shows it) -----------------------------------
+
+    @property
+    def out(self) -> Console:
+        """The rich console on stdout (a table, `--version`)."""
+        if self._out is None:
+            from rich.console import Console
+
+            # emoji=False: text from manifests (a column named ":smile:") must print as written.
+            self._out = Console(file=self._stdout, soft_wrap=True, highlight=False, emoji=False)
+        return self._out
+
+    @property
+    def err(self) -> Console | PlainConsole:
+        """The console on stderr: rich's on a terminal, the plain one (`shipctl.cli.plain`) where rich would show
+        no colour anyway (a pipe, a file, cron)."""
+        if shows_plain(self.stderr):
+            return self._plain_err
+        return self._rich_stderr()
+
+    def _rich_stderr(self) -> Console:
+        if self._rich_err is None:
+            from rich.console import Console
+
+            self._rich_err = Console(file=self._stderr, stderr=self._stderr is None, soft_wrap=True, highlight=False,
+                                     emoji=False)
+        return self._rich_err
 
     # -- the streams -------------------------------------------------------------------------------------
 
