@@ -67,14 +67,17 @@ def test_auto_probes_up_to_the_ceiling_until_a_429() -> None:
     limiter = AdaptiveLimiter(16, 64, stats)
     for _ in range(30):
         limiter.succeeded()
-    assert limiter.limit == 46
-    assert stats.max_limit == 46
+    assert limiter.limit == 32  # twice its start, a slot per success
+    assert stats.max_limit == 32
+    for _ in range(3000):
+        limiter.succeeded()
+    assert limiter.limit == stats.max_limit == 64  # then a slot a window, up to the ceiling
 
 
 def test_capacity_is_learnt_from_the_load_a_refused_call_was_sent_at_not_the_overshoot() -> None:
     stats = RunStats()
     limiter = AdaptiveLimiter(16, 64, stats)
-    for _ in range(48):
+    for _ in range(3000):
         limiter.succeeded()
     assert limiter.limit == 64  # the probe overshot a server that takes 40 before the first 429 came back
     gen = limiter.generation

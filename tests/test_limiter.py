@@ -238,3 +238,31 @@ def test_without_durations_auto_still_finds_the_wall_by_its_429s() -> None:
     loop = Loop(16, 64)
     trace = loop.run(4000, capacity=40)
     assert max(trace.limits[1000:]) <= 41 and trace.mean(1000) >= 20
+
+
+def test_before_any_429_auto_doubles_its_start_then_grows_a_slot_a_window() -> None:
+    """Issue 12's traces: growing a slot per success all the way to the ceiling took `auto` from 16 to 62 before the
+    first 429 came back, and every call sent above the wall (40) was refused. Past twice its start it now grows
+    a slot per window of successes, so it meets the wall one slot at a time."""
+    loop = Loop(16, 64)
+    loop.run(16)
+    assert loop.limiter.limit == 32  # a slot per success while under twice the start
+    loop.run(32 * 4)
+    assert 33 <= loop.limiter.limit <= 36  # then one a window of `limit` successes
+    trace = loop.run(4000, capacity=40)
+    assert loop.stats.max_limit <= 42  # it reached the wall a slot at a time, never far past it
+    assert trace.share_refused() <= 0.01
+
+
+def test_no_probe_when_too_little_work_is_left_for_it_to_pay() -> None:
+    """A probe the server refuses costs its rows a Retry-After at the run's end; near the end, none is made."""
+    ending = Loop(16, 64)
+    ending.stats.total, ending.stats.done = 1000, 1000 - 8 * 32 + 1  # fewer calls left than 16 windows of 32
+    ending.limiter._known_good = 32
+    ending.run(32 * 4)
+    assert ending.limiter.limit == 32
+    early = Loop(16, 64)
+    early.stats.total, early.stats.done = 1000, 100
+    early.limiter._known_good = 32
+    early.run(32 * 4)
+    assert early.limiter.limit > 32

@@ -22,6 +22,11 @@ sending fewer calls does not make it rarer). Only the first kind is cured by sen
 * A probe above that level that is refused at the same level again makes the next probe twice as patient
   (up to `MAX_PATIENCE` windows): a server with a hard cap is not hammered. A probe level that holds for its
   whole window becomes the new known-good level and patience starts over: a wall that moved up is followed.
+* Before the first 429, growth is fast only up to twice the start (`SLOW_START_TIMES`), then a slot a window: a
+  429 comes back a round trip after the call that drew it, and a limit doubling all the way to the ceiling would
+  have sent every call above the wall by then (measured: 16 → 62 against a wall at 40, 15–30 refused at once).
+* No probe in a run's last stretch (`ENDGAME_WINDOWS`, from the run's total and done rows): one slot more is worth
+  a few rows by then, and a refused probe adds its rows' Retry-After to the run's end.
 * `auto` is a ceiling above the starting limit: the limit probes upward while no 429 arrives *and the calls do
   not slow down*. A server nearing its capacity queues work before it refuses any (and a client whose own CPU is
   the bottleneck answers its calls later): each kind of call's time at the starting load is its baseline, and
@@ -45,6 +50,10 @@ SCATTER_RATIO = 8
 #: Completions after which the per-load counts are halved (their memory is about twice this).
 DECAY_EVERY = 256
 MAX_PATIENCE = 16
+#: How far above the start the limit grows one slot per success before the first 429 (then a slot a window).
+SLOW_START_TIMES = 2
+#: No probe once the calls left (two a row) are fewer than this many windows of the limit.
+ENDGAME_WINDOWS = 16
 #: Calls this much slower than at the starting load (their moving average) stop the limit's growth.
 SLOW_DOWN = 1.3
 #: Weight of one call in the moving averages: the baseline's, and the slowdown's (about the last 20 calls).
@@ -68,10 +77,12 @@ class AdaptiveLimiter:
         self._waiters: deque[_Waiter] = deque()
         self._generation = 0
         self._successes = 0
-        # Below this level growth is fast (one slot per success); above it, additive. Until the first 429 every
-        # level up to the ceiling is presumed good, so `auto` probes upward quickly.
-        self._known_good = self._ceiling
+        # Below this level growth is fast (one slot per success); above it, additive. Until the first 429, twice
+        # the start is presumed good, so `auto` doubles quickly, then probes a slot a window: a doubling past
+        # the server's wall would have every call above it refused before the first 429 came back.
+        self._known_good = min(self._ceiling, SLOW_START_TIMES * self._limit)
         self._patience = 1
+        self._walled = False  # a capacity 429 has been seen: `_known_good` is a level the server refused above
         # Recent successes and 429s by the load they ran at (index = calls in flight, 1..ceiling).
         self._ok = [0] * (self._ceiling + 1)
         self._refused = [0] * (self._ceiling + 1)
@@ -166,6 +177,14 @@ class AdaptiveLimiter:
         at = self._level(level)
         return sum(self._ok[at:]) < SCATTER_RATIO * sum(self._refused[at:])
 
+    def _above_refuses(self) -> bool:
+        """Whether loads above the known-good level draw 429s clearly more often than the loads at or below it (a
+        wall, however blurred), rather than at the same scattered rate."""
+        good = self._known_good + 1
+        above = sum(self._refused[good:]) / max(1, sum(self._ok[good:]) + sum(self._refused[good:]))
+        below = sum(self._refused[:good]) / max(1, sum(self._ok[:good]) + sum(self._refused[:good]))
+        return above > 2 * below + 0.01
+
     # -- outcomes --------------------------------------------------------------------------------------
 
     def _timed(self, level: int, kind: object, seconds: float) -> None:
@@ -204,22 +223,41 @@ class AdaptiveLimiter:
             if self._limit > self._known_good:  # a probe that held for its whole window: the wall moved
                 self._known_good = self._limit
                 self._patience = 1
-            self._set_limit(self._limit + 1)
+            if not self._winding_down():
+                self._set_limit(self._limit + 1)
+
+    def _winding_down(self) -> bool:
+        """Too little work is left for a probe to pay: one slot more is worth a few rows by now, and a probe the
+        server refuses costs its rows a Retry-After (a second or more), added to the run's end."""
+        stats = self._stats
+        return stats.total is not None and 2 * (stats.total - stats.done) < ENDGAME_WINDOWS * self._limit
 
     def rate_limited(self, generation: int, level: int | None = None) -> None:
         """A 429 answered a call sent in `generation` when `level` calls (itself included) were in flight."""
         self._stats.rate_limited += 1
         load = level if level is not None else self._limit
         self._count(self._refused, load)
-        if generation < self._generation - 1 or not self._is_capacity(load):
-            return  # from an older event, or scattered: sending fewer would not make it rarer
+        if generation < self._generation - 1:
+            return  # from an older event
+        if not self._is_capacity(load):
+            # Scattered: sending fewer would not make it rarer. But a probe above the known-good level that draws
+            # one has not held, whatever its kind: from the client's side a wall looks blurred (its own count of
+            # calls in flight runs ahead of the server's), and a probe that went on would climb past it.
+            if self._limit > max(self._known_good, self._start) and load > self._known_good and self._above_refuses():
+                self._patience = min(MAX_PATIENCE, self._patience * 2)
+                self._successes = 0
+                self._set_limit(self._known_good)
+            return
         capacity = max(1, load - 1)
         if generation == self._generation - 1:
             # Another 429 of the event just answered: it may reveal a lower capacity, no second halving.
             self._known_good = max(self._limit, min(self._known_good, capacity))
             return
         self._generation += 1
-        same_wall = capacity >= self._known_good - 1 and self._known_good < self._ceiling
+        # The same wall: a probe refused at the level an earlier event learnt (not the presumed-good level of slow
+        # start, which no 429 has drawn yet).
+        same_wall = self._walled and capacity >= self._known_good - 1 and self._known_good < self._ceiling
+        self._walled = True
         self._patience = min(MAX_PATIENCE, self._patience * 2) if same_wall else 1
         self._successes = 0
         self._set_limit(self._limit // 2)
