@@ -266,3 +266,34 @@ def test_no_probe_when_too_little_work_is_left_for_it_to_pay() -> None:
     early.limiter._known_good = 32
     early.run(32 * 4)
     assert early.limiter.limit > 32
+
+
+
+def _probing(scattered_below: int) -> AdaptiveLimiter:
+    """`auto` probing at 41 above a known-good 40, after 400 successes at loads up to 40 (with `scattered_below`
+    429s among them) and 40 at loads 41–43 (with 3 429s there: 7%, too few for a wall by the count alone)."""
+    limiter = AdaptiveLimiter(16, 64, RunStats())
+    limiter._known_good, limiter._walled = 40, True
+    limiter._set_limit(41)
+    for level in range(1, 401):
+        limiter._count(limiter._ok, 1 + level % 40)
+    for i in range(scattered_below):
+        limiter._count(limiter._refused, 1 + i % 40)
+    for level in range(40):
+        limiter._count(limiter._ok, 41 + level % 3)
+    for _ in range(2):
+        limiter._count(limiter._refused, 42)
+    return limiter
+
+
+def test_a_probe_ends_at_a_blurred_wall_whose_429s_look_scattered() -> None:
+    """Issue 12's traces: against the sandbox's wall at 40, 429s at client loads 43–50 were taken for scattered ones
+    (calls at those loads mostly succeeded: the client's count of calls in flight runs ahead of the server's) and
+    `auto` climbed on, drawing 50–120 429s in a 1,000-row run. A probe above the known-good level now ends when the
+    loads above it draw clearly more 429s than the loads below, whatever the kind of each."""
+    walled = _probing(scattered_below=0)
+    walled.rate_limited(walled.generation, level=42)
+    assert walled.limit == 40 and walled._patience == 2  # back to what holds, and the next probe waits longer
+    scattered = _probing(scattered_below=28)  # the same 7% below: a scattered rate, not a wall
+    scattered.rate_limited(scattered.generation, level=42)
+    assert scattered.limit == 41  # the probe goes on

@@ -25,6 +25,10 @@ sending fewer calls does not make it rarer). Only the first kind is cured by sen
 * Before the first 429, growth is fast only up to twice the start (`SLOW_START_TIMES`), then a slot a window: a
   429 comes back a round trip after the call that drew it, and a limit doubling all the way to the ceiling would
   have sent every call above the wall by then (measured: 16 → 62 against a wall at 40, 15–30 refused at once).
+* A probe above the known-good level ends (the limit back to that level, the next probe more patient) when the
+  loads above it draw clearly more 429s than the loads at or below it, even 429s the counts call scattered: from
+  the client's side a wall is blurred (its count of calls in flight runs ahead of the server's, so calls a little
+  above the wall often succeed), and a probe that went on would climb past it.
 * No probe in a run's last stretch (`ENDGAME_WINDOWS`, from the run's total and done rows): one slot more is worth
   a few rows by then, and a refused probe adds its rows' Retry-After to the run's end.
 * `auto` is a ceiling above the starting limit: the limit probes upward while no 429 arrives *and the calls do
