@@ -420,8 +420,8 @@ def _in_process_create() -> Callable[[str, Path, Path, str], float]:
                            verbose=False, force_sandbox=False),
         )
         with open(os.devnull, "w") as devnull:
-            term = Terminal(stdout=devnull, stderr=devnull)
-            term.err = Console(file=devnull, force_terminal=True, width=120)
+            term = Terminal(stdout=devnull, stderr=devnull,
+                            err_console=Console(file=devnull, force_terminal=True, width=120))
             with use(term):
                 wall = time.perf_counter()
                 execute(args)

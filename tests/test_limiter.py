@@ -297,3 +297,26 @@ def test_a_probe_ends_at_a_blurred_wall_whose_429s_look_scattered() -> None:
     scattered = _probing(scattered_below=28)  # the same 7% below: a scattered rate, not a wall
     scattered.rate_limited(scattered.generation, level=42)
     assert scattered.limit == 41  # the probe goes on
+
+
+def test_one_429_above_the_known_good_level_is_no_rate() -> None:
+    """A single 429 in a probe's first calls (the counts above the known-good level start empty) does not end it."""
+    limiter = AdaptiveLimiter(16, 64, RunStats())
+    limiter._known_good, limiter._walled = 40, True
+    limiter._set_limit(41)
+    for level in range(1, 401):
+        limiter._count(limiter._ok, 1 + level % 40)
+    for _ in range(10):
+        limiter._count(limiter._ok, 41)
+    limiter.rate_limited(limiter.generation, level=41)
+    assert limiter.limit == 41
+
+
+def test_a_fixed_limit_climbs_back_after_a_cut_even_near_the_runs_end() -> None:
+    """The endgame rule is for `auto`'s probes: `--concurrency 16` cut by a 429 near the end still climbs back."""
+    loop = Loop(16, 16)
+    loop.stats.total, loop.stats.done = 1000, 995
+    loop.limiter.rate_limited(loop.limiter.generation, level=9)  # capacity 8 learnt; limit 8
+    assert loop.limiter.limit == 8
+    loop.run(2000)
+    assert loop.limiter.limit == 16

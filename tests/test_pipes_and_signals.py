@@ -121,3 +121,29 @@ def test_sigterm_mid_run_exits_130_reports_every_purchase_and_the_rerun_buys_eac
     by_ref = {r["reference"]: r for r in second_run}
     for r in first_run:
         assert by_ref[r["reference"]]["tracking_code"] == r["tracking_code"]
+
+
+def test_stderr_closed_or_its_reader_gone_the_run_buys_every_row_once(server: Server, tmp_path: Path) -> None:
+    """stderr is for a person: started with it closed (`2>&-`), or its reader gone mid-run (`2>&1 | head -1`), the
+    run still buys every row exactly once, writes every result, and ends 0; messages nobody reads are dropped."""
+    manifest = make_manifest(tmp_path / "orders.csv", 40)
+    env = shipctl_env(server.api_base, tmp_path / "state")
+    # Closed: the shell closes fd 2 before shipctl starts.
+    closed = subprocess.run(
+        ["sh", "-c", f"exec {shlex.quote(sys.executable)} -m shipctl create {shlex.quote(str(manifest))} "
+                     f"--journal {shlex.quote(str(tmp_path / 'closed.journal.db'))} --progress plain "
+                     "--progress-interval 0.01 -o ndjson 2>&-"],
+        env=env, capture_output=True, timeout=120,
+    )
+    assert closed.returncode == 0, closed.stderr
+    assert Counter(r["status"] for r in records(closed.stdout)) == {"bought": 40}
+    # Gone: its reader closes the pipe before the run's first message.
+    proc = start(["create", str(manifest), "--journal", str(tmp_path / "gone.journal.db"), "--progress", "plain",
+                  "--progress-interval", "0.01", "-o", "ndjson"], env)
+    assert proc.stderr is not None and proc.stdout is not None
+    proc.stderr.close()
+    out = proc.stdout.read()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert Counter(r["status"] for r in records(out)) == {"bought": 40}
+    assert server.bought() == every_row_once(40)  # the second run found the first's labels: none bought twice

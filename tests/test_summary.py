@@ -134,7 +134,12 @@ def test_the_terminal_writes_stderr_plain_unless_rich_would_colour_it(monkeypatc
     term = Terminal(stdout=io.StringIO(), stderr=io.StringIO())
     assert isinstance(term.err, PlainConsole)
     term.warn("row 3\x07 of 5")
-    assert term.stderr.getvalue() == "warning: row 3 of 5\n"  # type: ignore[attr-defined]
+    term.info("a\tb")
+    assert term.stderr.getvalue() == "warning: row 3 of 5\na       b\n"  # type: ignore[attr-defined]
+    drawn = io.StringIO()  # what rich writes there: the bell stripped, the tab expanded
+    Console(file=drawn, force_terminal=False, soft_wrap=True).print("warning: row 3\x07 of 5", markup=False)
+    Console(file=drawn, force_terminal=False, soft_wrap=True).print("a\tb", markup=False)
+    assert drawn.getvalue() == term.stderr.getvalue()  # type: ignore[attr-defined]
     monkeypatch.setenv("FORCE_COLOR", "1")
     assert not isinstance(term.err, PlainConsole)
     term.warn("again")

@@ -153,7 +153,7 @@ class RootGroup(ShipctlGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commands = _Commands(self.commands)
-        self._listing = False
+        self._listing = 0  # a count, not a flag: a help drawn inside a help must not end the outer one's listing
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
@@ -163,7 +163,7 @@ class RootGroup(ShipctlGroup):
         try:
             super().format_help(ctx, formatter)
         finally:
-            self._listing = False
+            self._listing = 0  # a count, not a flag: a help drawn inside a help must not end the outer one's listing
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if self._listing and cmd_name in COMMANDS:

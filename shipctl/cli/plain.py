@@ -25,7 +25,8 @@ _STRIPPED = dict.fromkeys((7, 8, 11, 12, 13))
 
 
 def strip_controls(text: str) -> str:
-    return text.translate(_STRIPPED)
+    """`text` as rich renders it into a file: its control characters stripped, its tabs expanded (stops of 8)."""
+    return text.translate(_STRIPPED).expandtabs(8)
 
 
 def shows_plain(stream: Any) -> bool:
@@ -56,6 +57,19 @@ class PlainConsole:
         self._stream = stream
         self.rich = rich
         self.stderr = stderr
+        self._gone = False
+
+    def _write(self, text: str) -> None:
+        """Write and flush; once the reader has gone (`2>&1 | head`), drop the rest. A message nobody reads must
+        not stop a run that is buying labels: it ends as it would have, everything in its journal."""
+        if self._gone:
+            return
+        try:
+            stream = self._stream()
+            stream.write(text)
+            stream.flush()
+        except BrokenPipeError:
+            self._gone = True
 
     @property
     def file(self) -> TextIO:
@@ -63,7 +77,7 @@ class PlainConsole:
 
     @property
     def width(self) -> int:
-        """What rich takes for a stream that is no terminal: `COLUMNS`, else 80."""
+        """`COLUMNS`, else 80: what a line of progress may assume (nothing here wraps or crops to it)."""
         columns = os.environ.get("COLUMNS", "")
         return int(columns) if columns.isdigit() and int(columns) > 0 else 80
 
@@ -72,16 +86,10 @@ class PlainConsole:
         if not all(isinstance(item, str) for item in objects):
             self.rich().print(*objects, sep=sep, end=end, **_)
             return
-        stream = self._stream()
-        stream.write(strip_controls(sep.join(objects)) + end)
-        stream.flush()
+        self._write(strip_controls(sep.join(objects)) + end)
 
     def write_lines(self, lines: list[str]) -> None:
-        stream = self._stream()
-        stream.write("".join(strip_controls(line) + "\n" for line in lines))
-        stream.flush()
+        self._write("".join(strip_controls(line) + "\n" for line in lines))
 
     def line(self, count: int = 1) -> None:
-        stream = self._stream()
-        stream.write("\n" * count)
-        stream.flush()
+        self._write("\n" * count)

@@ -55,6 +55,7 @@ class Terminal:
         interactive: bool | None = None,
         answer: Callable[[str], str] | None = None,
         debug: bool | None = None,
+        err_console: Console | None = None,
     ) -> None:
         self._stdin = stdin
         self._stdout = stdout
@@ -63,7 +64,8 @@ class Terminal:
         self._answer = answer
         self.debug = _env_debug() if debug is None else debug
         self._out: Console | None = None
-        self._rich_err: Console | None = None
+        self._rich_err = err_console
+        self._err_given = err_console is not None  # a caller's own console (a benchmark drawing into nothing)
         self._plain_err = PlainConsole(lambda: self.stderr, self._rich_stderr, stderr=stderr is None)
 
     # -- the consoles (rich is loaded only for a stream that shows it) -----------------------------------
@@ -82,7 +84,7 @@ class Terminal:
     def err(self) -> Console | PlainConsole:
         """The console on stderr: rich's on a terminal, the plain one (`shipctl.cli.plain`) where rich would show
         no colour anyway (a pipe, a file, cron)."""
-        if shows_plain(self.stderr):
+        if not self._err_given and shows_plain(self.stderr):
             return self._plain_err
         return self._rich_stderr()
 
@@ -111,7 +113,12 @@ class Terminal:
 
     @property
     def stderr(self) -> TextIO:
-        return self._stderr if self._stderr is not None else sys.stderr
+        if self._stderr is not None:
+            return self._stderr
+        if sys.stderr is None:  # started with stderr closed (`2>&-`): messages go nowhere, the run goes on
+            self._stderr = open(os.devnull, "w")  # noqa: SIM115 -- lives as long as the process
+            return self._stderr
+        return sys.stderr
 
     def stdin_bytes(self) -> IO[bytes]:
         """stdin as bytes (a manifest on stdin is read as bytes, its encoding sniffed like a file's)."""

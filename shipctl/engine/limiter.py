@@ -54,6 +54,8 @@ SCATTER_RATIO = 8
 #: Completions after which the per-load counts are halved (their memory is about twice this).
 DECAY_EVERY = 256
 MAX_PATIENCE = 16
+#: 429s above the known-good level before their rate there can end a probe.
+ABOVE_EVIDENCE = 3
 #: How far above the start the limit grows one slot per success before the first 429 (then a slot a window).
 SLOW_START_TIMES = 2
 #: No probe once the calls left (two a row) are fewer than this many windows of the limit.
@@ -185,7 +187,10 @@ class AdaptiveLimiter:
         """Whether loads above the known-good level draw 429s clearly more often than the loads at or below it (a
         wall, however blurred), rather than at the same scattered rate."""
         good = self._known_good + 1
-        above = sum(self._refused[good:]) / max(1, sum(self._ok[good:]) + sum(self._refused[good:]))
+        refused = sum(self._refused[good:])
+        if refused < ABOVE_EVIDENCE:  # one 429 in a probe's first calls is no rate
+            return False
+        above = refused / max(1, sum(self._ok[good:]) + refused)
         below = sum(self._refused[:good]) / max(1, sum(self._ok[:good]) + sum(self._refused[:good]))
         return above > 2 * below + 0.01
 
@@ -233,6 +238,8 @@ class AdaptiveLimiter:
     def _winding_down(self) -> bool:
         """Too little work is left for a probe to pay: one slot more is worth a few rows by now, and a probe the
         server refuses costs its rows a Retry-After (a second or more), added to the run's end."""
+        if self._ceiling <= self._start:  # a fixed limit climbing back after a cut is no probe
+            return False
         stats = self._stats
         return stats.total is not None and 2 * (stats.total - stats.done) < ENDGAME_WINDOWS * self._limit
 
