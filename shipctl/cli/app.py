@@ -159,11 +159,11 @@ class RootGroup(ShipctlGroup):
         return list(self.commands)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        self._listing = True
+        self._listing += 1
         try:
             super().format_help(ctx, formatter)
         finally:
-            self._listing = 0  # a count, not a flag: a help drawn inside a help must not end the outer one's listing
+            self._listing -= 1
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if self._listing and cmd_name in COMMANDS:
