@@ -98,7 +98,7 @@ records_with_text = st.builds(
     ResultRecord,
     reference=st.text(min_size=1, max_size=8),
     status=st.sampled_from(["bought", "failed", "skipped", "refunded"]),
-    carrier=st.sampled_from([None, "USPS", "[bold]DHL", "順豊", "Fed\rEx"]),
+    carrier=st.sampled_from([None, "USPS", "[bold]DHL", "順豊", "Fed\rEx", "Cafe\u0301"]),
     service=st.sampled_from([None, "Priority", "GroundAdvantage"]),
     rate=st.one_of(st.none(), rates.map(str)),
     currency=st.sampled_from([None, "USD", "EUR"]),
@@ -244,3 +244,19 @@ def test_formatting_helpers() -> None:
     assert parse_money("NaN") is None and parse_money("Infinity") is None and parse_money("") is None
     assert format_elapsed(41.25) == "41.2 s"
     assert format_elapsed(3723) == "1:02:03"
+
+
+def test_the_cost_table_aligns_by_screen_columns() -> None:
+    """Wide characters take two columns and combining marks none, as rich measures them: every row of the cost
+    table ends in the same column."""
+    from rich.cells import cell_len
+
+    summary = Summary()
+    for i, carrier in enumerate(["USPS", "Cafe\u0301", "順豊"]):
+        summary.add(bought(f"r{i}", "7.80", carrier=carrier))
+    written = io.StringIO()
+    summary.render(PlainConsole(lambda: written, lambda: console(io.StringIO()), stderr=True),
+                   stats=finished(3, 3, 1.0))
+    lines = written.getvalue().splitlines()
+    table = lines[lines.index("cost") + 1:][:4]
+    assert len({cell_len(line) for line in table}) == 1, table
