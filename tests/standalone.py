@@ -46,8 +46,14 @@ def sandbox_process(*args: str) -> Iterator[Server]:
         yield Server(proc, api_base)
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
-        proc.stdout.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # fail this test, and leave no server behind to trouble the next one
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the sandbox was still running 30 s after SIGTERM") from None
+        finally:
+            proc.stdout.close()
 
 
 def shipctl_env(api_base: str, state: Path, key: str = TEST_KEY) -> dict[str, str]:

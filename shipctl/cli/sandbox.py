@@ -13,7 +13,7 @@ import ipaddress
 import re
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -156,10 +156,13 @@ def serve(
     # This process only serves: hand the GIL over sooner than the default 5 ms, so the event loop is not kept
     # waiting behind a thread rendering a PNG label file.
     sys.setswitchinterval(0.0005)
-    stop = threading.Event()
+    # A plain list, not a threading.Event: the handler runs between two bytecodes of the main thread, which may be
+    # inside Event.wait holding the Event's lock, and Event.set would then wait for that lock forever (CI saw a
+    # sandbox ignore SIGTERM this way). Appending takes no lock; the loop below sees it within a tenth of a second.
+    signalled: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        signalled.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -168,8 +171,8 @@ def serve(
         if shift:
             terminal().info(f"shipctl sandbox: its clock runs {_days(shift)} "
                             f"{'behind' if shift < 0 else 'ahead of'} the real one")
-        while not stop.wait(0.5):
-            pass
+        while not signalled:
+            time.sleep(0.1)
     finally:
         sb.close()
         for sig, handler in previous.items():
