@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import subprocess
 import sys
 from collections import Counter
@@ -40,9 +41,13 @@ def sandbox_process(*args: str) -> Iterator[Server]:
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None
-    api_base = proc.stdout.readline().strip()
-    assert api_base.startswith("http://127.0.0.1:"), api_base
     try:
+        with selectors.DefaultSelector() as waiting:  # a server that never says where it listens fails, not hangs
+            waiting.register(proc.stdout, selectors.EVENT_READ)
+            if not waiting.select(60):
+                raise AssertionError("the sandbox printed no URL within 60 s")
+        api_base = proc.stdout.readline().strip()
+        assert api_base.startswith("http://127.0.0.1:"), api_base
         yield Server(proc, api_base)
     finally:
         proc.terminate()

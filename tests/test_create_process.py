@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,13 +131,18 @@ def test_a_second_ctrl_c_exits_at_once_and_the_rerun_finishes_exactly_once(serve
     env = shipctl_env(server, tmp_path)
     proc = start_create([str(manifest), "-o", "ndjson", "--progress", "off"], env)
     read_lines(proc.stdout, 10)
+    # The rest of stdout is drained meanwhile: a full pipe would block the run's writes, and with them the loop
+    # that must hear the second Ctrl-C.
+    drained = threading.Thread(target=proc.stdout.read, daemon=True)
+    drained.start()
     proc.send_signal(signal.SIGINT)
     assert proc.stderr is not None
     first_notice = proc.stderr.readline()  # the first Ctrl-C is acknowledged before the second is sent
     assert b"interrupted: no new rows or purchases will start" in first_notice
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.wait(timeout=60) == 130
+    err = proc.stderr.read()
+    drained.join(60)
     assert b"second interrupt: stopping now" in err
 
     again = subprocess.run(

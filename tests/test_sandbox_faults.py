@@ -116,11 +116,13 @@ def test_commit_then_drop_buys_but_never_answers() -> None:
 
 
 def test_max_inflight_answers_429_above_the_cap() -> None:
-    with start_sandbox(latency="fast", max_inflight=2, seed=5) as sb:
+    # Realistic latency (a buy ~0.7 s): the eight calls overlap even when a loaded machine starts their threads
+    # far apart.
+    with start_sandbox(latency="realistic", max_inflight=2, seed=5) as sb:
         codes: list[int] = []
         retry_after: set[str] = set()
         lock = threading.Lock()
-        barrier = threading.Barrier(8)
+        barrier = threading.Barrier(8, timeout=60)
 
         def call() -> None:
             with requests.Session() as s:
@@ -136,7 +138,7 @@ def test_max_inflight_answers_429_above_the_cap() -> None:
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            t.join(timeout=120)
     assert codes.count(429) >= 1 and codes.count(404) >= 1
     assert retry_after == {"1"}
 
@@ -181,9 +183,10 @@ def test_latency_profile_slows_requests_but_not_each_other() -> None:
     assert statuses == [404] * count
     # Slowed: the delay is the server's own (a retrieve takes ~0.1 ms without a profile).
     assert min(runtimes) > 0.015, runtimes
-    # Not each other: at some moment at least 3 requests were being served at once (expected ~7; 1 if serial).
+    # Not each other: at some moment at least 2 requests were being served at once (expected ~7; at most 1 if
+    # serial; 2 leaves room for a loaded machine that starts the sixteen threads far apart).
     span = max(answered) - min(sent)
-    assert sum(runtimes) / span >= 3, (sum(runtimes), span)
+    assert sum(runtimes) / span >= 2, (sum(runtimes), span)
 
 
 def test_capacity_slows_the_server_as_load_nears_it() -> None:

@@ -159,10 +159,13 @@ def test_close_ends_idle_and_sleeping_connections() -> None:
     sleeping = socket.create_connection(("127.0.0.1", sb.port), timeout=10)
     try:
         sleeping.sendall(b"GET /v2/shipments/shp_nope/label HTTP/1.1\r\n" + AUTH.encode() + b"\r\n")
-        time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while sb._server.inflight < 1:  # asleep in the server: a condition waited for, not a guess
+            assert time.monotonic() < deadline, "the request never reached the sandbox"
+            time.sleep(0.001)
         t0 = time.perf_counter()
         sb.close()
-        assert time.perf_counter() - t0 < 1.0
+        assert time.perf_counter() - t0 < 1.0  # the label's realistic delay is ~1.4 s: not waited for
         assert closed_by_server(idle) and closed_by_server(sleeping)
     finally:
         idle.close()

@@ -176,7 +176,7 @@ def test_a_code_lost_while_watched_moves_from_tracked_to_failed(
 
 def test_watch_gives_up_at_the_timeout(session: Session) -> None:
     host, out = Headless(), Collected()
-    job = Tracking(TrackInputs(("EZ2000000002", "EZ4000000004"), watch=True, interval=0.02, timeout=0.15),
+    job = Tracking(TrackInputs(("EZ2000000002", "EZ4000000004"), watch=True, interval=0.02, timeout=1.0),
                    session, host, out.write, end_round=out.end_round)
     outcome = job.run()
 
