@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
+import pytest
 
 from shipctl.engine.limiter import AdaptiveLimiter
 from shipctl.engine.stats import RunStats
@@ -266,6 +267,17 @@ def test_no_probe_when_too_little_work_is_left_for_it_to_pay() -> None:
     early.limiter._known_good = 32
     early.run(32 * 4)
     assert early.limiter.limit > 32
+
+
+@pytest.mark.parametrize(("calls_a_row", "probes"), [(1, False), (2, True)])
+def test_the_endgame_counts_the_calls_a_row_takes(calls_a_row: int, probes: bool) -> None:
+    """300 rows left: 600 calls for `create` (more than 16 windows of 32: a probe pays), 300 for `track` (fewer)."""
+    loop = Loop(16, 64)
+    loop.stats.total, loop.stats.done = 1000, 700
+    loop.stats.calls_ok = 700 * calls_a_row
+    loop.limiter._known_good = 32
+    loop.run(32 * 4)
+    assert (loop.limiter.limit > 32) is probes
 
 
 

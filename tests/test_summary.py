@@ -148,6 +148,25 @@ def test_the_terminal_writes_stderr_plain_unless_rich_would_colour_it(monkeypatc
     assert isinstance(term.err, PlainConsole)
 
 
+@pytest.mark.parametrize("markup", [None, True, False])
+@given(st.lists(st.sampled_from(["[bold]", "[/]", "[", "]", "x", " ", "[red]a[/red]", "\\[", "\t", "\x07"]),
+                max_size=8).map("".join))
+def test_plain_text_is_what_rich_writes_with_or_without_markup(markup: bool | None, text: str) -> None:
+    """Markup rich would read (its tags stripped) is written as rich writes it; text marked as no markup keeps
+    its brackets."""
+    options = {} if markup is None else {"markup": markup}
+    drawn = io.StringIO()
+    try:
+        Console(file=drawn, force_terminal=False, soft_wrap=True, highlight=False, emoji=False).print(text, **options)
+    except Exception as exc:  # markup rich refuses ("[/]" with no tag open) is refused alike
+        with pytest.raises(type(exc)):
+            PlainConsole(io.StringIO, lambda: console(io.StringIO()), stderr=True).print(text, **options)
+        return
+    written = io.StringIO()
+    PlainConsole(lambda: written, lambda: console(written), stderr=True).print(text, **options)
+    assert written.getvalue() == drawn.getvalue()
+
+
 def test_money_is_decimal_exact() -> None:
     summary = Summary()
     for i in range(10):

@@ -81,10 +81,13 @@ class PlainConsole:
         columns = os.environ.get("COLUMNS", "")
         return int(columns) if columns.isdigit() and int(columns) > 0 else 80
 
-    def print(self, *objects: Any, sep: str = " ", end: str = "\n", **_: Any) -> None:
-        """Text as written (style, markup, highlighting and wrapping mean nothing here); anything else via rich."""
-        if not all(isinstance(item, str) for item in objects):
-            self.rich().print(*objects, sep=sep, end=end, **_)
+    def print(self, *objects: Any, sep: str = " ", end: str = "\n", **options: Any) -> None:
+        """Text as written (style, highlighting and wrapping mean nothing here); anything else via rich, and so
+        is text rich would read as markup (`markup` not False, a `[` in it), which rich strips of its tags."""
+        if not all(isinstance(item, str) for item in objects) or (
+            options.get("markup", True) is not False and any("[" in item for item in objects)
+        ):
+            self.rich().print(*objects, sep=sep, end=end, **options)
             return
         self._write(strip_controls(sep.join(objects)) + end)
 

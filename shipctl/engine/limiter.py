@@ -58,7 +58,8 @@ MAX_PATIENCE = 16
 ABOVE_EVIDENCE = 3
 #: How far above the start the limit grows one slot per success before the first 429 (then a slot a window).
 SLOW_START_TIMES = 2
-#: No probe once the calls left (two a row) are fewer than this many windows of the limit.
+#: No probe once the calls left (the rows left, times the calls the rows so far took each) are fewer than this many
+#: windows of the limit.
 ENDGAME_WINDOWS = 16
 #: Calls this much slower than at the starting load (their moving average) stop the limit's growth.
 SLOW_DOWN = 1.3
@@ -241,7 +242,13 @@ class AdaptiveLimiter:
         if self._ceiling <= self._start:  # a fixed limit climbing back after a cut is no probe
             return False
         stats = self._stats
-        return stats.total is not None and 2 * (stats.total - stats.done) < ENDGAME_WINDOWS * self._limit
+        if stats.total is None:
+            return False
+        # Calls a row takes, as the rows worked so far took them (two for create, one for rates or track); two
+        # until a call is counted.
+        worked = stats.done - stats.resumed
+        per_row = stats.calls_ok / worked if stats.calls_ok and worked > 0 else 2.0
+        return per_row * (stats.total - stats.done) < ENDGAME_WINDOWS * self._limit
 
     def rate_limited(self, generation: int, level: int | None = None) -> None:
         """A 429 answered a call sent in `generation` when `level` calls (itself included) were in flight."""
