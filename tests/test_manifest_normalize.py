@@ -48,6 +48,22 @@ def test_us_zip_is_five_digits_or_zip_plus_four(given: str, expected: str) -> No
     assert normalize.us_zip(given) == expected
 
 
+@pytest.mark.parametrize(("given", "state", "expected"), [
+    ("2134", "MA", "02134"), ("7102", "NJ", "07102"), ("501", "NY", "00501"), ("6390", "NY", "06390"),
+    ("901", "PR", "00901"), ("9012", "AE", "09012"), ("2134-1234", "MA", "02134-1234"), ("78701", "TX", "78701"),
+])
+def test_a_dropped_leading_zero_is_restored_where_zip_codes_start_with_0(given: str, state: str,
+                                                                          expected: str) -> None:
+    assert normalize.us_zip(given, state) == expected
+
+
+@pytest.mark.parametrize(("given", "state"), [("7870", "TX"), ("9021", "CA"), ("501", "IL"), ("7870-1234", "TX")])
+def test_a_short_zip_where_no_zip_code_starts_with_0_is_refused(given: str, state: str) -> None:
+    """Padded, it would be a ZIP in New England, New Jersey or Puerto Rico: a label bought to the wrong state."""
+    with pytest.raises(ValueError, match=f"no {state} ZIP code starts with 0"):
+        normalize.us_zip(given, state)
+
+
 @pytest.mark.parametrize("bad", ["94107-12", "ABCDE", "941071", "94 107", "", "12"])
 def test_us_zip_refuses_malformed(bad: str) -> None:
     with pytest.raises(ValueError, match="is not a US ZIP code"):

@@ -104,6 +104,26 @@ def test_create_groups_its_validation_pass_and_buys_nothing(quiet_env: Sandbox, 
     assert quiet_env.ledger() == []
 
 
+def test_a_zip_that_lost_a_digit_no_zero_restores_is_refused_and_nothing_is_bought(env: Sandbox,
+                                                                                  tmp_path: Path) -> None:
+    """`7870` in Texas: padded it would be 07870, a New Jersey ZIP. Boston's `2134` is 02134, as a spreadsheet
+    that dropped its zero meant; the manifest fails as a whole, so neither is bought."""
+    manifest = write_manifest(tmp_path / "orders.csv", [
+        row(0, to_street1="1 Main St", to_city="Austin", to_state="TX", to_zip="7870"),
+        row(1, to_street1="1 Main St", to_city="Boston", to_state="MA", to_zip="2134"),
+    ])
+    result = invoke("create", str(manifest), "-o", "ndjson")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        "row 2, column to_zip: '7870' has 4 digits, not 5: a spreadsheet drops only leading zeros, and no TX ZIP "
+        "code starts with 0; check the ZIP")
+    assert env.ledger() == []
+    alone = write_manifest(tmp_path / "boston.csv", [row(1, to_city="Boston", to_state="MA", to_zip="2134")])
+    valid = invoke("validate", str(alone), "-o", "ndjson")
+    assert valid.exit_code == 0, valid.stderr
+    assert json.loads(valid.stdout.splitlines()[0])["to_address"]["zip"] == "02134"
+
+
 def test_create_skip_invalid_still_writes_one_reject_per_row(quiet_env: Sandbox, tmp_path: Path) -> None:
     rows = [row(i, weight="heavy" if i % 2 else 12) for i in range(6)]
     manifest = write_manifest(tmp_path / "mixed.csv", rows)

@@ -103,7 +103,7 @@ class Address(BaseModel):
                 raise PydanticCustomError("shipctl", "required for US addresses")
             return None
         if country in normalize.US_ZIP_COUNTRIES:
-            return normalize.us_zip(value)
+            return normalize.us_zip(value, info.data.get("state"))
         return value.upper()
 
     @field_validator("email", mode="after")

@@ -164,8 +164,14 @@ def _known(table: dict[str, str], value: str, what: str) -> str:
 _US_ZIP = re.compile(r"(\d{3,5})(?:[-\s]?(\d{4}))?")
 
 
-def us_zip(value: str) -> str:
-    """`12345` or `12345-6789`. Leading zeros that a spreadsheet dropped (`2134` → `02134`) are restored."""
+#: Where a ZIP code may start with 0 (USPS prefixes 005–098): only there can a spreadsheet have dropped a digit.
+ZERO_ZIP_STATES: frozenset[str] = frozenset({"NY", "PR", "VI", "MA", "RI", "NH", "ME", "VT", "CT", "NJ", "AE"})
+
+
+def us_zip(value: str, state: str | None = None) -> str:
+    """`12345` or `12345-6789`. Leading zeros that a spreadsheet dropped (`2134` → `02134`) are restored, but only
+    where ZIP codes start with 0 (`state`, when known): a 4-digit ZIP in Texas lost a digit that no zero replaces,
+    and a label bought to the padded one goes to New Jersey."""
     text = value.strip()
     if len(text) == 5 and text.isdigit():
         return text
@@ -173,6 +179,9 @@ def us_zip(value: str) -> str:
     if match is None:
         raise ValueError(f"{value!r} is not a US ZIP code (use 5 digits or ZIP+4, e.g. 94107 or 94107-1234)")
     head, plus4 = match.groups()
+    if len(head) < 5 and state is not None and state not in ZERO_ZIP_STATES:
+        raise ValueError(f"{value!r} has {len(head)} digits, not 5: a spreadsheet drops only leading zeros, and no "
+                         f"{state} ZIP code starts with 0; check the ZIP")
     head = head.zfill(5)
     return f"{head}-{plus4}" if plus4 else head
 
