@@ -222,17 +222,24 @@ class Journal:
         """A journal belongs to one API and key mode: resuming it against another would lie about purchases.
 
         `legacy` is the same target as journals written before the key mode was part of the identity named
-        it (the bare URL); such a journal is re-bound in place rather than refused.
+        it (the bare URL); such a journal is re-bound in place rather than refused. So is one that holds no
+        shipment from its target (a run whose key was mistyped, or whose API was unreachable): no buy is ever
+        sent before its shipment id is journaled, so such a journal records no purchase to lie about.
         """
         bound = self.meta("target")
-        if bound is None or (legacy is not None and bound == legacy):
+        if bound == identity:
+            return
+        if bound is None or (legacy is not None and bound == legacy) or not self._holds_shipments():
             self.set_meta("target", identity)
-        elif bound != identity:
+        else:
             raise ShipctlError(
                 f"journal {self.path} records purchases made against {bound}, but this run targets {identity}; "
                 "pass --journal PATH to keep a separate journal for this API and key",
                 ExitCode.USAGE,
             )
+
+    def _holds_shipments(self) -> bool:
+        return self.db.execute("SELECT 1 FROM rows WHERE shipment_id IS NOT NULL LIMIT 1").fetchone() is not None
 
     def _acquire_lock(self) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from shipctl.carrier.errors import classify, strip_boilerplate
-from tests.cli import TEST_KEY, invoke
+from shipctl.sandbox import start_sandbox
+from tests.cli import TEST_KEY, invoke, point_at
 from tests.manifests import make_manifest
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,25 @@ def test_create(dead_api: Path) -> None:
     assert result.exit_code == 1
     assert_one_clear_line(result.stderr)
     assert "without buying anything" in result.stderr
+
+
+def test_a_journal_the_unreachable_run_left_does_not_hold_the_next_run_to_that_api(
+    dead_api: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run against a mistyped API base created nothing there, so its journal records no purchase: the same
+    manifest run against the right API buys every row (once), instead of being refused as another API's."""
+    manifest = make_manifest(dead_api / "orders.csv", 3)
+    assert invoke("create", str(manifest), "-o", "ndjson").exit_code == 1
+    assert (dead_api / "orders.csv.journal.db").exists()
+    with start_sandbox() as sb:
+        point_at(monkeypatch, sb, dead_api / "state")
+        again = invoke("create", str(manifest), "-o", "ndjson")
+        assert again.exit_code == 0, again.stderr
+        assert sorted(e["reference"] for e in sb.ledger()) == ["ORD-00000", "ORD-00001", "ORD-00002"]
+        # Now it holds purchases from the sandbox: back to the dead API it is refused, not re-bound.
+        monkeypatch.setenv("EASYPOST_API_BASE", DEAD)
+        refused = invoke("create", str(manifest), "-o", "ndjson")
+        assert refused.exit_code == 2 and "records purchases made against" in refused.stderr
 
 
 def test_rates_one_parcel(dead_api: Path) -> None:
