@@ -91,18 +91,26 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
         pass
 
 
-def test_bound_to_one_target(tmp_path: Path) -> None:
+def test_bound_to_one_target_once_it_holds_a_shipment(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.db") as journal:
         journal.bind_target("sandbox")
-        journal.bind_target("sandbox")
+        journal.plan([("A", 2, "d")])
+        journal.update("A", state="failed")  # a create that failed: nothing of the target's is held yet
+        journal.bind_target("https://elsewhere.example/v2 (test key)")
+        assert journal.meta("target") == "https://elsewhere.example/v2 (test key)"
+        journal.update("A", state="created", shipment_id="shp_1")
+        journal.bind_target("https://elsewhere.example/v2 (test key)")
         with pytest.raises(ShipctlError, match="--journal PATH"):
             journal.bind_target("https://api.easypost.com/v2 (production key)")
+        assert journal.meta("target") == "https://elsewhere.example/v2 (test key)"
 
 
 def test_a_journal_named_by_url_alone_is_rebound_to_url_and_key_mode(tmp_path: Path) -> None:
     url = "https://api.easypost.com/v2"
     with Journal(tmp_path / "j.db") as journal:
         journal.bind_target(url)  # as journals were bound before the key's mode was part of the name
+        journal.plan([("A", 2, "d")])
+        journal.update("A", state="bought", shipment_id="shp_1")
         journal.bind_target(f"{url} (production key)", legacy=url)
         assert journal.meta("target") == f"{url} (production key)"
         with pytest.raises(ShipctlError):
