@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import easypost
@@ -11,6 +12,7 @@ import pytest
 import requests
 
 from shipctl.claims import Claims
+from shipctl.money import format_money
 from shipctl.sandbox import Sandbox
 from shipctl.sandbox.model import account_for_key
 from tests.cli import TEST_KEY, invoke, ndjson
@@ -78,6 +80,26 @@ def test_a_refunded_label_has_its_own_status_and_is_never_spend(env: Sandbox, tm
     assert "cost (bought by this run)" not in result.stderr  # this run spent nothing
     assert result.exit_code == 3  # a person must give the row a new reference to ship it
     assert bought(env) == refs(0, 1)
+
+
+def test_a_rerun_counts_what_the_labels_cost_as_the_first_run_did_insurance_included(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    """Insured at $250, each label was charged a $2.50 InsuranceFee (the sandbox account's 1%): the first run's
+    total has it, and so has the rerun's "already bought", read from the journal, not guessed from the manifest."""
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i, insurance="250") for i in range(3)])
+    first = invoke("create", str(manifest), "-o", "ndjson")
+    assert first.exit_code == 0, first.stderr
+    paid = sum(Decimal(r["rate"]) for r in ndjson(first.stdout)) + 3 * Decimal("2.50")
+    assert format_money(paid, "USD") in first.stderr  # the cost table's total
+    again = invoke("create", str(manifest), "-o", "ndjson")
+    assert again.exit_code == 0, again.stderr
+    assert f"already bought before this run: 3 labels, {format_money(paid, 'USD')}" in again.stderr
+    # Adopted into another journal, the labels are "found": their fee comes from the API's answer.
+    other = invoke("create", str(write_manifest(tmp_path / "copy.csv", [row(i, insurance="250") for i in range(3)])),
+                   "-o", "ndjson")
+    assert f"already bought before this run: 3 labels, {format_money(paid, 'USD')}" in other.stderr
+    assert bought(env) == refs(0, 1, 2)
 
 
 def test_the_summary_tells_what_this_run_bought_from_what_it_found(env: Sandbox, tmp_path: Path) -> None:

@@ -67,6 +67,9 @@ class Shipment:
     weight: float | None = None
     destination: AddressCheck | None = None
     """The to_address's verification when `shipment.create` was asked for one (`create --verify`), else None."""
+    insurance_fee: str | None = None
+    """What insuring the label was charged (USD), from the answer's `fees` (an `InsuranceFee` charged and not
+    refunded); None when it carried none."""
 
     @property
     def bought(self) -> bool:
@@ -141,7 +144,20 @@ def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
         to_street1=_field(to_address, "street1"),
         weight=float(weight) if weight is not None else None,
         destination=check_from(to_address),
+        insurance_fee=_insurance_fee(_field(obj, "fees")),
     )
+
+
+def _insurance_fee(fees: Any) -> str | None:
+    for fee in fees or ():
+        if _field(fee, "type") == "InsuranceFee" and _field(fee, "charged") is not False \
+                and not _field(fee, "refunded"):
+            amount = _field(fee, "amount")
+            try:
+                return str(Decimal(str(amount)).quantize(Decimal("0.01"))) if amount is not None else None
+            except InvalidOperation:
+                return None
+    return None
 
 
 def _post(client: Any, url: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -110,6 +110,9 @@ class Summary:
             amount = money.parse_amount(record.rate)
             if amount is not None:
                 money.add(self._earlier_total, money.currency_of(record.currency), amount)
+            fee = money.parse_amount(record.insurance_fee)
+            if fee is not None:  # what the label cost, as this run's cost table counts it: insurance included
+                money.add(self._earlier_total, money.DEFAULT_CURRENCY, fee)
         elif record.status == "bought":
             amount = money.parse_amount(record.rate)
             if amount is None:

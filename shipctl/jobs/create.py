@@ -209,7 +209,12 @@ class CreateRun:
             self._held_to_plan(record)
         if record.status in ("bought", "planned") and record.purchase != "found" and record.error_code is None:
             record.insurance, record.options = applied_options(valid.row)
-            if valid.row.insurance and record.status == "bought" and record.purchase == "new":
+        if record.status == "bought":
+            # The fee the API's answer charged (kept in the journal for a rerun's "already bought"); for an answer
+            # that carried none, this run's purchase is estimated from the account's rate, as its confirmation was.
+            record.insurance_fee = self.purchaser.insurance_fee_of(valid.row.reference, record.purchase)
+            if record.insurance_fee is None and valid.row.insurance and record.purchase == "new" \
+                    and record.error_code is None:
                 record.insurance_fee = str((self._account or Account("")).insurance_fee(valid.row.insurance))
         self.engine.stats.record(
             "failed" if record.status == "failed"

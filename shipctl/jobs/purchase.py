@@ -72,6 +72,7 @@ PREVIOUS_BUY_UNSETTLED = "PREVIOUS_BUY_UNSETTLED"
 SETTLE_SECONDS = 180
 VERIFICATION_META = "address_verification:"
 RATE_CHOICE_META = "rate_choice:"
+INSURANCE_FEE_META = "insurance_fee:"
 """The journal's meta key (plus the reference) holding why a delivery-time rule chose the row's rate."""
 """The journal's meta key (plus the reference) holding what verification found for the row's shipment."""
 """How long after its last send a buy from a run that stopped may still land: three client timeouts (60 s)."""
@@ -215,6 +216,8 @@ class Purchaser:
         """References whose destination failed verification and that `--verify warn` let through."""
         self.rate_choices: dict[str, str] = {}
         """reference -> why a delivery-time rule chose its rate (the `rate_choice` column); only rows with a rule."""
+        self.insurance_fees: dict[str, str] = {}
+        """reference -> what insuring the label this run recorded bought was charged (the answer's InsuranceFee)."""
         self.smartrate_calls = 0
         """SmartRate calls this run made (answered): EasyPost bills them beyond a free tier."""
 
@@ -470,6 +473,14 @@ class Purchaser:
             found = self.journal.meta(RATE_CHOICE_META + reference)
         return found
 
+    def insurance_fee_of(self, reference: str, purchase: Purchase | None) -> str | None:
+        """What insuring the row's label was charged, as the API's answer said: this run's purchase, else what the
+        journal kept when the label was recorded bought (None for a journal older than this, never guessed)."""
+        found = self.insurance_fees.get(reference)
+        if found is None and purchase in ("resumed", "found"):
+            found = self.journal.meta(INSURANCE_FEE_META + reference)
+        return found
+
     def verification_of(self, reference: str, purchase: Purchase | None) -> str | None:
         """The row's `address_verification`: this run's finding, else, for a label this journal bought earlier, what
         was found then."""
@@ -632,7 +643,12 @@ class Purchaser:
                 rate_id=rate.id, carrier=rate.carrier, service=rate.service, rate=rate.rate,
                 currency=rate.currency, delivery_days=rate.delivery_days,
             )
-        self.journal.update(row.reference, **values)
+        meta = None
+        if shipment.insurance_fee is not None:
+            # Kept with the journal (a meta key, in the same commit), so a rerun's "already bought" counts it too.
+            self.insurance_fees[row.reference] = shipment.insurance_fee
+            meta = {INSURANCE_FEE_META + row.reference: shipment.insurance_fee}
+        self.journal.update(row.reference, meta=meta, **values)
         entry = self.journal.get(row.reference)
         assert entry is not None
         return entry
