@@ -70,6 +70,8 @@ class Shipment:
     insurance_fee: str | None = None
     """What insuring the label was charged (USD), from the answer's `fees` (an `InsuranceFee` charged and not
     refunded); None when it carried none."""
+    created_at: dt.datetime | None = None
+    """When the API made it (aware), or None when its answer did not say."""
 
     @property
     def bought(self) -> bool:
@@ -145,6 +147,7 @@ def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
         weight=float(weight) if weight is not None else None,
         destination=check_from(to_address),
         insurance_fee=_insurance_fee(_field(obj, "fees")),
+        created_at=api_time(_field(obj, "created_at")),
     )
 
 

@@ -70,6 +70,10 @@ HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
 PREVIOUS_BUY_UNSETTLED = "PREVIOUS_BUY_UNSETTLED"
 """A run that stopped sent a buy for an earlier shipment of this reference moments ago: wait, then rerun."""
 SETTLE_SECONDS = 180
+FOREIGN_SECONDS = 900
+"""How long a shipment for the reference that another run made (another machine, or another state directory: no
+claim of ours knows it) and has not bought yet holds the reference: that run may be about to buy it. Older than
+this, it is taken as abandoned."""
 VERIFICATION_META = "address_verification:"
 RATE_CHOICE_META = "rate_choice:"
 INSURANCE_FEE_META = "insurance_fee:"
@@ -251,15 +255,44 @@ class Purchaser:
             self.claims.forget(ref, claim.shipment_id)
             return await self.quote(row, line, digest)
         if settled is None and self.options.check_references and known is None:
-            existing = await self._reconcile(ref)
-            if existing is not None and existing.bought and existing.reference == ref:
-                return await self._adopt(row, existing, found=True, digest=digest)
+            settled = await self._first_look(row, digest)
+            if isinstance(settled, ResultRecord):
+                return settled
         if settled is None:
             made = await self._create(row, digest)
             if isinstance(made, ResultRecord):
                 return made
             settled = made
         return await self._choose(row, settled, digest)
+
+    async def _first_look(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord | None:
+        """Across machines nothing can claim for us: ask the API for the reference's newest shipment first. A
+        bought one is adopted (a record). One another run made lately for this parcel and has not bought is
+        bought by this run too, rather than a second made (both runs then buy one shipment, and the API itself
+        refuses the second purchase). None: make a new one."""
+        existing = await self._reconcile(row.reference)
+        if existing is None or existing.reference != row.reference:
+            return None
+        if existing.bought:
+            return await self._adopt(row, existing, found=True, digest=digest)
+        return existing if _lately(existing) and _same_parcel(existing, row) else None
+
+    async def _last_look(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
+        """Right before the buy, the reference's newest shipment once more: another machine's purchase is adopted
+        unless it lands within this one call. A newer shipment another run made and has not bought holds the row:
+        that run sees its own as the newest and will buy it, and ours cannot be seen from there, so the run that
+        made the older one gives way (its rerun adopts the other's label)."""
+        ref = row.reference
+        existing = await self._reconcile(ref)
+        if existing is None or existing.id == quote.shipment_id:
+            return None
+        if existing.bought:
+            return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
+        if existing.reference == ref and _lately(existing):
+            return self._held(ref, Claim("held", holder=(
+                f"a run this machine's claims do not know made {existing.id} for this reference {_age(existing)} "
+                "and has not bought it yet: another machine or state directory?")))
+        return None
 
     def _note_format(self, row: ShipmentRow) -> None:
         if self.options.label_format and row.label_format not in (None, self.options.label_format):
@@ -547,11 +580,9 @@ class Purchaser:
     async def _buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
         ref = row.reference
         if self.options.check_references:
-            # Across machines nothing can claim for us: look the reference up once more right before the buy, so
-            # another machine's purchase is seen unless it lands within this one call.
-            existing = await self._reconcile(ref)
-            if existing is not None and existing.id != quote.shipment_id and existing.bought:
-                return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
+            looked = await self._last_look(row, quote)
+            if looked is not None:
+                return looked
         marks = _SendMarks(self.claims, ref, quote.shipment_id)
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
@@ -811,6 +842,19 @@ class _SendMarks:
         inherited = self.first is not None and self.first.before is not None  # a stopped run sent a buy for it too
         only_refused = last is not None and last.code == POSTAGE_EXISTS and self.sends <= 1
         return "found" if other_rate or inherited or only_refused else "new"
+
+
+def _lately(shipment: Shipment) -> bool:
+    """Made within `FOREIGN_SECONDS` (or at an unknown time: with money, assume lately)."""
+    made = shipment.created_at
+    return made is None or (dt.datetime.now(dt.timezone.utc) - made).total_seconds() < FOREIGN_SECONDS
+
+
+def _age(shipment: Shipment) -> str:
+    made = shipment.created_at
+    if made is None:
+        return "lately"
+    return f"{max(0, round((dt.datetime.now(dt.timezone.utc) - made).total_seconds()))} s ago"
 
 
 def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:
