@@ -114,10 +114,16 @@ def test_a_zip_that_lost_a_digit_no_zero_restores_is_refused_and_nothing_is_boug
     ])
     result = invoke("create", str(manifest), "-o", "ndjson")
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == (
+    assert result.stderr.splitlines() == [
         "row 2, column to_zip: '7870' has 4 digits, not 5: a spreadsheet drops only leading zeros, and no TX ZIP "
-        "code starts with 0; check the ZIP")
+        "code starts with 0; check the ZIP",
+        "2 rows: 1 valid, 1 invalid; nothing was bought (fix the rows, or pass --skip-invalid)",
+    ]
     assert env.ledger() == []
+    one = invoke("create", str(write_manifest(tmp_path / "one.csv", [row(0, to_state="TX", to_zip="7870")])))
+    assert one.exit_code == 2
+    assert one.stderr.splitlines()[-1] == (
+        "1 row: 0 valid, 1 invalid; nothing was bought (fix the rows, or pass --skip-invalid)")
     alone = write_manifest(tmp_path / "boston.csv", [row(1, to_city="Boston", to_state="MA", to_zip="2134")])
     valid = invoke("validate", str(alone), "-o", "ndjson")
     assert valid.exit_code == 0, valid.stderr

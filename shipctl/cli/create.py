@@ -259,8 +259,9 @@ def execute(args: CreateArgs) -> ExitCode:
                    paths=_written_paths(args, outcome, summary, failed_rows, bool(rejects)))
     _warn_after_summary(summary)
     if outcome.unverified:
-        term.warn(f"{counted(outcome.unverified, 'rows')}' destinations failed verification and were not stopped "
-                  "(--verify warn): see their address_verification; --verify strict buys none of them")
+        whose = "1 row's destination" if outcome.unverified == 1 else f"{outcome.unverified} rows' destinations"
+        term.warn(f"{whose} failed verification and {'was' if outcome.unverified == 1 else 'were'} not stopped "
+                  "(--verify warn): see address_verification; --verify strict buys none of them")
     _label_notes(args, outcome, summary, embedded=target.embedded)
     _raise_for(outcome, target.api_base)
     if args.dry_run and outcome.estimate:
@@ -284,6 +285,7 @@ def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
     stop; the invalid rows kept for --rejects under --skip-invalid, one each)."""
     from shipctl.cli.create_output import reject_row
     from shipctl.cli.problems import problem_report
+    from shipctl.cli.summary import counted
     from shipctl.manifest import InvalidRow
 
     term = terminal()
@@ -301,7 +303,7 @@ def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
     valid = checked.rows - checked.invalid
     if checked.invalid and not args.skip_invalid:
         term.info(
-            f"{checked.rows} rows: {valid} valid, {checked.invalid} invalid; "
+            f"{counted(checked.rows, 'rows')}: {valid} valid, {checked.invalid} invalid; "
             "nothing was bought (fix the rows, or pass --skip-invalid)"
         )
         return None, rejects

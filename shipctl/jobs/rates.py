@@ -428,8 +428,9 @@ class ManifestQuote:
         if seen.rows == 0:
             raise ShipctlError(f"{self.query.label}: the manifest has no rows", ExitCode.USAGE)
         if seen.invalid:
-            raise ShipctlError(f"{seen.rows} rows: {seen.rows - seen.invalid} valid, {seen.invalid} invalid; "
-                               "nothing was quoted", ExitCode.USAGE)
+            rows = f"{seen.rows} row{'' if seen.rows == 1 else 's'}"
+            raise ShipctlError(f"{rows}: {seen.rows - seen.invalid} valid, {seen.invalid} invalid; nothing was quoted",
+                               ExitCode.USAGE)
         return seen.rows
 
     def run(self, session: Session, sink: Sink) -> ManifestOutcome:

@@ -128,7 +128,8 @@ class AddressVerification:
         if rows == 0:
             raise ShipctlError(f"{self.query.label}: the manifest has no rows", ExitCode.USAGE)
         if invalid:
-            raise ShipctlError(f"{rows} rows: {rows - invalid} valid, {invalid} invalid; nothing was verified",
+            counted = f"{rows} row{'' if rows == 1 else 's'}"
+            raise ShipctlError(f"{counted}: {rows - invalid} valid, {invalid} invalid; nothing was verified",
                                ExitCode.USAGE)
         return Plan(rows, list(origins.values()))
 
