@@ -69,6 +69,27 @@ def test_refund_by_journal_records_the_status_and_is_idempotent(env: Sandbox, tm
     assert "5 shipments: 5 already submitted" in again.stderr
 
 
+def test_a_refund_by_id_reaches_the_journal_that_bought_the_label(env: Sandbox, tmp_path: Path) -> None:
+    """`create … | refund -`: the journal that bought the labels learns the refunds too, so its rerun reports them
+    refunded (not bought) and `report` counts them as refunds, not spend."""
+    manifest = make_manifest(tmp_path / "orders.csv", 3)
+    bought = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
+    assert bought.exit_code == 0, bought.stderr
+    ids = {r["reference"]: r["shipment_id"] for r in ndjson(bought.stdout)}
+    refunded = invoke("refund", "-", "--output", "ndjson", "--quiet",
+                      input=f"{ids['ORD-00000']}\n{ids['ORD-00002']}\n")
+    assert refunded.exit_code == 0, refunded.stderr
+    with Journal(tmp_path / "orders.csv.journal.db") as journal:
+        assert {r.reference: r.refund_status for r in journal.all()} == {
+            "ORD-00000": "submitted", "ORD-00001": None, "ORD-00002": "submitted"}
+    rerun = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
+    assert {r["reference"]: r["status"] for r in ndjson(rerun.stdout)} == {
+        "ORD-00000": "refunded", "ORD-00001": "bought", "ORD-00002": "refunded"}
+    report = invoke("report", "-o", "ndjson")
+    [total] = [r for r in ndjson(report.stdout) if r["section"] == "total"]
+    assert (total["labels"], total["refunds"]) == (3, 2)
+
+
 def test_unknown_and_unbought_shipments_fail_per_id_with_exit_3(env: Sandbox) -> None:
     [good] = shipments(env, 1)
     [unbought] = shipments(env, 1, buy=False)

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import re
 import signal
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -161,7 +162,45 @@ class RefundJob:
                 self.host.info("nothing to refund")
                 return self.outcome
             self.session.run(self._main)
+            if self._journal is None:
+                self._record_in_known_journals()
         return self.outcome
+
+    def _record_in_known_journals(self) -> None:
+        """Refunds asked for by id: every journal on this machine that records one of these shipments (those the
+        claims file names, bound to this API and key mode) gets its refund status, as a refund from the journal
+        does; its rerun, `report` and `labels` then see the label void, not bought."""
+        from shipctl.jobs.reconcile import discover_journals
+        from shipctl.journal import JournalLocked
+        from shipctl.paths import state_dir
+        from shipctl.sqlite_writes import open_read_only
+
+        statuses = {t.result.shipment_id: t.result.refund_status for t in self._targets
+                    if t.result is not None and t.result.shipment_id and t.result.refund_status}
+        if not statuses:
+            return
+        ids = list(statuses)
+        marks = ", ".join("?" * len(ids))
+        for path in discover_journals(state_dir(), lambda _: None):
+            try:
+                db = open_read_only(path)
+                try:
+                    target = db.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
+                    found = db.execute(f"SELECT reference, shipment_id FROM rows WHERE shipment_id IN ({marks})",
+                                       ids).fetchall()
+                finally:
+                    db.close()
+            except sqlite3.DatabaseError:
+                continue  # not a journal (any more): nothing of ours in it
+            if not found or target is None or target[0] != self.session.target.identity:
+                continue
+            try:
+                with Journal(path) as journal:
+                    for reference, sid in found:
+                        journal.update(reference, refund_status=statuses[sid])
+            except JournalLocked:
+                self.host.warn(f"journal {path} is in use by a run; its refund statuses were not recorded "
+                               "(the API has them: `shipctl reconcile` finds them)")
 
     def _collect(self) -> list[_Target]:
         if self._journal is None:
