@@ -100,6 +100,14 @@ def test_a_rerun_counts_what_the_labels_cost_as_the_first_run_did_insurance_incl
                    "-o", "ndjson")
     assert f"already bought before this run: 3 labels, {format_money(paid, 'USD')}" in other.stderr
     assert bought(env) == refs(0, 1, 2)
+    # `report`: spend is what the rates cost, the fees beside it; a refunded label is neither (each label once).
+    postage = paid - 3 * Decimal("2.50")
+    [total] = [r for r in ndjson(invoke("report", "-o", "ndjson").stdout) if r["section"] == "total"]
+    assert (Decimal(total["spend"]), Decimal(total["insurance"])) == (postage, Decimal("7.50"))
+    first_id = ndjson(first.stdout)[0]["shipment_id"]
+    assert invoke("refund", first_id, "-q").exit_code == 0
+    [total] = [r for r in ndjson(invoke("report", "-o", "ndjson").stdout) if r["section"] == "total"]
+    assert Decimal(total["insurance"]) == Decimal("5.00") and total["refunds"] == 1
 
 
 def test_the_summary_tells_what_this_run_bought_from_what_it_found(env: Sandbox, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def report(
 
         deliveries = report_delivery.track_deliveries(result.journals, first, last, fmt)
     if fmt == "table":
-        _render(term.out, result, term.width or 100)
+        _render(term.out, result, term.width)
         if deliveries is not None:
             report_delivery.render(term.out, deliveries)
     else:
@@ -111,20 +111,27 @@ def _journals(n: int) -> str:
     return f"{n:,} journal" + ("" if n == 1 else "s")
 
 
-def _render(out: Console, result: Report, width: int) -> None:
+def _render(out: Console, result: Report, screen: int | None) -> None:
+    """The tables and charts, fitted to the terminal's `screen` columns; into a file (None) the table is as wide
+    as it needs (no screen to fit: never a date cut to `2026-12…`), the charts as wide as the console."""
     from rich.table import Table
 
     # A `saved` column (against retail) only where some label's rate carried a retail price, and only where it
     # leaves the group names room to fold into: else the line under the table says it alone.
     table = _groups_table(result, any(g.savings_vs_retail is not None for g in result.groups))
-    if len(table.columns) > 8 and _needs(out, table) > width:
+    if screen is not None and len(table.columns) > 8 and _needs(out, table) > screen:
         table = _groups_table(result, False)
+    width = screen or out.width
     if not result.groups:
         out.print("No labels bought in this period.")
     else:
-        out.print(table)
+        out.print(table, width=None if screen is not None else max(width, _natural(out, table)))
         for line in filter(None, (_savings(t) for t in result.totals)):
             out.print(line)
+        for t in result.totals:
+            if t.insurance is not None:
+                out.print(f"Insurance fees besides the spend: {_money(t.insurance, 'USD')} "
+                          f"({t.sums[13]:,} of {t.sums[2]:,} paid labels insured)")
     if result.failed:
         failed = Table(title="Failed rows", title_justify="left")
         failed.add_column("error_code")
@@ -170,6 +177,13 @@ def _needs(out: Console, table: Table) -> int:
     from rich.measure import Measurement
 
     return Measurement.get(out, out.options.update_width(1 << 16), table).minimum  # measured unclamped
+
+
+def _natural(out: Console, table: Table) -> int:
+    """The width `table` takes with nothing folded."""
+    from rich.measure import Measurement
+
+    return Measurement.get(out, out.options.update_width(1 << 16), table).maximum
 
 
 def _savings(t: Group) -> str:

@@ -39,7 +39,7 @@ GROUP_BYS: tuple[GroupBy, ...] = ("day", "week", "month", "carrier", "service")
 REPORT_FIELDS = (
     "section", "by", "group", "currency", "labels", "spend", "average", "median",
     "refunds", "refunded", "refunds_pending", "refund_pending", "failed",
-    "retail_labels", "retail", "savings_vs_retail", "list_labels", "list", "savings_vs_list",
+    "retail_labels", "retail", "savings_vs_retail", "list_labels", "list", "savings_vs_list", "insurance",
 )
 """One record's fields, in every machine format: `section` is `group`, `failed` (one per error code) or `total`.
 The savings fields come last, so readers of the columns before them by position are unaffected."""
@@ -75,7 +75,8 @@ CREATE TABLE r (
     sid           TEXT,
     t             TEXT,
     retail        INTEGER,
-    list          INTEGER
+    list          INTEGER,
+    fee           INTEGER
 )
 """
 # Rates are text ("7.80"): x*100 is within a rounding error of a whole number of cents, so ROUND makes it exact.
@@ -85,13 +86,17 @@ CREATE TABLE r (
 # recognised before it is normalised, for the same reason.
 _COPY = """
 INSERT INTO r
-SELECT kind, {g}, currency, cents, {carrier}, {service}, {day_column}, at, error_code, sid, t, retail, list FROM (
+SELECT kind, {g}, currency, cents, {carrier}, {service}, {day_column}, at, error_code, sid, t, retail, list, fee
+FROM (
     SELECT CASE WHEN state = 'failed' THEN -1 WHEN refund_status = 'refunded' THEN 1
                 WHEN refund_status = 'submitted' THEN 2 WHEN rate IS NULL THEN 3 ELSE 0 END AS kind,
            CASE currency WHEN 'USD' THEN 'USD' ELSE COALESCE(NULLIF(UPPER(TRIM(currency)), ''), 'USD') END
                AS currency,
            CAST(ROUND(CAST(rate AS REAL) * 100) AS INTEGER) AS cents, carrier, service,
-           {day} AS day, {at} AS at, error_code, {sid} AS sid, {t} AS t, {retail} AS retail, {list} AS list
+           {day} AS day, {at} AS at, error_code, {sid} AS sid, {t} AS t, {retail} AS retail, {list} AS list,
+           CASE WHEN COALESCE(NULLIF(UPPER(TRIM(currency)), ''), 'USD') = 'USD' THEN
+               (SELECT CAST(ROUND(CAST(NULLIF(TRIM(value), '') AS REAL) * 100) AS INTEGER) FROM j.meta
+                WHERE key = 'insurance_fee:' || reference) END AS fee
     FROM j.rows WHERE state IN ('bought', 'failed')
 ) WHERE {window}
 """
@@ -141,9 +146,13 @@ class Group:
     list_total: Decimal | None = None
     savings_vs_list: Decimal | None = None
     """The same against `list_rate`."""
+    insurance: Decimal | None = None
+    """The insurance fees the paid labels were charged besides their rates (USD, as EasyPost bills them; journaled
+    from its answers since shipctl kept them), not in `spend`. None when no paid label carried one."""
     sums: tuple[int, ...] = field(default=(), repr=False, compare=False)
     """The same in whole cents, as summed (labels, spend, priced, refunds, refunded, pending, pending cents, then
-    per price: labels carrying it, its sum, what those labels cost)."""
+    per price: labels carrying it, its sum, what those labels cost; then the paid labels charged an insurance fee,
+    and those fees)."""
     middle: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
     """The cents of the middle label (or of the two middle ones added) and how many: the median's parts."""
 
@@ -156,6 +165,7 @@ class Group:
             "retail_labels": self.retail_labels, "retail": self.retail_total,
             "savings_vs_retail": self.savings_vs_retail,
             "list_labels": self.list_labels, "list": self.list_total, "savings_vs_list": self.savings_vs_list,
+            "insurance": self.insurance,
         }
 
 
@@ -338,7 +348,7 @@ def _groups(db: sqlite3.Connection, by: GroupBy) -> list[Group]:
     # The one sort: afterwards the sums are read along the index in order (per kind, folded here: fewer sums for
     # SQLite to work out per row) and each median is a seek into it.
     # The prices ride along at the index's end, so the sums still need nothing but the index.
-    db.execute(f"CREATE INDEX rg ON r (g, currency, kind, cents, retail, list) WHERE kind >= {_PAID}")
+    db.execute(f"CREATE INDEX rg ON r (g, currency, kind, cents, retail, list, fee) WHERE kind >= {_PAID}")
     found: dict[tuple[str, str], list[int]] = {}
     for g, currency, kind, n, cents, *prices in db.execute(
         f"SELECT g, currency, kind, COUNT(*), COALESCE(SUM(cents), 0), {_PRICE_SUMS} FROM r INDEXED BY rg "
@@ -354,8 +364,8 @@ def _groups(db: sqlite3.Connection, by: GroupBy) -> list[Group]:
 _PRICE_SUMS = ", ".join(
     f"COUNT({p}), COALESCE(SUM({p}), 0), COALESCE(SUM(CASE WHEN {p} IS NOT NULL THEN cents END), 0)"
     for p in ("retail", "list")
-)
-_SUMS = 13
+) + ", COUNT(fee), COALESCE(SUM(fee), 0)"  # then the insurance fees the paid labels were charged (USD)
+_SUMS = 15
 """How many sums a group keeps (`Group.sums`)."""
 
 
@@ -459,7 +469,7 @@ def _median(db: sqlite3.Connection, where: str, params: tuple[str, ...], n: int,
 def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle: tuple[int, int]) -> Group:
     labels, spend, priced, refunds, refunded, pending, pending_cents, *prices = (int(v or 0) for v in sums)
     prices += [0] * (_SUMS - 7 - len(prices))
-    retail_n, retail, retail_paid, list_n, listed, list_paid = prices
+    retail_n, retail, retail_paid, list_n, listed, list_paid, insured, fees = prices
     return Group(
         by=by, group=str(g), currency=currency, labels=labels, spend=_money(spend),
         average=(_money(spend) / priced).quantize(_CENT, ROUND_HALF_UP) if priced else None,
@@ -469,6 +479,7 @@ def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle
         savings_vs_retail=_money(retail - retail_paid) if retail_n else None,
         list_labels=list_n, list_total=_money(listed) if list_n else None,
         savings_vs_list=_money(listed - list_paid) if list_n else None,
+        insurance=_money(fees) if insured else None,
         sums=(labels, spend, priced, refunds, refunded, pending, pending_cents, *prices), middle=middle,
     )
 
