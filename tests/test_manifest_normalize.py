@@ -64,6 +64,13 @@ def test_a_short_zip_where_no_zip_code_starts_with_0_is_refused(given: str, stat
         normalize.us_zip(given, state)
 
 
+@pytest.mark.parametrize(("given", "state"), [("2134", "NY"), ("9123", "PR"), ("7102", "MA"), ("2134", "NJ")])
+def test_a_short_zip_restored_into_another_states_prefix_is_refused(given: str, state: str) -> None:
+    """`2134` in New York would become 02134, a Boston ZIP: only 005 and 063 are New York's."""
+    with pytest.raises(ValueError, match=f"it is no {state} ZIP code"):
+        normalize.us_zip(given, state)
+
+
 @pytest.mark.parametrize("bad", ["94107-12", "ABCDE", "941071", "94 107", "", "12"])
 def test_us_zip_refuses_malformed(bad: str) -> None:
     with pytest.raises(ValueError, match="is not a US ZIP code"):

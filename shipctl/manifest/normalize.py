@@ -164,8 +164,14 @@ def _known(table: dict[str, str], value: str, what: str) -> str:
 _US_ZIP = re.compile(r"(\d{3,5})(?:[-\s]?(\d{4}))?")
 
 
-#: Where a ZIP code may start with 0 (USPS prefixes 005–098): only there can a spreadsheet have dropped a digit.
-ZERO_ZIP_STATES: frozenset[str] = frozenset({"NY", "PR", "VI", "MA", "RI", "NH", "ME", "VT", "CT", "NJ", "AE"})
+#: The USPS 3-digit prefixes that start with 0, by state: only such a ZIP can have lost its leading zeros in a
+#: spreadsheet (NY's are Holtsville's 005 and Fishers Island's 063; MA also has Andover's 055).
+_ZERO_PREFIXES: dict[str, tuple[tuple[int, int], ...]] = {
+    "NY": ((5, 5), (63, 63)), "PR": ((6, 7), (9, 9)), "VI": ((8, 8),), "MA": ((10, 27), (55, 55)),
+    "RI": ((28, 29),), "NH": ((30, 38),), "ME": ((39, 49),), "VT": ((50, 59),), "CT": ((60, 69),),
+    "NJ": ((70, 89),), "AE": ((90, 98),),
+}
+ZERO_ZIP_STATES: frozenset[str] = frozenset(_ZERO_PREFIXES)
 
 
 def us_zip(value: str, state: str | None = None) -> str:
@@ -179,10 +185,16 @@ def us_zip(value: str, state: str | None = None) -> str:
     if match is None:
         raise ValueError(f"{value!r} is not a US ZIP code (use 5 digits or ZIP+4, e.g. 94107 or 94107-1234)")
     head, plus4 = match.groups()
-    if len(head) < 5 and state is not None and state not in ZERO_ZIP_STATES:
-        raise ValueError(f"{value!r} has {len(head)} digits, not 5: a spreadsheet drops only leading zeros, and no "
-                         f"{state} ZIP code starts with 0; check the ZIP")
-    head = head.zfill(5)
+    padded = head.zfill(5)
+    if len(head) < 5 and state is not None:
+        if state not in ZERO_ZIP_STATES:
+            raise ValueError(f"{value!r} has {len(head)} digits, not 5: a spreadsheet drops only leading zeros, and "
+                             f"no {state} ZIP code starts with 0; check the ZIP")
+        prefix = int(padded[:3])
+        if not any(lo <= prefix <= hi for lo, hi in _ZERO_PREFIXES[state]):
+            raise ValueError(f"{value!r} has {len(head)} digits, not 5, and with its zeros restored ({padded}) it is "
+                             f"no {state} ZIP code; check the ZIP")
+    head = padded
     return f"{head}-{plus4}" if plus4 else head
 
 
