@@ -282,6 +282,13 @@ class Claims:
 
     # -- helpers -----------------------------------------------------------------------------------------
 
+    def knows(self, reference: str, shipment_id: str) -> bool:
+        """Whether a run of this state directory made (or adopted) `shipment_id` for `reference`."""
+        return self.db.execute(
+            "SELECT 1 FROM claim_shipments WHERE scope = ? AND reference = ? AND shipment_id = ?",
+            (self.scope, reference, shipment_id),
+        ).fetchone() is not None
+
     def _history(self, reference: str) -> tuple[tuple[str, float | None], ...]:
         now = time.time()
         rows = self.db.execute(

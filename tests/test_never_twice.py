@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.cli import PROD_KEY, TEST_KEY
-from tests.manifests import make_manifest
+from tests.manifests import make_manifest, row, write_manifest
 from tests.standalone import Server, sandbox_process, shipctl_env, start
 
 ROWS = 40
@@ -82,29 +82,75 @@ def test_two_runs_at_once_buy_each_reference_exactly_once(server: Server, tmp_pa
 
 
 @pytest.mark.slow
-def test_two_machines_at_once_buy_each_reference_once(server: Server, tmp_path: Path) -> None:
-    """Two state directories (two machines, or cron with another HOME): no claim is shared, only the API. With a
-    production key each run asks the API for the reference before it creates and again before it buys; a run that
-    finds another's fresh unbought shipment buys that one too (the API refuses the second purchase), and a run
-    whose shipment is older than another's gives way. Before, about 8 in 10 references were bought twice."""
-    manifest = make_manifest(tmp_path / "orders.csv", ROWS)
-    copy = tmp_path / "copy.csv"
-    copy.write_bytes(manifest.read_bytes())
-    common = ["-o", "ndjson", "--progress", "off", "--yes"]
-    envs = [shipctl_env(server.api_base, tmp_path / name, PROD_KEY) for name in ("machine-a", "machine-b")]
-    procs = [start(["create", str(path), *common], env) for path, env in zip((manifest, copy), envs, strict=True)]
-    outs = [p.communicate(timeout=240) for p in procs]
-    assert server.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(ROWS)})  # each exactly once
-    for proc, (out, err) in zip(procs, outs, strict=True):
-        assert proc.returncode in (0, 3), err.decode()
-        held = [r for r in records(out) if r["error_code"] == "HELD_BY_OTHER_RUN"]
+def test_the_run_whose_shipment_another_machine_outdated_gives_way_and_its_rerun_adopts(tmp_path: Path) -> None:
+    """Two state directories (two machines): no claim is shared, only the API, which answers a reference with its
+    newest shipment. Machine A made its shipments first (a dry run), machine B after it (B's dry run, another copy
+    of the orders): A's buy finds B's newer unbought shipment and holds every row, since B sees only its own and
+    will buy it; B buys; A's rerun adopts B's labels. Before, A bought them too."""
+    with sandbox_process("--latency", "none") as sb:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        a_orders = make_manifest(tmp_path / "a" / "orders.csv", 5)
+        b_orders = tmp_path / "b" / "orders.csv"
+        b_orders.write_bytes(a_orders.read_bytes())
+        a_env, b_env = (shipctl_env(sb.api_base, tmp_path / name, PROD_KEY) for name in ("state-a", "state-b"))
+        common = ["-o", "ndjson", "--progress", "off"]
+
+        def run(manifest: Path, env: dict[str, str], *more: str) -> tuple[int, list[dict[str, Any]]]:
+            proc = start(["create", str(manifest), *common, *more], env)
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode in (0, 3), err.decode()
+            return proc.returncode, records(out)
+
+        run(a_orders, a_env, "--dry-run")
+        run(b_orders, b_env, "--dry-run")
+        code, held = run(a_orders, a_env, "--yes")
+        assert code == 3 and {r["error_code"] for r in held} == {"HELD_BY_OTHER_RUN"}
         assert all("another machine or state directory" in r["error_message"] for r in held)
-    for path, env in zip((manifest, copy), envs, strict=True):  # each machine's rerun settles what it left
-        rerun = start(["create", str(path), *common], env)
-        out, err = rerun.communicate(timeout=240)
-        assert rerun.returncode == 0, err.decode()
-        assert {r["status"] for r in records(out)} == {"bought"}
-    assert server.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(ROWS)})
+        assert sb.ledger() == []
+        code, bought = run(b_orders, b_env, "--yes")
+        assert code == 0 and [r["purchase"] for r in bought] == ["new"] * 5
+        code, adopted = run(a_orders, a_env, "--yes")
+        assert code == 0 and [r["purchase"] for r in adopted] == ["found"] * 5
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
+
+
+@pytest.mark.slow
+def test_shipments_this_machine_made_for_the_orders_never_hold_its_buy(tmp_path: Path) -> None:
+    """A dry run's shipments (this state directory's own) and a `rates --deliver-within` run's (quotes: they carry
+    no reference) are newer than nothing another machine made: the production run after them buys every row."""
+    with sandbox_process("--latency", "none") as sb:
+        manifest = make_manifest(tmp_path / "orders.csv", 3)
+        env = shipctl_env(sb.api_base, tmp_path / "state", PROD_KEY)
+        for args in (["create", str(manifest), "--dry-run"], ["rates", str(manifest), "--deliver-within", "5"]):
+            done = start([*args, "-o", "ndjson", "--progress", "off"], env)
+            _, err = done.communicate(timeout=120)
+            assert done.returncode == 0, err.decode()
+        run = start(["create", str(manifest), "--yes", "-o", "ndjson", "--progress", "off"], env)
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err.decode()
+        assert [r["purchase"] for r in records(out)] == ["new"] * 3
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(3)})
+
+
+@pytest.mark.slow
+def test_a_strict_run_never_buys_a_shipment_made_unverified(tmp_path: Path) -> None:
+    """A dry run under `--verify off` journaled a shipment to a ZIP that is not in its state; the `--verify strict`
+    run on the same journal does not reuse it unverified: it makes verified ones, refuses that row, buys the good."""
+    with sandbox_process("--latency", "none") as sb:
+        rows = [row(0), row(1, to_state="TX", to_zip="02134")]
+        manifest = write_manifest(tmp_path / "orders.csv", rows)
+        env = shipctl_env(sb.api_base, tmp_path / "state", PROD_KEY)
+        b = start(["create", str(manifest), "--dry-run", "--verify", "off", "-o", "ndjson", "--progress", "off"], env)
+        _, err = b.communicate(timeout=120)
+        assert b.returncode == 0, err.decode()
+        a = start(["create", str(manifest), "--verify", "strict", "--yes", "-o", "ndjson", "--progress", "off"], env)
+        out, err = a.communicate(timeout=120)
+        assert a.returncode == 3, err.decode()
+        by_ref = {r["reference"]: r for r in records(out)}
+        assert by_ref["ORD-00000"]["status"] == "bought"
+        assert by_ref["ORD-00001"]["status"] == "failed"
+        assert sb.bought() == Counter({"ORD-00000": 1})
 
 
 @pytest.mark.slow

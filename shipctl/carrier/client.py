@@ -8,6 +8,8 @@ for `buy`); read errors are never retried here: the engine decides, knowing whet
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import os
 import threading
 from typing import Any
@@ -24,11 +26,26 @@ _last_response = threading.local()
 
 
 def _remember_retry_after(*, http_status: int, headers: Any, **_: Any) -> None:
-    """SDK response hook, run in the calling worker thread: keep Retry-After for the classifier."""
+    """SDK response hook, run in the calling worker thread: keep Retry-After for the classifier, and the
+    answer's Date (the API's clock, for judging the age of what it answers: `take_server_time`)."""
     value = None
     if http_status in (429, 503) and headers is not None:
         value = headers.get("Retry-After")
     _last_response.retry_after = value
+    _last_response.date = headers.get("Date") if headers is not None else None
+
+
+def take_server_time() -> dt.datetime | None:
+    """The Date of the last answer this thread saw (aware), or None when it had none (or not one to read)."""
+    value = getattr(_last_response, "date", None)
+    _last_response.date = None
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def take_retry_after() -> float | None:

@@ -13,6 +13,7 @@ the tests at both ends of it, and `tests/test_sdk_requestor.py` holds the two pa
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from easypost.requestor import RequestMethod, Requestor
 
 from shipctl import safefiles
 from shipctl.carrier.addresses import AddressCheck, check_from, strict_failure
-from shipctl.carrier.client import session_of
+from shipctl.carrier.client import session_of, take_server_time
 from shipctl.errors import WriteFailure
 
 
@@ -72,6 +73,9 @@ class Shipment:
     refunded); None when it carried none."""
     created_at: dt.datetime | None = None
     """When the API made it (aware), or None when its answer did not say."""
+    seen_at: dt.datetime | None = None
+    """The API's clock when it answered (its Date header), for `retrieve_shipment`'s answers: `created_at`'s age
+    judged by one clock, whatever this machine's says."""
 
     @property
     def bought(self) -> bool:
@@ -181,7 +185,8 @@ def create_shipment(client: Any, params: dict[str, Any]) -> Shipment:
 
 def retrieve_shipment(client: Any, shipment_id: str) -> Shipment:
     # An id never needs it, but a reference may hold "?", "#" or "/": the SDK pastes it into the path as is.
-    return shipment_from(client.shipment.retrieve(quote(shipment_id, safe="")))
+    shipment = shipment_from(client.shipment.retrieve(quote(shipment_id, safe="")))
+    return dataclasses.replace(shipment, seen_at=take_server_time())
 
 
 def buy_shipment(client: Any, shipment_id: str, rate_id: str, insurance: Decimal | None = None) -> Shipment:

@@ -255,9 +255,9 @@ class Purchaser:
             self.claims.forget(ref, claim.shipment_id)
             return await self.quote(row, line, digest)
         if settled is None and self.options.check_references and known is None:
-            settled = await self._first_look(row, digest)
-            if isinstance(settled, ResultRecord):
-                return settled
+            looked = await self._first_look(row, digest)
+            if looked is not None:
+                return looked
         if settled is None:
             made = await self._create(row, digest)
             if isinstance(made, ResultRecord):
@@ -265,17 +265,15 @@ class Purchaser:
             settled = made
         return await self._choose(row, settled, digest)
 
-    async def _first_look(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord | None:
-        """Across machines nothing can claim for us: ask the API for the reference's newest shipment first. A
-        bought one is adopted (a record). One another run made lately for this parcel and has not bought is
-        bought by this run too, rather than a second made (both runs then buy one shipment, and the API itself
-        refuses the second purchase). None: make a new one."""
+    async def _first_look(self, row: ShipmentRow, digest: str) -> ResultRecord | None:
+        """Across machines nothing can claim for us: ask the API for the reference's newest shipment first; a
+        bought one is adopted (a record). Another run's unbought one is not reused: it was made as that run asked
+        (verified or not, its options, its origin), so this run makes its own, and the last look settles which
+        of the two is bought."""
         existing = await self._reconcile(row.reference)
-        if existing is None or existing.reference != row.reference:
-            return None
-        if existing.bought:
+        if existing is not None and existing.bought and existing.reference == row.reference:
             return await self._adopt(row, existing, found=True, digest=digest)
-        return existing if _lately(existing) and _same_parcel(existing, row) else None
+        return None
 
     async def _last_look(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
         """Right before the buy, the reference's newest shipment once more: another machine's purchase is adopted
@@ -288,7 +286,8 @@ class Purchaser:
             return None
         if existing.bought:
             return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
-        if existing.reference == ref and _lately(existing):
+        ours = self.claims is not None and self.claims.knows(ref, existing.id)
+        if existing.reference == ref and not ours and _lately(existing):
             return self._held(ref, Claim("held", holder=(
                 f"a run this machine's claims do not know made {existing.id} for this reference {_age(existing)} "
                 "and has not bought it yet: another machine or state directory?")))
@@ -377,7 +376,9 @@ class Purchaser:
                     "nothing was bought — rerun later, or give the row a new reference",
                     shipment_id=None, release=False,
                 )
-            if (candidate == known and not edited) or (candidate != known and _same_parcel(current, row)):
+            if not self._verified_enough(current, row):
+                pass  # made unverified (a dry run under --verify off): `strict` buys only what it saw verified
+            elif (candidate == known and not edited) or (candidate != known and _same_parcel(current, row)):
                 reuse = reuse or current
             elif (ago := sent_ago.get(candidate)) is not None and ago < SETTLE_SECONDS:
                 pending = candidate
@@ -389,6 +390,12 @@ class Purchaser:
                 shipment_id=None, release=False,
             )
         return reuse
+
+    def _verified_enough(self, shipment: Shipment, row: ShipmentRow) -> bool:
+        """Whether `shipment` may be bought under this run's `--verify`: under `strict`, only one whose destination
+        was verified when it was made (a domestic one; abroad nothing is verified)."""
+        return (self.options.verify != "strict" or shipment.destination is not None
+                or domestic_zone(row.to_address.country) != "US")
 
     async def _choose(self, row: ShipmentRow, shipment: Shipment, digest: str) -> Quote | ResultRecord:
         """Choose the rate and commit the shipment id (claim, then journal with the rate) before any buy."""
@@ -844,17 +851,25 @@ class _SendMarks:
         return "found" if other_rate or inherited or only_refused else "new"
 
 
+def _age_seconds(shipment: Shipment) -> float | None:
+    """How long ago the API made it, by the API's own clock where its answer gave it (this machine's otherwise);
+    None when the answer did not say when it was made."""
+    if shipment.created_at is None:
+        return None
+    now = shipment.seen_at or dt.datetime.now(dt.timezone.utc)
+    return (now - shipment.created_at).total_seconds()
+
+
 def _lately(shipment: Shipment) -> bool:
-    """Made within `FOREIGN_SECONDS` (or at an unknown time: with money, assume lately)."""
-    made = shipment.created_at
-    return made is None or (dt.datetime.now(dt.timezone.utc) - made).total_seconds() < FOREIGN_SECONDS
+    """Made within `FOREIGN_SECONDS`. A time not given holds nothing: EasyPost always gives one, and a row held on
+    every rerun by a shipment whose age cannot be told would never ship."""
+    age = _age_seconds(shipment)
+    return age is not None and age < FOREIGN_SECONDS
 
 
 def _age(shipment: Shipment) -> str:
-    made = shipment.created_at
-    if made is None:
-        return "lately"
-    return f"{max(0, round((dt.datetime.now(dt.timezone.utc) - made).total_seconds()))} s ago"
+    age = _age_seconds(shipment)
+    return "lately" if age is None else f"{max(0, round(age))} s ago"
 
 
 def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:

@@ -186,7 +186,7 @@ class Quoter:
     async def timed_quote(self, params: dict[str, Any]) -> tuple[tuple[Rate, ...], TransitTimes]:
         """A (never bought) shipment's rates and SmartRate's time in transit for them: two calls, one of them paid."""
         engine, client = self.session.engine, self.session.client
-        shipment = await engine.call(create_shipment, client, params)
+        shipment = await engine.call(create_shipment, client, _unreferenced(params))
         transit: TransitTimes = await engine.call(smart_rates, client, shipment.id)
         self.smartrate_calls += 1
         return shipment.rates, transit
@@ -205,8 +205,14 @@ class Quoter:
                     self.host.detail(f"stateless rates are not offered here ({failure.code}); quoting by "
                                      "creating shipments (nothing is bought)")
                 self.stateless = False
-        rates = await engine.call(shipment_rates, client, params)
+        rates = await engine.call(shipment_rates, client, _unreferenced(params))
         return rates
+
+
+def _unreferenced(params: dict[str, Any]) -> dict[str, Any]:
+    """A quote's shipment (never bought) carries no reference: the API answers a reference with its newest
+    shipment, and `create`'s last look before a buy would take a quote made since for another run's purchase."""
+    return {key: value for key, value in params.items() if key != "reference"}
 
 
 # --- one parcel ------------------------------------------------------------------------------------------
