@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,27 @@ def test_a_strict_run_never_buys_a_shipment_made_unverified(tmp_path: Path) -> N
         assert by_ref["ORD-00000"]["status"] == "bought"
         assert by_ref["ORD-00001"]["status"] == "failed"
         assert sb.bought() == Counter({"ORD-00000": 1})
+
+
+@pytest.mark.slow
+def test_a_strict_run_waits_for_a_buy_of_an_unverified_shipment_that_may_still_land(tmp_path: Path) -> None:
+    """A `--verify off` run made a shipment, sent its buy and died: that buy may land. The `--verify strict` run
+    does not reuse the unverified shipment, and must not make and buy a second one meanwhile either."""
+    with sandbox_process("--latency", "none") as sb:
+        manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+        env = shipctl_env(sb.api_base, tmp_path / "state", PROD_KEY)
+        common = ["-o", "ndjson", "--progress", "off"]
+        dry = start(["create", str(manifest), "--dry-run", "--verify", "off", *common], env)
+        _, err = dry.communicate(timeout=120)
+        assert dry.returncode == 0, err.decode()
+        with sqlite3.connect(tmp_path / "state" / "claims.sqlite3") as claims:  # as the dead run's send stamped it
+            claims.execute("UPDATE claim_shipments SET buy_sent_at = ?", (time.time() - 2,))
+        claims.close()
+        strict = start(["create", str(manifest), "--verify", "strict", "--yes", *common], env)
+        out, err = strict.communicate(timeout=120)
+        assert strict.returncode == 3, err.decode()
+        assert [r["error_code"] for r in records(out)] == ["PREVIOUS_BUY_UNSETTLED"]
+        assert sb.ledger() == []
 
 
 @pytest.mark.slow

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
 from shipctl.sandbox import Sandbox, start_sandbox
 from shipctl.sandbox.examples import shipment_params
 
@@ -191,3 +193,24 @@ def test_the_runtime_view_sums_the_server_time_of_every_answer_per_endpoint() ->
     assert served["shipment.create"]["count"] == 2 and served["shipment.buy"]["count"] == 1
     for name, total in seen.items():
         assert abs(served[name]["seconds"] - total) < 1e-4
+
+
+@pytest.mark.parametrize("days", [-8, 0, 8])
+def test_the_date_header_and_created_at_keep_the_sandboxs_clock(days: int) -> None:
+    """A client ages a shipment by the answer's Date against its `created_at`: a shifted clock shifts both."""
+    import datetime as dt
+
+    from shipctl.carrier.client import make_client
+    from shipctl.carrier.shipments import create_shipment, retrieve_shipment
+
+    with start_sandbox(clock_offset_days=days) as sb:
+        client = make_client("EZTKclock", sb.api_base, pool_size=1)
+        try:
+            made = create_shipment(client, shipment_params("clock-1"))
+            seen = retrieve_shipment(client, made.id)
+        finally:
+            client._requests_session.close()
+    assert seen.seen_at is not None and seen.created_at is not None
+    assert abs((seen.seen_at - seen.created_at).total_seconds()) < 60
+    shifted = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days)
+    assert abs((seen.seen_at - shifted).total_seconds()) < 60

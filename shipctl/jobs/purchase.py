@@ -376,9 +376,11 @@ class Purchaser:
                     "nothing was bought — rerun later, or give the row a new reference",
                     shipment_id=None, release=False,
                 )
-            if not self._verified_enough(current, row):
-                pass  # made unverified (a dry run under --verify off): `strict` buys only what it saw verified
-            elif (candidate == known and not edited) or (candidate != known and _same_parcel(current, row)):
+            # One made unverified (a dry run under --verify off) is not for `strict`, which buys only what it saw
+            # verified; but a buy of it still in flight makes the row wait as any other would.
+            reusable = self._verified_enough(current, row) and (
+                (candidate == known and not edited) or (candidate != known and _same_parcel(current, row)))
+            if reusable:
                 reuse = reuse or current
             elif (ago := sent_ago.get(candidate)) is not None and ago < SETTLE_SECONDS:
                 pending = candidate

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
@@ -84,14 +84,16 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 class _Date:
-    """`Date` header, formatted at most once a second."""
+    """`Date` header, formatted at most once a second, on the sandbox's clock (`offset`: its `--shift-clock`), the
+    clock its objects' `created_at` are dated by: a client judging an age by the two must see them agree."""
 
-    def __init__(self) -> None:
+    def __init__(self, offset: Callable[[], float] = lambda: 0.0) -> None:
         self._second = -1
         self._value = ""
+        self._offset = offset
 
     def get(self) -> str:
-        now = int(time.time())
+        now = int(time.time() + self._offset())
         if now != self._second:
             self._value = formatdate(now, usegmt=True)
             self._second = now
@@ -206,7 +208,7 @@ class _Server:
         # Server time served per endpoint (answers only, X-Runtime summed): a benchmark's ceiling is 16 ÷ the time
         # the server actually took for the calls of the run it measures, not for a sample taken beforehand.
         self.runtime: dict[str, list[float]] = {}
-        self.date = _Date()
+        self.date = _Date(lambda: api.clock_offset)
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
