@@ -70,16 +70,17 @@ HELD_BY_OTHER_RUN = "HELD_BY_OTHER_RUN"
 PREVIOUS_BUY_UNSETTLED = "PREVIOUS_BUY_UNSETTLED"
 """A run that stopped sent a buy for an earlier shipment of this reference moments ago: wait, then rerun."""
 SETTLE_SECONDS = 180
+"""How long after its last send a buy from a run that stopped may still land: three client timeouts (60 s)."""
 FOREIGN_SECONDS = 900
 """How long a shipment for the reference that another run made (another machine, or another state directory: no
 claim of ours knows it) and has not bought yet holds the reference: that run may be about to buy it. Older than
 this, it is taken as abandoned."""
 VERIFICATION_META = "address_verification:"
-RATE_CHOICE_META = "rate_choice:"
-INSURANCE_FEE_META = "insurance_fee:"
-"""The journal's meta key (plus the reference) holding why a delivery-time rule chose the row's rate."""
 """The journal's meta key (plus the reference) holding what verification found for the row's shipment."""
-"""How long after its last send a buy from a run that stopped may still land: three client timeouts (60 s)."""
+RATE_CHOICE_META = "rate_choice:"
+"""The journal's meta key (plus the reference) holding why a delivery-time rule chose the row's rate."""
+INSURANCE_FEE_META = "insurance_fee:"
+"""The journal's meta key (plus the reference) holding the InsuranceFee the label was charged."""
 MAX_BUY_ROUNDS = 6
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
