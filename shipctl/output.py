@@ -25,6 +25,11 @@ OutputFormat = Literal["table", "json", "ndjson", "csv"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 shipment`, `2 shipments`: `noun` is the plural, as `Summary.noun` is."""
+    return f"{n} {noun[:-1] if n == 1 and noun.endswith('s') else noun}"
+
+
 class Writer(Protocol):
     def write(self, record: Mapping[str, Any]) -> None: ...
 

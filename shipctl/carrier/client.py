@@ -25,7 +25,7 @@ DEFAULT_TIMEOUT = 60
 _last_response = threading.local()
 
 
-def _remember_retry_after(*, http_status: int, headers: Any, **_: Any) -> None:
+def _remember_answer(*, http_status: int, headers: Any, **_: Any) -> None:
     """SDK response hook, run in the calling worker thread: keep Retry-After for the classifier, and the
     answer's Date (the API's clock, for judging the age of what it answers: `take_server_time`)."""
     value = None
@@ -112,7 +112,7 @@ def make_client(api_key: str, api_base: str, *, pool_size: int, timeout: int = D
     session.mount(origin, _adapter(pool_size, ca_bundle))
     session.mount("https://", _adapter(pool_size, ca_bundle))
     session.mount("http://", _adapter(pool_size, ca_bundle))
-    client.subscribe_to_response_hook(_remember_retry_after)
+    client.subscribe_to_response_hook(_remember_answer)
     return client
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypedDict
 from shipctl import money
 from shipctl.cli.plain import PlainConsole
 from shipctl.money import format_money, format_totals
+from shipctl.output import counted as counted  # the CLI's commands import it from here
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,11 +71,6 @@ def pad(text: str, width: int, *, right: bool = False) -> str:
 
 _INSURANCE = ("insurance", "")
 """The cost table's line for insurance fees (carrier, service)."""
-
-
-def counted(n: int, noun: str) -> str:
-    """`1 shipment`, `2 shipments`: `noun` is the plural, as `Summary.noun` is."""
-    return f"{n} {noun[:-1] if n == 1 and noun.endswith('s') else noun}"
 
 
 def format_elapsed(seconds: float) -> str:

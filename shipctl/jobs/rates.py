@@ -30,6 +30,7 @@ from shipctl.manifest import Address, ShipmentRow, ValidRow
 from shipctl.manifest.problems import ProblemGroups
 from shipctl.manifest.rows import Problem
 from shipctl.money import Totals, add, parse_amount
+from shipctl.output import counted
 from shipctl.quote_cache import Cached, QuoteCache, request_key
 from shipctl.selection import (
     DEFAULT_CONFIDENCE,
@@ -434,9 +435,8 @@ class ManifestQuote:
         if seen.rows == 0:
             raise ShipctlError(f"{self.query.label}: the manifest has no rows", ExitCode.USAGE)
         if seen.invalid:
-            rows = f"{seen.rows} row{'' if seen.rows == 1 else 's'}"
-            raise ShipctlError(f"{rows}: {seen.rows - seen.invalid} valid, {seen.invalid} invalid; nothing was quoted",
-                               ExitCode.USAGE)
+            raise ShipctlError(f"{counted(seen.rows, 'rows')}: {seen.rows - seen.invalid} valid, {seen.invalid} "
+                               "invalid; nothing was quoted", ExitCode.USAGE)
         return seen.rows
 
     def run(self, session: Session, sink: Sink) -> ManifestOutcome:

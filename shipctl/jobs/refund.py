@@ -171,7 +171,6 @@ class RefundJob:
         claims file names, bound to this API and key mode) gets its refund status, as a refund from the journal
         does; its rerun, `report` and `labels` then see the label void, not bought."""
         from shipctl.jobs.reconcile import discover_journals
-        from shipctl.journal import JournalLocked
         from shipctl.paths import state_dir
         from shipctl.sqlite_writes import open_read_only
 
@@ -181,6 +180,7 @@ class RefundJob:
             return
         ids = list(statuses)
         marks = ", ".join("?" * len(ids))
+        by_journal: dict[Path, list[tuple[str, str]]] = {}
         for path in discover_journals(state_dir(), lambda _: None):
             try:
                 db = open_read_only(path)
@@ -192,15 +192,9 @@ class RefundJob:
                     db.close()
             except sqlite3.DatabaseError:
                 continue  # not a journal (any more): nothing of ours in it
-            if not found or target is None or target[0] != self.session.target.identity:
-                continue
-            try:
-                with Journal(path) as journal:
-                    for reference, sid in found:
-                        journal.update(reference, refund_status=statuses[sid])
-            except JournalLocked:
-                self.host.warn(f"journal {path} is in use by a run; its refund statuses were not recorded "
-                               "(the API has them: `shipctl reconcile` finds them)")
+            if found and target is not None and target[0] == self.session.target.identity:
+                by_journal[path] = [(reference, statuses[sid]) for reference, sid in found]
+        _record_refunds(by_journal, self.host.warn)
 
     def _collect(self) -> list[_Target]:
         if self._journal is None:
@@ -580,22 +574,13 @@ class UnusedRefundJob:
 
     def _write_back(self, items: list[_Unused], status_of: Callable[[_Unused], str]) -> None:
         """Each item's refund status into every journal row that names its shipment."""
-        from shipctl.journal import JournalLocked
-
         by_journal: dict[Path, list[tuple[str, str]]] = {}
         for item in items:
             status = status_of(item)
             if status in JOURNALED:
                 for row in item.rows:
                     by_journal.setdefault(row.journal, []).append((row.reference, status))
-        for path, updates in by_journal.items():
-            try:
-                with Journal(path) as journal:
-                    for reference, status in updates:
-                        journal.update(reference, refund_status=status)
-            except JournalLocked:
-                self.host.warn(f"journal {path} is in use by a run; its refund statuses were not recorded "
-                               "(the API has them)")
+        _record_refunds(by_journal, self.host.warn)
 
     def _emit(self, item: _Unused) -> None:
         label = item.label
@@ -611,6 +596,20 @@ class UnusedRefundJob:
             "refund_status": item.status if item.status in JOURNALED else None,
             "journal": str(item.row.journal), "error_code": item.error_code, "error_message": item.error_message,
         })
+
+
+def _record_refunds(by_journal: dict[Path, list[tuple[str, str]]], warn: Callable[[str], None]) -> None:
+    """(reference, refund status) pairs written into each journal; one a run holds now is named in a warning."""
+    from shipctl.journal import JournalLocked
+
+    for path, updates in by_journal.items():
+        try:
+            with Journal(path) as journal:
+                for reference, status in updates:
+                    journal.update(reference, refund_status=status)
+        except JournalLocked:
+            warn(f"journal {path} is in use by a run; its refund statuses were not recorded (the API has them: "
+                 "`shipctl reconcile` finds them)")
 
 
 def _by_shipment(rows: Sequence[JournalLabel]) -> list[_Unused]:

@@ -25,6 +25,7 @@ from shipctl.jobs.session import InOrder, Session
 from shipctl.jobs.validation import ManifestSource
 from shipctl.manifest import Address, InvalidRow, ValidRow
 from shipctl.manifest.problems import ProblemGroups
+from shipctl.output import counted
 from shipctl.secrets import scrub
 
 VERIFY_COLUMNS = (
@@ -128,9 +129,8 @@ class AddressVerification:
         if rows == 0:
             raise ShipctlError(f"{self.query.label}: the manifest has no rows", ExitCode.USAGE)
         if invalid:
-            counted = f"{rows} row{'' if rows == 1 else 's'}"
-            raise ShipctlError(f"{counted}: {rows - invalid} valid, {invalid} invalid; nothing was verified",
-                               ExitCode.USAGE)
+            raise ShipctlError(f"{counted(rows, 'rows')}: {rows - invalid} valid, {invalid} invalid; nothing was "
+                               "verified", ExitCode.USAGE)
         return Plan(rows, list(origins.values()))
 
     def run(self, plan: Plan, session: Session, sink: Sink) -> VerifyOutcome:
