@@ -60,6 +60,9 @@ def test_label_format_and_insurance_rules() -> None:
     assert errors(insurance="-5") == [("insurance", None)]
     assert row(insurance="0").insurance is None  # nothing to insure: no insurance sent
     assert row(insurance="$1,250.50").insurance == Decimal("1250.50")
+    # Past decimal's precision (an exporter's float): the bound's error, not a crash quantizing it to cents.
+    assert errors(insurance=1e26) == [("insurance", None)]
+    assert errors(insurance="100.005") == [("insurance", None)]
 
 
 def test_dimensions_all_three_or_none() -> None:

@@ -331,10 +331,11 @@ class ShipmentRow(BaseModel):
         if value is None or value == "":
             return None
         amount = normalize.money(value)
-        if amount != amount.quantize(CENT):
-            raise ValueError(f"{value!r} has more than 2 decimals: insurance is in cents")
+        # The bound first: quantizing an amount past decimal's 28 digits of precision (1e+26) raises.
         if amount > INSURANCE_MAX:
             raise ValueError(f"{amount:,.2f} is more than EasyPost insures ({INSURANCE_MAX:,.2f} USD a parcel)")
+        if amount != amount.quantize(CENT):
+            raise ValueError(f"{value!r} has more than 2 decimals: insurance is in cents")
         return amount or None  # 0: not insured
 
     @model_validator(mode="after")
