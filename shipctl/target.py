@@ -46,7 +46,7 @@ def api_target(*, force_sandbox: bool = False, announce: Callable[[str], None] =
     The key: EASYPOST_API_KEY, else the profile's key_command, else the keychain (`shipctl.keys`); a profile's
     declared mode is checked against it here, before any call."""
     key = os.environ.get("EASYPOST_API_KEY", "").strip()
-    base = os.environ.get("EASYPOST_API_BASE", "").strip()
+    base = _checked_base(os.environ.get("EASYPOST_API_BASE", "").strip())
     if not force_sandbox:  # `--sandbox` runs no key_command and reads no keychain
         from shipctl.config import active
         from shipctl.keys import check_mode, find_key
@@ -71,6 +71,27 @@ def api_target(*, force_sandbox: bool = False, announce: Callable[[str], None] =
     # The key's mode is part of the identity: a journal of test purchases must never be "resumed" as if its
     # labels had been bought in production (the key itself is never stored, not even hashed).
     yield Target(key or SANDBOX_KEY, url, f"{url} ({mode or 'unknown'} key)", embedded=False, mode=mode)
+
+
+def _checked_base(base: str) -> str:
+    """EASYPOST_API_BASE as given, when it is an http(s) URL with a host; a usage error (nothing sent) otherwise:
+    `notaurl` would otherwise come back from requests as a connection that "broke"."""
+    if not base:
+        return base
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(base)
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        usable = False
+    if not usable:
+        from shipctl.errors import UsageError
+
+        raise UsageError(f"EASYPOST_API_BASE {base!r} is not an http(s) URL (e.g. https://api.easypost.com/v2, or "
+                         "http://127.0.0.1:8080/v2 for a sandbox); nothing was sent")
+    return base
 
 
 def key_mode(key: str) -> str | None:

@@ -168,7 +168,9 @@ def test_an_empty_object_is_one_problem_not_seven(tmp_path: Path) -> None:
 def test_a_one_column_csv_is_still_a_csv(tmp_path: Path) -> None:
     path = tmp_path / "refs.csv"
     path.write_text("reference\n")
-    assert invoke("validate", str(path)).exit_code == 0  # a header and no rows, as before
+    result = invoke("validate", str(path))
+    # Read as a CSV (a header and no rows), not refused as some other format; no rows is exit 2, as for `create`.
+    assert (result.exit_code, result.stderr) == (2, f"error: {path}: the manifest has no rows\n")
 
 
 def test_a_whitespace_only_manifest_is_rejected_in_linear_time() -> None:

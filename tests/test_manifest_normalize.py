@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -126,3 +127,20 @@ def test_hs_tariff_six_to_ten_digits_dots_allowed(given: str, digits: str) -> No
 def test_hs_tariff_refuses_wrong_lengths(bad: str) -> None:
     with pytest.raises(ValueError, match="HS tariff"):
         normalize.hs_tariff(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [("1e9", "is 1e+09 oz, more than a parcel carrier takes"), ("151 lb", "is 2416 oz, more than"),
+     (2400.5, "more than a parcel carrier takes"), ("999999999999999999999999999999", "is 1e+30 oz"),
+     ("0.0000001", "too small: it rounds to 0"), ("1e400", "too large to be a weight"),
+     (float("nan"), "is not a weight")],
+)
+def test_weight_refuses_what_no_parcel_weighs_and_says_why(bad: object, says: str) -> None:
+    # A typo (an extra 0, lb for oz) is refused with the row's other errors, before anything is bought.
+    with pytest.raises(ValueError, match=re.escape(says)):
+        normalize.weight_oz(bad)
+
+
+def test_weight_accepts_the_heaviest_parcel() -> None:
+    assert normalize.weight_oz("150 lb") == normalize.MAX_PARCEL_OZ == 2400.0

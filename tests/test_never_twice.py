@@ -86,8 +86,8 @@ def test_two_runs_at_once_buy_each_reference_exactly_once(server: Server, tmp_pa
 def test_the_run_whose_shipment_another_machine_outdated_gives_way_and_its_rerun_adopts(tmp_path: Path) -> None:
     """Two state directories (two machines): no claim is shared, only the API, which answers a reference with its
     newest shipment. Machine A made its shipments first (a dry run), machine B after it (B's dry run, another copy
-    of the orders): A's buy finds B's newer unbought shipment and holds every row, since B sees only its own and
-    will buy it; B buys; A's rerun adopts B's labels. Before, A bought them too."""
+    of the orders, not looking first): A's buy finds B's newer unbought shipment and holds every row, since B sees
+    only its own and will buy it; B buys; A's rerun adopts B's labels. Before, A bought them too."""
     with sandbox_process("--latency", "none") as sb:
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
@@ -104,7 +104,7 @@ def test_the_run_whose_shipment_another_machine_outdated_gives_way_and_its_rerun
             return proc.returncode, records(out)
 
         run(a_orders, a_env, "--dry-run")
-        run(b_orders, b_env, "--dry-run")
+        run(b_orders, b_env, "--dry-run", "--no-check-references")
         code, held = run(a_orders, a_env, "--yes")
         assert code == 3 and {r["error_code"] for r in held} == {"HELD_BY_OTHER_RUN"}
         assert all("another machine or state directory" in r["error_message"] for r in held)
@@ -113,6 +113,44 @@ def test_the_run_whose_shipment_another_machine_outdated_gives_way_and_its_rerun
         assert code == 0 and [r["purchase"] for r in bought] == ["new"] * 5
         code, adopted = run(a_orders, a_env, "--yes")
         assert code == 0 and [r["purchase"] for r in adopted] == ["found"] * 5
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
+
+
+@pytest.mark.slow
+def test_a_machine_that_finds_another_machines_unbought_shipment_holds_the_row_until_it_is_bought(
+    tmp_path: Path,
+) -> None:
+    """Machine A has made its shipments (here a dry run: A is between its create and its buy). Machine B, started
+    then, must not make its own: B's would be the newest, and once A has bought, B's last look would see only B's
+    (measured before: B started 0.5–3 s after A bought 4–22 of 40 rows twice). B holds every row and creates
+    nothing; A buys; B's rerun adopts A's labels."""
+    with sandbox_process("--latency", "none") as sb:
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        a_orders = make_manifest(tmp_path / "a" / "orders.csv", 5)
+        b_orders = tmp_path / "b" / "orders.csv"
+        b_orders.write_bytes(a_orders.read_bytes())
+        a_env, b_env = (shipctl_env(sb.api_base, tmp_path / name, PROD_KEY) for name in ("state-a", "state-b"))
+
+        def run(manifest: Path, env: dict[str, str], *more: str) -> tuple[int, list[dict[str, Any]]]:
+            proc = start(["create", str(manifest), "-o", "ndjson", "--progress", "off", *more], env)
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode in (0, 3), err.decode()
+            return proc.returncode, records(out)
+
+        _, planned = run(a_orders, a_env, "--dry-run")
+        a_shipments = {r["reference"]: r["shipment_id"] for r in planned}
+        code, held = run(b_orders, b_env, "--yes")
+        assert code == 3 and [r["error_code"] for r in held] == ["HELD_BY_OTHER_RUN"] * 5
+        assert all(a_shipments[r["reference"]] in r["error_message"] for r in held)
+        assert all(r["shipment_id"] is None for r in held)  # B made no shipment of its own
+        assert sb.ledger() == []
+        code, bought = run(a_orders, a_env, "--yes")
+        assert code == 0 and [r["purchase"] for r in bought] == ["new"] * 5
+        assert {r["reference"]: r["shipment_id"] for r in bought} == a_shipments
+        code, adopted = run(b_orders, b_env, "--yes")
+        assert code == 0 and [r["purchase"] for r in adopted] == ["found"] * 5
+        assert {r["reference"]: r["shipment_id"] for r in adopted} == a_shipments
         assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
 
 

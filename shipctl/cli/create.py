@@ -55,7 +55,8 @@ JOURNAL_PANEL = "Journal and never-twice"
 
 # Options `create` shares with `apply`.
 LabelFormatChoice = Annotated[str | None, choice(
-    "--label-format", ("PDF", "PNG", "ZPL"), "Label file format (default PNG).", case_sensitive=False,
+    "--label-format", ("PDF", "PNG", "ZPL"),
+    "Label file format for every row (default: each row's label_format column, else PNG).", case_sensitive=False,
     panel=OUTPUT_PANEL,
 )]
 LabelsDir = Annotated[Path | None, typer.Option(
@@ -143,7 +144,8 @@ def create(
     ),
     yes: Yes = False,
     max_cost: str | None = typer.Option(
-        None, "--max-cost", rich_help_panel=MONEY_PANEL, help="Refuse to buy if the estimate is higher (250.00)."
+        None, "--max-cost", rich_help_panel=MONEY_PANEL,
+        help="Refuse to buy if the estimate is higher than this many dollars, e.g. 250.00 (no limit when not given).",
     ),
     *,
     run: RunOptions,

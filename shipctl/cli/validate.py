@@ -12,6 +12,7 @@ from shipctl.cli.app import command
 from shipctl.cli.options import choice
 from shipctl.cli.problems import problem_report
 from shipctl.cli.terminal import terminal
+from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def validate(
 
     The same problem on many rows is one line naming them: `rows 2–2001 (2,000 rows), column from_*: required`.
 
-    Exits 0 when every row is valid, 2 otherwise.
+    Exits 0 when every row is valid, 2 otherwise (a manifest with no rows too, as `create` refuses it).
 
     Examples:
 
@@ -86,6 +87,9 @@ def validate(
         problems = stack.enter_context(problem_report())
         valid, invalid = _check(rows, write, problems.add)
     total = valid + invalid
+    if total == 0:
+        # As `create` says it: a cron job's `validate X && create X` must not pass the gate and fail at the buy.
+        raise ShipctlError(f"{'stdin' if manifest == '-' else manifest}: the manifest has no rows", ExitCode.USAGE)
     if invalid or not quiet:
         term.info(f"{total} row{'' if total == 1 else 's'}: {valid} valid, {invalid} invalid")
     if invalid:

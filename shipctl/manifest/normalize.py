@@ -233,17 +233,36 @@ def _quantity(value: Any, units: dict[str, float], what: str, example: str) -> f
         number, factor = float(digits), factor_or_none
     else:
         raise ValueError(f"expected a {what} (e.g. {example})")
-    result = round(number * factor, 4)
-    if not math.isfinite(result) or number <= 0 or result <= 0:
+    if math.isnan(number):
+        raise ValueError(f"{value!r} is not a {what} (e.g. {example})")
+    if number <= 0:
         raise ValueError(f"{value!r} must be greater than 0")
+    result = round(number * factor, 4)
+    if not math.isfinite(result):
+        raise ValueError(f"{value!r} is too large to be a {what}")
+    if result <= 0:
+        raise ValueError(f"{value!r} is too small: it rounds to 0")
     return result
 
 
+MAX_PARCEL_OZ = 2400.0
+"""150 lb: the heaviest parcel UPS and FedEx carry (USPS: 70 lb). A manifest's weight above it is a typo (an extra 0,
+lb for oz), refused with the row's other errors before anything is bought, not by the API in the middle of a run."""
+
+
 def weight_oz(value: Any) -> float:
-    """Ounces from `12`, `12oz`, `1.5 lb`, `500g`, `2kg` (a bare number is ounces); must be > 0."""
+    """Ounces from `12`, `12oz`, `1.5 lb`, `500g`, `2kg` (a bare number is ounces); > 0 and at most 150 lb."""
     if type(value) is str:
         return _weight_text(value)
-    return _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg")
+    return _at_most_a_parcel(value, _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg"))
+
+
+def _at_most_a_parcel(value: Any, ounces: float) -> float:
+    if ounces > MAX_PARCEL_OZ:
+        shown = fmt_number(ounces) if ounces < 1e7 else f"{ounces:.3g}"
+        most = f"{fmt_number(MAX_PARCEL_OZ / 16)} lb = {fmt_number(MAX_PARCEL_OZ)} oz"
+        raise ValueError(f"{value!r} is {shown} oz, more than a parcel carrier takes ({most}); a bare number is ounces")
+    return ounces
 
 
 def length_in(value: Any) -> float:
@@ -256,7 +275,7 @@ def length_in(value: Any) -> float:
 # Manifests repeat the same few weights and sizes; parsing each distinct text once is a measurable saving.
 @functools.lru_cache(maxsize=4096)
 def _weight_text(value: str) -> float:
-    return _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg")
+    return _at_most_a_parcel(value, _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg"))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -299,8 +299,8 @@ def build_parcel(params: JSON, mode: str, field: str = "parcel") -> JSON:
     if not isinstance(params, dict) or not params:
         raise required(field)
     weight = _positive_number(params.get("weight"), f"{field}.weight", allow_none=False)
-    if weight is not None and weight > 70 * 16 * 2:
-        raise invalid(f"{field}.weight", "must be at most 2240 ounces")
+    if weight is not None and weight > 150 * 16:  # the heaviest parcel a parcel carrier (UPS, FedEx) takes
+        raise invalid(f"{field}.weight", "must be at most 2400 ounces")
     dims = {k: _positive_number(params.get(k), f"{field}.{k}", allow_none=True)
             for k in ("length", "width", "height")}
     ts = now_z()
