@@ -241,8 +241,14 @@ class Journal:
     def _holds_shipments(self) -> bool:
         return self.db.execute("SELECT 1 FROM rows WHERE shipment_id IS NOT NULL LIMIT 1").fetchone() is not None
 
+    def _lock_path(self) -> Path:
+        """Beside the journal's real file: a symlink to the journal (or a second spelling of its path) must meet the
+        same lock, or two runs would write one journal at once."""
+        real = Path(os.path.realpath(self.path))
+        return real.with_name(real.name + ".lock")
+
     def _acquire_lock(self) -> None:
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = self._lock_path()
         try:
             import fcntl
         except ImportError:  # Windows: SQLite's own locking still keeps the file consistent
@@ -272,7 +278,7 @@ class Journal:
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
-            lock_path = self.path.with_name(self.path.name + ".lock")
+            lock_path = self._lock_path()
             # Removed while still held, so no one can lock it in the meantime and then lose it to the unlink;
             # only if it is still ours (someone may have deleted it and another run made a new one).
             if safefiles.same_file(self._lock_fd, lock_path):

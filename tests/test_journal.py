@@ -69,6 +69,28 @@ def test_a_second_process_is_refused(tmp_path: Path) -> None:
         pass
 
 
+def test_a_symlink_to_a_journal_in_use_is_refused_too(tmp_path: Path) -> None:
+    """The lock is beside the journal's real file: a run reaching it through a link (or another spelling of its
+    path) waits for the run holding it, instead of writing the same journal at once."""
+    path = tmp_path / "j.db"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = elsewhere / "link.db"
+    link.symlink_to(path)
+    with Journal(path):
+        code = (
+            "import sys; from pathlib import Path; from shipctl.journal import Journal, JournalLocked\n"
+            "try:\n    Journal(Path(sys.argv[1])).open()\n"
+            "except JournalLocked as e:\n    print(e.message); sys.exit(7)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code, str(link)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 7, proc.stderr
+        assert f"pid {os.getpid()}" in proc.stdout
+    with Journal(link):  # released on close, whichever name took it
+        pass
+    assert not list(elsewhere.glob("*.lock")) and not list(tmp_path.glob("*.lock"))
+
+
 def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     code = (

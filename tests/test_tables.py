@@ -95,6 +95,22 @@ def test_the_create_table_fits_80_columns_with_whole_codes(env: Sandbox, tmp_pat
 
 
 @pytest.mark.slow
+def test_at_80_columns_status_outlasts_address_verification_and_error_text(env: Sandbox, tmp_path: Path) -> None:
+    """A failed row's message and every row's `address_verification` (mostly `verified`) made the table wider:
+    `status` was left out before them, so a failed or refunded row looked like every other."""
+    rows = [row(i, service="Teleport") if i == 3 else row(i) for i in range(6)]
+    manifest = write_manifest(tmp_path / "orders.csv", rows)
+    seen = on_screen(["create", str(manifest), "--progress", "off"], 80)
+    assert seen.code == 3, seen.stderr
+    records = ndjson(invoke("create", str(manifest), "-o", "ndjson", "-q").stdout)
+    assert all(r["address_verification"] for r in records if r["status"] == "bought")  # there was one to leave out
+    shown = table_rows(seen.stdout)
+    assert {"reference", "status", "tracking_code", "rate"} <= set(shown[0])
+    assert "address_verification" in left_out(seen.stderr, 80)
+    assert {r["reference"]: r["status"] for r in shown}["ORD-00003"] == "failed"
+
+
+@pytest.mark.slow
 def test_a_large_run_on_a_screen_shows_the_rows_needing_attention(env: Sandbox, tmp_path: Path) -> None:
     rows = [row(i, service="Teleport") if i in (7, 70, 140) else row(i) for i in range(150)]
     manifest = write_manifest(tmp_path / "orders.csv", rows)
