@@ -24,8 +24,9 @@ def test_ok_when_every_row_is_valid() -> None:
     assert exit_code(str(EXAMPLES / "manifest.csv")) == ExitCode.OK == 0
 
 
-def test_ok_for_a_manifest_with_a_header_and_no_rows() -> None:
-    assert exit_code("-", stdin="reference,to_name\n") == ExitCode.OK
+def test_usage_for_a_manifest_with_a_header_and_no_rows() -> None:
+    # As `create` refuses it: `validate X && create X` must not pass the gate and fail at the buy.
+    assert exit_code("-", stdin="reference,to_name\n") == ExitCode.USAGE
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,8 @@ def pipeline(first: list[str], second: list[str], cwd: Path) -> tuple[subprocess
 
 
 def manifest_with_a_failing_row(tmp_path: Path) -> Path:
-    # 200 lb: no carrier quotes it, so that row fails (no shipment bought, no tracking code) and the others buy.
-    rows = [row(0), row(1, weight="200lb"), row(2)]
+    # A service no carrier offers: that row fails (no label bought, no tracking code) and the others buy.
+    rows = [row(0), row(1, service="Teleport"), row(2)]
     return write_manifest(tmp_path / "orders.csv", rows)
 
 
@@ -64,7 +64,7 @@ def test_create_piped_to_refund_refunds_what_was_bought(env: Sandbox, tmp_path: 
     refunded = ndjson(result.stdout)
     assert [r["status"] for r in refunded] == ["submitted", "submitted"]
     assert all(r["shipment_id"].startswith("shp_") for r in refunded)
-    assert "1 line had no shipment_id (a failed row): skipped" in result.stderr.splitlines()
+    assert "1 record was not bought by that run (failed): skipped" in result.stderr.splitlines()
     assert "2 shipments: 2 submitted" in result.stderr
 
 

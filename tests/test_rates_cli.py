@@ -116,12 +116,32 @@ def test_an_incomplete_json_address_exits_2(env: Sandbox) -> None:
     assert result.stdout == ""
 
 
-def test_a_quote_the_api_refuses_exits_2_with_its_message(env: Sandbox) -> None:
-    result = invoke("rates", "--to", "10001", "--from", "94105", "--weight", "200lb")  # over the carriers' limit
+def _refuse_every_quote(method: str, path: str, answer: Any) -> tuple[int, str, bytes] | None:
+    """A front for the sandbox whose API refuses every quote's parcel, as EasyPost answers a parameter it rejects."""
+    if method == "POST" and (path.startswith("/beta/rates") or path.endswith("/shipments")):
+        body = json.dumps({"error": {"code": "PARAMETER.INVALID", "message": "Invalid parameter.", "errors": [
+            {"field": "parcel.weight", "message": "must be at most 1120 ounces"}]}}).encode()
+        return 422, "application/json", body
+    return None
+
+
+def test_a_quote_the_api_refuses_exits_2_with_its_message(
+    env: Sandbox, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with gateway_in_front(sandbox, monkeypatch, _refuse_every_quote) as proxy:
+        monkeypatch.setenv("EASYPOST_API_BASE", proxy.api_base)
+        result = invoke("rates", "--to", "10001", "--from", "94105", "--weight", "80lb")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: the API refused the quote: ")
-    assert "weight" in result.stderr
+    assert "parcel.weight: must be at most 1120 ounces" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_weight_no_parcel_carrier_takes_is_refused_before_any_call(env: Sandbox) -> None:
+    result = invoke("rates", "--to", "10001", "--from", "94105", "--weight", "200lb")
+    assert result.exit_code == 2
+    assert "'200lb' is 3200 oz, more than a parcel carrier takes" in result.stderr
+    assert env.store.listing("shipment") == [] and result.stdout == ""
 
 
 def _no_stateless_rates(method: str, path: str, answer: Any) -> tuple[int, str, bytes] | None:

@@ -4,7 +4,8 @@ Routes are the paths the official SDK sends (`/v2/...`, and `/beta/rates`), with
 (`{"shipment": {...}}`, `{"address": {...}, "verify": true}`, `{"rate": {"id": ...}}`, ...).
 
 Every request acts for one account (the server derives it from the key): an object another account made is
-answered 404 as if it did not exist, and a reference names a shipment only within its account.
+answered 404 as if it did not exist, and a reference names a shipment only within its account and its mode (a
+test key never sees a production shipment, nor the other way round).
 """
 
 from __future__ import annotations
@@ -247,10 +248,11 @@ class SandboxApi:
                 items.append(self.store.put("customs_item", model.build_customs_item(item, mode), req.account))
         return self.store.put("customs_info", model.build_customs_info(value, mode, items), req.account)
 
-    def _shipment(self, key: str, account: str) -> JSON:
-        shp = self.store.get(key, account) if key.startswith("shp_") else None
+    def _shipment(self, key: str, req: Request) -> JSON:
+        """The shipment an id or a reference names, for this request's account; a reference within its mode."""
+        shp = self.store.get(key, req.account) if key.startswith("shp_") else None
         if shp is None:
-            shp = self.store.shipment_by_reference(key, account)
+            shp = self.store.shipment_by_reference(key, req.account, req.mode)
         if shp is None:
             raise not_found()
         return shp
@@ -353,11 +355,11 @@ class SandboxApi:
         return 200, {"shipments": page, "has_more": has_more}
 
     def shipment_retrieve(self, req: Request) -> tuple[int, JSON]:
-        return 200, self.present(self._shipment(req.params[0], req.account), req.base)
+        return 200, self.present(self._shipment(req.params[0], req), req.base)
 
     def shipment_buy(self, req: Request) -> tuple[int, JSON]:
         key = req.params[0]
-        shp_id = self._shipment(key, req.account)["id"]
+        shp_id = self._shipment(key, req)["id"]
         rate_param = req.body.get("rate")
         rate_id = rate_param.get("id") if isinstance(rate_param, dict) else rate_param
         if not rate_id:
@@ -438,7 +440,7 @@ class SandboxApi:
 
     def shipment_rerate(self, req: Request) -> tuple[int, JSON]:
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0], req.account))
+            shp = dict(self._shipment(req.params[0], req))
             rates, shp["messages"] = shipment_options.quote(shp["id"], shp, shp["mode"])
             self._store_rates(rates, req.account)
             shp["rates"] = rates
@@ -448,7 +450,7 @@ class SandboxApi:
 
     def shipment_refund(self, req: Request) -> tuple[int, JSON]:
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0], req.account))
+            shp = dict(self._shipment(req.params[0], req))
             if not shp.get("postage_label"):
                 raise ApiError(422, "SHIPMENT.REFUND.UNAVAILABLE",
                                "Unable to refund a shipment that has not been purchased.")
@@ -456,7 +458,7 @@ class SandboxApi:
                 raise ApiError(422, "SHIPMENT.REFUND.EXISTS",
                                "A refund has already been requested for this shipment.")
             self.refunds.request(shp, req.account)
-            shp = dict(self._shipment(shp["id"], req.account))
+            shp = dict(self._shipment(shp["id"], req))
         return 200, self.present(shp, req.base)
 
     def scan(self, key: str, status: str = "in_transit") -> JSON:
@@ -494,7 +496,7 @@ class SandboxApi:
     def shipment_insure(self, req: Request) -> tuple[int, JSON]:
         amount = self._insurance_amount(req.body.get("amount"))
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0], req.account))
+            shp = dict(self._shipment(req.params[0], req))
             if not shp.get("postage_label"):
                 raise ApiError(422, "SHIPMENT.INSURE.UNAVAILABLE",
                                "The shipment must be purchased before it is insured.")
@@ -514,7 +516,7 @@ class SandboxApi:
         if fmt not in keys:
             raise model.invalid("file_format", "must be one of PNG, PDF, ZPL")
         with self.store.lock:
-            shp = dict(self._shipment(req.params[0], req.account))
+            shp = dict(self._shipment(req.params[0], req))
             label = shp.get("postage_label")
             if not label:
                 raise ApiError(422, "SHIPMENT.POSTAGE.REQUIRED",

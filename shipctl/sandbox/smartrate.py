@@ -122,7 +122,7 @@ class SmartRates:
             return self._calls[account]
 
     def smartrate(self, req: Request) -> tuple[int, JSON]:
-        shipment = self.api._shipment(req.params[0], req.account)
+        shipment = self.api._shipment(req.params[0], req)
         from_country = str((shipment.get("from_address") or {}).get("country") or "US").upper()
         to_country = str((shipment.get("to_address") or {}).get("country") or "US").upper()
         if from_country != "US" or to_country != "US":

@@ -44,7 +44,9 @@ class Store:
         self.owner: dict[str, str] = {}  # id -> account
         self.kinds: dict[str, list[str]] = {}  # kind -> ids in creation order
         self.kinds_of: dict[tuple[str, str], list[str]] = {}  # (kind, account) -> ids in creation order
-        self.by_reference: dict[tuple[str, str], str] = {}  # (account, shipment reference) -> newest shipment id
+        # (account, mode, shipment reference) -> newest shipment id: a test key never sees production objects, nor
+        # the other way round, as with EasyPost.
+        self.by_reference: dict[tuple[str, str, str], str] = {}
         self.trackers_by_code: dict[tuple[str, str], str] = {}  # (account, tracking code) -> tracker id
         self.ledger: list[JSON] = []
         self._seq = 0
@@ -113,7 +115,7 @@ class Store:
             self.owner[oid] = account
         self.objects[oid] = obj
         if kind == "shipment" and obj.get("reference"):
-            self.by_reference[(account, str(obj["reference"]))] = oid
+            self.by_reference[(account, str(obj.get("mode")), str(obj["reference"]))] = oid
         elif kind == "tracker":
             self.trackers_by_code.setdefault((account, obj["tracking_code"]), oid)
 
@@ -150,14 +152,15 @@ class Store:
             return None
         return obj
 
-    def shipment_by_reference(self, reference: str, account: str) -> JSON | None:
-        oid = self.by_reference.get((account, reference))
+    def shipment_by_reference(self, reference: str, account: str, mode: str) -> JSON | None:
+        """The newest shipment of `account` in `mode` ('test' or 'production') carrying `reference`."""
+        oid = self.by_reference.get((account, mode, reference))
         if self._db is not None:  # the newest may be another process's
             with self.lock:
-                row = self._db.execute(
-                    "SELECT id FROM objects WHERE kind = 'shipment' AND account = ? AND reference = ? "
-                    "ORDER BY seq DESC LIMIT 1", (account, reference)).fetchone()
-                oid = row[0] if row else None
+                rows = self._db.execute(
+                    "SELECT id, data FROM objects WHERE kind = 'shipment' AND account = ? AND reference = ? "
+                    "ORDER BY seq DESC", (account, reference))
+                oid = next((found for found, data in rows if json.loads(data).get("mode") == mode), None)
         return self.get(oid, account) if oid else None
 
     def tracker_for_code(self, code: str, account: str) -> str | None:
