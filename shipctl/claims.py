@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from shipctl.errors import ShipctlError
+from shipctl.references import reference_key
 from shipctl.sqlite_writes import open_read_only, open_wal, transaction, writing
 
 _SCHEMA = """
@@ -180,6 +181,7 @@ class Claims:
 
     def claim(self, reference: str) -> Claim:
         """Claim `reference` for this run, or say who holds it (see the module docstring)."""
+        reference = reference_key(reference)
         with self._transaction():
             row = self.db.execute(
                 "SELECT state, run_id, pid, journal, shipment_id FROM claims WHERE scope = ? AND reference = ?",
@@ -205,6 +207,7 @@ class Claims:
 
         False when the claim is no longer this run's (another run judged it dead): then nothing may be bought.
         """
+        reference = reference_key(reference)
         with self._transaction():
             mine = self.db.execute(
                 "UPDATE claims SET shipment_id = ?, updated_at = ? "
@@ -224,6 +227,7 @@ class Claims:
         None when the claim is no longer this run's: the buy must not be sent. Otherwise what to hand `refused`
         if the API definitely refuses it.
         """
+        reference = reference_key(reference)
         with self._transaction():
             mine = self.db.execute(
                 "SELECT 1 FROM claims WHERE scope = ? AND reference = ? AND run_id = ? AND state = 'claimed' "
@@ -251,6 +255,7 @@ class Claims:
 
     def settle(self, reference: str, shipment_id: str) -> None:
         """`reference` is bought as `shipment_id`: every later run adopts it. The truth, whoever holds the claim."""
+        reference = reference_key(reference)
         with self._transaction():
             self.db.execute(
                 "INSERT INTO claims (scope, reference, state, run_id, pid, journal, shipment_id, updated_at) "
@@ -265,6 +270,7 @@ class Claims:
 
     def forget(self, reference: str, shipment_id: str | None) -> None:
         """A claimed purchase the API does not know (404: a wiped sandbox): the claim is stale."""
+        reference = reference_key(reference)
         self._execute(
             "UPDATE claims SET state = 'released', updated_at = ? "
             "WHERE scope = ? AND reference = ? AND state = 'bought' AND shipment_id IS ?",
@@ -274,6 +280,7 @@ class Claims:
     def release(self, reference: str) -> None:
         """Nothing was bought for `reference` (a definite refusal): another run may try it (its shipments stay
         on record, to be reconciled by whoever claims it next)."""
+        reference = reference_key(reference)
         self._execute(
             "UPDATE claims SET state = 'released', updated_at = ? "
             "WHERE scope = ? AND reference = ? AND run_id = ? AND state = 'claimed'",
@@ -284,6 +291,7 @@ class Claims:
 
     def knows(self, reference: str, shipment_id: str) -> bool:
         """Whether a run of this state directory made (or adopted) `shipment_id` for `reference`."""
+        reference = reference_key(reference)
         return self.db.execute(
             "SELECT 1 FROM claim_shipments WHERE scope = ? AND reference = ? AND shipment_id = ?",
             (self.scope, reference, shipment_id),

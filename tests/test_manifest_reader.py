@@ -413,3 +413,17 @@ def test_rows_are_read_lazily(fmt: str) -> None:
     assert stream.consumed < len(data) / 10
     assert sum(1 for _ in rows) == n - 1
     assert stream.consumed == len(data)
+
+
+def test_a_row_cut_short_says_so_and_one_missing_only_blank_trailing_cells_is_fine(tmp_path: Path) -> None:
+    header = ("reference,to_name,to_street1,to_city,to_state,to_zip,weight,"
+              "from_name,from_street1,from_city,from_state,from_zip,notes\n")
+    path = tmp_path / "orders.csv"
+    path.write_text(header
+                    + "A1,Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701\n"  # the empty `notes` left out
+                    + "A2,Bob,2 Main St,Boston\n")  # an export line cut short
+    valid, invalid = list(iter_rows(path, on_warning=lambda _m: None))
+    assert isinstance(valid, ValidRow) and valid.row.reference == "A1"
+    assert isinstance(invalid, InvalidRow)
+    assert invalid.problems[-1] == Problem(3, "*", "only 4 fields, but the header has 13: a line cut short, or a "
+                                                   "quote out of place?")

@@ -33,6 +33,7 @@ from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow, normalize
 from shipctl.manifest.models import ADDED_FIELDS, LabelFormat, domestic_zone
 from shipctl.plans import Drift, PlannedRow
+from shipctl.references import reference_key
 from shipctl.results import Purchase, ResultRecord, Status, VerifyMode
 from shipctl.selection import (
     DEFAULT_CONFIDENCE,
@@ -546,7 +547,7 @@ class Purchaser:
             # The reference is bought, whatever this row makes of it: the claim says so before anything else, so
             # no later run (nor a refusal below releasing the claim) can read it as free.
             self.claims.settle(row.reference, shipment.id)
-        if found and (shipment.reference not in (None, row.reference) or not _same_parcel(shipment, row)):
+        if found and (not _same_reference(shipment.reference, row.reference) or not _same_parcel(shipment, row)):
             return self.fail(
                 row.reference, "REFERENCE_IN_USE",
                 f"reference {row.reference} already has a label ({shipment.id}) for another destination or "
@@ -869,6 +870,12 @@ def _age_seconds(shipment: Shipment) -> float | None:
         return None
     now = shipment.seen_at or dt.datetime.now(dt.timezone.utc)
     return (now - shipment.created_at).total_seconds()
+
+
+def _same_reference(theirs: str | None, ours: str) -> bool:
+    """A shipment's reference names this row's order: none at all (EasyPost may leave it out), or the same order
+    however it was written (`shipctl.references`: the claims know a re-export in another Unicode form by it)."""
+    return theirs is None or reference_key(theirs) == reference_key(ours)
 
 
 def _lately(shipment: Shipment) -> bool:

@@ -29,12 +29,14 @@ from shipctl.manifest.models import CUSTOMS_COLUMNS, Address, Parcel, ShipmentRo
 from shipctl.manifest.rows import InvalidRow, Problem, RawRow, ValidRow
 from shipctl.manifest.sniff import NOT_A_MANIFEST, classify, json_scalar
 from shipctl.output import unneutralise
+from shipctl.references import reference_key
 
 Format = Literal["csv", "json", "ndjson"]
 
 _CHUNK = 1 << 16
 _MAX_ROW_CHARS = 16 << 20
 _PENDING_REFERENCE = "\x00pending"
+_SAME_ONCE_NORMALISED = ", the same order written another way: Unicode form, an invisible character or a .0"
 _CACHE_SIZE = 256
 _MAX_UNKNOWN = 50
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
@@ -186,8 +188,9 @@ class _RowBuilder:
         reference = data.get("reference")
         if reference is None:
             data["reference"] = _PENDING_REFERENCE
-        elif (first := self.references.add(reference, line)) is not None:
-            problems.append(Problem(line, "reference", f"duplicate reference {reference!r} (first on row {first})"))
+        elif (first := self.references.add(reference_key(reference), line)) is not None:
+            problems.append(Problem(line, "reference", f"duplicate reference {reference!r} (first on row {first}"
+                                    f"{_SAME_ONCE_NORMALISED if reference_key(reference) != reference else ''})"))
         data["to_address"] = to
         from_key = None
         if origin:
@@ -396,12 +399,19 @@ def _csv_rows(
             # each line break inside its quoted cells.
             line = reader.line_num - joined.count(sep)
             problems: list[Problem] = []
-            if len(cells) != width:
+            given = len(cells)
+            if given != width:
                 cells = _fit_width(cells, width, line, problems)
             parts = split_quoted(cells) if "'" in joined else split(cells)
             if json_items and "customs_items" in parts[CUSTOMS]:
                 _json_items(parts, line, problems)
-            yield build(line, (headers, cells), parts, problems)
+            built = build(line, (headers, cells), parts, problems)
+            if given < width and isinstance(built, InvalidRow):
+                # Short rows are padded (some tools leave trailing empty cells out), but when the row is then
+                # missing what it needs, the likelier cause is a line cut short, not a blank column.
+                built.problems.append(Problem(line, "*", f"only {given} fields, but the header has {width}: a line "
+                                                         "cut short, or a quote out of place?"))
+            yield built
     except csv.Error as exc:
         raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
 
