@@ -54,15 +54,20 @@ def test_planning_again_keeps_what_is_known(tmp_path: Path) -> None:
         assert row is not None and row.state == "bought" and row.shipment_id == "shp_x" and row.line == 5
 
 
+def open_in_another_process(path: Path) -> subprocess.CompletedProcess[str]:
+    """Open the journal at `path` from a second process: exit 7 and the refusal on stdout when it is locked."""
+    code = (
+        "import sys; from pathlib import Path; from shipctl.journal import Journal, JournalLocked\n"
+        "try:\n    Journal(Path(sys.argv[1])).open()\n"
+        "except JournalLocked as e:\n    print(e.message); sys.exit(7)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+
+
 def test_a_second_process_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     with Journal(path):
-        code = (
-            "import sys; from pathlib import Path; from shipctl.journal import Journal, JournalLocked\n"
-            "try:\n    Journal(Path(sys.argv[1])).open()\n"
-            "except JournalLocked as e:\n    print(e.message); sys.exit(7)\n"
-        )
-        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+        proc = open_in_another_process(path)
         assert proc.returncode == 7
         assert f"pid {os.getpid()}" in proc.stdout
     with Journal(path):  # released on close
@@ -78,12 +83,7 @@ def test_a_symlink_to_a_journal_in_use_is_refused_too(tmp_path: Path) -> None:
     link = elsewhere / "link.db"
     link.symlink_to(path)
     with Journal(path):
-        code = (
-            "import sys; from pathlib import Path; from shipctl.journal import Journal, JournalLocked\n"
-            "try:\n    Journal(Path(sys.argv[1])).open()\n"
-            "except JournalLocked as e:\n    print(e.message); sys.exit(7)\n"
-        )
-        proc = subprocess.run([sys.executable, "-c", code, str(link)], capture_output=True, text=True, timeout=60)
+        proc = open_in_another_process(link)
         assert proc.returncode == 7, proc.stderr
         assert f"pid {os.getpid()}" in proc.stdout
     with Journal(link):  # released on close, whichever name took it

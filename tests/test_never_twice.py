@@ -26,6 +26,24 @@ def records(out: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
 
 
+def two_machines(tmp_path: Path, api_base: str) -> list[tuple[Path, dict[str, str]]]:
+    """Two copies of the same 5 orders, each with a state directory of its own (two machines), a production key."""
+    machines = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        orders = make_manifest(tmp_path / name / "orders.csv", 5)
+        machines.append((orders, shipctl_env(api_base, tmp_path / f"state-{name}", PROD_KEY)))
+    return machines
+
+
+def run(manifest: Path, env: dict[str, str], *more: str) -> tuple[int, list[dict[str, Any]]]:
+    """A `create` of `manifest` that ends done or partial (held rows): its exit code and its records."""
+    proc = start(["create", str(manifest), "-o", "ndjson", "--progress", "off", *more], env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 3), err.decode()
+    return proc.returncode, records(out)
+
+
 @pytest.fixture(params=["fast", "realistic"])
 def server(request: pytest.FixtureRequest) -> Any:
     with sandbox_process("--latency", request.param) as sb:
@@ -89,20 +107,7 @@ def test_the_run_whose_shipment_another_machine_outdated_gives_way_and_its_rerun
     of the orders, not looking first): A's buy finds B's newer unbought shipment and holds every row, since B sees
     only its own and will buy it; B buys; A's rerun adopts B's labels. Before, A bought them too."""
     with sandbox_process("--latency", "none") as sb:
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
-        a_orders = make_manifest(tmp_path / "a" / "orders.csv", 5)
-        b_orders = tmp_path / "b" / "orders.csv"
-        b_orders.write_bytes(a_orders.read_bytes())
-        a_env, b_env = (shipctl_env(sb.api_base, tmp_path / name, PROD_KEY) for name in ("state-a", "state-b"))
-        common = ["-o", "ndjson", "--progress", "off"]
-
-        def run(manifest: Path, env: dict[str, str], *more: str) -> tuple[int, list[dict[str, Any]]]:
-            proc = start(["create", str(manifest), *common, *more], env)
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode in (0, 3), err.decode()
-            return proc.returncode, records(out)
-
+        (a_orders, a_env), (b_orders, b_env) = two_machines(tmp_path, sb.api_base)
         run(a_orders, a_env, "--dry-run")
         run(b_orders, b_env, "--dry-run", "--no-check-references")
         code, held = run(a_orders, a_env, "--yes")
@@ -125,19 +130,7 @@ def test_a_machine_that_finds_another_machines_unbought_shipment_holds_the_row_u
     (measured before: B started 0.5–3 s after A bought 4–22 of 40 rows twice). B holds every row and creates
     nothing; A buys; B's rerun adopts A's labels."""
     with sandbox_process("--latency", "none") as sb:
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
-        a_orders = make_manifest(tmp_path / "a" / "orders.csv", 5)
-        b_orders = tmp_path / "b" / "orders.csv"
-        b_orders.write_bytes(a_orders.read_bytes())
-        a_env, b_env = (shipctl_env(sb.api_base, tmp_path / name, PROD_KEY) for name in ("state-a", "state-b"))
-
-        def run(manifest: Path, env: dict[str, str], *more: str) -> tuple[int, list[dict[str, Any]]]:
-            proc = start(["create", str(manifest), "-o", "ndjson", "--progress", "off", *more], env)
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode in (0, 3), err.decode()
-            return proc.returncode, records(out)
-
+        (a_orders, a_env), (b_orders, b_env) = two_machines(tmp_path, sb.api_base)
         _, planned = run(a_orders, a_env, "--dry-run")
         a_shipments = {r["reference"]: r["shipment_id"] for r in planned}
         code, held = run(b_orders, b_env, "--yes")

@@ -409,7 +409,7 @@ def _label_notes(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummar
     urls = f"Their URLs are in the label_url field of {' and '.join(where)}" if where else (
         "For their URLs, add -o ndjson or --results FILE")
     if embedded and where:
-        urls += ".\n  On the built-in sandbox a URL works only while the run that bought its label runs"
+        urls += ".\n  A sandbox label URL works only while the run that bought the label runs"
     files, them = ("files", "them") if bought > 1 else ("a file", "it")
     # Lines a narrow terminal does not break mid-word: a clerk reads this one, it is what to do next.
     term.info(f"labels: {bought} bought, not saved as {files}. To save {them}, rerun the same command\n"
