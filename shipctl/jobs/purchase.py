@@ -287,7 +287,7 @@ class Purchaser:
         if existing.reference == ref and not ours and _lately(existing):
             return self._held(ref, Claim("held", holder=(
                 f"a run this machine's claims do not know made {existing.id} for this reference {_age(existing)} "
-                "and has not bought it yet: another machine or state directory?")))
+                "and has not bought it yet: another machine or state directory, or another tool quoting it?")))
         return None
 
     async def _last_look(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
