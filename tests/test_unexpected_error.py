@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from shipctl.cli.app import debug_first
 from shipctl.sandbox import Sandbox
 from tests.cli import invoke
 from tests.manifests import make_manifest
@@ -96,3 +97,24 @@ def test_debug_in_one_invocation_does_not_stay_on_for_the_next_in_the_same_proce
     assert plain.exit_code == 1
     assert "error: unexpected RuntimeError" in plain.stderr
     assert "Traceback" not in plain.stderr  # the earlier --debug must not carry over
+
+
+def test_debug_after_the_command_works_as_before_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """People add --debug where the trouble is: `shipctl validate x.csv --debug` was "No such option", exit 2."""
+    monkeypatch.delenv("SHIPCTL_DEBUG", raising=False)
+    monkeypatch.setattr("shipctl.manifest.iter_rows", _planted_bug)
+    monkeypatch.setattr("shipctl.manifest.reader.iter_rows", _planted_bug)
+    manifest = make_manifest(tmp_path / "orders.csv", 1)
+    debugged = invoke("validate", str(manifest), "--debug")
+    assert debugged.exit_code == 1
+    assert "Traceback (most recent call last)" in debugged.stderr
+    # After `--`, it is an argument like any other (here the manifest's path, read by the planted bug), not the flag.
+    literal = invoke("validate", "--", "--debug")
+    assert literal.exit_code == 1 and "error: unexpected RuntimeError" in literal.stderr
+    assert "Traceback" not in literal.stderr
+
+
+def test_debug_first_moves_only_the_flag() -> None:
+    assert debug_first(["create", "x.csv", "--debug", "-o", "ndjson"]) == ["--debug", "create", "x.csv", "-o", "ndjson"]
+    assert debug_first(["create", "--", "--debug"]) == ["create", "--", "--debug"]
+    assert debug_first(["validate", "x.csv"]) == ["validate", "x.csv"]

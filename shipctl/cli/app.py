@@ -170,6 +170,18 @@ class RootGroup(ShipctlGroup):
             return _listed(cmd_name)
         return super().get_command(ctx, cmd_name)
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, debug_first(args))
+
+
+def debug_first(args: list[str]) -> list[str]:
+    """`--debug` is the root's, but people add it where the trouble is (`shipctl create x.csv --debug`): taken from
+    anywhere before a `--`, as if given first, rather than "No such option" and exit 2."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug", *(a for a in args[:end] if a != "--debug"), *args[end:]]
+
 
 def _listed(name: str) -> _Command:
     """What the root's help needs of a command to list it (its name and line), made without its module."""
