@@ -253,11 +253,9 @@ lb for oz), refused with the row's other errors before anything is bought, not b
 def weight_oz(value: Any) -> float:
     """Ounces from `12`, `12oz`, `1.5 lb`, `500g`, `2kg` (a bare number is ounces); > 0 and at most 150 lb."""
     if type(value) is str:
-        return _weight_text(value)
-    return _at_most_a_parcel(value, _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg"))
-
-
-def _at_most_a_parcel(value: Any, ounces: float) -> float:
+        ounces = _weight_text(value)
+    else:
+        ounces = _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg")
     if ounces > MAX_PARCEL_OZ:
         shown = fmt_number(ounces) if ounces < 1e7 else f"{ounces:.3g}"
         most = f"{fmt_number(MAX_PARCEL_OZ / 16)} lb = {fmt_number(MAX_PARCEL_OZ)} oz"
@@ -275,7 +273,7 @@ def length_in(value: Any) -> float:
 # Manifests repeat the same few weights and sizes; parsing each distinct text once is a measurable saving.
 @functools.lru_cache(maxsize=4096)
 def _weight_text(value: str) -> float:
-    return _at_most_a_parcel(value, _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg"))
+    return _quantity(value, _WEIGHT_UNITS, "weight", "12, 12oz, 1.5 lb, 500g or 2kg")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -188,9 +188,9 @@ class _RowBuilder:
         reference = data.get("reference")
         if reference is None:
             data["reference"] = _PENDING_REFERENCE
-        elif (first := self.references.add(reference_key(reference), line)) is not None:
+        elif (first := self.references.add(key := reference_key(reference), line)) is not None:
             problems.append(Problem(line, "reference", f"duplicate reference {reference!r} (first on row {first}"
-                                    f"{_SAME_ONCE_NORMALISED if reference_key(reference) != reference else ''})"))
+                                    f"{_SAME_ONCE_NORMALISED if key != reference else ''})"))
         data["to_address"] = to
         from_key = None
         if origin:
