@@ -27,6 +27,9 @@ def _no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     # Journals, claims and caches of a test that names no state directory stay its own, never the developer's
     # (~/.local/state/shipctl) nor shared with a test running beside it on another worker.
     monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    # The reference check's quiet wait is 5 s by default: every production-key buy would wait it. A second still
+    # exercises it (and the wide look past it) against first looks that take milliseconds here.
+    monkeypatch.setenv("SHIPCTL_REFERENCE_QUIET", "1")
     for name in (PROFILE_ENV, *(s.env for s in SETTINGS.values() if s.env and s.env != "SHIPCTL_FROM")):
         monkeypatch.delenv(name, raising=False)
 

@@ -5,17 +5,21 @@ Real processes against a standalone sandbox process; its ledger is the truth abo
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from tests.cli import PROD_KEY, TEST_KEY
+from shipctl.carrier import shipments
+from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
 from tests.manifests import make_manifest, row, write_manifest
 from tests.standalone import Server, sandbox_process, shipctl_env, start
 
@@ -144,6 +148,83 @@ def test_a_machine_that_finds_another_machines_unbought_shipment_holds_the_row_u
         code, adopted = run(b_orders, b_env, "--yes")
         assert code == 0 and [r["purchase"] for r in adopted] == ["found"] * 5
         assert {r["reference"]: r["shipment_id"] for r in adopted} == a_shipments
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
+
+
+def shipment_made_at(api_base: str, shipment_id: str) -> dt.datetime:
+    answer = requests.get(f"{api_base}/shipments/{shipment_id}", headers={"Authorization": f"Bearer {TEST_KEY}"},
+                          timeout=30)
+    answer.raise_for_status()
+    return dt.datetime.fromisoformat(answer.json()["created_at"].replace("Z", "+00:00"))
+
+
+@pytest.mark.slow
+def test_with_the_reference_check_a_buy_waits_the_quiet_period_after_its_create(tmp_path: Path) -> None:
+    """Two machines on one reference can each miss the other's label only when one's create and last look both
+    fall between the other's first look and create. Every last look waits `--reference-quiet` after its create,
+    so that takes a first look older than it (then the wide look runs). At latency none, without the wait, a buy
+    comes milliseconds after its create."""
+    with sandbox_process("--latency", "none") as sb:
+        orders = make_manifest(tmp_path / "orders.csv", 3)
+        env = shipctl_env(sb.api_base, tmp_path / "state", TEST_KEY)
+        code, bought = run(orders, env, "--check-references", "--reference-quiet", "2")
+        assert code == 0 and [r["purchase"] for r in bought] == ["new"] * 3
+        for entry in sb.ledger():
+            waited = dt.datetime.fromisoformat(entry["time"].replace("Z", "+00:00")) - shipment_made_at(
+                sb.api_base, entry["shipment_id"])
+            assert waited >= dt.timedelta(seconds=2)  # created_at is whole seconds: rounded down, never up
+
+
+@pytest.mark.slow
+def test_two_machines_in_lockstep_with_the_reference_check_buy_each_order_once(tmp_path: Path) -> None:
+    """Test keys with `--check-references` buy each row as soon as it is quoted; two machines started together on
+    the same 40 orders bought 9 of them twice before the quiet wait (latency realistic, each of two tries)."""
+    with sandbox_process("--latency", "fast") as sb:
+        envs = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            orders = make_manifest(tmp_path / name / "orders.csv", 40)
+            envs.append((orders, shipctl_env(sb.api_base, tmp_path / f"state-{name}", TEST_KEY)))
+        both = [start(["create", str(orders), "--check-references", "-o", "ndjson", "--progress", "off"], env)
+                for orders, env in envs]
+        for proc in both:
+            _, err = proc.communicate(timeout=240)
+            assert proc.returncode in (0, 3), err.decode()
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(40)})
+
+
+@pytest.mark.slow
+def test_a_first_look_older_than_the_quiet_period_finds_what_another_machine_bought_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Machine B's first looks find nothing; before B's creates go out, machine A (another state directory) makes
+    and buys its own labels for the same orders. B's shipments are then the newest, hiding A's labels from B's
+    last look: B's first look is older than the quiet period, so B reads the account's shipments made since (the
+    wide look), finds A's labels and adopts them. Before, B bought every order a second time."""
+    with sandbox_process("--latency", "none") as sb:
+        (a_orders, a_env), (b_orders, b_env) = two_machines(tmp_path, sb.api_base)
+        for name in ("EASYPOST_API_BASE", "EASYPOST_API_KEY", "SHIPCTL_STATE_DIR"):
+            monkeypatch.setenv(name, b_env[name])
+        monkeypatch.delenv("SHIPCTL_FROM", raising=False)
+        real_create = shipments.create_shipment
+        machine_a: list[tuple[int, list[dict[str, Any]]]] = []
+        one_at_a_time = threading.Lock()
+
+        def create_after_machine_a(client: Any, params: dict[str, Any]) -> Any:
+            with one_at_a_time:  # B's first create runs machine A whole; B's others wait for it
+                if not machine_a:
+                    machine_a.append(run(a_orders, a_env, "--yes"))
+            return real_create(client, params)
+
+        monkeypatch.setattr(shipments, "create_shipment", create_after_machine_a)
+        result = invoke("create", str(b_orders), "--yes", "-o", "ndjson", "--progress", "off")
+        assert result.exit_code == 0, result.output
+        (a_code, a_records), = machine_a
+        assert a_code == 0 and [r["purchase"] for r in a_records] == ["new"] * 5
+        adopted = ndjson(result.stdout)
+        assert [r["purchase"] for r in adopted] == ["found"] * 5
+        assert {r["reference"]: r["shipment_id"] for r in adopted} == {
+            r["reference"]: r["shipment_id"] for r in a_records}
         assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
 
 

@@ -189,6 +189,30 @@ def retrieve_shipment(client: Any, shipment_id: str) -> Shipment:
     return dataclasses.replace(shipment, seen_at=take_server_time())
 
 
+def made_between(client: Any, *, start: dt.datetime, end: dt.datetime, purchased: bool, before_id: str | None,
+                 page_size: int = 100) -> tuple[list[Shipment], bool]:
+    """One page (newest first) of the account's shipments made in [start, end], bought (`purchased`) or not:
+    (shipments, has_more). EasyPost's list has no reference filter; its times are whole seconds, so the window is
+    widened to them. The filters go with every page (the SDK's `get_next_page` would drop the dates)."""
+    params: dict[str, Any] = {
+        "start_datetime": _whole_second(start, up=False), "end_datetime": _whole_second(end, up=True),
+        "purchased": purchased, "page_size": page_size,
+    }
+    if before_id:
+        params["before_id"] = before_id
+    page = client.shipment.all(**params)
+    items = _field(page, "shipments") or ()
+    return [shipment_from(s, with_rates=False) for s in items], bool(_field(page, "has_more"))
+
+
+def _whole_second(when: dt.datetime, *, up: bool) -> str:
+    stamp = when.astimezone(dt.timezone.utc)
+    floor = stamp.replace(microsecond=0)
+    if up and floor != stamp:
+        floor += dt.timedelta(seconds=1)
+    return floor.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def buy_shipment(client: Any, shipment_id: str, rate_id: str, insurance: Decimal | None = None) -> Shipment:
     params: dict[str, Any] = {"rate": {"id": rate_id}}
     if insurance is not None:

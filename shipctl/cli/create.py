@@ -139,6 +139,12 @@ def create(
         "label already bought elsewhere is recorded, never bought again (default: on unless the key is a test "
         "key; on with --fresh).",
     ),
+    reference_quiet: str | None = typer.Option(
+        None, "--reference-quiet", metavar="SECONDS", rich_help_panel=JOURNAL_PANEL,
+        help="With the reference check on: how long a new shipment waits before its last look, so another machine "
+        "buying the same orders at the same moment is seen (default 5; $SHIPCTL_REFERENCE_QUIET; every machine "
+        "buying the same orders must use the same value).",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", rich_help_panel=MONEY_PANEL, help="Create shipments and choose rates; buy nothing."
     ),
@@ -169,6 +175,7 @@ def create(
             path, fmt=fmt, encoding=encoding, sheet=sheet, from_=from_, select=select, carriers=carriers,
             services=services, deliver_within=deliver_within, confidence=confidence, verify=verify,
             label_format=label_format, labels_dir=labels_dir, check_references=check_references,
+            reference_quiet=reference_quiet,
         )
         args = CreateArgs(
             manifest=path,
@@ -195,6 +202,7 @@ def manifest_and_rules(
     path: Path, *, fmt: str | None, encoding: str | None, sheet: str | None, from_: str | None, select: str,
     carriers: str | None, services: str | None, deliver_within: str | None, confidence: str | None, verify: str,
     label_format: str | None = None, labels_dir: Path | None = None, check_references: bool | None = None,
+    reference_quiet: str | None = None,
 ) -> tuple[ManifestSource, PurchaseOptions]:
     """The manifest to read and how to choose and buy, from the options `create` and `plan` share."""
     from shipctl.jobs.purchase import PurchaseOptions
@@ -214,8 +222,30 @@ def manifest_and_rules(
         select=cast(SelectRule, select), carriers=wanted[0], services=wanted[1], label_format=label_format,
         labels_dir=labels_dir, check_references=check_references, verify=cast("VerifyMode", verify),
         deliver_within=within, confidence=parse_confidence(confidence),
+        quiet_seconds=_quiet_seconds(reference_quiet),
     )
     return source, purchase
+
+
+def _quiet_seconds(given: str | None) -> float:
+    """`--reference-quiet`, else $SHIPCTL_REFERENCE_QUIET (`plan` and `apply` read only that), else the default."""
+    import math
+    import os
+
+    from shipctl.jobs.purchase import QUIET_SECONDS
+
+    source = "--reference-quiet"
+    if given is None:
+        given, source = os.environ.get("SHIPCTL_REFERENCE_QUIET") or None, "SHIPCTL_REFERENCE_QUIET"
+    if given is None:
+        return QUIET_SECONDS
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= 600:
+        raise UsageError(f"{source} must be a number of seconds from 0 to 600, like 5 or 2.5, not {given!r}")
+    return seconds
 
 
 def _limit(value: str | None) -> Decimal | None:
@@ -273,6 +303,10 @@ def execute(args: CreateArgs) -> ExitCode:
     elif outcome.smartrate_calls:
         term.info(f"SmartRate: {counted(outcome.smartrate_calls, 'calls')} made to choose rates by delivery time "
                   "(EasyPost bills them beyond its free tier)")
+    if outcome.wide_looks[0]:
+        rows, calls = outcome.wide_looks
+        term.info(f"reference check: {counted(rows, 'rows')} made their shipment more than --reference-quiet after "
+                  f"their first look, and had the account's shipments made meanwhile read ({counted(calls, 'calls')})")
     if outcome.interrupted:
         term.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
         return ExitCode.INTERRUPTED

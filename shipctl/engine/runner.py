@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from shipctl.engine.failures import CallFailure, Stopped
@@ -81,6 +82,8 @@ class Engine:
         weakref.finalize(self, self._workers.close)
         self._stopping = False
         self._on_stop: list[Callable[[], object]] = []
+        self._stopped: anyio.Event | None = None  # made on the loop, when something first waits on it
+        self._group: anyio.abc.TaskGroup | None = None  # the running `run`'s, for `later`
 
     def close(self) -> None:
         """End the worker threads (idle ones; a call still running finishes first). `call` starts new ones."""
@@ -154,6 +157,28 @@ class Engine:
         for wake in self._on_stop:
             wake()
 
+    async def pause(self, seconds: float) -> bool:
+        """Sleep `seconds`, ended early when the run is told to stop; whether the run is still going."""
+        if seconds > 0 and not self._stopping:
+            if self._stopped is None:
+                self._stopped = anyio.Event()
+                self.on_stop(self._stopped.set)
+            with anyio.move_on_after(seconds):
+                await self._stopped.wait()
+        return not self._stopping
+
+    def later(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` after `seconds` (at once when the run is told to stop: `job` checks `stopping` itself) in the
+        running `run`, which ends only after it. A row that must wait gives its row task back meanwhile: 32 row
+        tasks each asleep for seconds would leave the limiter idle."""
+        if self._group is None:
+            raise RuntimeError("Engine.later outside Engine.run")
+        self._group.start_soon(self._after, seconds, job)
+
+    async def _after(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        await self.pause(seconds)
+        await job()
+
     def on_stop(self, wake: Callable[[], object]) -> None:
         """Call `wake` when the run is told to stop (on the loop): a row waiting on something of its own can end."""
         self._on_stop.append(wake)
@@ -176,9 +201,14 @@ class Engine:
         # generator runs only between awaits, so never twice at once), and a chunk is read and planned only
         # when its first item is taken.
         source = self._dispatch(items, before_chunk)
-        async with anyio.create_task_group() as group:
-            for _ in range(tasks):
-                group.start_soon(self._row_task, source, handle)
+        outer = self._group
+        try:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                for _ in range(tasks):
+                    group.start_soon(self._row_task, source, handle)
+        finally:
+            self._group = outer
 
     def _dispatch(self, items: Iterable[T], before_chunk: Callable[[list[T]], None] | None) -> Iterator[T]:
         for chunk in chunked(items, self.sizing.chunk_size):

@@ -16,6 +16,7 @@ elsewhere is adopted, never bought again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import os
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -53,6 +54,8 @@ from shipctl.paths import state_dir
 from shipctl.plans import Plan
 from shipctl.results import ResultRecord
 from shipctl.secrets import scrub
+
+_T = TypeVar("_T")
 
 
 class SinkClosed(Exception):
@@ -87,6 +90,8 @@ class CreateOutcome:
     """Rows whose destination failed verification and that `--verify warn` did not stop."""
     smartrate_calls: int = 0
     """SmartRate calls made to judge delivery-time rules (a paid call beyond EasyPost's free tier)."""
+    wide_looks: tuple[int, int] = (0, 0)
+    """Rows that got the reference check's wide look, and the list calls it made (`Purchaser._wide_look`)."""
     insurance: money.Totals = field(default_factory=dict)
     """The insurance fees inside `estimate`."""
     not_in_plan: int = 0
@@ -300,10 +305,10 @@ class CreateRun:
 
     # -- handlers for each phase -------------------------------------------------------------------------
 
-    def _handler(self, step: Callable[[_Item], Awaitable[None]]) -> Callable[[_Item], Awaitable[None]]:
+    def _handler(self, step: Callable[[_T], Awaitable[None]]) -> Callable[[_T], Awaitable[None]]:
         """A phase's per-row step, stopping the run when something can no longer be recorded (a full disk)."""
 
-        async def handle(item: _Item) -> None:
+        async def handle(item: _T) -> None:
             try:
                 await step(item)
             except WriteFailure as failure:
@@ -313,9 +318,22 @@ class CreateRun:
 
     async def _pipeline(self, item: _Item) -> None:
         quote = await self._quote(item)
+        if quote is None:
+            return
+        wait = self.purchaser.quiet_left(quote)
+        if wait > 0:
+            # The reference check's quiet wait (`purchase.QUIET_SECONDS`): the row task goes on to other rows.
+            self.engine.later(wait, functools.partial(self._handler(self._buy_quoted), (item, quote)))
+        else:
+            await self._buy_unless_stopping(item, quote)
+
+    async def _buy_quoted(self, quoted: tuple[_Item, Quote]) -> None:
+        await self._buy_unless_stopping(*quoted)
+
+    async def _buy_unless_stopping(self, item: _Item, quote: Quote) -> None:
         # Stopping (Ctrl-C, a closed stdout, a full disk) means no new purchase either: a row quoted but not yet
         # sent to `buy` stays journaled as created, and the rerun buys it.
-        if quote is not None and not self.engine.stopping:
+        if not self.engine.stopping:
             await self._buy(item, quote)
 
     async def _quote_only(self, item: _Item) -> None:
@@ -374,6 +392,7 @@ class CreateRun:
         self.outcome.overridden_formats = Counter(self.purchaser.overridden_formats.values())
         self.outcome.unverified = len(self.purchaser.unverified)
         self.outcome.smartrate_calls = self.purchaser.smartrate_calls
+        self.outcome.wide_looks = (self.purchaser.wide_looks, self.purchaser.wide_look_calls)
         return self.outcome
 
     async def _bind_account(self) -> bool:

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -76,6 +77,20 @@ FOREIGN_SECONDS = 900
 """How long a shipment for the reference that another run made (another machine, or another state directory: no
 claim of ours knows it) and has not bought yet holds the reference: that run may be about to buy it. Older than
 this, it is taken as abandoned."""
+QUIET_SECONDS = 5.0
+"""With the reference check on, how long after its create is answered a shipment waits before its last look
+(`--reference-quiet`), and the longest a first look may precede the create it clears. Two machines on one
+reference can each miss the other only when one's create and last look both fall between the other's first look
+and create (newest-only lookups hide the older shipment from then on): with every run waiting this long between
+its create and last look, that needs a first look older than this, which gets the wide look instead. Every
+machine buying the same orders must use the same value (or a larger one)."""
+CLOCK_SLACK = 2.0
+"""Seconds added to either side of a window judged by the API's whole-second times (`created_at`, `Date`)."""
+WIDE_LOOK_PAGES = 20
+"""Pages of 100 the wide look reads through at most, per kind (bought, unbought), before it holds the row."""
+LOOKED_META = "first_look:"
+"""The journal's meta key (plus the reference): "<shipment id> <seconds>", how long before that shipment's create
+was answered the reference's first look was sent; a shipment without one had no first look this run knows of."""
 VERIFICATION_META = "address_verification:"
 """The journal's meta key (plus the reference) holding what verification found for the row's shipment."""
 RATE_CHOICE_META = "rate_choice:"
@@ -175,6 +190,8 @@ class PurchaseOptions:
     (none is chosen again); a row not in the plan is skipped."""
     max_drift: Drift = field(default_factory=Drift)
     """`apply --max-drift`: how far a planned price may have moved; beyond it the row fails, never bought."""
+    quiet_seconds: float = QUIET_SECONDS
+    """`--reference-quiet`: see `QUIET_SECONDS`."""
 
 
 @dataclass
@@ -226,6 +243,13 @@ class Purchaser:
         """reference -> what insuring the label this run recorded bought was charged (the answer's InsuranceFee)."""
         self.smartrate_calls = 0
         """SmartRate calls this run made (answered): EasyPost bills them beyond a free tier."""
+        self.wide_looks = 0
+        """Rows whose first look came too long before their create (`_wide_look`), and the list calls that took."""
+        self.wide_look_calls = 0
+        # With the reference check on, shipments this process made: when each create was answered (monotonic),
+        # and how long before that the reference's first look was sent. Dropped at the buy.
+        self._made_at: dict[str, float] = {}
+        self._looked: dict[str, float] = {}
 
     # -- phase one: a shipment with a chosen rate --------------------------------------------------------
 
@@ -256,24 +280,36 @@ class Purchaser:
             # The claimed purchase is unknown to the API (404: a wiped sandbox): the claim is stale.
             self.claims.forget(ref, claim.shipment_id)
             return await self.quote(row, line, digest)
-        if settled is None and self.options.check_references and known is None:
-            looked = await self._first_look(row, digest)
-            if looked is not None:
-                return looked
         if settled is None:
-            made = await self._create(row, digest)
+            made = await self._new_shipment(row, digest)
             if isinstance(made, ResultRecord):
                 return made
             settled = made
         return await self._choose(row, settled, digest)
 
-    async def _first_look(self, row: ShipmentRow, digest: str) -> ResultRecord | None:
+    async def _new_shipment(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord:
+        """A shipment made for the row, after the first look when the reference check is on (timed: see
+        `QUIET_SECONDS`); or the row's record (adopted, held, failed)."""
+        if not self.options.check_references:
+            return await self._create(row, digest)
+        sent: list[float] = []  # when the first look went out (its last attempt): a wait for a slot is not blind
+        looked = await self._first_look(row, digest, lambda: sent.append(time.monotonic()))
+        if looked is not None:
+            return looked
+        made = await self._create(row, digest)
+        if isinstance(made, Shipment):
+            answered = time.monotonic()
+            self._made_at[made.id] = answered
+            self._looked[made.id] = answered - sent[-1]
+        return made
+
+    async def _first_look(self, row: ShipmentRow, digest: str, on_send: Callable[[], None]) -> ResultRecord | None:
         """Across machines nothing can claim for us: ask the API for the reference's newest shipment first; a
         bought one is adopted (a record). A recent unbought one another run made holds the row: that run is
         between its create and its buy, and once it has bought, a shipment of ours made now would be the newest,
         hiding its label from our last look (measured: a second machine started 0.5–3 s after the first bought
         4–22 of 40 rows twice). Otherwise this run makes its own, and the last look settles the rest."""
-        existing = await self._reconcile(row.reference)
+        existing = await self._reconcile(row.reference, on_send)
         if existing is None or existing.reference != row.reference:
             return None
         if existing.bought:
@@ -294,14 +330,115 @@ class Purchaser:
         """Right before the buy, the reference's newest shipment once more: another machine's purchase is adopted
         unless it lands within this one call. A newer shipment another run made and has not bought holds the row:
         that run sees its own as the newest and will buy it, and ours cannot be seen from there, so the run that
-        made the older one gives way (its rerun adopts the other's label)."""
+        made the older one gives way (its rerun adopts the other's label).
+
+        Ours the newest, it must be `quiet_seconds` old first (`QUIET_SECONDS`; one made by this process has
+        waited already, `quiet_left`; another's age is the API's word). Raises `Stopped` when the run stops while
+        it waits. Then, unless this reference's first look came less than `quiet_seconds` before our create, the
+        wide look (`_wide_look`)."""
         ref = row.reference
-        existing = await self._reconcile(ref)
-        if existing is None or existing.id == quote.shipment_id:
+        quiet = self.options.quiet_seconds
+        while True:
+            existing = await self._reconcile(ref)
+            if existing is None:
+                return None
+            if existing.id != quote.shipment_id:
+                if existing.bought:
+                    return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
+                return self._foreign_hold(ref, existing)
+            age = None if quote.shipment_id in self._made_at else _age_seconds(existing)
+            if age is None or age >= quiet + CLOCK_SLACK:
+                break
+            if not await self.engine.pause(quiet + CLOCK_SLACK - age):
+                raise Stopped
+        span = self._first_look_span(ref, quote.shipment_id)
+        if span is None or span < quiet:
+            return None  # none (made with the check off, or by an older shipctl): the newest alone decides
+        return await self._wide_look(row, existing, span)
+
+    async def _cleared(self, row: ShipmentRow, quote: Quote) -> tuple[bool, ResultRecord | None]:
+        """The last look: (True, None) to go on to the buy; else (False, the row's record, or None when the run
+        stopped while it waited: the row stays created and the rerun buys it)."""
+        try:
+            looked = await self._last_look(row, quote)
+        except Stopped:
+            return False, None
+        finally:
+            self._made_at.pop(quote.shipment_id, None)
+            self._looked.pop(quote.shipment_id, None)
+        return looked is None, looked
+
+    def quiet_left(self, quote: Quote) -> float:
+        """Seconds before `quote`'s last look may be sent (`QUIET_SECONDS`); 0 without the reference check, and for
+        a shipment another process made (its age is read from the API at the last look)."""
+        made = self._made_at.get(quote.shipment_id)
+        if not self.options.check_references or made is None:
+            return 0.0
+        return max(0.0, self.options.quiet_seconds - (time.monotonic() - made))
+
+    def _first_look_span(self, ref: str, shipment_id: str) -> float | None:
+        """How long before `shipment_id`'s create was answered the reference's first look went out; None when it
+        had none this run or its journal knows of (made with the check off, or by an older shipctl)."""
+        if shipment_id in self._looked:
+            return self._looked[shipment_id]
+        stored = self.journal.meta(LOOKED_META + ref)
+        made, _, span = (stored or "").partition(" ")
+        try:
+            return float(span) if made == shipment_id else None
+        except ValueError:
             return None
-        if existing.bought:
-            return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
-        return self._foreign_hold(ref, existing)
+
+    async def _wide_look(self, row: ShipmentRow, ours: Shipment, span: float) -> ResultRecord | None:
+        """Our first look went out `span` seconds (at least `quiet_seconds`) before our create was answered: read
+        every shipment the account made in that time through EasyPost's list (it has no reference filter) for one
+        of this reference another run made. Bought, it is adopted. Unbought, it holds the row when that run's last
+        look may have come before our create (it was made `quiet_seconds` or more before ours, and ours is not yet
+        `SETTLE_SECONDS` old: that run would buy without seeing ours); made later, that run will see ours as the
+        newest and give way."""
+        ref = row.reference
+        if ours.created_at is None:
+            return None  # EasyPost always says; a row held on every rerun for want of a time would never ship
+        self.wide_looks += 1
+        start = ours.created_at - dt.timedelta(seconds=span + CLOCK_SLACK)
+        end = ours.created_at + dt.timedelta(seconds=CLOCK_SLACK)
+        for purchased in (True, False):
+            before: str | None = None
+            for _ in range(WIDE_LOOK_PAGES):
+                page, more = await self.engine.call(
+                    api.made_between, self.client, start=start, end=end, purchased=purchased, before_id=before)
+                self.wide_look_calls += 1
+                for other in page:
+                    if other.id == ours.id or other.reference is None or not _same_reference(other.reference, ref):
+                        continue
+                    if self.claims is not None and self.claims.knows(ref, other.id):
+                        continue
+                    if other.bought:
+                        return await self._adopt(row, other, found=True, digest=self._journal_digest(ref))
+                    if not self._may_buy_unseen(other, ours):
+                        continue
+                    return self._held(ref, Claim("held", holder=(
+                        f"a run this machine's claims do not know made {other.id} for this reference "
+                        f"{_age(other)}, before this run's shipment {ours.id} but after its first look, and has "
+                        "not bought it yet: another machine or state directory, or another tool quoting it?")))
+                if not more or not page:
+                    break
+                before = page[-1].id
+            else:
+                return self._held(ref, Claim("held", holder=(
+                    f"the account made more than {WIDE_LOOK_PAGES * 100} shipments around this run's shipment "
+                    f"{ours.id} ({span:.0f} s before it): too many to rule out another run's for this reference")))
+        return None
+
+    def _may_buy_unseen(self, other: Shipment, ours: Shipment) -> bool:
+        """Whether the run that made `other` (unbought, another run's) may have sent its last look before our
+        create, and so may buy it without seeing ours: it was made `quiet_seconds` or more before ours (whole
+        seconds: `CLOCK_SLACK`), and ours is too young for such a buy to have landed already."""
+        if other.created_at is None or ours.created_at is None:
+            return True
+        ahead = (ours.created_at - other.created_at).total_seconds()
+        age = _age_seconds(ours)
+        young = age is None or age < SETTLE_SECONDS
+        return ahead > self.options.quiet_seconds - CLOCK_SLACK and young and _lately(other)
 
     def _note_format(self, row: ShipmentRow) -> None:
         if self.options.label_format and row.label_format not in (None, self.options.label_format):
@@ -451,6 +588,8 @@ class Purchaser:
         if rule is None and self.claims is not None and not self.claims.attach(ref, shipment.id):
             return self._held(ref, Claim("held", holder="another run took the claim over"))
         meta = self._take_findings(ref)
+        if shipment.id in self._looked:
+            meta[LOOKED_META + ref] = f"{shipment.id} {self._looked[shipment.id]:.3f}"
         if choice is not None:
             self.rate_choices[ref] = choice
             # Kept with the journal, so a rerun re-emits the bought row with it (a meta key, as verification's).
@@ -575,10 +714,11 @@ class Purchaser:
             error_message=f"held by another shipctl run ({claim.holder}); nothing bought here — rerun after it ends",
         )
 
-    async def _reconcile(self, shipment_id: str) -> Shipment | None:
-        """The shipment as the API has it now (`shipment_id` may be a reference); None when it does not exist."""
+    async def _reconcile(self, shipment_id: str, on_send: Callable[[], None] | None = None) -> Shipment | None:
+        """The shipment as the API has it now (`shipment_id` may be a reference); None when it does not exist.
+        `on_send` runs as each attempt goes out."""
         try:
-            shipment = await self.engine.call(api.retrieve_shipment, self.client, shipment_id)
+            shipment = await self.engine.call(api.retrieve_shipment, self.client, shipment_id, before_send=on_send)
         except CallFailure as failure:
             if failure.http_status == 404:
                 return None  # gone (another account, a wiped sandbox): a new shipment is safe
@@ -590,6 +730,8 @@ class Purchaser:
 
     async def buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
         """The row bought (or failed, or unconfirmed); None when the run stopped before the buy was sent."""
+        if not await self.engine.pause(self.quiet_left(quote)):
+            return None
         # Shielded: once a buy is under way, a cancelled run still waits for its answer and journals it, so a
         # purchase that completes during shutdown is recorded now rather than reconciled by the next run.
         with anyio.CancelScope(shield=True):
@@ -599,9 +741,9 @@ class Purchaser:
     async def _buy(self, row: ShipmentRow, quote: Quote) -> ResultRecord | None:
         ref = row.reference
         if self.options.check_references:
-            looked = await self._last_look(row, quote)
-            if looked is not None:
-                return looked
+            go, record = await self._cleared(row, quote)
+            if not go:
+                return record
         marks = _SendMarks(self.claims, ref, quote.shipment_id)
         insurance: Decimal | None = row.insurance
         last: CallFailure | None = None
