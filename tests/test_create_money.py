@@ -269,3 +269,34 @@ def test_the_same_reference_from_two_accounts_gets_two_label_files(
     files = sorted(p.name for p in labels.iterdir())
     shipment_ids = [e["shipment_id"] for e in env.ledger()]
     assert files == sorted(["R-1.png", f"R-1-{shipment_ids[1]}.png"])
+
+
+def test_a_buy_refused_as_already_bought_after_a_429_is_reported_as_found_not_new(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first buy is answered 429 (the API did nothing with it); meanwhile something else buys the shipment, so
+    the resend is refused as already bought. The label is not this run's purchase: `found`, not `new`. The 429
+    used to count as a send that might have bought it."""
+    bought_elsewhere: list[str] = []
+
+    def throttle_first_buy(method: str, path: str) -> tuple[int, str, bytes] | None:
+        if method != "POST" or not path.endswith("/buy") or bought_elsewhere:
+            return None
+        shipment_id = path.split("/")[-2]
+        headers = {"Authorization": f"Bearer {TEST_KEY}"}
+        shipment = requests.get(f"{env.api_base}/shipments/{shipment_id}", headers=headers, timeout=30).json()
+        cheapest = min(shipment["rates"], key=lambda rate: float(rate["rate"]))
+        requests.post(f"{env.api_base}/shipments/{shipment_id}/buy", json={"rate": {"id": cheapest["id"]}},
+                      headers=headers, timeout=30).raise_for_status()
+        bought_elsewhere.append(shipment_id)
+        return 429, "application/json", json.dumps({"error": {"code": "RATE_LIMITED", "message": "slow down",
+                                                              "errors": []}}).encode()
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    with gateway_in_front(env, monkeypatch, lambda *_: None, hold=throttle_first_buy):
+        result = invoke("create", str(manifest), "-o", "ndjson", "--progress", "off")
+    assert result.exit_code == 0, result.output
+    (record,) = ndjson(result.stdout)
+    assert bought_elsewhere == [record["shipment_id"]]
+    assert record["status"] == "bought" and record["purchase"] == "found"
+    assert Counter(e["reference"] for e in env.ledger()) == Counter({"ORD-00000": 1})

@@ -101,7 +101,8 @@ class Engine:
 
     async def call(
         self, fn: Callable[..., R], *args: Any, retry_unknown: bool = True, unless_stopping: bool = False,
-        before_send: Callable[[], None] | None = None, **kwargs: Any,
+        before_send: Callable[[], None] | None = None, on_rate_limited: Callable[[], None] | None = None,
+        **kwargs: Any,
     ) -> R:
         """Run `fn(*args, **kwargs)` in a worker thread under the in-flight limit, retrying transient failures.
 
@@ -111,6 +112,7 @@ class Engine:
         `unless_stopping`, raises `Stopped` instead of sending once the run has been told to stop (checked after
         waiting for a slot, which may take long): a buy is not started after Ctrl-C. `before_send` runs right
         before each attempt goes out (on the loop, holding the slot); what it raises is raised, nothing sent.
+        `on_rate_limited` runs for each attempt answered 429: refused, so the server did nothing with it.
         """
         bound = functools.partial(fn, *args, **kwargs)
         attempt = 0
@@ -134,6 +136,8 @@ class Engine:
                 self.limiter.release()
                 if failure.rate_limited:
                     self.limiter.rate_limited(generation, level)
+                    if on_rate_limited is not None:
+                        on_rate_limited()
                 if not failure.transient or attempt >= self.retry.max_attempts:
                     raise
                 if failure.outcome_unknown and not failure.rate_limited and not retry_unknown:

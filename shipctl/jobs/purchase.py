@@ -756,6 +756,7 @@ class Purchaser:
                 shipment = await self.engine.call(
                     api.buy_shipment, self.client, quote.shipment_id, str(quote.rate.id), insurance,
                     retry_unknown=False, unless_stopping=True, before_send=marks.stamp,
+                    on_rate_limited=marks.refused_send,
                 )
             except (Stopped, _LostClaim) as stopped:
                 if uncertain:
@@ -983,6 +984,7 @@ class _SendMarks:
         self.shipment_id = shipment_id
         self.first: Sent | None = None
         self.sends = 0
+        """Sends the API may have acted on (a 429 is not one)."""
 
     def stamp(self) -> None:
         self.sends += 1
@@ -992,6 +994,10 @@ class _SendMarks:
         if mark is None:
             raise _LostClaim
         self.first = self.first or mark
+
+    def refused_send(self) -> None:
+        """The last send was answered 429: the API did nothing with it, so it cannot have bought anything."""
+        self.sends -= 1
 
     def restore(self) -> None:
         if self.claims is not None and self.first is not None:
