@@ -176,6 +176,21 @@ def test_with_the_reference_check_a_buy_waits_the_quiet_period_after_its_create(
 
 
 @pytest.mark.slow
+def test_rows_waiting_out_the_quiet_period_are_shown_as_waiting(tmp_path: Path) -> None:
+    """A short run's rows all wait at the end: its progress says so rather than looking stuck at nothing in flight."""
+    with sandbox_process("--latency", "none") as sb:
+        orders = make_manifest(tmp_path / "orders.csv", 4)
+        env = shipctl_env(sb.api_base, tmp_path / "state", TEST_KEY)
+        proc = start(["create", str(orders), "--check-references", "--reference-quiet", "3", "-o", "ndjson",
+                      "--progress", "plain", "--progress-interval", "0.5"], env)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        waiting = [line for line in err.decode().splitlines() if "waiting for the reference check" in line]
+        assert waiting and " 0/4 done" in waiting[0]
+        assert len(records(out)) == 4
+
+
+@pytest.mark.slow
 def test_two_machines_in_lockstep_with_the_reference_check_buy_each_order_once(tmp_path: Path) -> None:
     """Test keys with `--check-references` buy each row as soon as it is quoted; two machines started together on
     the same 40 orders bought 9 of them twice before the quiet wait (latency realistic, each of two tries)."""

@@ -170,6 +170,8 @@ class LiveView:
                 flight.append(f", lowest {lowest}", style="yellow")
         elif limit != s.limit_start:
             flight.append(f" probing up from {s.limit_start}", style="dim")
+        if s.waiting:
+            flight.append(f"  {s.waiting} waiting for the reference check", style="dim")
         return flight
 
     @staticmethod

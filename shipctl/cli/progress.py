@@ -159,6 +159,8 @@ def plain_line(stats: RunStats, rate: float, now: float | None = None) -> str:
     eta = eta_seconds(stats, rate)
     if stats.total is not None:
         parts.append("ETA " + (format_duration(eta) if eta is not None else "unknown"))
+    if stats.waiting:
+        parts.append(f"{stats.waiting} waiting for the reference check")
     if stats.retries:
         parts.append(f"{stats.retries} retries")
     if stats.rate_limited:

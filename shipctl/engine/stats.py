@@ -32,6 +32,8 @@ class RunStats:
     """429 answers seen (those that say the server is at capacity also halve `limit`, once per event)."""
     inflight: int = 0
     """API calls in flight right now."""
+    waiting: int = 0
+    """Rows quoted and waiting out the reference check's quiet period before their last look and buy."""
     limit: int = 16
     """The current in-flight limit (moves under AIMD)."""
     max_limit: int = 16

@@ -323,11 +323,13 @@ class CreateRun:
         wait = self.purchaser.quiet_left(quote)
         if wait > 0:
             # The reference check's quiet wait (`purchase.QUIET_SECONDS`): the row task goes on to other rows.
+            self.engine.stats.waiting += 1
             self.engine.later(wait, functools.partial(self._handler(self._buy_quoted), (item, quote)))
         else:
             await self._buy_unless_stopping(item, quote)
 
     async def _buy_quoted(self, quoted: tuple[_Item, Quote]) -> None:
+        self.engine.stats.waiting -= 1
         await self._buy_unless_stopping(*quoted)
 
     async def _buy_unless_stopping(self, item: _Item, quote: Quote) -> None:
