@@ -20,6 +20,7 @@ import requests
 
 from shipctl.carrier import shipments
 from tests.cli import PROD_KEY, TEST_KEY, invoke, ndjson
+from tests.gateway import gateway_in_front
 from tests.manifests import make_manifest, row, write_manifest
 from tests.standalone import Server, sandbox_process, shipctl_env, start
 
@@ -240,6 +241,76 @@ def test_a_first_look_older_than_the_quiet_period_finds_what_another_machine_bou
         assert [r["purchase"] for r in adopted] == ["found"] * 5
         assert {r["reference"]: r["shipment_id"] for r in adopted} == {
             r["reference"]: r["shipment_id"] for r in a_records}
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
+
+
+@pytest.mark.slow
+def test_a_label_bought_while_the_wide_look_reads_is_never_bought_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Machine A makes its shipments between B's first looks and B's creates (a dry run here), and its buys land
+    while B's wide look reads the account's list, after B's first read. Read bought shipments first, A's were in
+    neither read (unbought in the first, bought by the second) and B bought those orders too. Unbought first, the
+    row whose read came first gives way to A's shipment (A may have looked last before B's create) and adopts
+    its label once bought; the rest find it bought."""
+    with sandbox_process("--latency", "none") as sb:
+        (a_orders, a_env), (b_orders, b_env) = two_machines(tmp_path, sb.api_base)
+        for name in ("EASYPOST_API_KEY", "SHIPCTL_STATE_DIR"):
+            monkeypatch.setenv(name, b_env[name])
+        monkeypatch.delenv("SHIPCTL_FROM", raising=False)
+        real_create = shipments.create_shipment
+        a_made: dict[str, str] = {}
+        one_at_a_time = threading.Lock()
+
+        def create_after_machine_a(client: Any, params: dict[str, Any]) -> Any:
+            with one_at_a_time:
+                if not a_made:
+                    _, quoted = run(a_orders, a_env, "--dry-run")
+                    a_made.update({r["reference"]: r["shipment_id"] for r in quoted})
+            return real_create(client, params)
+
+        def a_buys_after_the_first_read(method: str, path: str, answer: Any) -> None:
+            if method == "GET" and path.startswith("/v2/shipments?") and a_made and not a_bought:
+                headers = {"Authorization": f"Bearer {PROD_KEY}"}
+                for shipment_id in a_made.values():
+                    shipment = requests.get(f"{sb.api_base}/shipments/{shipment_id}", headers=headers, timeout=30)
+                    cheapest = min(shipment.json()["rates"], key=lambda rate: float(rate["rate"]))
+                    requests.post(f"{sb.api_base}/shipments/{shipment_id}/buy", headers=headers, timeout=30,
+                                  json={"rate": {"id": cheapest["id"]}}).raise_for_status()
+                a_bought.append(path)
+
+        a_bought: list[str] = []
+        monkeypatch.setattr(shipments, "create_shipment", create_after_machine_a)
+        with gateway_in_front(sb, monkeypatch, a_buys_after_the_first_read):  # type: ignore[arg-type]
+            # A's dry run takes under a second: B's quiet period is shorter still, so its first looks are too old.
+            result = invoke("create", str(b_orders), "--yes", "--reference-quiet", "0.2", "-o", "ndjson",
+                            "--progress", "off")
+        assert result.exit_code == 0, result.output
+        assert a_bought, "B's wide look read nothing"
+        assert [r["purchase"] for r in ndjson(result.stdout)] == ["found"] * 5
+        assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
+
+
+@pytest.mark.slow
+def test_a_machine_that_gives_way_adopts_the_other_machines_labels_in_the_same_run(tmp_path: Path) -> None:
+    """Machine B's first looks find machine A's shipments made and not yet bought. B makes none of its own and
+    watches them: once A buys, B records A's labels in the same run (exit 0), rather than holding every row for
+    a rerun."""
+    with sandbox_process("--latency", "none") as sb:
+        (a_orders, a_env), (b_orders, b_env) = two_machines(tmp_path, sb.api_base)
+        _, planned = run(a_orders, a_env, "--dry-run")
+        machine_b = start(["create", str(b_orders), "--yes", "-o", "ndjson", "--progress", "plain",
+                           "--progress-interval", "0.2"], b_env)
+        assert machine_b.stderr is not None
+        for line in machine_b.stderr:  # B is watching A's shipments now
+            if b"waiting for the reference check" in line:
+                break
+        code, bought = run(a_orders, a_env, "--yes")
+        assert code == 0 and [r["purchase"] for r in bought] == ["new"] * 5
+        out, err = machine_b.communicate(timeout=120)
+        assert machine_b.returncode == 0, err.decode()
+        assert {r["reference"]: (r["purchase"], r["shipment_id"]) for r in records(out)} == {
+            r["reference"]: ("found", r["shipment_id"]) for r in planned}
         assert sb.bought() == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
 
 

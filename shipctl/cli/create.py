@@ -142,8 +142,8 @@ def create(
     reference_quiet: str | None = typer.Option(
         None, "--reference-quiet", metavar="SECONDS", rich_help_panel=JOURNAL_PANEL,
         help="With the reference check on: how long a new shipment waits before its last look, so another machine "
-        "buying the same orders at the same moment is seen (default 5; $SHIPCTL_REFERENCE_QUIET; every machine "
-        "buying the same orders must use the same value).",
+        "buying the same orders at the same moment is seen (default 5; $SHIPCTL_REFERENCE_QUIET; a value below 5 "
+        "must be used on every machine buying the same orders).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", rich_help_panel=MONEY_PANEL, help="Create shipments and choose rates; buy nothing."

@@ -82,13 +82,22 @@ QUIET_SECONDS = 5.0
 (`--reference-quiet`), and the longest a first look may precede the create it clears. Two machines on one
 reference can each miss the other only when one's create and last look both fall between the other's first look
 and create (newest-only lookups hide the older shipment from then on): with every run waiting this long between
-its create and last look, that needs a first look older than this, which gets the wide look instead. Every
-machine buying the same orders must use the same value (or a larger one)."""
+its create and last look, that needs a first look older than this, which gets the wide look instead (a create
+whose first look has grown older than half this before it could go out looks again first: `LOOK_ROUNDS`). A run
+counts on others waiting the smaller of its own value and this default (`Purchaser._wide_after`): a larger value
+on one machine is safe; a smaller one must be used on every machine buying the same orders."""
 ORPHAN_SECONDS = 300.0
 """How near a run's last claim write (one that named no shipment) an unknown shipment must have been made to be
 taken for that run's, its create answered too late to be recorded (`Purchaser._orphan`)."""
 CLOCK_SLACK = 2.0
 """Seconds added to either side of a window judged by the API's whole-second times (`created_at`, `Date`)."""
+OTHER_GRACE = 15.0
+"""How long past the quiet wait a row watches another run's unbought shipment it gives way to, for its label to
+adopt in this run rather than on a rerun (`Purchaser._give_way`); polled every `OTHER_POLL` seconds."""
+OTHER_POLL = 1.0
+LOOK_ROUNDS = 3
+"""First looks a new shipment may take when each went stale before its create could go out (`_StaleLook`); the
+last round's create goes out however old its look, and the wide look covers it."""
 WIDE_LOOK_PAGES = 20
 """Pages of 100 the wide look reads through at most, per kind (bought, unbought), before it holds the row."""
 LOOKED_META = "first_look:"
@@ -297,10 +306,19 @@ class Purchaser:
         if not self.options.check_references:
             return await self._create(row, digest)
         sent: list[float] = []  # when the first look went out (its last attempt): a wait for a slot is not blind
-        looked = await self._first_look(row, digest, lambda: sent.append(time.monotonic()), claim)
-        if looked is not None:
-            return looked
-        made = await self._create(row, digest)
+
+        def stamp() -> None:
+            sent.append(time.monotonic())
+
+        for fresh in range(LOOK_ROUNDS, 0, -1):
+            looked = await self._first_look(row, digest, stamp, claim)
+            if looked is not None:
+                return looked
+            try:
+                made = await self._create(row, digest, look_sent=sent[-1] if fresh > 1 else None)
+            except _StaleLook:
+                continue  # nothing was sent: look again, rather than make a shipment the wide look must clear
+            break
         if isinstance(made, Shipment):
             answered = time.monotonic()
             self._made_at[made.id] = answered
@@ -320,7 +338,31 @@ class Purchaser:
             return None
         if existing.bought:
             return await self._adopt(row, existing, found=True, digest=digest)
-        return self._orphan(row, existing, claim) or self._foreign_hold(row.reference, existing)
+        orphan = self._orphan(row, existing, claim)
+        if orphan is not None:
+            return orphan
+        hold = self._foreign_hold(row.reference, existing)
+        return None if hold is None else await self._give_way(row, existing, hold, digest)
+
+    async def _give_way(self, row: ShipmentRow, other: Shipment, hold: ResultRecord,
+                        digest: str | None) -> ResultRecord:
+        """The row gives way to another run's unbought shipment `other`: that run is about to buy it, within its
+        quiet wait and a buy. Watched until then (`OTHER_GRACE`): bought, its label is adopted in this run;
+        still unbought (a run buying later, one that gave way itself, another tool's quote), `hold`."""
+        self.engine.stats.waiting += 1
+        try:
+            while (age := _age_seconds(other)) is not None and age < self._wide_after + OTHER_GRACE:
+                if not await self.engine.pause(OTHER_POLL):
+                    break
+                current = await self._reconcile(other.id)
+                if current is None:
+                    break
+                if current.bought:
+                    return await self._adopt(row, current, found=True, digest=digest)
+                other = current
+        finally:
+            self.engine.stats.waiting -= 1
+        return hold
 
     def _orphan(self, row: ShipmentRow, existing: Shipment, claim: Claim) -> Shipment | None:
         """`existing` (the newest, unbought, unknown to the claims) when it is most likely the shipment a run of
@@ -367,14 +409,15 @@ class Purchaser:
             if existing.id != quote.shipment_id:
                 if existing.bought:
                     return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
-                return self._foreign_hold(ref, existing)
+                hold = self._foreign_hold(ref, existing)
+                return None if hold is None else await self._give_way(row, existing, hold, self._journal_digest(ref))
             age = None if quote.shipment_id in self._made_at else _age_seconds(existing)
             if age is None or age >= quiet + CLOCK_SLACK:
                 break
             if not await self.engine.pause(quiet + CLOCK_SLACK - age):
                 raise Stopped
         span = self._first_look_span(ref, quote.shipment_id)
-        if span is None or span < quiet:
+        if span is None or span < self._wide_after:
             return None  # none (made with the check off, or by an older shipctl): the newest alone decides
         return await self._wide_look(row, existing, span)
 
@@ -423,7 +466,9 @@ class Purchaser:
         self.wide_looks += 1
         start = ours.created_at - dt.timedelta(seconds=span + CLOCK_SLACK)
         end = ours.created_at + dt.timedelta(seconds=CLOCK_SLACK)
-        for purchased in (True, False):
+        # Unbought first: a shipment bought between the two reads is then in the second. Read the other way round,
+        # one bought in between would be in neither (it cannot go back to unbought).
+        for purchased in (False, True):
             before: str | None = None
             for _ in range(WIDE_LOOK_PAGES):
                 page, more = await self.engine.call(
@@ -438,10 +483,11 @@ class Purchaser:
                         return await self._adopt(row, other, found=True, digest=self._journal_digest(ref))
                     if not self._may_buy_unseen(other, ours):
                         continue
-                    return self._held(ref, Claim("held", holder=(
+                    return await self._give_way(row, other, self._held(ref, Claim("held", holder=(
                         f"a run this machine's claims do not know made {other.id} for this reference "
                         f"{_age(other)}, before this run's shipment {ours.id} but after its first look, and has "
-                        "not bought it yet: another machine or state directory, or another tool quoting it?")))
+                        "not bought it yet: another machine or state directory, or another tool quoting it?"))),
+                        self._journal_digest(ref))
                 if not more or not page:
                     break
                 before = page[-1].id
@@ -460,15 +506,27 @@ class Purchaser:
         ahead = (ours.created_at - other.created_at).total_seconds()
         age = _age_seconds(ours)
         young = age is None or age < SETTLE_SECONDS
-        return ahead > self.options.quiet_seconds - CLOCK_SLACK and young and _lately(other)
+        return ahead > self._wide_after - CLOCK_SLACK and young and _lately(other)
+
+    @property
+    def _wide_after(self) -> float:
+        """The first look's age (at our create's answer) from which the wide look runs, and the least wait this run
+        counts on from any other: this run's own wait, or the default if that is longer. Another machine that
+        waits longer than the default is then never counted on for more than it promises, and one that waits
+        less than the default must have every machine wait as little."""
+        return min(self.options.quiet_seconds, QUIET_SECONDS)
 
     def _note_format(self, row: ShipmentRow) -> None:
         if self.options.label_format and row.label_format not in (None, self.options.label_format):
             self.overridden_formats[row.reference] = str(row.label_format)
 
-    async def _create(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord:
+    async def _create(
+        self, row: ShipmentRow, digest: str, *, look_sent: float | None = None,
+    ) -> Shipment | ResultRecord:
         """A new shipment for the row; a failed record when `verify_strict` refused its destination (no shipment
-        exists then, so the claim is given up)."""
+        exists then, so the claim is given up). With `look_sent` (when the first look went out), raises
+        `_StaleLook` instead of sending the create once that look is older than half `_wide_after` (a wait for a
+        slot, 429s), as long as no attempt the API may have acted on has gone out."""
         if row.label_date and normalize.ship_day(row.label_date) < dt.date.today():
             # Judged now, not when the manifest is read: a rerun the next day still resumes what was bought.
             return self.fail(
@@ -477,8 +535,23 @@ class Purchaser:
                 f"({dt.date.today().isoformat()}); nothing was bought — give a date from today on",
                 shipment_id=None, digest=digest,
             )
+        acted = 0  # attempts sent that the API may have acted on (a 429 is refused: not one)
+
+        def fresh_enough() -> None:
+            nonlocal acted
+            if look_sent is not None and not acted and time.monotonic() - look_sent > self._wide_after / 2:
+                raise _StaleLook
+            acted += 1
+
+        def refused() -> None:
+            nonlocal acted
+            acted -= 1
+
         try:
-            shipment: Shipment = await self.engine.call(api.create_shipment, self.client, self._shipment_request(row))
+            shipment: Shipment = await self.engine.call(
+                api.create_shipment, self.client, self._shipment_request(row),
+                before_send=fresh_enough, on_rate_limited=refused,
+            )
         except CallFailure as failure:
             if failure.code != addresses.VERIFY_FAILURE:
                 raise
@@ -991,6 +1064,10 @@ class Purchaser:
         record = record_from_journal(entry)
         record.retryable = retry_same_command  # the same command settles it; not a row to re-ship
         return record
+
+
+class _StaleLook(Exception):
+    """The first look is too old to send the create it cleared (`Purchaser._create`): nothing was sent."""
 
 
 class _LostClaim(Exception):
