@@ -398,8 +398,9 @@ class Purchaser:
 
         Ours the newest, it must be `quiet_seconds` old first (`QUIET_SECONDS`; one made by this process has
         waited already, `quiet_left`; another's age is the API's word). Raises `Stopped` when the run stops while
-        it waits. Then, unless this reference's first look came less than `quiet_seconds` before our create, the
-        wide look (`_wide_look`)."""
+        it waits. Then, unless this reference's first look came less than `_wide_after` before our create was
+        answered, the wide look (`_wide_look`). A newer unbought shipment of another run: the row gives way to it
+        (`_give_way`)."""
         ref = row.reference
         quiet = self.options.quiet_seconds
         while True:
@@ -456,10 +457,9 @@ class Purchaser:
     async def _wide_look(self, row: ShipmentRow, ours: Shipment, span: float) -> ResultRecord | None:
         """Our first look went out `span` seconds (at least `quiet_seconds`) before our create was answered: read
         every shipment the account made in that time through EasyPost's list (it has no reference filter) for one
-        of this reference another run made. Bought, it is adopted. Unbought, it holds the row when that run's last
-        look may have come before our create (it was made `quiet_seconds` or more before ours, and ours is not yet
-        `SETTLE_SECONDS` old: that run would buy without seeing ours); made later, that run will see ours as the
-        newest and give way."""
+        of this reference another run made. Bought, it is adopted. Unbought, the row gives way to it (`_give_way`)
+        when that run's last look may have come before our create (`_may_buy_unseen`: that run would buy without
+        seeing ours); made later, that run will see ours as the newest and give way itself."""
         ref = row.reference
         if ours.created_at is None:
             return None  # EasyPost always says; a row held on every rerun for want of a time would never ship
@@ -499,7 +499,7 @@ class Purchaser:
 
     def _may_buy_unseen(self, other: Shipment, ours: Shipment) -> bool:
         """Whether the run that made `other` (unbought, another run's) may have sent its last look before our
-        create, and so may buy it without seeing ours: it was made `quiet_seconds` or more before ours (whole
+        create, and so may buy it without seeing ours: it was made `_wide_after` or more before ours (whole
         seconds: `CLOCK_SLACK`), and ours is too young for such a buy to have landed already."""
         if other.created_at is None or ours.created_at is None:
             return True
