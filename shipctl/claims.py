@@ -89,11 +89,6 @@ class Claim:
     for it (None: never). All must be reconciled before another shipment is made."""
     journal: str | None = None
     """The journal of the run that holds (or bought) it."""
-    unattached_ago: float | None = None
-    """Taken over from another run of this state directory (dead, or ended with the row failed) that named no
-    shipment: seconds since that run last wrote the claim. A shipment for the reference made about then, which
-    the claims do not know, is likely that run's, its create answered too late to be recorded (a kill -9, an
-    answer lost on the way)."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +100,6 @@ class Sent:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _seconds_since(stamp: str) -> float | None:
-    try:
-        return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(stamp)).total_seconds()
-    except (TypeError, ValueError):
-        return None
 
 
 class Claims:
@@ -196,13 +184,13 @@ class Claims:
         reference = reference_key(reference)
         with self._transaction():
             row = self.db.execute(
-                "SELECT state, run_id, pid, journal, shipment_id, updated_at FROM claims "
-                "WHERE scope = ? AND reference = ?", (self.scope, reference),
+                "SELECT state, run_id, pid, journal, shipment_id FROM claims WHERE scope = ? AND reference = ?",
+                (self.scope, reference),
             ).fetchone()
             if row is None:
                 self._write(reference, "claimed", None, insert=True)
                 return Claim("claimed")
-            state, run_id, pid, journal, shipment_id, updated_at = row
+            state, run_id, pid, journal, shipment_id = row
             holder = f"pid {pid}, journal {journal}"
             history = self._history(reference)
             if state == "bought":
@@ -212,8 +200,7 @@ class Claims:
             # Released, ours already, or its run is dead: take it over. Its shipments must be reconciled (and, if
             # unbought, reused) rather than replaced.
             self._write(reference, "claimed", shipment_id)
-            unattached = None if shipment_id is not None or run_id == self.run_id else _seconds_since(updated_at)
-            return Claim("claimed", shipment_id, holder, history, unattached_ago=unattached)
+            return Claim("claimed", shipment_id, holder, history)
 
     def attach(self, reference: str, shipment_id: str) -> bool:
         """The shipment this run will buy for `reference`, committed before `buy` is called.

@@ -86,9 +86,6 @@ its create and last look, that needs a first look older than this, which gets th
 whose first look has grown older than half this before it could go out looks again first: `LOOK_ROUNDS`). A run
 counts on others waiting the smaller of its own value and this default (`Purchaser._wide_after`): a larger value
 on one machine is safe; a smaller one must be used on every machine buying the same orders."""
-ORPHAN_SECONDS = 300.0
-"""How near a run's last claim write (one that named no shipment) an unknown shipment must have been made to be
-taken for that run's, its create answered too late to be recorded (`Purchaser._orphan`)."""
 CLOCK_SLACK = 2.0
 """Seconds added to either side of a window judged by the API's whole-second times (`created_at`, `Date`)."""
 OTHER_GRACE = 15.0
@@ -293,16 +290,15 @@ class Purchaser:
             self.claims.forget(ref, claim.shipment_id)
             return await self.quote(row, line, digest)
         if settled is None:
-            made = await self._new_shipment(row, digest, claim)
+            made = await self._new_shipment(row, digest)
             if isinstance(made, ResultRecord):
                 return made
             settled = made
         return await self._choose(row, settled, digest)
 
-    async def _new_shipment(self, row: ShipmentRow, digest: str, claim: Claim) -> Shipment | ResultRecord:
+    async def _new_shipment(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord:
         """A shipment made for the row, after the first look when the reference check is on (timed: see
-        `QUIET_SECONDS`), or the one a run of ours made and could not record (`_orphan`); or the row's record
-        (adopted, held, failed)."""
+        `QUIET_SECONDS`); or the row's record (adopted, held, failed)."""
         if not self.options.check_references:
             return await self._create(row, digest)
         sent: list[float] = []  # when the first look went out (its last attempt): a wait for a slot is not blind
@@ -311,7 +307,7 @@ class Purchaser:
             sent.append(time.monotonic())
 
         for fresh in range(LOOK_ROUNDS, 0, -1):
-            looked = await self._first_look(row, digest, stamp, claim)
+            looked = await self._first_look(row, digest, stamp)
             if looked is not None:
                 return looked
             try:
@@ -325,9 +321,7 @@ class Purchaser:
             self._looked[made.id] = answered - sent[-1]
         return made
 
-    async def _first_look(
-        self, row: ShipmentRow, digest: str, on_send: Callable[[], None], claim: Claim,
-    ) -> ResultRecord | Shipment | None:
+    async def _first_look(self, row: ShipmentRow, digest: str, on_send: Callable[[], None]) -> ResultRecord | None:
         """Across machines nothing can claim for us: ask the API for the reference's newest shipment first; a
         bought one is adopted (a record). A recent unbought one another run made holds the row: that run is
         between its create and its buy, and once it has bought, a shipment of ours made now would be the newest,
@@ -338,9 +332,6 @@ class Purchaser:
             return None
         if existing.bought:
             return await self._adopt(row, existing, found=True, digest=digest)
-        orphan = self._orphan(row, existing, claim)
-        if orphan is not None:
-            return orphan
         hold = self._foreign_hold(row.reference, existing)
         return None if hold is None else await self._give_way(row, existing, hold, digest)
 
@@ -363,22 +354,6 @@ class Purchaser:
         finally:
             self.engine.stats.waiting -= 1
         return hold
-
-    def _orphan(self, row: ShipmentRow, existing: Shipment, claim: Claim) -> Shipment | None:
-        """`existing` (the newest, unbought, unknown to the claims) when it is most likely the shipment a run of
-        ours made just before it stopped without recording it (`Claim.unattached_ago`: made within `ORPHAN_SECONDS`
-        of that run's last claim write) and it ships this row: reused, not held for `FOREIGN_SECONDS` as another
-        machine's. Were it another machine's after all, both runs buy one shipment, which the API refuses twice."""
-        if claim.unattached_ago is None or (self.claims is not None and self.claims.knows(row.reference, existing.id)):
-            return None
-        age = _age_seconds(existing)
-        if age is None or abs(claim.unattached_ago - age) > ORPHAN_SECONDS:
-            return None
-        if not (_same_parcel(existing, row) and self._verified_enough(existing, row)):
-            return None
-        # That run's first look came after its claim write: the span from it to the create is at most this.
-        self._looked[existing.id] = max(0.0, claim.unattached_ago - age) + CLOCK_SLACK
-        return existing
 
     def _foreign_hold(self, ref: str, existing: Shipment) -> ResultRecord | None:
         """The row held when `existing`, the reference's newest shipment and unbought, is another run's (no claim of
