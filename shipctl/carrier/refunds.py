@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-from shipctl.carrier.shipments import Shipment, _field, shipment_from
+from shipctl.carrier.shipments import Shipment, _field, shipment_from, shipments_page
 from shipctl.engine.failures import CallFailure
 
 REFUND_DONE = frozenset({"submitted", "refunded"})
@@ -147,19 +147,10 @@ def retrieve_label(client: Any, shipment_id: str) -> Label:
 
 def purchased_page(client: Any, *, start: str | None, end: str | None, before_id: str | None,
                    page_size: int) -> tuple[list[Label], bool]:
-    """One page (newest first) of the account's purchased shipments created in [start, end]: (labels, has_more).
-    The filters are sent on every page: the SDK's `get_next_page` would drop the dates."""
-    params: dict[str, Any] = {"purchased": True, "page_size": page_size}
-    if start:
-        params["start_datetime"] = start
-    if end:
-        params["end_datetime"] = end
-    if before_id:
-        params["before_id"] = before_id
-    page = client.shipment.all(**params)
-    items = _field(page, "shipments") if not isinstance(page, dict) else page.get("shipments")
-    more = _field(page, "has_more") if not isinstance(page, dict) else page.get("has_more")
-    return [label_from(s) for s in items or ()], bool(more)
+    """One page (newest first) of the account's purchased shipments created in [start, end]: (labels, has_more)."""
+    items, more = shipments_page(client, start=start, end=end, purchased=True, before_id=before_id,
+                                 page_size=page_size)
+    return [label_from(s) for s in items], more
 
 
 @dataclass(frozen=True)

@@ -193,16 +193,25 @@ def made_between(client: Any, *, start: dt.datetime, end: dt.datetime, purchased
                  page_size: int = 100) -> tuple[list[Shipment], bool]:
     """One page (newest first) of the account's shipments made in [start, end], bought (`purchased`) or not:
     (shipments, has_more). EasyPost's list has no reference filter; its times are whole seconds, so the window is
-    widened to them. The filters go with every page (the SDK's `get_next_page` would drop the dates)."""
-    params: dict[str, Any] = {
-        "start_datetime": _whole_second(start, up=False), "end_datetime": _whole_second(end, up=True),
-        "purchased": purchased, "page_size": page_size,
-    }
+    widened to them."""
+    items, more = shipments_page(client, start=_whole_second(start, up=False), end=_whole_second(end, up=True),
+                                 purchased=purchased, before_id=before_id, page_size=page_size)
+    return [shipment_from(s, with_rates=False) for s in items], more
+
+
+def shipments_page(client: Any, *, start: str | None, end: str | None, purchased: bool, before_id: str | None,
+                   page_size: int) -> tuple[list[Any], bool]:
+    """One page (newest first) of `GET /shipments` as the SDK answers it: (its shipments, has_more). The filters
+    go with every page: the SDK's `get_next_page` would drop the dates."""
+    params: dict[str, Any] = {"purchased": purchased, "page_size": page_size}
+    if start:
+        params["start_datetime"] = start
+    if end:
+        params["end_datetime"] = end
     if before_id:
         params["before_id"] = before_id
     page = client.shipment.all(**params)
-    items = _field(page, "shipments") or ()
-    return [shipment_from(s, with_rates=False) for s in items], bool(_field(page, "has_more"))
+    return list(_field(page, "shipments") or ()), bool(_field(page, "has_more"))
 
 
 def _whole_second(when: dt.datetime, *, up: bool) -> str:

@@ -330,6 +330,11 @@ class Purchaser:
         existing = await self._reconcile(row.reference, on_send)
         if existing is None or existing.reference != row.reference:
             return None
+        return await self._settle_against(row, existing, digest)
+
+    async def _settle_against(self, row: ShipmentRow, existing: Shipment, digest: str | None) -> ResultRecord | None:
+        """Either look found `existing`, the reference's newest shipment and not ours: bought, its label is adopted;
+        another run's, unbought and recent, the row gives way to it; else None (nothing stops ours)."""
         if existing.bought:
             return await self._adopt(row, existing, found=True, digest=digest)
         hold = self._foreign_hold(row.reference, existing)
@@ -383,10 +388,7 @@ class Purchaser:
             if existing is None:
                 return None
             if existing.id != quote.shipment_id:
-                if existing.bought:
-                    return await self._adopt(row, existing, found=True, digest=self._journal_digest(ref))
-                hold = self._foreign_hold(ref, existing)
-                return None if hold is None else await self._give_way(row, existing, hold, self._journal_digest(ref))
+                return await self._settle_against(row, existing, self._journal_digest(ref))
             age = None if quote.shipment_id in self._made_at else _age_seconds(existing)
             if age is None or age >= quiet + CLOCK_SLACK:
                 break
