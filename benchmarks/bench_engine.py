@@ -23,7 +23,9 @@ CLI run's phases come from its journal's purchase times: launch to its first lab
 Sections (`--skip` any of them):
 
 * compare   latency fast (all rows) and realistic (`--realistic-rows`, the seed design `--seed-realistic-rows`):
-            shipctl, the seed design, the loop
+            shipctl, the seed design, the loop, and two bare pools of 16 threads making the same calls and
+            nothing else (through the SDK's services; through its requestor, reading plain JSON as shipctl does):
+            the second is the bound on any client of this SDK on this machine, printed beside shipctl's figure
 * throttle  scattered 429s (`--faults rate_limit=0.01` / `0.05`) against the clean run, fixed 16
 * auto      `--concurrency auto` against fixed 16/24/32/40, the sandbox's capacity 40 (`--max-inflight 40`), each
             run `--auto-rounds` times in rotated order and judged by its median
@@ -51,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import easypost  # noqa: E402
+from easypost.requestor import RequestMethod, Requestor  # noqa: E402
 
 from shipctl.manifest import ShipmentRow, ValidRow, iter_rows  # noqa: E402
 from tests.manifests import make_manifest  # noqa: E402
@@ -231,6 +235,41 @@ def seed_design(api_base: str, rows: list[ShipmentRow]) -> float:
     return time.perf_counter() - wall
 
 
+def thread_pool(api_base: str, rows: list[ShipmentRow], *, plain: bool) -> float:
+    """The bound on any client of this SDK here: 16 threads, each creating and buying its next row and nothing else
+    (no journal, no claims, no start-up). `plain` calls the SDK's requestor and reads plain JSON, as shipctl does;
+    otherwise its services, which build an EasyPostObject of every rate and address."""
+    client = easypost.EasyPostClient(KEY, api_base=api_base)
+    client._requests_session.trust_env = False  # as shipctl's client (no per-call scan of the environment)
+    pending = iter(rows)
+    lock = threading.Lock()
+
+    def worker() -> None:
+        requestor = Requestor(client)
+        while True:
+            with lock:
+                row = next(pending, None)
+            if row is None:
+                return
+            if plain:
+                made = requestor.request(method=RequestMethod.POST, url="/shipments",
+                                         params={"shipment": row.to_easypost()})
+                rate = min(made["rates"], key=lambda r: Decimal(r["rate"]))
+                requestor.request(method=RequestMethod.POST, url=f"/shipments/{made['id']}/buy",
+                                  params={"rate": {"id": rate["id"]}})
+            else:
+                shipment = client.shipment.create(**row.to_easypost())
+                client.shipment.buy(shipment.id, rate=cheapest(shipment))
+
+    threads = [threading.Thread(target=worker) for _ in range(CAP)]
+    wall = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - wall
+
+
 def served_per_shipment(api_base: str) -> float:
     """Mean server time of a shipment (create + buy) over every call the sandbox answered since it started."""
     import requests
@@ -273,6 +312,10 @@ def compare(latency: str, manifest: Path, work: Path, count: int, seq_count: int
     with sandbox("--latency", latency, "--seed", "1") as base:
         seed_wall = seed_design(base, seed_rows)
         results["seed design"] = (len(seed_rows) / seed_wall, CAP / served_per_shipment(base))
+    for name, plain in (("SDK services, 16 threads", False), ("SDK requestor, 16 thr.", True)):
+        with sandbox("--latency", latency, "--seed", "1") as base:
+            pool_wall = thread_pool(base, seed_rows, plain=plain)
+            results[name] = (len(seed_rows) / pool_wall, CAP / served_per_shipment(base))
     with sandbox("--latency", latency, "--seed", "1") as base:
         run = shipctl_create(base, manifest, work)
         results["shipctl (the CLI)"] = (count / run.wall, CAP / served_per_shipment(base))
@@ -288,11 +331,16 @@ def compare(latency: str, manifest: Path, work: Path, count: int, seq_count: int
     seed = results["seed design"][0]
     print(f"shipctl ÷ seed design {ours / seed:.2f}×, ÷ sequential {ours / results['sequential SDK loop'][0]:.2f}×")
     print(phases)
+    bound_rate, bound_ceiling = results["SDK requestor, 16 thr."]
+    bound = bound_rate / bound_ceiling
+    print(f"the bound on a client of this SDK here (16 threads making the same calls, nothing else): "
+          f"{bound:.2f} of the ceiling; shipctl reaches {ours / ceiling / bound:.2f} of it")
     verdict(f"efficiency, latency {latency}", f"{ours / ceiling:.2f} ({ours / sampled:.2f} vs the sample)",
             f"≥ {target:.2f}", ours / ceiling >= target)
     if steady is not None:
         verdict(f"  of which steady state, {latency}", f"{steady:.2f} (labels 10%–90%)")
     verdict(f"shipctl ÷ seed design, {latency}", f"{ours / seed:.2f}×")
+    verdict(f"  bound: SDK requestor, 16 threads, {latency}", f"{bound:.2f} (no journal, no start-up)")
 
 
 def throttle(manifest: Path, work: Path, rows: int, rounds: int) -> None:
