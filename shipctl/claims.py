@@ -17,7 +17,9 @@ forgotten while a buy sent for it might still land. What a second run sees:
 * `claimed` by a run that died (kill -9, a crash, a power cut), or `released`: the claim is taken over, and
   the taker reconciles every shipment ever made for the reference before it may make another -- buying the
   same shipment twice is refused by the API, so a buy the dead run sent just before it died cannot make a
-  second label; a shipment that cannot be reused but had a buy sent recently makes the row wait.
+  second label; a shipment that cannot be reused but had a buy sent recently makes the row wait. With the
+  reference check on, a run also marks each create it sends (`claim_creates`) until a shipment is attached: a
+  taker then knows the shipment a create made whose answer the dead run never recorded (`Claim.creates`).
 
 Whether a run is alive is told by an exclusive `flock` each run holds on `runs/<run id>.lock` while it runs:
 the kernel drops it when the process dies, however it dies, and a reused pid cannot fake it. Only a lock file
@@ -62,6 +64,15 @@ CREATE TABLE IF NOT EXISTS claim_shipments (
     buy_sent_at REAL,
     PRIMARY KEY (scope, reference, shipment_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claim_creates (
+    scope       TEXT NOT NULL,
+    reference   TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    looked_at   REAL,
+    first_sent  REAL NOT NULL,
+    last_sent   REAL NOT NULL,
+    PRIMARY KEY (scope, reference, run_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journals (
     path        TEXT NOT NULL,
     scope       TEXT NOT NULL,
@@ -89,6 +100,19 @@ class Claim:
     for it (None: never). All must be reconciled before another shipment is made."""
     journal: str | None = None
     """The journal of the run that holds (or bought) it."""
+    creates: tuple[CreateSent, ...] = field(default=())
+    """Creates a run sent for this reference whose shipment no claim names yet (its answer was never recorded: the
+    run was killed, or the create failed with its outcome unknown), for a taker to recognise that shipment."""
+
+
+@dataclass(frozen=True)
+class CreateSent:
+    """A run sent `shipment.create` for a reference: when its first and last attempts went out, and when its first
+    look at the reference went out before them (epoch seconds, this machine's clock; None: no first look)."""
+
+    looked_at: float | None
+    first_sent: float
+    last_sent: float
 
 
 @dataclass(frozen=True)
@@ -200,7 +224,7 @@ class Claims:
             # Released, ours already, or its run is dead: take it over. Its shipments must be reconciled (and, if
             # unbought, reused) rather than replaced.
             self._write(reference, "claimed", shipment_id)
-            return Claim("claimed", shipment_id, holder, history)
+            return Claim("claimed", shipment_id, holder, history, creates=self._creates(reference))
 
     def attach(self, reference: str, shipment_id: str) -> bool:
         """The shipment this run will buy for `reference`, committed before `buy` is called.
@@ -219,7 +243,20 @@ class Claims:
                     "INSERT INTO claim_shipments (scope, reference, shipment_id, attached_at) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT DO NOTHING", (self.scope, reference, shipment_id, time.time()),
                 )
+                self._forget_creates(reference)
         return bool(mine)
+
+    def creating(self, reference: str, looked_at: float | None) -> None:
+        """A `shipment.create` for `reference` is about to be sent (each attempt): marked first, so that if its
+        answer is never recorded, whoever takes the claim over can tell the shipment it made (`Claim.creates`)."""
+        reference = reference_key(reference)
+        now = time.time()
+        self._execute(
+            "INSERT INTO claim_creates (scope, reference, run_id, looked_at, first_sent, last_sent) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, reference, run_id) DO UPDATE SET "
+            "last_sent = excluded.last_sent, looked_at = coalesce(claim_creates.looked_at, excluded.looked_at)",
+            (self.scope, reference, self.run_id, looked_at, now, now),
+        )
 
     def buying(self, reference: str, shipment_id: str) -> Sent | None:
         """A buy of `shipment_id` is about to be sent: marked first, so a taker knows it may still land.
@@ -267,6 +304,7 @@ class Claims:
                 "INSERT INTO claim_shipments (scope, reference, shipment_id, attached_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING", (self.scope, reference, shipment_id, time.time()),
             )
+            self._forget_creates(reference)
 
     def forget(self, reference: str, shipment_id: str | None) -> None:
         """A claimed purchase the API does not know (404: a wiped sandbox): the claim is stale."""
@@ -304,6 +342,18 @@ class Claims:
             "ORDER BY attached_at DESC", (self.scope, reference),
         ).fetchall()
         return tuple((sid, None if sent is None else max(0.0, now - sent)) for sid, sent in rows)
+
+    def _creates(self, reference: str) -> tuple[CreateSent, ...]:
+        rows = self.db.execute(
+            "SELECT looked_at, first_sent, last_sent FROM claim_creates WHERE scope = ? AND reference = ? "
+            "ORDER BY first_sent", (self.scope, reference),
+        ).fetchall()
+        return tuple(CreateSent(looked, first, last) for looked, first, last in rows)
+
+    def _forget_creates(self, reference: str) -> None:
+        """The reference names a shipment now: what its unanswered creates made is for that claim's history to
+        settle, not for a taker to reuse."""
+        self.db.execute("DELETE FROM claim_creates WHERE scope = ? AND reference = ?", (self.scope, reference))
 
     def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         with self._writing():

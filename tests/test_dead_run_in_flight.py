@@ -222,3 +222,45 @@ def test_a_label_a_dead_run_bought_is_not_reported_as_this_runs_spend(
     assert taker.returncode == 0, taker.stderr
     assert [r["purchase"] for r in records(taker)] == ["found"]  # the dead run's purchase, not this run's
     assert len(env.ledger()) == 1
+
+
+class HeldCreateAnswer:
+    """Forwards the first `POST /shipments` (so the shipment exists) and holds its answer until released."""
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+        self.committed = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, method: str, path: str, answer: Any) -> None:
+        if method == "POST" and path.rstrip("/").endswith("/shipments") and not self.committed.is_set():
+            self.made.append(answer.json()["id"])
+            self.committed.set()
+            assert self.release.wait(120), "the test never released the held answer"
+
+
+@pytest.mark.slow
+def test_a_shipment_made_as_the_run_was_killed_is_bought_by_its_rerun(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run is killed after its create reached the API and before it could record the shipment. The rerun's
+    first look finds that shipment, unknown to the claims; the claims say the dead run had a create out, so it is
+    that run's: the rerun buys it, rather than holding the row for 15 minutes as another machine's."""
+    answer = HeldCreateAnswer()
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    with gateway_in_front(env, monkeypatch, answer):
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "shipctl", "create", str(manifest), "-q", "-o", "ndjson",
+                                     "--check-references"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert answer.committed.wait(120), "no create reached the gateway"
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=60) == -signal.SIGKILL
+        finally:
+            answer.release.set()  # the answer goes nowhere: its reader is dead
+        rerun = create(str(manifest), "--check-references")
+    assert rerun.returncode == 0, rerun.stderr
+    (record,) = records(rerun)
+    assert (record["status"], record["purchase"]) == ("bought", "new")
+    assert answer.made == [record["shipment_id"]]  # the dead run's shipment, and no second one was bought
+    assert Counter(e["shipment_id"] for e in env.ledger()) == Counter({record["shipment_id"]: 1})

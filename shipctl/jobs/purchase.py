@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -32,7 +33,7 @@ from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
 from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow, normalize
-from shipctl.manifest.models import ADDED_FIELDS, LabelFormat, domestic_zone
+from shipctl.manifest.models import ADDED_FIELDS, Address, LabelFormat, domestic_zone
 from shipctl.plans import Drift, PlannedRow
 from shipctl.references import reference_key
 from shipctl.results import Purchase, ResultRecord, Status, VerifyMode
@@ -259,6 +260,11 @@ class Purchaser:
         # and how long before that the reference's first look was sent. Dropped at the buy.
         self._made_at: dict[str, float] = {}
         self._looked: dict[str, float] = {}
+        # The reference's newest shipment at its first look (None: none), while its create is under way: one that is
+        # newest after a create's answer was lost was made since (`_lost_create`).
+        self._first_seen: dict[str, str | None] = {}
+        self._clock_offset = 0.0
+        """The API's clock minus this machine's (seconds), from the last answer that gave its Date."""
 
     # -- phase one: a shipment with a chosen rate --------------------------------------------------------
 
@@ -290,13 +296,13 @@ class Purchaser:
             self.claims.forget(ref, claim.shipment_id)
             return await self.quote(row, line, digest)
         if settled is None:
-            made = await self._new_shipment(row, digest)
+            made = await self._new_shipment(row, digest, claim)
             if isinstance(made, ResultRecord):
                 return made
             settled = made
         return await self._choose(row, settled, digest)
 
-    async def _new_shipment(self, row: ShipmentRow, digest: str) -> Shipment | ResultRecord:
+    async def _new_shipment(self, row: ShipmentRow, digest: str, claim: Claim) -> Shipment | ResultRecord:
         """A shipment made for the row, after the first look when the reference check is on (timed: see
         `QUIET_SECONDS`); or the row's record (adopted, held, failed)."""
         if not self.options.check_references:
@@ -306,31 +312,65 @@ class Purchaser:
         def stamp() -> None:
             sent.append(time.monotonic())
 
-        for fresh in range(LOOK_ROUNDS, 0, -1):
-            looked = await self._first_look(row, digest, stamp)
-            if looked is not None:
-                return looked
-            try:
-                made = await self._create(row, digest, look_sent=sent[-1] if fresh > 1 else None)
-            except _StaleLook:
-                continue  # nothing was sent: look again, rather than make a shipment the wide look must clear
-            break
+        try:
+            for fresh in range(LOOK_ROUNDS, 0, -1):
+                looked = await self._first_look(row, digest, stamp, claim)
+                if looked is not None:
+                    return looked
+                try:
+                    made = await self._create(row, digest, look_sent=sent[-1] if fresh > 1 else None,
+                                              looked=sent[-1])
+                except _StaleLook:
+                    continue  # nothing was sent: look again, rather than make a shipment the wide look must clear
+                break
+        finally:
+            self._first_seen.pop(row.reference, None)
         if isinstance(made, Shipment):
             answered = time.monotonic()
             self._made_at[made.id] = answered
             self._looked[made.id] = answered - sent[-1]
         return made
 
-    async def _first_look(self, row: ShipmentRow, digest: str, on_send: Callable[[], None]) -> ResultRecord | None:
+    async def _first_look(self, row: ShipmentRow, digest: str, on_send: Callable[[], None],
+                          claim: Claim) -> Shipment | ResultRecord | None:
         """Across machines nothing can claim for us: ask the API for the reference's newest shipment first; a
         bought one is adopted (a record). A recent unbought one another run made holds the row: that run is
         between its create and its buy, and once it has bought, a shipment of ours made now would be the newest,
         hiding its label from our last look (measured: a second machine started 0.5–3 s after the first bought
-        4–22 of 40 rows twice). Otherwise this run makes its own, and the last look settles the rest."""
+        4–22 of 40 rows twice). Otherwise this run makes its own, and the last look settles the rest.
+
+        One that a create of a run holding this claim made while its answer was never recorded (the run was killed,
+        or its create's outcome was unknown: `Claim.creates`) is that run's, so the row's: returned, to be bought."""
         existing = await self._reconcile(row.reference, on_send)
+        self._first_seen[row.reference] = existing.id if existing is not None else None
         if existing is None or existing.reference != row.reference:
             return None
+        span = self._unrecorded_span(row, existing, claim)
+        if span is not None:
+            self._looked[existing.id] = span
+            return existing
         return await self._settle_against(row, existing, digest)
+
+    def _unrecorded_span(self, row: ShipmentRow, existing: Shipment, claim: Claim) -> float | None:
+        """When `existing` (unbought, recent, unknown to the claims) is what an unanswered create of `claim.creates`
+        made -- this row's parcel, made after that create's first attempt went out and while its last could still
+        land -- how long after that run's first look it was made (for the wide look); else None.
+
+        Buying it is safe even were it another machine's: a shipment is bought once, and the API refuses the other
+        buy. What is never bought is a shipment no create of this claim could have made (a storefront's, another
+        machine's while no create of ours was out), nor one of another parcel or origin."""
+        if existing.bought or existing.created_at is None or not claim.creates or not _lately(existing):
+            return None
+        if self.claims is not None and self.claims.knows(row.reference, existing.id):
+            return None
+        if not (_same_parcel(existing, row) and self._verified_enough(existing, row)):
+            return None
+        made = existing.created_at.timestamp() - self._clock_offset
+        for create in claim.creates:
+            if create.first_sent - CLOCK_SLACK <= made <= create.last_sent + SETTLE_SECONDS:
+                looked = create.looked_at if create.looked_at is not None else create.first_sent
+                return max(0.0, made - looked) + CLOCK_SLACK  # its time is whole seconds: never too short a span
+        return None
 
     async def _settle_against(self, row: ShipmentRow, existing: Shipment, digest: str | None) -> ResultRecord | None:
         """Either look found `existing`, the reference's newest shipment and not ours: bought, its label is adopted;
@@ -498,12 +538,16 @@ class Purchaser:
             self.overridden_formats[row.reference] = str(row.label_format)
 
     async def _create(
-        self, row: ShipmentRow, digest: str, *, look_sent: float | None = None,
+        self, row: ShipmentRow, digest: str, *, look_sent: float | None = None, looked: float | None = None,
     ) -> Shipment | ResultRecord:
         """A new shipment for the row; a failed record when `verify_strict` refused its destination (no shipment
         exists then, so the claim is given up). With `look_sent` (when the first look went out), raises
         `_StaleLook` instead of sending the create once that look is older than half `_wide_after` (a wait for a
-        slot, 429s), as long as no attempt the API may have acted on has gone out."""
+        slot, 429s), as long as no attempt the API may have acted on has gone out.
+
+        With the reference check on (`looked`: when the first look went out), every attempt is marked in the
+        claims before it is sent (`Claims.creating`), and one whose outcome is unknown is not sent again blindly:
+        the reference's newest shipment says whether it landed (`_lost_create`)."""
         if row.label_date and normalize.ship_day(row.label_date) < dt.date.today():
             # Judged now, not when the manifest is read: a rerun the next day still resumes what was bought.
             return self.fail(
@@ -513,28 +557,73 @@ class Purchaser:
                 shipment_id=None, digest=digest,
             )
         acted = 0  # attempts sent that the API may have acted on (a 429 is refused: not one)
+        checking = looked is not None
+        looked_at = None if looked is None else time.time() - (time.monotonic() - looked)
+        first_sent: list[float] = []
 
         def fresh_enough() -> None:
             nonlocal acted
             if look_sent is not None and not acted and time.monotonic() - look_sent > self._wide_after / 2:
                 raise _StaleLook
+            if checking and self.claims is not None:
+                self.claims.creating(row.reference, looked_at)
+            first_sent.append(time.time())
             acted += 1
 
         def refused() -> None:
             nonlocal acted
             acted -= 1
 
+        request = self._shipment_request(row)
+        for attempt in itertools.count(1):
+            try:
+                shipment: Shipment = await self.engine.call(
+                    api.create_shipment, self.client, request,
+                    before_send=fresh_enough, on_rate_limited=refused, retry_unknown=not checking,
+                )
+            except CallFailure as failure:
+                if checking and failure.outcome_unknown:
+                    landed = await self._lost_create(row, digest, failure, first_sent[0])
+                    if landed is not None:
+                        return landed
+                    if attempt >= self.engine.retry.max_attempts or self.engine.stopping:
+                        raise
+                    self.engine.stats.retries += 1
+                    await anyio.sleep(self.engine.retry.delay(attempt, failure.retry_after))
+                    continue
+                if failure.code != addresses.VERIFY_FAILURE:
+                    raise
+                self.verifications[row.reference] = addresses.failure_summary(failure)
+                return self.fail(row.reference, failure.code, failure.message, shipment_id=None, digest=digest)
+            return shipment
+        raise AssertionError("unreachable")
+
+    async def _lost_create(self, row: ShipmentRow, digest: str, failure: CallFailure,
+                           first_sent: float) -> Shipment | ResultRecord | None:
+        """A create of the row went out and its answer was lost: whether it made a shipment, the reference's newest
+        says. Sent again blindly, it would make a second, and the first -- unknown to the claims, made before ours
+        -- would look like another machine's to the wide look, which would give way to it and hold the row.
+
+        Newer than the first look's and unknown to the claims: bought (by another run meanwhile), adopted; this
+        row's parcel, made since our first attempt went out, it is the row's shipment (had another machine made
+        it, the API still sells it once); anything else is another run's, settled as either look settles one.
+        None: nothing landed, send again. Raises `failure` when the reference cannot be read."""
+        ref = row.reference
         try:
-            shipment: Shipment = await self.engine.call(
-                api.create_shipment, self.client, self._shipment_request(row),
-                before_send=fresh_enough, on_rate_limited=refused,
-            )
-        except CallFailure as failure:
-            if failure.code != addresses.VERIFY_FAILURE:
-                raise
-            self.verifications[row.reference] = addresses.failure_summary(failure)
-            return self.fail(row.reference, failure.code, failure.message, shipment_id=None, digest=digest)
-        return shipment
+            landed = await self._reconcile(ref)
+        except CallFailure:
+            raise failure from None
+        if landed is None or landed.reference != ref or landed.id == self._first_seen.get(ref):
+            return None
+        if self.claims is not None and self.claims.knows(ref, landed.id):
+            return None
+        if landed.bought:
+            return await self._adopt(row, landed, found=True, digest=digest)
+        made = None if landed.created_at is None else landed.created_at.timestamp() - self._clock_offset
+        if (made is not None and made >= first_sent - CLOCK_SLACK and _same_parcel(landed, row)
+                and self._verified_enough(landed, row)):
+            return landed
+        return await self._settle_against(row, landed, digest)
 
     def _shipment_request(self, row: ShipmentRow) -> dict[str, Any]:
         """The `shipment.create` request; `--label-format` has the label made in its format from the start (the
@@ -796,6 +885,8 @@ class Purchaser:
                 return None  # gone (another account, a wiped sandbox): a new shipment is safe
             raise
         self.mode = self.mode or shipment.mode
+        if shipment.seen_at is not None:
+            self._clock_offset = shipment.seen_at.timestamp() - time.time()
         return shipment
 
     # -- phase two: buy ----------------------------------------------------------------------------------
@@ -1115,19 +1206,30 @@ def _age(shipment: Shipment) -> str:
 
 
 def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:
-    """Whether a shipment found by reference ships this row: same destination street and ZIP, same weight."""
+    """Whether a shipment found for the reference ships this row: the same origin and destination (street and ZIP),
+    weight and dimensions. Anything else it carries (options, customs) is not compared: only a shipment a run of
+    this row made is ever reused, and a row edited since is caught by its digest."""
 
     def norm(text: str | None) -> str:
         return "".join((text or "").split()).casefold()
 
-    zip5 = (row.to_address.zip or "")[:5]
-    to = row.to_address
-    # A verified destination is EasyPost's spelling (upper case, abbreviations, the unit moved onto street1).
-    street = norm(shipment.to_street1) == norm(to.street1) or addresses.same_street(
-        shipment.to_street1, to.street1, to.street2)
-    same_place = street and (shipment.to_zip or "")[:5] == zip5
-    weight = float(row.parcel.weight)
-    return same_place and shipment.weight is not None and abs(shipment.weight - weight) < 0.05
+    def same_place(street1: str | None, zip_code: str | None, address: Address) -> bool:
+        # A verified address is EasyPost's spelling (upper case, abbreviations, the unit moved onto street1).
+        street = norm(street1) == norm(address.street1) or addresses.same_street(
+            street1, address.street1, address.street2)
+        return street and (zip_code or "")[:5] == (address.zip or "")[:5]
+
+    parcel = row.parcel
+    sides = (parcel.length, parcel.width, parcel.height)
+    if shipment.dimensions is None or None in sides:
+        same_size = shipment.dimensions is None and None in sides
+    else:
+        pairs = zip(shipment.dimensions, sides, strict=True)
+        same_size = all(abs(theirs - float(ours or 0)) < 0.05 for theirs, ours in pairs)
+    weight = float(parcel.weight)
+    return (same_place(shipment.to_street1, shipment.to_zip, row.to_address)
+            and same_place(shipment.from_street1, shipment.from_zip, row.from_address)
+            and same_size and shipment.weight is not None and abs(shipment.weight - weight) < 0.05)
 
 
 def label_format_for(row: ShipmentRow, options: PurchaseOptions) -> str | None:
