@@ -18,7 +18,7 @@ forgotten while a buy sent for it might still land. What a second run sees:
   the taker reconciles every shipment ever made for the reference before it may make another -- buying the
   same shipment twice is refused by the API, so a buy the dead run sent just before it died cannot make a
   second label; a shipment that cannot be reused but had a buy sent recently makes the row wait. With the
-  reference check on, a run also marks each create it sends (`claim_creates`) until a shipment is attached: a
+  reference check on, a run also marks each create it sends (`create_marks`) until a shipment is attached: a
   taker then knows the shipment a create made whose answer the dead run never recorded (`Claim.creates`).
 
 Whether a run is alive is told by an exclusive `flock` each run holds on `runs/<run id>.lock` while it runs:
@@ -64,10 +64,11 @@ CREATE TABLE IF NOT EXISTS claim_shipments (
     buy_sent_at REAL,
     PRIMARY KEY (scope, reference, shipment_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS claim_creates (
+CREATE TABLE IF NOT EXISTS create_marks (
     scope       TEXT NOT NULL,
     reference   TEXT NOT NULL,
     run_id      TEXT NOT NULL,
+    digest      TEXT NOT NULL,
     looked_at   REAL,
     first_sent  REAL NOT NULL,
     last_sent   REAL NOT NULL,
@@ -107,9 +108,11 @@ class Claim:
 
 @dataclass(frozen=True)
 class CreateSent:
-    """A run sent `shipment.create` for a reference: when its first and last attempts went out, and when its first
-    look at the reference went out before them (epoch seconds, this machine's clock; None: no first look)."""
+    """A run sent `shipment.create` for a reference: for the row of which digest (`jobs.purchase.row_digest`), when
+    its first and last attempts went out, and when its first look at the reference went out before them (epoch
+    seconds, this machine's clock; None: no first look)."""
 
+    digest: str
     looked_at: float | None
     first_sent: float
     last_sent: float
@@ -246,17 +249,25 @@ class Claims:
                 self._forget_creates(reference)
         return bool(mine)
 
-    def creating(self, reference: str, looked_at: float | None) -> None:
-        """A `shipment.create` for `reference` is about to be sent (each attempt): marked first, so that if its
-        answer is never recorded, whoever takes the claim over can tell the shipment it made (`Claim.creates`)."""
+    def creating(self, reference: str, digest: str, looked_at: float | None) -> None:
+        """A `shipment.create` for `reference` (the row `digest`) is about to be sent (each attempt): marked first,
+        so that if its answer is never recorded, whoever takes the claim over can tell the shipment it made
+        (`Claim.creates`)."""
         reference = reference_key(reference)
         now = time.time()
         self._execute(
-            "INSERT INTO claim_creates (scope, reference, run_id, looked_at, first_sent, last_sent) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, reference, run_id) DO UPDATE SET "
-            "last_sent = excluded.last_sent, looked_at = coalesce(claim_creates.looked_at, excluded.looked_at)",
-            (self.scope, reference, self.run_id, looked_at, now, now),
+            "INSERT INTO create_marks (scope, reference, run_id, digest, looked_at, first_sent, last_sent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, reference, run_id) DO UPDATE SET "
+            "last_sent = excluded.last_sent, digest = excluded.digest, "
+            "looked_at = coalesce(create_marks.looked_at, excluded.looked_at)",
+            (self.scope, reference, self.run_id, digest, looked_at, now, now),
         )
+
+    def not_creating(self, reference: str) -> None:
+        """No create this run sent for `reference` can have made a shipment (each was refused: a 429, a 4xx): its
+        mark goes, so nothing is ever taken for what it made."""
+        self._execute("DELETE FROM create_marks WHERE scope = ? AND reference = ? AND run_id = ?",
+                      (self.scope, reference_key(reference), self.run_id))
 
     def buying(self, reference: str, shipment_id: str) -> Sent | None:
         """A buy of `shipment_id` is about to be sent: marked first, so a taker knows it may still land.
@@ -345,15 +356,15 @@ class Claims:
 
     def _creates(self, reference: str) -> tuple[CreateSent, ...]:
         rows = self.db.execute(
-            "SELECT looked_at, first_sent, last_sent FROM claim_creates WHERE scope = ? AND reference = ? "
+            "SELECT digest, looked_at, first_sent, last_sent FROM create_marks WHERE scope = ? AND reference = ? "
             "ORDER BY first_sent", (self.scope, reference),
         ).fetchall()
-        return tuple(CreateSent(looked, first, last) for looked, first, last in rows)
+        return tuple(CreateSent(digest, looked, first, last) for digest, looked, first, last in rows)
 
     def _forget_creates(self, reference: str) -> None:
         """The reference names a shipment now: what its unanswered creates made is for that claim's history to
         settle, not for a taker to reuse."""
-        self.db.execute("DELETE FROM claim_creates WHERE scope = ? AND reference = ?", (self.scope, reference))
+        self.db.execute("DELETE FROM create_marks WHERE scope = ? AND reference = ?", (self.scope, reference))
 
     def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         with self._writing():

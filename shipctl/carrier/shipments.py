@@ -77,6 +77,8 @@ class Shipment:
     refunded); None when it carried none."""
     created_at: dt.datetime | None = None
     """When the API made it (aware), or None when its answer did not say."""
+    raw: Any = dataclasses.field(default=None, compare=False, repr=False)
+    """The API's answer it was read from (plain JSON or the SDK's object), for `jobs.made_from`."""
     seen_at: dt.datetime | None = None
     """The API's clock when it answered (its Date header), for `retrieve_shipment`'s answers: `created_at`'s age
     judged by one clock, whatever this machine's says."""
@@ -105,6 +107,10 @@ def _field(obj: Any, key: str) -> Any:
     if isinstance(obj, dict):
         return obj.get(key)
     return getattr(obj, "__dict__", {}).get(key)
+
+
+field_of = _field
+"""`_field` for other modules: a key of the API's answer, whether the SDK built an object of it or not."""
 
 
 def rate_from(obj: Any) -> Rate:
@@ -161,6 +167,7 @@ def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
         destination=check_from(to_address),
         insurance_fee=_insurance_fee(_field(obj, "fees")),
         created_at=api_time(_field(obj, "created_at")),
+        raw=obj,
     )
 
 

@@ -305,8 +305,9 @@ def execute(args: CreateArgs) -> ExitCode:
                   "(EasyPost bills them beyond its free tier)")
     if outcome.wide_looks[0]:
         rows, calls = outcome.wide_looks
-        term.info(f"reference check: {counted(rows, 'rows')} made their shipment more than --reference-quiet after "
-                  f"their first look, and had the account's shipments made meanwhile read ({counted(calls, 'calls')})")
+        term.info(f"reference check: {counted(rows, 'rows')} had the account's shipments read around their "
+                  f"reference's ({counted(calls, 'calls')}): a first look more than --reference-quiet before "
+                  "their shipment, or an abandoned shipment that could hide a label")
     if outcome.interrupted:
         term.info("interrupted: rerun the same command to resume (nothing will be bought twice)")
         return ExitCode.INTERRUPTED

@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +24,7 @@ import anyio
 from shipctl import money
 from shipctl.carrier import addresses
 from shipctl.carrier import shipments as api
+from shipctl.carrier.client import DEFAULT_TIMEOUT
 from shipctl.carrier.labels import retrieve_printable
 from shipctl.carrier.rates import TransitTimes, smart_rates
 from shipctl.carrier.shipments import Rate, Shipment
@@ -31,6 +32,7 @@ from shipctl.claims import Claim, Claims, Sent
 from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
+from shipctl.jobs.made_from import made_from
 from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow, normalize
 from shipctl.manifest.models import ADDED_FIELDS, Address, LabelFormat, domestic_zone
@@ -345,40 +347,50 @@ class Purchaser:
         self._first_seen[row.reference] = existing.id if existing is not None else None
         if existing is None or existing.reference != row.reference:
             return None
-        span = self._unrecorded_span(row, existing, claim)
+        span = self._unrecorded_span(row, existing, claim, digest)
         if span is not None:
             self._looked[existing.id] = span
             return existing
         return await self._settle_against(row, existing, digest)
 
-    def _unrecorded_span(self, row: ShipmentRow, existing: Shipment, claim: Claim) -> float | None:
+    def _unrecorded_span(self, row: ShipmentRow, existing: Shipment, claim: Claim, digest: str) -> float | None:
         """When `existing` (unbought, recent, unknown to the claims) is what an unanswered create of `claim.creates`
-        made -- this row's parcel, made after that create's first attempt went out and while its last could still
-        land -- how long after that run's first look it was made (for the wide look); else None.
+        made -- for this very row (its digest), made from the request this run would send (`made_from`: every
+        address field, the parcel, every option), after that create's first attempt went out and before its last
+        could have been answered -- how long after that run's first look it was made (for the wide look); else
+        None.
 
-        Buying it is safe even were it another machine's: a shipment is bought once, and the API refuses the other
-        buy. What is never bought is a shipment no create of this claim could have made (a storefront's, another
-        machine's while no create of ours was out), nor one of another parcel or origin."""
+        Buying it is safe even were it another machine's, made from the same row: a shipment is bought once, and
+        the API refuses the other buy. What is never bought is a shipment no create of this claim could have made
+        (a row held or refused before any create leaves no mark), nor one that differs from the row in anything
+        the request gives (a storefront's quote with a signature, another apartment)."""
         if existing.bought or existing.created_at is None or not claim.creates or not _lately(existing):
             return None
         if self.claims is not None and self.claims.knows(row.reference, existing.id):
             return None
-        if not (_same_parcel(existing, row) and self._verified_enough(existing, row)):
+        if not (made_from(existing.raw, self._shipment_request(row)) and self._verified_enough(existing, row)):
             return None
         made = existing.created_at.timestamp() - self._clock_offset
         for create in claim.creates:
-            if create.first_sent - CLOCK_SLACK <= made <= create.last_sent + SETTLE_SECONDS:
+            answered_by = create.last_sent + DEFAULT_TIMEOUT + CLOCK_SLACK
+            if create.digest == digest and create.first_sent - CLOCK_SLACK <= made <= answered_by:
                 looked = create.looked_at if create.looked_at is not None else create.first_sent
                 return max(0.0, made - looked) + CLOCK_SLACK  # its time is whole seconds: never too short a span
         return None
 
     async def _settle_against(self, row: ShipmentRow, existing: Shipment, digest: str | None) -> ResultRecord | None:
         """Either look found `existing`, the reference's newest shipment and not ours: bought, its label is adopted;
-        another run's, unbought and recent, the row gives way to it; else None (nothing stops ours)."""
+        another run's, unbought and recent, the row gives way to it; unbought and abandoned, a label it may hide is
+        looked for (`_hidden_label`); else None (nothing stops ours)."""
         if existing.bought:
             return await self._adopt(row, existing, found=True, digest=digest)
         hold = self._foreign_hold(row.reference, existing)
-        return None if hold is None else await self._give_way(row, existing, hold, digest)
+        if hold is not None:
+            return await self._give_way(row, existing, hold, digest)
+        if existing.reference == row.reference and not _lately(existing) and not (
+                self.claims is not None and self.claims.knows(row.reference, existing.id)):
+            return await self._hidden_label(row, existing, digest)
+        return None
 
     async def _give_way(self, row: ShipmentRow, other: Shipment, hold: ResultRecord,
                         digest: str | None) -> ResultRecord:
@@ -485,16 +497,10 @@ class Purchaser:
         end = ours.created_at + dt.timedelta(seconds=CLOCK_SLACK)
         # Unbought first: a shipment bought between the two reads is then in the second. Read the other way round,
         # one bought in between would be in neither (it cannot go back to unbought).
-        for purchased in (False, True):
-            before: str | None = None
-            for _ in range(WIDE_LOOK_PAGES):
-                page, more = await self.engine.call(
-                    api.made_between, self.client, start=start, end=end, purchased=purchased, before_id=before)
-                self.wide_look_calls += 1
-                for other in page:
-                    if other.id == ours.id or other.reference is None or not _same_reference(other.reference, ref):
-                        continue
-                    if self.claims is not None and self.claims.knows(ref, other.id):
+        try:
+            for purchased in (False, True):
+                async for other in self._made_between(ref, start, end, purchased=purchased):
+                    if other.id == ours.id:
                         continue
                     if other.bought:
                         return await self._adopt(row, other, found=True, digest=self._journal_digest(ref))
@@ -505,13 +511,52 @@ class Purchaser:
                         f"{_age(other)}, before this run's shipment {ours.id} but after its first look, and has "
                         "not bought it yet: another machine or state directory, or another tool quoting it?"))),
                         self._journal_digest(ref))
-                if not more or not page:
-                    break
-                before = page[-1].id
-            else:
-                return self._held(ref, Claim("held", holder=(
-                    f"the account made more than {WIDE_LOOK_PAGES * 100} shipments around this run's shipment "
-                    f"{ours.id} ({span:.0f} s before it): too many to rule out another run's for this reference")))
+        except _TooMany:
+            return self._held(ref, Claim("held", holder=(
+                f"the account made more than {WIDE_LOOK_PAGES * 100} shipments around this run's shipment "
+                f"{ours.id} ({span:.0f} s before it): too many to rule out another run's for this reference")))
+        return None
+
+    async def _made_between(self, ref: str, start: dt.datetime, end: dt.datetime, *,
+                            purchased: bool) -> AsyncIterator[Shipment]:
+        """The account's shipments made in [start, end], bought or not, that carry this reference and no claim of
+        this state directory knows, page by page (EasyPost's list has no reference filter). Raises `_TooMany` past
+        `WIDE_LOOK_PAGES` pages."""
+        before: str | None = None
+        for _ in range(WIDE_LOOK_PAGES):
+            page, more = await self.engine.call(
+                api.made_between, self.client, start=start, end=end, purchased=purchased, before_id=before)
+            self.wide_look_calls += 1
+            for other in page:
+                if other.reference is None or not _same_reference(other.reference, ref):
+                    continue
+                if self.claims is None or not self.claims.knows(ref, other.id):
+                    yield other
+            if not more or not page:
+                return
+            before = page[-1].id
+        raise _TooMany
+
+    async def _hidden_label(self, row: ShipmentRow, newest: Shipment, digest: str | None) -> ResultRecord | None:
+        """`newest`, the reference's newest shipment, is unbought and older than `FOREIGN_SECONDS`: abandoned, so
+        the row may be shipped. But a label bought before it was made is hidden behind it (a create whose answer was
+        lost landing after its resend was bought, a storefront quoting the order after shipctl bought it): the
+        account's bought shipments made in the `SETTLE_SECONDS` before it (as long as a create can take to land)
+        are read, and this reference's label there is adopted."""
+        ref = row.reference
+        if newest.created_at is None:
+            return None
+        start = newest.created_at - dt.timedelta(seconds=SETTLE_SECONDS + CLOCK_SLACK)
+        end = newest.created_at + dt.timedelta(seconds=CLOCK_SLACK)
+        self.wide_looks += 1
+        try:
+            async for other in self._made_between(ref, start, end, purchased=True):
+                if other.bought:
+                    return await self._adopt(row, other, found=True, digest=digest)
+        except _TooMany:
+            return self._held(ref, Claim("held", holder=(
+                f"the account made more than {WIDE_LOOK_PAGES * 100} shipments in the {SETTLE_SECONDS} s before "
+                f"{newest.id}, this reference's newest (unbought): too many to rule out a label bought before it")))
         return None
 
     def _may_buy_unseen(self, other: Shipment, ours: Shipment) -> bool:
@@ -548,6 +593,50 @@ class Purchaser:
         With the reference check on (`looked`: when the first look went out), every attempt is marked in the
         claims before it is sent (`Claims.creating`), and one whose outcome is unknown is not sent again blindly:
         the reference's newest shipment says whether it landed (`_lost_create`)."""
+        past = self._past_label_date(row, digest)
+        if past is not None:
+            return past
+        marks = _CreateMarks(self.claims if looked is not None else None, row.reference, digest, looked)
+
+        def fresh_enough() -> None:
+            if look_sent is not None and not marks.acted and time.monotonic() - look_sent > self._wide_after / 2:
+                raise _StaleLook
+            marks.stamp()
+
+        request = self._shipment_request(row)
+        made: Shipment | ResultRecord | None = None
+        try:
+            for attempt in itertools.count(1):
+                try:
+                    made = await self.engine.call(
+                        api.create_shipment, self.client, request, before_send=fresh_enough,
+                        on_rate_limited=marks.refused_send, retry_unknown=looked is None,
+                    )
+                    return made
+                except CallFailure as failure:
+                    if looked is None or not failure.outcome_unknown:
+                        made = self._refused_create(row, digest, failure)
+                        return made
+                    marks.unknown += 1
+                    made = await self._lost_create(row, digest, failure, request, marks.first_sent)
+                    if made is not None:
+                        return made
+                    if attempt >= self.engine.retry.max_attempts or self.engine.stopping:
+                        raise
+                    self.engine.stats.retries += 1
+                    await anyio.sleep(self.engine.retry.delay(attempt, failure.retry_after))
+            raise AssertionError("unreachable")
+        finally:
+            marks.settle(made)
+
+    def _refused_create(self, row: ShipmentRow, digest: str, failure: CallFailure) -> ResultRecord:
+        """A create refused for good: the row's record when `verify_strict` refused its destination; else raised."""
+        if failure.code != addresses.VERIFY_FAILURE:
+            raise failure
+        self.verifications[row.reference] = addresses.failure_summary(failure)
+        return self.fail(row.reference, failure.code, failure.message, shipment_id=None, digest=digest)
+
+    def _past_label_date(self, row: ShipmentRow, digest: str) -> ResultRecord | None:
         if row.label_date and normalize.ship_day(row.label_date) < dt.date.today():
             # Judged now, not when the manifest is read: a rerun the next day still resumes what was bought.
             return self.fail(
@@ -556,57 +645,18 @@ class Purchaser:
                 f"({dt.date.today().isoformat()}); nothing was bought — give a date from today on",
                 shipment_id=None, digest=digest,
             )
-        acted = 0  # attempts sent that the API may have acted on (a 429 is refused: not one)
-        checking = looked is not None
-        looked_at = None if looked is None else time.time() - (time.monotonic() - looked)
-        first_sent: list[float] = []
+        return None
 
-        def fresh_enough() -> None:
-            nonlocal acted
-            if look_sent is not None and not acted and time.monotonic() - look_sent > self._wide_after / 2:
-                raise _StaleLook
-            if checking and self.claims is not None:
-                self.claims.creating(row.reference, looked_at)
-            first_sent.append(time.time())
-            acted += 1
-
-        def refused() -> None:
-            nonlocal acted
-            acted -= 1
-
-        request = self._shipment_request(row)
-        for attempt in itertools.count(1):
-            try:
-                shipment: Shipment = await self.engine.call(
-                    api.create_shipment, self.client, request,
-                    before_send=fresh_enough, on_rate_limited=refused, retry_unknown=not checking,
-                )
-            except CallFailure as failure:
-                if checking and failure.outcome_unknown:
-                    landed = await self._lost_create(row, digest, failure, first_sent[0])
-                    if landed is not None:
-                        return landed
-                    if attempt >= self.engine.retry.max_attempts or self.engine.stopping:
-                        raise
-                    self.engine.stats.retries += 1
-                    await anyio.sleep(self.engine.retry.delay(attempt, failure.retry_after))
-                    continue
-                if failure.code != addresses.VERIFY_FAILURE:
-                    raise
-                self.verifications[row.reference] = addresses.failure_summary(failure)
-                return self.fail(row.reference, failure.code, failure.message, shipment_id=None, digest=digest)
-            return shipment
-        raise AssertionError("unreachable")
-
-    async def _lost_create(self, row: ShipmentRow, digest: str, failure: CallFailure,
+    async def _lost_create(self, row: ShipmentRow, digest: str, failure: CallFailure, request: dict[str, Any],
                            first_sent: float) -> Shipment | ResultRecord | None:
         """A create of the row went out and its answer was lost: whether it made a shipment, the reference's newest
         says. Sent again blindly, it would make a second, and the first -- unknown to the claims, made before ours
         -- would look like another machine's to the wide look, which would give way to it and hold the row.
 
-        Newer than the first look's and unknown to the claims: bought (by another run meanwhile), adopted; this
-        row's parcel, made since our first attempt went out, it is the row's shipment (had another machine made
-        it, the API still sells it once); anything else is another run's, settled as either look settles one.
+        Newer than the first look's and unknown to the claims: bought (by another run meanwhile), adopted; made
+        from this very request (`made_from`) since our first attempt went out, it is the row's shipment (had
+        another machine made it from the same row, the API still sells it once); anything else is another run's,
+        settled as either look settles one.
         None: nothing landed, send again. Raises `failure` when the reference cannot be read."""
         ref = row.reference
         try:
@@ -620,7 +670,7 @@ class Purchaser:
         if landed.bought:
             return await self._adopt(row, landed, found=True, digest=digest)
         made = None if landed.created_at is None else landed.created_at.timestamp() - self._clock_offset
-        if (made is not None and made >= first_sent - CLOCK_SLACK and _same_parcel(landed, row)
+        if (made is not None and made >= first_sent - CLOCK_SLACK and made_from(landed.raw, request)
                 and self._verified_enough(landed, row)):
             return landed
         return await self._settle_against(row, landed, digest)
@@ -1134,12 +1184,47 @@ class Purchaser:
         return record
 
 
+class _TooMany(Exception):
+    """More of the account's shipments in a time window than `WIDE_LOOK_PAGES` pages."""
+
+
 class _StaleLook(Exception):
     """The first look is too old to send the create it cleared (`Purchaser._create`): nothing was sent."""
 
 
 class _LostClaim(Exception):
     """The claim is no longer this run's (another run judged it dead): the buy must not be sent."""
+
+
+class _CreateMarks:
+    """The claims' record of a row's creates (`Claims.creating`), with the reference check on (`claims` given):
+    marked before every send; gone again when every send was answered and none made a shipment."""
+
+    def __init__(self, claims: Claims | None, reference: str, digest: str, looked: float | None) -> None:
+        self.claims = claims
+        self.reference = reference
+        self.digest = digest
+        self.looked_at = None if looked is None else time.time() - (time.monotonic() - looked)
+        self.acted = 0
+        """Sends the API may have acted on (a 429 is not one)."""
+        self.unknown = 0
+        """Sends whose outcome is unknown: each may have made a shipment."""
+        self.first_sent = 0.0
+
+    def stamp(self) -> None:
+        if self.claims is not None:
+            self.claims.creating(self.reference, self.digest, self.looked_at)
+        self.first_sent = self.first_sent or time.time()
+        self.acted += 1
+
+    def refused_send(self) -> None:
+        self.acted -= 1
+
+    def settle(self, made: Shipment | ResultRecord | None) -> None:
+        if self.claims is not None and self.first_sent and not self.unknown and not isinstance(made, Shipment):
+            # Every send was answered, and none made a shipment (refused, 429s to the end): nothing for a taker to
+            # find, and a storefront's shipment must never pass for one of ours.
+            self.claims.not_creating(self.reference)
 
 
 class _SendMarks:
