@@ -12,12 +12,14 @@ import pytest
 
 from shipctl.carrier.errors import classify
 from shipctl.carrier.shipments import Shipment, buy_shipment, create_shipment, shipment_from
+from shipctl.jobs.made_from import made_from
 from shipctl.sandbox.examples import shipment_params
 
 
 def _same_but_ids(ours: Shipment, theirs: Shipment) -> None:
     mine, other = asdict(ours), asdict(theirs)
     for record in (mine, other):
+        record.pop("raw")  # the answer itself: plain JSON one way, the SDK's object the other (see made_from below)
         record.pop("id")
         record.pop("tracking_code", None)
         record.pop("label_url", None)
@@ -33,6 +35,10 @@ def test_a_created_shipment_reads_as_the_sdks_service_reads_it(client: easypost.
     assert ours.id.startswith("shp_") and ours.id != theirs.id
     assert len(ours.rates) >= 2 and ours.reference == "REQ-1"
     _same_but_ids(ours, theirs)
+    # Either form of the answer is recognised as made from the request, and neither from another one.
+    other = {**params, "to_address": {**params["to_address"], "street2": "Apt 9"}}
+    assert made_from(ours.raw, params) and made_from(theirs.raw, params)
+    assert not made_from(ours.raw, other) and not made_from(theirs.raw, other)
 
 
 def test_a_bought_shipment_reads_as_the_sdks_service_reads_it(client: easypost.EasyPostClient) -> None:

@@ -52,10 +52,13 @@ def _same_address(made: Any, asked: Mapping[str, Any]) -> bool:
     if (_text(field_of(made, "zip")) or "")[:5] != (_text(asked.get("zip")) or "")[:5]:
         return False
     street1, street2 = field_of(made, "street1"), field_of(made, "street2")
-    if _text(street1) == _text(asked.get("street1")) and _text(street2) == _text(asked.get("street2")):
-        return True
-    # A verified address is EasyPost's spelling: abbreviations, upper case, the unit moved onto street1.
-    return not _text(street2) and addresses.same_street(street1, asked.get("street1"), asked.get("street2"))
+    # A verified address is EasyPost's spelling: abbreviations, upper case, the unit moved onto street1. Moved,
+    # street1 must then be the whole street asked for: one without the unit is another address.
+    if _text(street2):
+        same_unit = _text(street2) == _text(asked.get("street2"))
+        return same_unit and addresses.same_street(street1, asked.get("street1"), None)
+    whole = " ".join(str(part) for part in (asked.get("street1"), asked.get("street2")) if part)
+    return addresses.same_street(street1, whole, None)
 
 
 def _same_parcel(made: Any, asked: Mapping[str, Any]) -> bool:
