@@ -223,3 +223,21 @@ def test_a_label_hidden_behind_an_abandoned_shipment_is_adopted(env: Sandbox, tm
     (record,) = ndjson(result.stdout)
     assert (record["status"], record["purchase"], record["shipment_id"]) == ("bought", "found", label)
     assert bought(env) == Counter({label: 1})
+
+
+def test_made_from_reads_numbers_as_numbers_and_a_missing_unit_as_another_address() -> None:
+    """The API keeps a customs value sent as "45" as "45.00": the same request. A shipment without the apartment
+    the request gave is another address, whatever EasyPost's spelling of a verified street allows."""
+    from shipctl.jobs.made_from import made_from
+
+    address = {"name": "A", "street1": "1 Beacon St", "city": "Boston", "state": "MA", "zip": "02108", "country": "US"}
+    request = {"reference": "R-1", "to_address": {**address, "street2": "Apt 1"}, "from_address": address,
+               "parcel": {"weight": 8}, "options": {},
+               "customs_info": {"customs_items": [{"description": "Tea", "value": "45", "weight": 8}]}}
+    answer = {"reference": "R-1", "to_address": {**address, "street2": "Apt 1"}, "from_address": address,
+              "parcel": {"weight": 8.0}, "options": {"currency": "USD", "label_format": "PNG"},
+              "customs_info": {"customs_items": [{"description": "Tea", "value": "45.00", "weight": 8.0}]}}
+    assert made_from(answer, request)
+    assert not made_from({**answer, "to_address": address}, request)
+    assert made_from({**answer, "to_address": {**address, "street1": "1 BEACON ST APT 1"}}, request)
+    assert not made_from({**answer, "options": {"delivery_confirmation": "ADULT_SIGNATURE"}}, request)

@@ -11,6 +11,7 @@ are allowed for. A field this module cannot judge makes the answer "no": the row
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shipctl.carrier import addresses
@@ -100,7 +101,10 @@ def _same_value(made: Any, asked: Any) -> bool:
         return bool(made) == asked
     if isinstance(asked, int | float) or isinstance(made, int | float):
         return _same_number(made, asked)
-    return _text(made) == _text(asked)
+    if _text(made) == _text(asked):
+        return True
+    # Money and weights as text: "45" sent, "45.00" kept (customs values), one number.
+    return _number(made) is not None and _number(made) == _number(asked)
 
 
 def _same_number(made: Any, asked: Any) -> bool:
@@ -110,6 +114,13 @@ def _same_number(made: Any, asked: Any) -> bool:
         return abs(float(made) - float(asked)) < 0.005
     except (TypeError, ValueError):
         return _text(made) == _text(asked)
+
+
+def _number(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
 
 
 def _text(value: Any) -> str | None:

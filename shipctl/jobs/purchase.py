@@ -388,7 +388,10 @@ class Purchaser:
         if hold is not None:
             return await self._give_way(row, existing, hold, digest)
         if existing.reference == row.reference and not _lately(existing) and not (
-                self.claims is not None and self.claims.knows(row.reference, existing.id)):
+                self.claims is not None and self.claims.knows(row.reference, existing.id)) and made_from(
+                existing.raw, self._shipment_request(row)):
+            # Only one a create of this row could have made: a storefront's quotes would each cost list calls, and
+            # on a busy account a hold that never clears (its window is fixed to the quote).
             return await self._hidden_label(row, existing, digest)
         return None
 
@@ -538,9 +541,9 @@ class Purchaser:
         raise _TooMany
 
     async def _hidden_label(self, row: ShipmentRow, newest: Shipment, digest: str | None) -> ResultRecord | None:
-        """`newest`, the reference's newest shipment, is unbought and older than `FOREIGN_SECONDS`: abandoned, so
-        the row may be shipped. But a label bought before it was made is hidden behind it (a create whose answer was
-        lost landing after its resend was bought, a storefront quoting the order after shipctl bought it): the
+        """`newest`, the reference's newest shipment, made from this row's request, is unbought and older than
+        `FOREIGN_SECONDS`: abandoned, so the row may be shipped. But a label bought before it was made may be hidden
+        behind it (a create whose answer was lost landing after its resend was bought): the
         account's bought shipments made in the `SETTLE_SECONDS` before it (as long as a create can take to land)
         are read, and this reference's label there is adopted."""
         ref = row.reference
