@@ -43,6 +43,7 @@ from typing import Literal
 from shipctl.errors import ShipctlError
 from shipctl.references import reference_key
 from shipctl.sqlite_writes import open_read_only, open_wal, transaction, writing
+from shipctl.stamps import utc_millis as _now
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
@@ -123,10 +124,6 @@ class Sent:
     reference: str
     shipment_id: str
     before: float | None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Claims:

@@ -26,6 +26,7 @@ from shipctl import safefiles
 from shipctl.errors import ShipctlError
 from shipctl.exit_codes import ExitCode
 from shipctl.sqlite_writes import transaction, writing
+from shipctl.stamps import utc_millis as _now
 
 SCHEMA_VERSION = "1"
 
@@ -91,10 +92,6 @@ RATE_PRICES = ("retail_rate", "list_rate")
 
 
 _COLUMNS = tuple(f.name for f in fields(JournalRow))
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shipctl import money
+from shipctl.drift import Drift
 from shipctl.errors import UsageError
 
 FORMAT = "shipctl-plan/1"
@@ -241,25 +242,6 @@ def check_applicable(plan: Plan, *, now: dt.datetime, manifest: Path) -> None:
         raise PlanRefused(
             f"the manifest {manifest} changed since the plan was made; nothing was bought — make a new plan"
         )
-
-
-@dataclass(frozen=True)
-class Drift:
-    """How far a planned price may move before `apply` refuses to buy at the new one: an amount or a percentage."""
-
-    amount: Decimal | None = None
-    percent: Decimal | None = None
-
-    def allows(self, planned: Decimal, now: Decimal) -> bool:
-        moved = abs(now - planned)
-        if self.percent is not None:
-            return moved <= planned * self.percent / 100
-        return moved <= (self.amount or Decimal(0))
-
-    def __str__(self) -> str:
-        if self.percent is not None:
-            return f"{self.percent.normalize():f}%"
-        return f"{(self.amount or Decimal(0)):.2f}"
 
 
 _DRIFT = re.compile(r"\s*\$?\s*(\d+(?:\.\d+)?)\s*(%?)\s*")

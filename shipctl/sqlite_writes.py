@@ -11,34 +11,66 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
 
 from shipctl.errors import WriteFailure
 
-
-@contextlib.contextmanager
-def writing(what: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise
-        raise WriteFailure(what, str(exc)) from None
+# Both are classes, not @contextmanager generators: `create` enters one about ten times a row (journal and claims),
+# and a generator-based one costs three times the CPU of a class's __enter__/__exit__.
 
 
-@contextlib.contextmanager
-def transaction(db: sqlite3.Connection, what: str) -> Iterator[None]:
+class writing(contextlib.AbstractContextManager[None]):
+    """A write whose `sqlite3.OperationalError` (other than "locked"/"busy") becomes a `WriteFailure` naming `what`."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if isinstance(exc, sqlite3.OperationalError):
+            _refused(exc, self.what)
+
+
+class transaction(contextlib.AbstractContextManager[None]):
     """One write transaction on `db`, rolled back if the body fails; its failed writes name `what`."""
-    with writing(what):
-        db.execute("BEGIN IMMEDIATE")
+
+    __slots__ = ("db", "what")
+
+    def __init__(self, db: sqlite3.Connection, what: str) -> None:
+        self.db = db
+        self.what = what
+
+    def __enter__(self) -> None:
         try:
-            yield
-        except BaseException:
-            if db.in_transaction:  # a failed COMMIT or statement may already have ended it
-                db.execute("ROLLBACK")
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            _refused(exc, self.what)
             raise
-        db.execute("COMMIT")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        db = self.db
+        try:
+            if exc is None:
+                db.execute("COMMIT")
+            elif db.in_transaction:  # a failed COMMIT or statement may already have ended it
+                db.execute("ROLLBACK")
+        except sqlite3.OperationalError as failed:
+            _refused(failed, self.what)
+            raise
+        if isinstance(exc, sqlite3.OperationalError):
+            _refused(exc, self.what)
+
+
+def _refused(exc: sqlite3.OperationalError, what: str) -> None:
+    """Raise the `WriteFailure` a refused write is; return for "locked"/"busy" (another process: raised as it is)."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        return
+    raise WriteFailure(what, str(exc)) from None
 
 
 def open_wal(path: Path, schema: str, *, timeout: float = 30.0) -> sqlite3.Connection:

@@ -144,6 +144,23 @@ def test_a_run_into_a_pipe_never_loads_rich(tmp_path: Path, monkeypatch: pytest.
     assert "rich.console" in modules
 
 
+# What a plain `create` (no plan, no --from, no label file to save, SHIPCTL_STATE_DIR set) must not load: `apply`'s
+# plan module, the `rates` command, the label and refund modules, the address parser, platformdirs.
+CREATE_NEVER = ("shipctl.plans", "shipctl.cli.rates", "shipctl.carrier.labels", "shipctl.carrier.refunds",
+                "shipctl.manifest.address_arg", "platformdirs")
+
+
+def test_a_create_loads_only_what_its_run_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPCTL_STATE_DIR", str(tmp_path / "state"))
+    for name in ("EASYPOST_API_KEY", "SHIPCTL_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    manifest = make_manifest(tmp_path / "orders.csv", 1)
+    code, modules = modules_after("create", str(manifest), "-o", "ndjson", "--progress", "off")
+    assert code == 0
+    assert "shipctl.jobs.purchase" in modules  # it did buy
+    assert loaded(modules, CREATE_NEVER) == []
+
+
 # What `report` must not load: it reads journals on this machine and calls no API (`--delivery` aside).
 REPORT_NEVER = ("easypost", "requests", "urllib3", "anyio", "uvloop", "asyncio", "psutil", "openpyxl",
                 "shipctl.engine.runner", "shipctl.carrier", "shipctl.sandbox", "shipctl.jobs.session",

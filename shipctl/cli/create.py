@@ -19,7 +19,9 @@ from shipctl.cli.app import command
 from shipctl.cli.options import (
     MANIFEST_PANEL,
     Carriers,
+    Confidence,
     DefaultFrom,
+    DeliverWithin,
     Encoding,
     ManifestFormat,
     RunOptions,
@@ -30,9 +32,10 @@ from shipctl.cli.options import (
     Verify,
     choice,
     engine_options,
+    parse_confidence,
+    parse_deliver_within,
     split_list,
 )
-from shipctl.cli.rates import Confidence, DeliverWithin, parse_confidence, parse_deliver_within
 from shipctl.cli.terminal import terminal
 from shipctl.errors import ShipctlError, UsageError, WriteFailure
 from shipctl.exit_codes import ExitCode
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
     from shipctl.jobs.create import CreateOutcome
     from shipctl.jobs.purchase import PurchaseOptions
     from shipctl.jobs.validation import ManifestSource
+    from shipctl.manifest import Address
     from shipctl.plans import Plan
     from shipctl.results import VerifyMode
     from shipctl.target import Target
@@ -207,10 +211,13 @@ def manifest_and_rules(
     """The manifest to read and how to choose and buy, from the options `create` and `plan` share."""
     from shipctl.jobs.purchase import PurchaseOptions
     from shipctl.jobs.validation import ManifestSource
-    from shipctl.manifest import parse_address_arg
     from shipctl.selection import delivery_check
 
-    default_from = parse_address_arg(from_) if from_ else None
+    default_from: Address | None = None
+    if from_:
+        from shipctl.manifest import parse_address_arg  # only for --from (or $SHIPCTL_FROM): its own module
+
+        default_from = parse_address_arg(from_)
     wanted = (split_list(carriers), split_list(services))
     within = parse_deliver_within(deliver_within)
     if within is not None and select == "fastest":

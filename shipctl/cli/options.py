@@ -95,6 +95,39 @@ Services = Annotated[str | None, typer.Option(
     rich_help_panel=RATES_PANEL,
 )]
 
+# `--deliver-within` and `--confidence`, shared by `create`, `plan` and `rates` (SmartRate's percentiles; 90 is
+# `selection.DEFAULT_CONFIDENCE`, spelled here so that --help needs no import). Here, not in `cli/rates.py`: a
+# `create` would otherwise import the `rates` command's module, and register and decorate that command, for them.
+CONFIDENCE_CHOICES = ("50", "75", "85", "90", "95", "97", "99")
+DeliverWithin = Annotated[str | None, typer.Option(
+    "--deliver-within", metavar="DAYS", rich_help_panel=RATES_PANEL,
+    help="The cheapest rate that arrives within DAYS business days (1-30) at --confidence, by EasyPost SmartRate "
+    "(one paid call per row); a row's deliver_within column wins.",
+)]
+Confidence = Annotated[str | None, choice(
+    "--confidence", CONFIDENCE_CHOICES,
+    "The SmartRate percentile a delivery-time rule is judged at (default 90: 9 parcels in 10 on time).",
+    panel=RATES_PANEL,
+)]
+
+
+def parse_deliver_within(value: str | None) -> int | None:
+    """`--deliver-within`: business days as the manifest's deliver_within column takes them (`3`, `3d`, `3 days`)."""
+    if value is None:
+        return None
+    from shipctl.manifest.normalize import business_days
+
+    try:
+        return business_days(value)
+    except ValueError as exc:
+        raise UsageError(f"--deliver-within: {exc}") from None
+
+
+def parse_confidence(value: str | None) -> int:
+    from shipctl.selection import DEFAULT_CONFIDENCE
+
+    return DEFAULT_CONFIDENCE if value is None else int(value)
+
 
 @dataclass(frozen=True)
 class RunOptions:

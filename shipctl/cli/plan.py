@@ -31,7 +31,9 @@ from shipctl.cli.create import (
 )
 from shipctl.cli.options import (
     Carriers,
+    Confidence,
     DefaultFrom,
+    DeliverWithin,
     Encoding,
     ManifestFormat,
     RunOptions,
@@ -41,7 +43,6 @@ from shipctl.cli.options import (
     Verify,
     engine_options,
 )
-from shipctl.cli.rates import Confidence, DeliverWithin
 from shipctl.cli.terminal import terminal
 from shipctl.errors import UsageError
 

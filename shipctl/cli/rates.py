@@ -15,14 +15,16 @@ import typer
 from shipctl.cli.app import command
 from shipctl.cli.options import (
     MANIFEST_PANEL,
-    RATES_PANEL,
     Carriers,
+    Confidence,
+    DeliverWithin,
     Encoding,
     ManifestFormat,
     RunOptions,
     Services,
-    choice,
     engine_options,
+    parse_confidence,
+    parse_deliver_within,
     split_list,
 )
 from shipctl.cli.terminal import terminal
@@ -33,33 +35,6 @@ if TYPE_CHECKING:  # the job, the SDK and the models load when the command runs,
     from shipctl.cli.host import CliHost
     from shipctl.jobs.rates import CarrierTotals, Filters, OneOffQuery
     from shipctl.quote_cache import QuoteCache
-
-# `--deliver-within` and `--confidence`, shared with `create` (SmartRate's percentiles; 90 is
-# `selection.DEFAULT_CONFIDENCE`, spelled here so that --help needs no import).
-CONFIDENCE_CHOICES = ("50", "75", "85", "90", "95", "97", "99")
-DeliverWithin = Annotated[str | None, typer.Option(
-    "--deliver-within", metavar="DAYS", rich_help_panel=RATES_PANEL,
-    help="The cheapest rate that arrives within DAYS business days (1-30) at --confidence, by EasyPost SmartRate "
-    "(one paid call per row); a row's deliver_within column wins.",
-)]
-Confidence = Annotated[str | None, choice(
-    "--confidence", CONFIDENCE_CHOICES,
-    "The SmartRate percentile a delivery-time rule is judged at (default 90: 9 parcels in 10 on time).",
-    panel=RATES_PANEL,
-)]
-
-
-def parse_deliver_within(value: str | None) -> int | None:
-    """`--deliver-within`: business days as the manifest's deliver_within column takes them (`3`, `3d`, `3 days`)."""
-    if value is None:
-        return None
-    from shipctl.manifest.normalize import business_days
-
-    try:
-        return business_days(value)
-    except ValueError as exc:
-        raise UsageError(f"--deliver-within: {exc}") from None
-
 
 CACHE_PANEL = "Quote cache"
 CacheTtl = Annotated[str | None, typer.Option(
@@ -88,11 +63,6 @@ def open_cache(ttl: float) -> QuoteCache | None:
 
     return QuoteCache.in_state_dir(ttl) if ttl > 0 else None
 
-
-def parse_confidence(value: str | None) -> int:
-    from shipctl.selection import DEFAULT_CONFIDENCE
-
-    return DEFAULT_CONFIDENCE if value is None else int(value)
 
 _DIMS = re.compile(r"\s*[x×*]\s*", re.IGNORECASE)
 _UNIT = re.compile(r"[a-z\"]+\s*$", re.IGNORECASE)

@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from shipctl import money, plans
+from shipctl import money
 from shipctl.carrier.account import Account, retrieve_account
 from shipctl.claims import Claims
 from shipctl.engine.failures import CallFailure
@@ -51,9 +51,11 @@ from shipctl.jobs.validation import ManifestSource
 from shipctl.journal import Journal
 from shipctl.manifest import ShipmentRow, ValidRow
 from shipctl.paths import state_dir
-from shipctl.plans import Plan
 from shipctl.results import ResultRecord
 from shipctl.secrets import scrub
+
+if TYPE_CHECKING:  # a plan is `apply`'s: `create` does not load the plan module (`run` imports it for a plan)
+    from shipctl.plans import Plan
 
 _T = TypeVar("_T")
 
@@ -591,6 +593,8 @@ class CreateJob:
         target = self.session.target
         plan = self.inputs.plan
         if plan is not None:
+            from shipctl import plans
+
             # Before the journal opens and before any call: a plan for another API or mode buys nothing.
             plans.check_target(plan, api=target.identity, mode=target.mode)
         journal = Journal(self.inputs.journal, fresh=self.inputs.fresh).open()

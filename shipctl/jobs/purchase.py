@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import anyio
 
@@ -25,10 +25,10 @@ from shipctl import money
 from shipctl.carrier import addresses
 from shipctl.carrier import shipments as api
 from shipctl.carrier.client import DEFAULT_TIMEOUT
-from shipctl.carrier.labels import retrieve_printable
 from shipctl.carrier.rates import TransitTimes, smart_rates
 from shipctl.carrier.shipments import Rate, Shipment
 from shipctl.claims import Claim, Claims, Sent
+from shipctl.drift import Drift
 from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.engine.runner import Engine
 from shipctl.errors import WriteFailure
@@ -36,7 +36,6 @@ from shipctl.jobs.made_from import made_from
 from shipctl.journal import Journal, JournalRow
 from shipctl.manifest import ShipmentRow, normalize
 from shipctl.manifest.models import ADDED_FIELDS, Address, LabelFormat, domestic_zone
-from shipctl.plans import Drift, PlannedRow
 from shipctl.references import reference_key
 from shipctl.results import Purchase, ResultRecord, Status, VerifyMode
 from shipctl.selection import (
@@ -48,6 +47,9 @@ from shipctl.selection import (
     choose_within,
     delivery_rule,
 )
+
+if TYPE_CHECKING:  # `apply` only: a `create` loads no plan module
+    from shipctl.plans import PlannedRow
 
 POSTAGE_EXISTS = "SHIPMENT.POSTAGE.EXISTS"
 BUY_UNCONFIRMED = "BUY_UNCONFIRMED"
@@ -1143,6 +1145,8 @@ class Purchaser:
         """The customs forms EasyPost made with an international label (its commercial invoice), beside the label
         as `<label name>.<form type>.pdf`: what goes in the pouch goes in the same folder. Part of saving the label:
         a form not saved leaves the label unrecorded too, so the rerun fetches both."""
+        from shipctl.carrier.labels import retrieve_printable  # here: a run saving no international label skips it
+
         printable = await self.engine.call(retrieve_printable, self.client, shipment_id)
         for form in printable.forms:
             kind = _UNSAFE_NAME.sub("_", form.form_type).strip("._") or "form"

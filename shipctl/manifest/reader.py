@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import itertools
 import json
 import re
@@ -345,8 +346,9 @@ def _delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
+@functools.lru_cache(maxsize=8)
 def _compile_plan(
-    plan: list[tuple[int, int, str, str | None]], *, quoted: bool
+    plan: tuple[tuple[int, int, str, str | None], ...], *, quoted: bool
 ) -> Callable[[list[str]], list[dict[str, Any]]]:
     """A function that splits one row's cells into the row's groups, unrolled for this header.
 
@@ -355,6 +357,9 @@ def _compile_plan(
     (`output.neutralise`), for rows that have one; rows without a `'` anywhere skip the test per cell. The
     generated source holds only integers and the names from our own column tables (as repr literals), never
     text from the manifest.
+
+    Cached by plan: a `create` reads its manifest twice (the validation pass, then the run), and each compile
+    costs about a millisecond of its start-up; the function made holds no state of a read.
     """
     source = ["def split(c):", "    p = [{}, {}, {}, {}, {}, {}, {}]", "    g0, g1, g2, g3, g4, g5, g6 = p"]
     for index, group, field, unit in plan:
@@ -439,10 +444,18 @@ class _Table:
         plan, columns = _csv_plan(headers, warn)
         self.headers = headers
         self.width = len(headers)
-        self.split, self.split_quoted = _compile_plan(plan, quoted=False), _compile_plan(plan, quoted=True)
+        self._plan = tuple(plan)
+        self.split = _compile_plan(self._plan, quoted=False)
+        self._split_quoted: Callable[[list[str]], list[dict[str, Any]]] | None = None
         self.has_json_items = "customs_items" in columns
         self.column_at = {headers.index(name): column for column, name in columns.items()}
         self.build = builder.build
+
+    def split_quoted(self, cells: list[str]) -> list[dict[str, Any]]:
+        """`split` for a row with a `'` in it, compiled when the first such row comes: many manifests have none."""
+        if self._split_quoted is None:
+            self._split_quoted = _compile_plan(self._plan, quoted=True)
+        return self._split_quoted(cells)
 
     def row(self, line: int, cells: list[str], joined: str, problems: list[Problem]) -> ValidRow | InvalidRow:
         """Row `line`, not blank (`joined`: its cells joined), with the `problems` found reading it."""
