@@ -66,10 +66,6 @@ class Shipment:
     to_zip: str | None = None
     to_street1: str | None = None
     weight: float | None = None
-    from_street1: str | None = None
-    from_zip: str | None = None
-    dimensions: tuple[float, float, float] | None = None
-    """The parcel's length, width and height when the answer gave all three (inches)."""
     destination: AddressCheck | None = None
     """The to_address's verification when `shipment.create` was asked for one (`create --verify`), else None."""
     insurance_fee: str | None = None
@@ -145,9 +141,7 @@ def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
     label = _field(obj, "postage_label")
     selected = _field(obj, "selected_rate")
     to_address = _field(obj, "to_address")
-    from_address = _field(obj, "from_address")
-    parcel = _field(obj, "parcel")
-    weight = _field(parcel, "weight")
+    weight = _field(_field(obj, "parcel"), "weight")
     mode = _field(obj, "mode")
     return Shipment(
         id=str(_field(obj, "id")),
@@ -161,23 +155,11 @@ def shipment_from(obj: Any, *, with_rates: bool = True) -> Shipment:
         to_zip=_field(to_address, "zip"),
         to_street1=_field(to_address, "street1"),
         weight=float(weight) if weight is not None else None,
-        from_street1=_field(from_address, "street1"),
-        from_zip=_field(from_address, "zip"),
-        dimensions=_dimensions(parcel),
         destination=check_from(to_address),
         insurance_fee=_insurance_fee(_field(obj, "fees")),
         created_at=api_time(_field(obj, "created_at")),
         raw=obj,
     )
-
-
-def _dimensions(parcel: Any) -> tuple[float, float, float] | None:
-    sides = [_field(parcel, key) for key in ("length", "width", "height")]
-    try:
-        length, width, height = (float(side) for side in sides if side is not None)
-    except (TypeError, ValueError):  # not all three given, or not numbers
-        return None
-    return length, width, height
 
 
 def _insurance_fee(fees: Any) -> str | None:

@@ -366,13 +366,13 @@ class Purchaser:
         the API refuses the other buy. What is never bought is a shipment no create of this claim could have made
         (a row held or refused before any create leaves no mark), nor one that differs from the row in anything
         the request gives (a storefront's quote with a signature, another apartment)."""
-        if existing.bought or existing.created_at is None or not claim.creates or not _lately(existing):
+        made = self._made_here(existing)
+        if existing.bought or made is None or not claim.creates or not _lately(existing):
             return None
-        if self.claims is not None and self.claims.knows(row.reference, existing.id):
+        if self._known(row.reference, existing.id):
             return None
         if not (made_from(existing.raw, self._shipment_request(row)) and self._verified_enough(existing, row)):
             return None
-        made = existing.created_at.timestamp() - self._clock_offset
         for create in claim.creates:
             answered_by = create.last_sent + DEFAULT_TIMEOUT + CLOCK_SLACK
             if create.digest == digest and create.first_sent - CLOCK_SLACK <= made <= answered_by:
@@ -389,9 +389,9 @@ class Purchaser:
         hold = self._foreign_hold(row.reference, existing)
         if hold is not None:
             return await self._give_way(row, existing, hold, digest)
-        if existing.reference == row.reference and not _lately(existing) and not (
-                self.claims is not None and self.claims.knows(row.reference, existing.id)) and made_from(
-                existing.raw, self._shipment_request(row)):
+        ref = row.reference
+        if (existing.reference == ref and not _lately(existing) and not self._known(ref, existing.id)
+                and made_from(existing.raw, self._shipment_request(row))):
             # Only one a create of this row could have made: a storefront's quotes would each cost list calls, and
             # on a busy account a hold that never clears (its window is fixed to the quote).
             return await self._hidden_label(row, existing, digest)
@@ -417,10 +417,19 @@ class Purchaser:
             self.engine.stats.waiting -= 1
         return hold
 
+    def _known(self, ref: str, shipment_id: str) -> bool:
+        """Whether a run of this state directory made (or adopted) `shipment_id` for the reference."""
+        return self.claims is not None and self.claims.knows(ref, shipment_id)
+
+    def _made_here(self, shipment: Shipment) -> float | None:
+        """When the API made `shipment`, by this machine's clock (epoch seconds): its `created_at` less the API's
+        clock offset (`_clock_offset`); None when its answer did not say."""
+        return None if shipment.created_at is None else shipment.created_at.timestamp() - self._clock_offset
+
     def _foreign_hold(self, ref: str, existing: Shipment) -> ResultRecord | None:
         """The row held when `existing`, the reference's newest shipment and unbought, is another run's (no claim of
         this state directory knows it) and was made within `FOREIGN_SECONDS`: that run may be about to buy it."""
-        ours = self.claims is not None and self.claims.knows(ref, existing.id)
+        ours = self._known(ref, existing.id)
         if existing.reference == ref and not ours and _lately(existing):
             return self._held(ref, Claim("held", holder=(
                 f"a run this machine's claims do not know made {existing.id} for this reference {_age(existing)} "
@@ -535,7 +544,7 @@ class Purchaser:
             for other in page:
                 if other.reference is None or not _same_reference(other.reference, ref):
                     continue
-                if self.claims is None or not self.claims.knows(ref, other.id):
+                if not self._known(ref, other.id):
                     yield other
             if not more or not page:
                 return
@@ -670,11 +679,11 @@ class Purchaser:
             raise failure from None
         if landed is None or landed.reference != ref or landed.id == self._first_seen.get(ref):
             return None
-        if self.claims is not None and self.claims.knows(ref, landed.id):
+        if self._known(ref, landed.id):
             return None
         if landed.bought:
             return await self._adopt(row, landed, found=True, digest=digest)
-        made = None if landed.created_at is None else landed.created_at.timestamp() - self._clock_offset
+        made = self._made_here(landed)
         if (made is not None and made >= first_sent - CLOCK_SLACK and made_from(landed.raw, request)
                 and self._verified_enough(landed, row)):
             return landed
@@ -1300,7 +1309,8 @@ def _age(shipment: Shipment) -> str:
 def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:
     """Whether a shipment found for the reference ships this row: the same origin and destination (street and ZIP),
     weight and dimensions. Anything else it carries (options, customs) is not compared: only a shipment a run of
-    this row made is ever reused, and a row edited since is caught by its digest."""
+    this row made is ever reused, and a row edited since is caught by its digest. The origin and dimensions are read
+    from the answer itself (`Shipment.raw`): only this rare check needs them."""
 
     def norm(text: str | None) -> str:
         return "".join((text or "").split()).casefold()
@@ -1311,16 +1321,17 @@ def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:
             street1, address.street1, address.street2)
         return street and (zip_code or "")[:5] == (address.zip or "")[:5]
 
-    parcel = row.parcel
-    sides = (parcel.length, parcel.width, parcel.height)
-    if shipment.dimensions is None or None in sides:
-        same_size = shipment.dimensions is None and None in sides
-    else:
-        pairs = zip(shipment.dimensions, sides, strict=True)
-        same_size = all(abs(theirs - float(ours or 0)) < 0.05 for theirs, ours in pairs)
-    weight = float(parcel.weight)
+    origin = api.field_of(shipment.raw, "from_address")
+    parcel = api.field_of(shipment.raw, "parcel")
+    sides = [(api.field_of(parcel, key), getattr(row.parcel, key)) for key in ("length", "width", "height")]
+    try:
+        same_size = all((theirs is None) == (ours is None) and (ours is None or abs(float(theirs) - ours) < 0.05)
+                        for theirs, ours in sides)
+    except (TypeError, ValueError):  # a side that is not a number: not this parcel
+        same_size = False
+    weight = float(row.parcel.weight)
     return (same_place(shipment.to_street1, shipment.to_zip, row.to_address)
-            and same_place(shipment.from_street1, shipment.from_zip, row.from_address)
+            and same_place(api.field_of(origin, "street1"), api.field_of(origin, "zip"), row.from_address)
             and same_size and shipment.weight is not None and abs(shipment.weight - weight) < 0.05)
 
 
