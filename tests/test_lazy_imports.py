@@ -9,6 +9,7 @@ the machine's speed. The rule these tests hold is in ARCHITECTURE.md, "Lazy impo
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ HEAVY = (
     "shipctl.jobs", "shipctl.engine.runner", "shipctl.carrier", "shipctl.sandbox", "shipctl.manifest.models",
     "shipctl.journal", "shipctl.claims",
 )
+# What typer's help renderer imports for features shipctl's help never draws (`shipctl.cli.help_renderer`).
+HELP_UNUSED = ("rich.markdown", "markdown_it", "rich.traceback", "rich.syntax", "pygments")
 # What a run that calls no API must not load.
 API_ONLY = ("easypost", "requests", "urllib3", "anyio", "uvloop", "asyncio", "psutil", "shipctl.jobs",
             "shipctl.engine.runner", "shipctl.carrier", "shipctl.sandbox", "shipctl.journal", "shipctl.claims")
@@ -81,6 +84,7 @@ def test_the_root_help_loads_nothing_heavy() -> None:
     assert code == 0
     assert "rich.console" in modules  # the help was drawn
     assert loaded(modules, HEAVY) == []
+    assert loaded(modules, HELP_UNUSED) == []
 
 
 def every_command() -> list[str]:
@@ -107,6 +111,7 @@ def test_help_loads_nothing_heavy(command: str) -> None:
     assert code == 0
     assert "typer" in modules
     assert heavy(modules) == []
+    assert loaded(modules, HELP_UNUSED) == []
 
 
 def test_validate_loads_the_models_but_not_the_api_stack(tmp_path: Path) -> None:
@@ -187,3 +192,67 @@ def test_report_loads_the_journals_but_not_the_api_stack(tmp_path: Path, monkeyp
     assert code == 0
     assert "shipctl.jobs.report" in modules and "shipctl.claims" in modules  # it did read the journals
     assert loaded(modules, REPORT_NEVER) == []
+
+
+_HELP_TEXT = """
+import contextlib, io, json, sys
+if sys.argv[2] == "real":  # the renderer's parts imported first, so typer's renderer gets the real ones
+    import rich.markdown, rich.traceback
+from shipctl.cli.app import main
+sys.argv = ["shipctl", *json.loads(sys.argv[1])]
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main()
+    except SystemExit:
+        pass
+print(json.dumps(out.getvalue()))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["create", "--help"], ["sandbox", "serve", "--help"]])
+def test_help_without_the_unused_renderer_parts_is_the_same_help(args: list[str]) -> None:
+    """The stand-ins change what is imported, not what is drawn: the same bytes as with the real modules."""
+
+    def help_text(mode: str) -> str:
+        done = subprocess.run([sys.executable, "-c", _HELP_TEXT, json.dumps(args), mode], capture_output=True,
+                              text=True, check=True, timeout=120, env={**os.environ, "COLUMNS": "100"})
+        return str(json.loads(done.stdout.splitlines()[-1]))
+
+    deferred = help_text("deferred")
+    assert "Usage: shipctl" in deferred and "--help" in deferred
+    assert deferred == help_text("real")
+
+
+def test_a_stand_in_is_the_real_class_once_used() -> None:
+    """Should a typer call the renderer's markdown or traceback part, it gets the real class."""
+    from rich.markdown import Markdown
+    from rich.traceback import Traceback
+
+    from shipctl.cli.help_renderer import stand_in
+
+    deferred_markdown = stand_in("rich.markdown", "Markdown")
+    made = deferred_markdown("# Title")
+    assert type(made) is Markdown
+    assert isinstance(made, deferred_markdown)
+    assert issubclass(Markdown, deferred_markdown)
+    deferred_traceback = stand_in("rich.traceback", "Traceback")
+    assert deferred_traceback.from_exception == Traceback.from_exception
+
+
+_AFTER_LOAD = """
+import sys
+from shipctl.cli import help_renderer
+help_renderer.load()
+import typer.rich_utils
+from rich.markdown import Markdown
+print(type(typer.rich_utils.Markdown).__name__, Markdown.__module__, type(Markdown).__name__,
+      "markdown_it" in sys.modules)
+"""
+
+
+def test_the_stand_ins_leave_no_placeholder_module_behind() -> None:
+    """After `load()`, typer's renderer holds a stand-in, but `import rich.markdown` loads the real module."""
+    done = subprocess.run([sys.executable, "-c", _AFTER_LOAD], capture_output=True, text=True, check=True,
+                          timeout=120)
+    assert done.stdout.split() == ["_Deferred", "rich.markdown", "type", "True"]

@@ -27,6 +27,8 @@ from typing import Any
 from typer.core import TyperCommand, TyperGroup
 from typer.models import ArgumentInfo, OptionInfo, ParameterInfo
 
+from shipctl.cli import help_renderer
+
 #: What an option whose parameter has this name takes, in every command that has one.
 _NAMED_METAVARS = {
     "from_": "ADDRESS", "from_address": "ADDRESS", "to": "ADDRESS",
@@ -103,6 +105,10 @@ class ShipctlCommand(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy(list(super().get_params(ctx)))
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        help_renderer.load()
+        super().format_help(ctx, formatter)
+
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
@@ -119,6 +125,10 @@ class ShipctlGroup(TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy(list(super().get_params(ctx)))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        help_renderer.load()
+        super().format_help(ctx, formatter)
 
 
 def api_command(func: Callable[..., Any]) -> bool:
