@@ -68,6 +68,19 @@ def test_skip_invalid_buys_the_rest_and_keeps_the_rejects(env: Sandbox, tmp_path
     assert "weight" in rejected[0]["error"]
 
 
+def test_skip_invalid_with_every_row_invalid_is_invalid_input_not_a_partial_run(env: Sandbox, tmp_path: Path) -> None:
+    """Nothing left to buy is exit 2 (invalid input, nothing done), as without --skip-invalid; the rejects are kept."""
+    manifest = write_manifest(tmp_path / "bad.csv", [row(0, weight="heavy"), row(1, to_zip="")])
+    rejects = tmp_path / "rejects.csv"
+    result = invoke("create", str(manifest), "--skip-invalid", "--rejects", str(rejects), "-o", "ndjson")
+    assert result.exit_code == 2, result.stderr
+    assert "every row of" in result.stderr and "nothing was bought" in result.stderr
+    assert result.stdout == ""
+    with rejects.open(newline="") as fh:
+        assert [r["reference"] for r in csv.DictReader(fh)] == ["ORD-00000", "ORD-00001"]
+    assert env.ledger() == []
+
+
 def test_a_failing_row_does_not_stop_the_others_and_the_failed_file_reruns(env: Sandbox, tmp_path: Path) -> None:
     rows = [row(i) for i in range(6)]
     rows[2] = row(2, carrier="NoSuchCarrier")

@@ -290,6 +290,9 @@ def execute(args: CreateArgs) -> ExitCode:
         except OSError as exc:
             raise WriteFailure.from_os(f"--rejects {args.rejects}", exc) from None
         term.warn(f"skipped {counted(len(rejects), 'invalid rows')}; written to {args.rejects}")
+    if valid == 0:  # --skip-invalid skipped every row: nothing to do, which is an input problem, not a partial run
+        term.info(f"every row of {args.manifest_label} is invalid; nothing was bought")
+        return ExitCode.USAGE
     outcome, summary, stats, target, failed_rows = _run(args, valid)
     if args.after is not None and not (outcome.interrupted or outcome.fatal or outcome.refused):
         args.after(outcome, target)
