@@ -343,6 +343,12 @@ class Claims:
             (self.scope, reference, shipment_id),
         ).fetchone() is not None
 
+    def journal_of(self, reference: str) -> str | None:
+        """The journal of the run that last held or settled `reference` (for messages), None when unclaimed."""
+        found = self.db.execute("SELECT journal FROM claims WHERE scope = ? AND reference = ?",
+                                (self.scope, reference_key(reference))).fetchone()
+        return None if found is None else str(found[0])
+
     def _history(self, reference: str) -> tuple[tuple[str, float | None], ...]:
         now = time.time()
         rows = self.db.execute(

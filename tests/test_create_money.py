@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -196,6 +197,32 @@ def test_a_reference_reused_for_another_parcel_is_refused_not_adopted(env: Sandb
     assert by_ref["ORD-00000?x=1"]["status"] == "bought"  # looked up as itself, not as ORD-00000
     assert by_ref["ORD-00000?x=1"]["shipment_id"] != env.ledger()[0]["shipment_id"]
     assert bought(env) == Counter({"ORD-00000": 1, "ORD-00000?x=1": 1})
+
+
+def test_a_row_fixed_through_its_failed_file_is_not_sent_off_to_be_bought_again(env: Sandbox, tmp_path: Path) -> None:
+    """The README's workflow: a row fails, is fixed in the --failed file and bought from it; the original command
+    run again (cron, the up-arrow) buys nothing, and its message says where the label went and which run bought
+    it, not to give the order a new reference (which would buy it twice)."""
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0), row(1, carrier="NoSuchCarrier")])
+    failed = tmp_path / "failed.csv"
+    assert invoke("create", str(manifest), "--failed", str(failed), "-q").exit_code == 3
+    with failed.open(newline="") as fh:
+        fixed_rows = list(csv.DictReader(fh))
+    fixed_rows[0]["carrier"] = ""
+    fixed_rows[0]["to_street1"] = "2 Fixed St"
+    fixed = write_manifest(tmp_path / "fixed.csv", fixed_rows)
+    assert invoke("create", str(fixed), "-q").exit_code == 0
+    label = next(e for e in env.ledger() if e["reference"] == "ORD-00001")
+
+    again = invoke("create", str(manifest), "-o", "ndjson")
+    assert again.exit_code == 3
+    by_ref = {r["reference"]: r for r in ndjson(again.stdout)}
+    assert by_ref["ORD-00001"]["error_code"] == "REFERENCE_IN_USE"
+    message = by_ref["ORD-00001"]["error_message"]
+    assert label["shipment_id"] in message and "2 Fixed St".upper() in message.upper()
+    assert "fixed.csv" in message  # the run that bought it, by its journal
+    assert "the order has shipped" in message and "give this row its own reference" not in message
+    assert bought(env) == Counter({"ORD-00000": 1, "ORD-00001": 1})
 
 
 def test_a_refunded_label_found_by_reference_is_flagged_and_not_saved(env: Sandbox, tmp_path: Path) -> None:

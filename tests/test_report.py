@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 from collections import Counter, defaultdict
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def test_spend_per_carrier_and_day_matches_the_ledger_to_the_cent(bought: dict[s
     [total] = [r for r in _report() if r["section"] == "total"]
     paid = sorted(Decimal(e["amount"]) for e in bought["ledger"] if e["reference"] not in REFUNDED)
     assert Decimal(total["spend"]) == sum(paid)
-    assert Decimal(total["median"]) == (paid[4] + paid[5]) / 2
+    assert Decimal(total["median"]) == ((paid[4] + paid[5]) / 2).quantize(Decimal("0.01"), ROUND_HALF_UP)
     assert Decimal(total["average"]) == (sum(paid, Decimal(0)) / 10).quantize(Decimal("0.01"))
 
 
@@ -440,3 +440,13 @@ def _old_journal(path: Path, *, bought_at: bool) -> Path:
     finally:
         db.close()
     return path
+
+
+def test_a_median_between_two_labels_is_in_whole_cents_as_the_average_is() -> None:
+    """$7.80 and $7.81 in the middle: the median is $7.81 (half up, as the average rounds), never $7.805."""
+    from shipctl.jobs.report import _group
+
+    group = _group("day", "2026-12-03", "USD", (2, 1561, 2, 0, 0, 0, 0), (1561, 2))
+    assert group.median == Decimal("7.81")
+    assert group.average == Decimal("7.81")
+    assert _group("day", "2026-12-03", "USD", (3, 2341, 3, 0, 0, 0, 0), (780, 1)).median == Decimal("7.80")

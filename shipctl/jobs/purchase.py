@@ -907,17 +907,17 @@ class Purchaser:
 
     async def _adopt(self, row: ShipmentRow, shipment: Shipment, *, found: bool, digest: str | None) -> ResultRecord:
         """Record a label already bought for this reference (by this journal's earlier run, or elsewhere)."""
+        bought_by = None
         if self.claims is not None:
+            bought_by = self.claims.journal_of(row.reference)
+            if bought_by == self.claims.journal:  # claimed by this run: who bought it is not known here
+                bought_by = None
             # The reference is bought, whatever this row makes of it: the claim says so before anything else, so
             # no later run (nor a refusal below releasing the claim) can read it as free.
             self.claims.settle(row.reference, shipment.id)
         if found and (not _same_reference(shipment.reference, row.reference) or not _same_parcel(shipment, row)):
-            return self.fail(
-                row.reference, "REFERENCE_IN_USE",
-                f"reference {row.reference} already has a label ({shipment.id}) for another destination or "
-                "parcel; nothing was bought — give this row its own reference",
-                shipment_id=None, digest=digest,
-            )
+            return self.fail(row.reference, "REFERENCE_IN_USE", _in_use(row.reference, shipment, bought_by),
+                             shipment_id=None, digest=digest)
         old = self._journal_digest(row.reference)
         if not found and digest is not None and not same_row(old, row, digest):
             # This journal's own shipment, bought for the row as it was then (its run died before recording it).
@@ -1304,6 +1304,19 @@ def _lately(shipment: Shipment) -> bool:
 def _age(shipment: Shipment) -> str:
     age = _age_seconds(shipment)
     return "lately" if age is None else f"{max(0, round(age))} s ago"
+
+
+def _in_use(reference: str, label: Shipment, journal: str | None) -> str:
+    """Why a row whose reference already has a label for another destination or parcel is not bought. The label is
+    often this very order's, bought from an edited copy of the row (a fixed `--failed` file): the message says
+    where it goes and must not send the user off to buy the order again under a new reference."""
+    where = ", ".join(part for part in (label.to_street1, label.to_zip) if part) or "another address"
+    tracking = f", tracking {label.tracking_code}" if label.tracking_code else ""
+    by = f" by a run of {journal}" if journal else ""
+    return (f"reference {reference} already has a label ({label.id}{tracking}, to {where}) bought{by} for another "
+            "destination or parcel than this row's; nothing was bought. If that label is this order's (an edited "
+            "copy of the row, such as a fixed --failed file), the order has shipped; only a different order needs "
+            "a reference of its own")
 
 
 def _same_parcel(shipment: Shipment, row: ShipmentRow) -> bool:

@@ -473,7 +473,7 @@ def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle
     return Group(
         by=by, group=str(g), currency=currency, labels=labels, spend=_money(spend),
         average=(_money(spend) / priced).quantize(_CENT, ROUND_HALF_UP) if priced else None,
-        median=_money(middle[0]) / middle[1] if middle[1] else None,
+        median=(_money(middle[0]) / middle[1]).quantize(_CENT, ROUND_HALF_UP) if middle[1] else None,
         refunds=refunds, refunded=_money(refunded), refunds_pending=pending, refund_pending=_money(pending_cents),
         retail_labels=retail_n, retail_total=_money(retail) if retail_n else None,
         savings_vs_retail=_money(retail - retail_paid) if retail_n else None,
