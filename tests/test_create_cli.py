@@ -81,6 +81,21 @@ def test_skip_invalid_with_every_row_invalid_is_invalid_input_not_a_partial_run(
     assert env.ledger() == []
 
 
+def test_skip_invalid_on_stdin_needs_a_rejects_file(env: Sandbox, tmp_path: Path) -> None:
+    """A file's rejects default to a file beside it; from stdin, skipped rows would be kept nowhere: refused first."""
+    text = write_manifest(tmp_path / "mixed.csv", [row(0), row(1, weight="heavy")]).read_text()
+    refused = invoke("create", "-", "--skip-invalid", "-o", "ndjson", input=text)
+    assert refused.exit_code == 2
+    assert "--rejects" in refused.stderr and "nothing was read or bought" in refused.stderr
+    assert env.ledger() == []
+    rejects = tmp_path / "rejects.csv"
+    kept = invoke("create", "-", "--skip-invalid", "--rejects", str(rejects), "-o", "ndjson", input=text)
+    assert kept.exit_code == 3
+    assert [r["reference"] for r in ndjson(kept.stdout)] == ["ORD-00000"]
+    with rejects.open(newline="") as fh:
+        assert [r["reference"] for r in csv.DictReader(fh)] == ["ORD-00001"]
+
+
 def test_a_failing_row_does_not_stop_the_others_and_the_failed_file_reruns(env: Sandbox, tmp_path: Path) -> None:
     rows = [row(i) for i in range(6)]
     rows[2] = row(2, carrier="NoSuchCarrier")

@@ -174,6 +174,10 @@ def create(
     from shipctl.paths import default_journal
 
     limit = _limit(max_cost)
+    if skip_invalid and manifest == "-" and rejects is None:
+        # A file's rejects default to a file beside it; stdin has no beside, and skipped rows kept nowhere are lost.
+        raise UsageError("--skip-invalid with the manifest on stdin needs --rejects FILE, where the invalid rows it "
+                         "skips are kept; nothing was read or bought")
     with manifest_input(manifest) as (path, label, from_stdin):
         source, purchase = manifest_and_rules(
             path, fmt=fmt, encoding=encoding, sheet=sheet, from_=from_, select=select, carriers=carriers,
