@@ -71,6 +71,14 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell: text a spreadsheet would evaluate neutralised; a number (a negative longitude, a
+    refund's amount) kept a number, which no spreadsheet runs and every other reader wants as one."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return cell(value)
+    return neutralise(cell(value))
+
+
 def unneutralise(text: str) -> str:
     """The cell as it was before `neutralise` (a CSV shipctl wrote, read back as a manifest), trimmed as the
     reader trims every cell; any other text as it is."""
@@ -115,7 +123,7 @@ class _CsvWriter:
         self.writer.writerow([neutralise(c) for c in self.columns])
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self.writer.writerow([neutralise(cell(record.get(c))) for c in self.columns])
+        self.writer.writerow([csv_cell(record.get(c)) for c in self.columns])
 
     def close(self) -> None:
         self.stream.flush()

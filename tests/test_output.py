@@ -82,6 +82,18 @@ def test_csv_header_rows_nested_json_and_formula_neutralising() -> None:
     assert rows[1][2:] == ['{"a":[1]}', "true", ""]
 
 
+def test_csv_numbers_stay_numbers_while_text_that_looks_like_one_is_neutralised() -> None:
+    """A negative longitude or amount is a number (no spreadsheet evaluates it, and pandas or a database import
+    must read it as one); the same characters as manifest text are still guarded."""
+    from decimal import Decimal
+
+    stream = io.StringIO()
+    with open_writer("csv", stream, ["longitude", "amount", "count", "flag", "note"]) as writer:
+        writer.write({"longitude": -76.39, "amount": Decimal("-7.80"), "count": -3, "flag": False, "note": "-2"})
+    rows = list(csv.reader(io.StringIO(stream.getvalue(), newline="")))
+    assert rows[1] == ["-76.39", "-7.80", "-3", "false", "'-2"]
+
+
 def test_table_collects_and_prints_at_close() -> None:
     stream = io.StringIO()
     with open_writer("table", stream, ["reference", "status", "detail"]) as writer:

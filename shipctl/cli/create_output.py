@@ -26,7 +26,7 @@ from shipctl.errors import UsageError, WriteFailure
 from shipctl.jobs.create import SinkClosed
 from shipctl.jobs.purchase import BUY_UNCONFIRMED
 from shipctl.manifest import FLAT_COLUMNS, InvalidRow, ValidRow
-from shipctl.output import SCREEN_MOST, TableLayout, Writer, cell, neutralise, open_writer
+from shipctl.output import SCREEN_MOST, TableLayout, Writer, csv_cell, neutralise, open_writer
 from shipctl.results import RESULT_COLUMNS, TABLE_COLUMNS, ResultRecord
 
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
@@ -286,4 +286,4 @@ def write_table_file(path: Path, rows: list[dict[str, Any]], header: tuple[str, 
     with safefiles.open_text(path) as fh:
         writer = csv.writer(fh)
         writer.writerow([neutralise(c) for c in columns])
-        writer.writerows([neutralise(cell(row.get(c))) for c in columns] for row in rows)
+        writer.writerows([csv_cell(row.get(c)) for c in columns] for row in rows)
