@@ -427,3 +427,37 @@ def test_a_row_cut_short_says_so_and_one_missing_only_blank_trailing_cells_is_fi
     assert isinstance(invalid, InvalidRow)
     assert invalid.problems[-1] == Problem(3, "*", "only 4 fields, but the header has 13: a line cut short, or a "
                                                    "quote out of place?")
+
+
+def test_a_quote_that_never_closes_is_named_on_its_own_line_with_the_lines_it_swallowed(tmp_path: Path) -> None:
+    """The quote opens on line 5 and runs to the end of the file: the row is line 5 (not line 4, a valid row, nor
+    the header of a shorter file), and the message says which lines went into its cell."""
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip\n"
+    good = "{},Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + "".join(good.format(f"A{i}") for i in range(2, 5))
+                    + 'A5,Ann,"1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701\n'
+                    + "".join(good.format(f"A{i}") for i in range(6, 9)))
+    items = list(iter_rows(path, on_warning=lambda _m: None))
+    assert [i.row.reference for i in items if isinstance(i, ValidRow)] == ["A2", "A3", "A4"]
+    [bad] = [i for i in items if isinstance(i, InvalidRow)]
+    assert {p.line for p in bad.problems} == {5}
+    assert bad.problems[-1].message.endswith("(a quoted cell runs from line 5 to line 8: the lines after it were "
+                                             "read into it)")
+
+    short = tmp_path / "short.csv"
+    short.write_text(header + 'A2,Ann,"1 Main St,Boston\n' + good.format("A3"))
+    [only] = list(iter_rows(short, on_warning=lambda _m: None))
+    assert isinstance(only, InvalidRow) and {p.line for p in only.problems} == {2}  # not the header's line 1
+
+
+def test_a_quoted_cell_over_two_lines_keeps_the_line_its_row_starts_on(tmp_path: Path) -> None:
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + 'A2,"Ann\nLee",1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701\n'
+                    + "\n" + "A5,Bob,1 Main St,Boston,MA,02108,oops,S,1 Elm St,Austin,TX,78701\n")
+    first, second = list(iter_rows(path, on_warning=lambda _m: None))
+    assert isinstance(first, ValidRow) and first.line == 2
+    assert isinstance(second, InvalidRow) and {p.line for p in second.problems} == {5}

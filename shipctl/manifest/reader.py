@@ -395,14 +395,13 @@ def _csv_rows(
     # `_Table.row`, unrolled into the loop (this is the loop every CSV row goes through).
     headers, width, build, json_items = table.headers, table.width, table.build, table.has_json_items
     split, split_quoted = table.split, table.split_quoted
+    ended = reader.line_num  # the last line the reader took, so a row starts on the line after it
     try:
         for cells in reader:
+            line, ended = ended + 1, reader.line_num
             joined = "".join(cells)
             if not joined or joined.isspace():
                 continue
-            # The line the row starts on: the reader has counted every line it took, and a row takes one more for
-            # each line break inside its quoted cells.
-            line = reader.line_num - joined.count(sep)
             problems: list[Problem] = []
             given = len(cells)
             if given != width:
@@ -414,8 +413,12 @@ def _csv_rows(
             if given < width and isinstance(built, InvalidRow):
                 # Short rows are padded (some tools leave trailing empty cells out), but when the row is then
                 # missing what it needs, the likelier cause is a line cut short, not a blank column.
-                built.problems.append(Problem(line, "*", f"only {given} fields, but the header has {width}: a line "
-                                                         "cut short, or a quote out of place?"))
+                if ended > line:  # a quoted cell ran over line breaks: most likely a quote that never closes
+                    why = (f"a quote out of place? (a quoted cell runs from line {line} to line {ended}: the lines "
+                           "after it were read into it)")
+                else:
+                    why = "a line cut short, or a quote out of place?"
+                built.problems.append(Problem(line, "*", f"only {given} fields, but the header has {width}: {why}"))
             yield built
     except csv.Error as exc:
         raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
