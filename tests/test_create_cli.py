@@ -96,6 +96,21 @@ def test_skip_invalid_on_stdin_needs_a_rejects_file(env: Sandbox, tmp_path: Path
         assert [r["reference"] for r in csv.DictReader(fh)] == ["ORD-00001"]
 
 
+def test_rows_without_a_reference_are_warned_of_before_anything_is_bought(env: Sandbox, tmp_path: Path) -> None:
+    """Known by their content, an edited row is a new order: the run says so (and how to be safe), every time."""
+    plain = [{k: v for k, v in row(i).items() if k != "reference"} for i in range(3)]
+    manifest = write_manifest(tmp_path / "noref.csv", [*plain[:2], row(2)])
+    first = invoke("create", str(manifest), "-o", "ndjson")
+    assert first.exit_code == 0, first.stderr
+    assert "2 rows of" in first.stderr and "have no reference" in first.stderr and "second label" in first.stderr
+    edited = write_manifest(tmp_path / "noref.csv", [{**plain[0], "weight": 40}, plain[1], row(2)])
+    again = invoke("create", str(edited), "-o", "ndjson")
+    assert "have no reference" in again.stderr  # the edit shipped again: the warning said it would
+    assert len(env.ledger()) == 4
+    with_refs = invoke("create", str(make_manifest(tmp_path / "refs.csv", 2)), "-o", "ndjson")
+    assert with_refs.exit_code == 0 and "no reference" not in with_refs.stderr
+
+
 def test_a_failing_row_does_not_stop_the_others_and_the_failed_file_reruns(env: Sandbox, tmp_path: Path) -> None:
     rows = [row(i) for i in range(6)]
     rows[2] = row(2, carrier="NoSuchCarrier")

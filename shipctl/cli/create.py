@@ -352,6 +352,12 @@ def _validate(args: CreateArgs) -> tuple[int | None, list[dict[str, Any]]]:
     if checked.rows == 0:
         raise ShipctlError(f"{args.manifest_label}: the manifest has no rows", ExitCode.USAGE)
     valid = checked.rows - checked.invalid
+    if checked.derived:
+        term.warn(f"{counted(checked.derived, 'rows')} of {args.manifest_label} "
+                  f"{'has' if checked.derived == 1 else 'have'} no reference, so "
+                  f"{'it is' if checked.derived == 1 else 'each is'} known by its content: a row edited after its "
+                  "label was bought is a new order and gets a second label. An order number column (reference, "
+                  "order_id, order …) makes a rerun of an edited row safe")
     if checked.invalid and not args.skip_invalid:
         term.info(
             f"{counted(checked.rows, 'rows')}: {valid} valid, {checked.invalid} invalid; "

@@ -15,6 +15,8 @@ class Checked:
 
     rows: int = 0
     invalid: int = 0
+    derived: int = 0
+    """Valid rows that gave no reference, known by their content instead (an edit makes them a new order)."""
 
 
 @dataclass
@@ -41,13 +43,15 @@ class ManifestSource:
 
     def check(self, on_invalid: Callable[[InvalidRow], None]) -> Checked:
         """Read the whole manifest once; `on_invalid` sees each invalid row (to print, or to keep aside)."""
-        rows = invalid = 0
+        rows = invalid = derived = 0
         for item in self.rows(warn=True):
             rows += 1
             if isinstance(item, InvalidRow):
                 invalid += 1
                 on_invalid(item)
-        return Checked(rows, invalid)
+            elif item.derived:
+                derived += 1
+        return Checked(rows, invalid, derived)
 
 
 def _checked(items: Iterator[ValidRow | InvalidRow], extra_check: Callable[[ValidRow], list[Problem]]

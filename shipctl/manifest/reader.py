@@ -217,6 +217,7 @@ class _RowBuilder:
             _remember(self.parcel_cache, parcel_key, row.parcel)
         if reference is None:
             row.reference = self._content_reference(row, line)
+            return ValidRow(line, row, raw, derived=True)
         return ValidRow(line, row, raw)
 
     def _content_reference(self, row: ShipmentRow, line: int) -> str:

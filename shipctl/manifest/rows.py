@@ -28,12 +28,14 @@ class Problem:
 class ValidRow:
     """A valid row: where it is, the validated `ShipmentRow`, and the row as read (`raw`)."""
 
-    __slots__ = ("_raw", "line", "row")
+    __slots__ = ("_raw", "derived", "line", "row")
 
-    def __init__(self, line: int, row: ShipmentRow, raw: RawRow) -> None:
+    def __init__(self, line: int, row: ShipmentRow, raw: RawRow, *, derived: bool = False) -> None:
         self.line = line  # the file line the row starts on (CSV, header = 1), or the object's index (JSON, from 1)
         self.row = row
         self._raw = raw
+        self.derived = derived
+        """The row gave no reference: `row.reference` is its content's (`ShipmentRow.content_key`)."""
 
     @property
     def raw(self) -> dict[str, Any]:
