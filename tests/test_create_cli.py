@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,20 @@ def test_dry_run_quotes_but_buys_nothing(env: Sandbox, tmp_path: Path) -> None:
     assert all(r["status"] == "planned" and r["rate"] and r["shipment_id"] for r in quoted)
     total = sum(float(r["rate"]) for r in quoted)
     assert f"{total:.2f}" in result.stderr
+    assert env.ledger() == []
+
+
+def test_a_dry_run_over_max_cost_answers_as_the_real_run_would(env: Sandbox, tmp_path: Path) -> None:
+    """A cron line rehearsed with --dry-run must not pass (exit 0) when the real run would refuse (exit 2)."""
+    manifest = make_manifest(tmp_path / "orders.csv", 6)
+    under = invoke("create", str(manifest), "--dry-run", "--max-cost", "10000", "-o", "ndjson")
+    assert under.exit_code == 0, under.stderr
+    total = sum(Decimal(r["rate"]) for r in ndjson(under.stdout))
+    over = invoke("create", str(manifest), "--dry-run", "--max-cost", str(total - Decimal("0.01")), "-o", "ndjson")
+    assert over.exit_code == 2
+    assert f"dry run: estimated total ${total}" in over.stderr and "the real run would buy nothing" in over.stderr
+    real = invoke("create", str(manifest), "--max-cost", str(total - Decimal("0.01")), "-o", "ndjson")
+    assert real.exit_code == 2
     assert env.ledger() == []
 
 

@@ -454,7 +454,13 @@ class CreateRun:
             if self._buy_now or engine.stopping:
                 return
         mode = self._settle_mode()
-        if engine.stopping or self.inputs.dry_run:
+        if engine.stopping:
+            return
+        if self.inputs.dry_run:
+            # A rehearsal answers as the real run would: over --max-cost, that run would buy nothing (exit 2).
+            over = self._over_limit()
+            if over is not None:
+                self.outcome.refused = f"dry run: {over}; the real run would buy nothing"
             return
         if self.inputs.all_or_nothing and self.outcome.off_plan:
             self.outcome.refused = (
@@ -521,22 +527,26 @@ class CreateRun:
             self.journal.set_meta("mode", mode)
         return mode
 
-    async def _money_guard(self, mode: str | None) -> str | None:
+    def _over_limit(self) -> str | None:
+        """Why the estimate does not pass `--max-cost` (None: it does, or there is no limit)."""
         quoted, estimate = self.outcome.quoted, dict(self.outcome.estimate)
         limit = self.inputs.max_cost
-        if limit is not None:
-            if len(estimate) > 1:
-                return (
-                    f"the estimate mixes currencies ({', '.join(sorted(estimate))}); --max-cost cannot compare "
-                    "them, nothing was bought"
-                )
-            total = sum(estimate.values(), Decimal(0))
-            if total > limit:
-                currency = next(iter(estimate), money.DEFAULT_CURRENCY)
-                return (
-                    f"estimated total {money.format_money(total, currency)} for {quoted} labels is above --max-cost "
-                    f"{money.format_money(limit, currency)}; nothing was bought"
-                )
+        if limit is None:
+            return None
+        if len(estimate) > 1:
+            return f"the estimate mixes currencies ({', '.join(sorted(estimate))}); --max-cost cannot compare them"
+        total = sum(estimate.values(), Decimal(0))
+        if total <= limit:
+            return None
+        currency = next(iter(estimate), money.DEFAULT_CURRENCY)
+        return (f"estimated total {money.format_money(total, currency)} for {quoted} labels is above --max-cost "
+                f"{money.format_money(limit, currency)}")
+
+    async def _money_guard(self, mode: str | None) -> str | None:
+        quoted, estimate = self.outcome.quoted, dict(self.outcome.estimate)
+        over = self._over_limit()
+        if over is not None:
+            return f"{over}; nothing was bought"
         if not money.needs_approval(mode) or not quoted:
             return None
         # The question blocks on a terminal: ask from a thread so Ctrl-C is still heard on the loop.
