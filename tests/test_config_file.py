@@ -224,3 +224,44 @@ def test_the_readme_example_is_a_valid_config(config_file: Path) -> None:
     assert (settings["mode"]["value"], settings["label_format"]["value"]) == ("production", "PDF")
     west = json.loads(invoke("--profile", "warehouse-west", "config", "show", "-o", "json").stdout)["settings"]
     assert json.loads(west["from"]["value"])["zip"] == "94104"
+
+
+ORIGIN = {"name": "Acme East", "street1": "1 Main St", "city": "Newark", "state": "NJ", "zip": "07102", "country": "US"}
+
+
+def test_paths_in_the_file_are_read_from_its_folder_and_tilde_is_expanded(
+        config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cron job runs from anywhere: `from = "east.json"` is the file beside the config, `~/…` is the home's."""
+    (config_file.parent / "east.json").write_text(json.dumps(ORIGIN), encoding="utf-8")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "west.json").write_text(json.dumps({**ORIGIN, "name": "Acme West"}), encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    config_file.write_text('from = "east.json"\nlabels_dir = "labels"\n\n[profiles.west]\nfrom = "~/west.json"\n',
+                           encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    manifest = tmp_path / "orders.csv"
+    manifest.write_text("reference,to_name,to_street1,to_city,to_state,to_zip,weight\n"
+                        "A1,Ann,179 N Harbor Dr,Redondo Beach,CA,90277,12\n", encoding="utf-8")
+    for args, name in ((), "Acme East"), (("--profile", "west"), "Acme West"):
+        done = invoke(*args, "validate", str(manifest), "-o", "ndjson")
+        assert done.exit_code == 0, done.stderr
+        assert json.loads(done.stdout)["from_address"]["name"] == name
+    shown = invoke("config", "show", "-o", "json")
+    assert str(config_file.parent / "labels") in shown.stdout
+
+
+def test_config_set_stores_a_relative_path_as_an_absolute_one(
+        config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typed relative to where the user stands; the file reads relative paths from its own folder: so stored whole.
+    `~`, inline JSON and a ZIP are kept as typed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "east.json").write_text(json.dumps(ORIGIN), encoding="utf-8")
+    assert invoke("config", "set", "from", "east.json").exit_code == 0
+    assert f'from = "{tmp_path / "east.json"}"' in config_file.read_text(encoding="utf-8")
+    assert invoke("config", "set", "labels_dir", "~/labels").exit_code == 0
+    assert invoke("config", "set", "from", "94104", "--profile", "west").exit_code == 0
+    text = config_file.read_text(encoding="utf-8")
+    assert 'labels_dir = "~/labels"' in text and 'from = "94104"' in text

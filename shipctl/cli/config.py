@@ -20,7 +20,18 @@ from shipctl.cli.app import add_group, guarded
 from shipctl.cli.help import ShipctlCommand, ShipctlGroup
 from shipctl.cli.options import choice
 from shipctl.cli.terminal import terminal
-from shipctl.config import SETTINGS, Config, ConfigError, activate, config_path, load, parse, read_text
+from shipctl.config import (
+    PATH_SETTINGS,
+    SETTINGS,
+    Config,
+    ConfigError,
+    activate,
+    config_path,
+    load,
+    parse,
+    path_in_file,
+    read_text,
+)
 from shipctl.errors import UsageError
 from shipctl.secrets import scrub
 
@@ -180,8 +191,11 @@ def set_command(
     except ValueError as exc:
         raise UsageError(f"{key} {exc}") from None
     # Written as a person would write it: names as a list, a number as a number, a choice in its canonical
-    # spelling; a path or an origin as given (`~` kept, for the file to stay valid on another account).
+    # spelling; a path or an origin as given (`~` kept, for the file to stay valid on another account), save a
+    # relative path, made absolute from here: the file reads relative paths from its own folder.
     item: Any = value.strip() if key in ("from", "labels_dir", "key_command") else canonical
+    if key in PATH_SETTINGS and not item.startswith("~"):
+        item = path_in_file(key, item, Path.cwd() / "config.toml")
     if key in ("carriers", "services"):
         item = canonical.split(",")
     elif key == "concurrency" and canonical.isdigit():
