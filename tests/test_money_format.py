@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -34,6 +36,32 @@ def test_every_place_spells_one_estimate_alike(env: Sandbox, tmp_path: Path, mon
     assert all(found), (quoted.stderr, dry.stderr, refused.stderr, bought.stderr)
     assert len({m.group(1) for m in found if m}) == 1
     assert bought.exit_code == 0 and refused.exit_code == 2
+
+
+def test_one_label_is_one_label_and_a_piped_manifest_at_a_terminal_is_told_why_no_question_came(
+        env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipctl.cli.host import CliHost
+    from shipctl.cli.options import RunOptions
+    from shipctl.cli.terminal import Terminal
+    from shipctl.jobs.host import Spend
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
+    refused = invoke("create", str(manifest), "-o", "ndjson")
+    assert "production mode: 1 label to buy" in refused.stderr
+    assert "refusing to buy 1 label (" in refused.stderr and "there is no one to ask" not in refused.stderr
+
+    class AtATerminal(Terminal):  # stderr on a terminal, stdin a pipe (the manifest): no question can be asked
+        @property
+        def stderr_is_terminal(self) -> bool:
+            return True
+
+    err = io.StringIO()
+    term = AtATerminal(stdin=io.StringIO("orders"), stderr=err, interactive=False)
+    host = CliHost(cast(RunOptions, None), noun="shipments", term=term)  # a question needs no run options
+    assert host.approve(Spend("buy", 2, {}, mode="production")) is False
+    assert "refusing to buy 2 labels without confirmation (stdin is the manifest: there is no one to ask)" in \
+        err.getvalue()
 
 
 def test_money_module_spellings() -> None:

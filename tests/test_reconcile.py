@@ -150,3 +150,17 @@ def test_a_basic_iso_until_day_takes_the_whole_day(env: Sandbox, tmp_path: Path)
         result = invoke("reconcile", "--since", since, "--until", until, "--output", "ndjson")
         assert result.exit_code == 0, result.stderr
         assert "1 labels on the account, 1 journal rows: everything matches" in result.stderr, until
+
+
+def test_today_and_yesterday_are_days_as_report_and_close_take_them(env: Sandbox, tmp_path: Path) -> None:
+    """`--since yesterday --until today` covers a label bought now; `--until yesterday` ends before it."""
+    _create(tmp_path, "orders.csv", 1)
+    shipments(env, 1)  # bought outside any journal: a mismatch only a range holding now can see
+    seen = invoke("reconcile", "--since", "yesterday", "--until", "today", "--output", "ndjson")
+    assert seen.exit_code == 3, seen.stderr
+    assert [r["status"] for r in ndjson(seen.stdout)] == ["not_in_journal"]
+    before = invoke("reconcile", "--since", "yesterday", "--until", "Yesterday", "--output", "ndjson")
+    assert before.exit_code == 0, before.stderr
+    assert ndjson(before.stdout) == []
+    wrong = invoke("reconcile", "--since", "tomorrow")
+    assert wrong.exit_code == 2 and "today, yesterday" in wrong.stderr

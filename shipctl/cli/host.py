@@ -15,7 +15,7 @@ from shipctl.cli.options import RunOptions
 from shipctl.cli.terminal import Terminal, terminal
 from shipctl.exit_codes import ExitCode
 from shipctl.money import format_totals
-from shipctl.output import OutputFormat, TableLayout, Writer, open_writer
+from shipctl.output import OutputFormat, TableLayout, Writer, counted, open_writer
 
 if TYPE_CHECKING:
     from shipctl.cli.progress import Display
@@ -72,21 +72,22 @@ class CliHost:
     def _approve(self, spend: Spend) -> bool:
         money = format_totals(spend.totals)
         mode = f"{spend.mode or 'unknown'} mode"  # as it is: an unknown mode is asked about, never called production
-        self.term.info(f"{mode}: {spend.count} {spend.noun} to {spend.verb}"
+        what = counted(spend.count, spend.noun)
+        self.term.info(f"{mode}: {what} to {spend.verb}"
                        + (f", estimated total {money}" if money else "") + smartrate_note(spend.smartrate_calls))
         if self.yes:
             return True
         if not self.term.interactive:
-            # Not an error line: the job ends on its own one ("nothing was bought"), so the user reads one error.
+            # A person at a terminal whose stdin is the manifest (`export | shipctl create -`) is told why no
+            # question came. Not an error line: the job ends on its own one ("nothing was bought").
+            why = " (stdin is the manifest: there is no one to ask)" if self.term.stderr_is_terminal else ""
             self.term.info(
-                f"{mode}: refusing to {spend.verb} {spend.count} {spend.noun}"
+                f"{mode}: refusing to {spend.verb} {what}"
                 + (f" ({money})" if money else "")
-                + f" without confirmation; rerun with --yes to {spend.verb}"
+                + f" without confirmation{why}; rerun with --yes to {spend.verb}"
             )
             return False
-        return self.term.confirm(
-            f"{spend.verb.capitalize()} {spend.count} {spend.noun}" + (f" for {money}" if money else "") + "?"
-        )
+        return self.term.confirm(f"{spend.verb.capitalize()} {what}" + (f" for {money}" if money else "") + "?")
 
     def engine_started(self, sizing: Sizing) -> None:
         if self.run.verbose:

@@ -45,7 +45,8 @@ class _Records:
 def reconcile(
     since: str | None = typer.Option(
         None, "--since", metavar="DATE",
-        help=f"First day (YYYY-MM-DD, UTC) or ISO time of the range (default: {DEFAULT_DAYS} days ago)."),
+        help=f"First day (YYYY-MM-DD, UTC; today or yesterday, local) or ISO time of the range "
+             f"(default: {DEFAULT_DAYS} days ago)."),
     until: str | None = typer.Option(
         None, "--until", metavar="DATE", help="Last day (inclusive) or ISO time of the range (default: now)."),
     journals: list[Path] | None = typer.Option(
@@ -93,6 +94,10 @@ def _is_day(text: str) -> bool:
     """A date without a time, in any form ISO 8601 allows (`date.fromisoformat` takes exactly those)."""
     import datetime as dt
 
+    from shipctl.jobs.reconcile import DAY_WORDS
+
+    if text.strip().lower() in DAY_WORDS:
+        return True
     try:
         dt.date.fromisoformat(text.strip())
     except ValueError:

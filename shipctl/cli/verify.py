@@ -107,7 +107,8 @@ def _write_fix(query: VerifyQuery, outcome: VerifyOutcome, fix: Path, plan: Plan
     for note in report.unwritten:
         term.warn(f"--fix: not written, {note}")
     term.info(f"--fix: {fix} written: {report.cells} cells corrected in {report.rows} of {plan.rows} rows"
-              + (f"; {outcome.failed} addresses still fail verification" if outcome.failed else ""))
+              + (f"; {outcome.failed} address{'' if outcome.failed == 1 else 'es'} still "
+                 f"fail{'s' if outcome.failed == 1 else ''} verification" if outcome.failed else ""))
 
 
 def end_line(outcome: VerifyOutcome) -> str:

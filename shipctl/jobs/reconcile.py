@@ -126,12 +126,20 @@ def journal_labels(paths: Sequence[Path], directory: Path, identity: str, accoun
 
 # -- dates ---------------------------------------------------------------------------------------------------
 
+DAY_WORDS = {"today": 0, "yesterday": 1}
+"""Days back from today, as `report --since` and `close --date` take them."""
+
+
 def parse_day(text: str, option: str) -> dt.datetime:
-    """`2025-03-08` (midnight UTC) or an ISO 8601 time; a time without an offset is UTC."""
+    """`2025-03-08` (midnight UTC) or an ISO 8601 time (without an offset: UTC); `today` or `yesterday`, from
+    local midnight."""
+    back = DAY_WORDS.get(text.strip().lower())
+    if back is not None:
+        return dt.datetime.combine(dt.date.today() - dt.timedelta(days=back), dt.time()).astimezone()
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise UsageError(f"{option} {text!r}: not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+        raise UsageError(f"{option} {text!r}: not a date (YYYY-MM-DD, today, yesterday) or an ISO 8601 time") from None
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
