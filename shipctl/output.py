@@ -140,12 +140,14 @@ whose values have spaces."""
 DROP_FIRST = (
     "rate_choice", "options", "insurance", "purchase", "delivery_days", "currency", "shipment_id", "label_path",
     "address_verification", "status_detail", "est_delivery_date",
-    "last_event_at", "delivery_date", "service", "refund_status", "pick", "carrier", "error_code", "status",
+    "last_event_at", "delivery_date", "service", "refund_status", "pick", "carrier", "error_code", "error_message",
+    "status",
 )
 """Least useful first: what a table too wide for the screen leaves out (the data formats keep every column).
 `address_verification` is mostly `verified` (a failure is also a warning on stderr); `error_code` goes before the
 price (the message says what failed, the summary counts the codes); `status` last of all (a tracking event's
-message says it too). A column not named here is never left out."""
+message says it too), and just before it `error_message`: folded down to a narrow column it takes many lines, while
+`status` says in one short cell which rows need a person. A column not named here is never left out."""
 PROSE_MIN = 12
 """The narrowest a free-text column is squeezed to (wider when a word is longer, up to `WORD_MAX`)."""
 WORD_MAX = 20

@@ -110,6 +110,19 @@ def test_at_80_columns_status_outlasts_address_verification_and_error_text(env: 
     assert {r["reference"]: r["status"] for r in shown}["ORD-00003"] == "failed"
 
 
+def test_at_70_columns_status_outlasts_the_folded_error_message(env: Sandbox, tmp_path: Path) -> None:
+    """Narrower still, a failed row's message folded over many lines was kept while `status` went: which rows
+    failed could not be seen. The message goes first now (stdout's data formats and --failed keep it)."""
+    rows = [row(i, service="Teleport") if i == 3 else row(i) for i in range(6)]
+    manifest = write_manifest(tmp_path / "orders.csv", rows)
+    seen = on_screen(["create", str(manifest), "--progress", "off"], 70)
+    assert seen.code == 3, seen.stderr
+    shown = table_rows(seen.stdout)
+    assert {"reference", "status"} <= set(shown[0])
+    assert "error_message" in left_out(seen.stderr, 70)
+    assert {r["reference"]: r["status"] for r in shown}["ORD-00003"] == "failed"
+
+
 @pytest.mark.slow
 def test_a_large_run_on_a_screen_shows_the_rows_needing_attention(env: Sandbox, tmp_path: Path) -> None:
     rows = [row(i, service="Teleport") if i in (7, 70, 140) else row(i) for i in range(150)]
