@@ -239,7 +239,7 @@ def test_a_real_edit_under_an_old_digest_is_still_flagged_in_words(env: Sandbox,
 
     assert again.exit_code == 3, again.stderr
     assert ndjson(again.stdout)[0]["error_code"] == "EDITED_AFTER_PURCHASE"
-    assert "1 bought row needs a person (EDITED_AFTER_PURCHASE ×1)" in again.stderr
+    assert "1 row with a label needs a person (EDITED_AFTER_PURCHASE ×1)" in again.stderr
     assert len(env.ledger()) == 1
 
 

@@ -480,8 +480,8 @@ def _warn_after_summary(summary: CreateSummary) -> None:
     if summary.attention:
         codes = ", ".join(f"{code} ×{n}" for code, n in summary.attention_codes.most_common())
         verb = "needs" if summary.attention == 1 else "need"
-        term.warn(f"{counted(summary.attention, 'bought rows')} {verb} a person ({codes}): see the README's statuses "
-                  "table")
+        rows = f"{counted(summary.attention, 'rows')} with a label"  # bought, or bought and refunded since
+        term.warn(f"{rows} {verb} a person ({codes}): see the README's statuses table")
     if summary.unconfirmed:
         term.warn(
             f"{counted(summary.unconfirmed, 'rows')} may have been bought (BUY_UNCONFIRMED): rerun this same "
