@@ -90,7 +90,7 @@ def test_a_label_that_cannot_be_fetched_is_bought_not_saved_and_the_rerun_saves_
     assert unsaved["shipment_id"] and unsaved["tracking_code"] and not unsaved["label_path"]
     assert not list(out.glob(f"{unsaved['reference']}*"))  # no half-written file either
     assert Path(saved["label_path"]).read_bytes().startswith(b"\x89PNG")
-    assert re.search(r"bought rows? needs? a person", err) and "LABEL_NOT_SAVED" in err
+    assert re.search(r"rows? with a label needs? a person", err) and "LABEL_NOT_SAVED" in err
     assert Counter(e["reference"] for e in env.ledger()) == Counter({"ORD-00000": 1, "ORD-00001": 1})
 
     broken.healed = True
@@ -136,7 +136,7 @@ def test_a_label_whose_conversion_is_refused_is_bought_not_saved_and_the_rerun_c
         assert code == 3, err
         assert conversion.refused == 1
         assert [(r["status"], r["error_code"], r["label_path"]) for r in rows] == [("bought", "LABEL_NOT_SAVED", None)]
-        assert re.search(r"bought rows? needs? a person", err)
+        assert re.search(r"rows? with a label needs? a person", err)
         assert not list(out.iterdir())
 
         code, rows, err = create(str(manifest), "--labels-dir", str(out), "--label-format", "PDF")
