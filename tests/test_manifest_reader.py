@@ -442,9 +442,9 @@ def test_a_quote_that_never_closes_is_named_on_its_own_line_with_the_lines_it_sw
     items = list(iter_rows(path, on_warning=lambda _m: None))
     assert [i.row.reference for i in items if isinstance(i, ValidRow)] == ["A2", "A3", "A4"]
     [bad] = [i for i in items if isinstance(i, InvalidRow)]
-    assert {p.line for p in bad.problems} == {5}
-    assert bad.problems[-1].message.endswith("(a quoted cell runs from line 5 to line 8: the lines after it were "
-                                             "read into it)")
+    assert [(p.line, p.column) for p in bad.problems] == [(5, "to_street1")]
+    assert bad.problems[0].message.startswith("a quote opens here and is never closed: lines 5–8, to the end of the "
+                                              "file")
 
     short = tmp_path / "short.csv"
     short.write_text(header + 'A2,Ann,"1 Main St,Boston\n' + good.format("A3"))
@@ -461,3 +461,29 @@ def test_a_quoted_cell_over_two_lines_keeps_the_line_its_row_starts_on(tmp_path:
     first, second = list(iter_rows(path, on_warning=lambda _m: None))
     assert isinstance(first, ValidRow) and first.line == 2
     assert isinstance(second, InvalidRow) and {p.line for p in second.problems} == {5}
+
+
+def test_a_quote_left_open_in_the_last_column_loses_no_row_silently(tmp_path: Path) -> None:
+    """The quote opens in the last column (an ignored `notes`): the row had every field, so it read as valid and the
+    rows after it vanished into its note. It is invalid now, naming the line and the column."""
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip,notes\n"
+    good = "{},Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701,{}\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + good.format("A2", "") + good.format("A3", '"fragile, 2 boxes')
+                    + good.format("A4", "") + good.format("A5", '""quoted""'))
+    items = list(iter_rows(path, on_warning=lambda _m: None))
+    assert [i.row.reference for i in items if isinstance(i, ValidRow)] == ["A2"]
+    [bad] = [i for i in items if isinstance(i, InvalidRow)]
+    assert [(p.line, p.column) for p in bad.problems] == [(3, "notes")]
+    assert "lines 3–5" in bad.problems[0].message
+
+
+@pytest.mark.parametrize("tail", ['"two\nlines"\n', '"two\nlines"', '"two\nlines\n"', '"two\n""lines"""'])
+def test_a_quoted_cell_over_lines_closed_at_the_end_of_the_file_is_a_valid_row(tmp_path: Path, tail: str) -> None:
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip,notes\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + "A2,Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701," + tail)
+    [item] = list(iter_rows(path, on_warning=lambda _m: None))
+    assert isinstance(item, ValidRow), item

@@ -321,24 +321,47 @@ def _separator(head: str) -> str:
     return "\r" if "\n" not in head and "\r" in head else "\n"
 
 
-def _lines(head: str, chunks: Iterator[str], sep: str) -> Iterator[str]:
+class _End:
+    """What `_line_batches` leaves when the text runs out: the file's last line, once every line was taken."""
+
+    last_line: str | None = None
+
+
+def _lines(head: str, chunks: Iterator[str], sep: str, end: _End) -> Iterator[str]:
     """Physical lines, each ending in its separator (csv.reader needs them whole to count lines): a chunk's lines
     at a time, so that csv.reader takes them one by one without a Python frame per line."""
-    return itertools.chain.from_iterable(_line_batches(head, chunks, sep))
+    return itertools.chain.from_iterable(_line_batches(head, chunks, sep, end))
 
 
-def _line_batches(head: str, chunks: Iterator[str], sep: str) -> Iterator[list[str]]:
-    pending = ""
+def _line_batches(head: str, chunks: Iterator[str], sep: str, end: _End) -> Iterator[list[str]]:
+    pending = last = ""
     for chunk in itertools.chain((head,), chunks):
         pending += chunk
         if sep in chunk:
             lines = pending.split(sep)
             pending = lines.pop()
-            yield [line + sep for line in lines]
+            batch = [line + sep for line in lines]
+            last = batch[-1]
+            yield batch
         elif len(pending) > _MAX_ROW_CHARS:
             raise ManifestError("a line of the manifest is longer than 16 MiB")
     if pending:
+        last = pending
         yield [pending]
+    # Reached only when csv.reader asks past the last line: a row it then gives back was ended by the end of the
+    # text, not by a line break.
+    end.last_line = last
+
+
+def _open_at_end(cells: list[str], end: _End, sep: str) -> int | None:
+    """For a row over several lines that the end of the text ended: the index of the cell whose quote never
+    closed (it took every line to the end, the last line break too), else None. A quoted cell closed at the very
+    end (`"…\n…"`) ends before its quote, so it does not end with the file's last line; an unclosed one does
+    (`""` in it read as one quote)."""
+    last = end.last_line
+    if last is None or not cells[-1].endswith(last.replace('""', '"')):
+        return None
+    return next((i for i, c in enumerate(cells) if sep in c), len(cells) - 1)
 
 
 def _delimiter(header_line: str) -> str:
@@ -384,7 +407,8 @@ def _csv_rows(
 ) -> Iterator[ValidRow | InvalidRow]:
     first_line = head.lstrip("\ufeff").lstrip("\r\n").split("\n", 1)[0]
     sep = _separator(head)
-    reader = csv.reader(_lines(head, chunks, sep), delimiter=_delimiter(first_line))
+    end = _End()
+    reader = csv.reader(_lines(head, chunks, sep, end), delimiter=_delimiter(first_line))
 
     def next_cells() -> list[str] | None:
         try:
@@ -404,13 +428,18 @@ def _csv_rows(
             if not joined or joined.isspace():
                 continue
             problems: list[Problem] = []
-            given = len(cells)
+            given, read = len(cells), cells
             if given != width:
                 cells = _fit_width(cells, width, line, problems)
             parts = split_quoted(cells) if "'" in joined else split(cells)
             if json_items and "customs_items" in parts[CUSTOMS]:
                 _json_items(parts, line, problems)
             built = build(line, (headers, cells), parts, problems)
+            if ended > line and end.last_line is not None:
+                opened = _open_at_end(read, end, sep)
+                if opened is not None:
+                    yield _unclosed(built, line, ended, headers[opened] if opened < len(headers) else "*")
+                    continue
             if given < width and isinstance(built, InvalidRow):
                 # Short rows are padded (some tools leave trailing empty cells out), but when the row is then
                 # missing what it needs, the likelier cause is a line cut short, not a blank column.
@@ -423,6 +452,14 @@ def _csv_rows(
             yield built
     except csv.Error as exc:
         raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
+
+
+def _unclosed(built: ValidRow | InvalidRow, line: int, ended: int, column: str) -> InvalidRow:
+    """A row whose quote opened in `column` and never closed: the rest of the file was read into that cell, so the
+    rows after it were never read. Invalid whatever else it holds (nothing of it, nor after it, may be bought)."""
+    problem = Problem(line, column, f"a quote opens here and is never closed: lines {line}–{ended}, to the end of "
+                                    "the file, were read into this one cell (the rows on them were not read)")
+    return InvalidRow(line, [problem], built.raw)
 
 
 def _csv_problem(exc: csv.Error) -> str:
