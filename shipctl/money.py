@@ -10,6 +10,7 @@ API confirms as a test key spends nothing real; an unknown mode is treated as pr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 
@@ -30,9 +31,23 @@ def parse_amount(value: str | None) -> Decimal | None:
     return amount if amount.is_finite() else None
 
 
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+COMMA_HINT = "a comma in an amount only separates thousands (1,250.50): write cents after a point, as 49.95"
+
+
+def without_thousands(text: str) -> str | None:
+    """`1,250.50` as `1250.50`; text without a comma as it is; None for a comma that is not a thousands separator
+    (`49,95`, `4,00`, `1,5,0`): a decimal comma read as a separator would make the amount 100 times larger."""
+    if "," not in text:
+        return text
+    text = text.strip()
+    return text.replace(",", "") if _GROUPED.fullmatch(text) else None
+
+
 def parse_limit(value: str) -> Decimal | None:
-    """A limit a person typed (`250`, `250.00`, `$1,000`); None when it is not an amount."""
-    return parse_amount(value.replace("$", "").replace(",", ""))
+    """A limit a person typed (`250`, `250.00`, `$1,000`); None when it is not an amount (`4,00` neither)."""
+    text = without_thousands(value.replace("$", ""))
+    return None if text is None else parse_amount(text)
 
 
 def currency_of(code: str | None) -> str:

@@ -72,3 +72,32 @@ def test_money_module_spellings() -> None:
     totals = {"EUR": parse_amount("3") or 0, "USD": parse_amount("7.8") or 0, "CAD": parse_amount("1") or 0}
     assert format_totals(totals) == "$7.80 + 1.00 CAD + 3.00 EUR"
     assert parse_limit("$1,000") == 1000 and parse_limit("ten") is None
+
+
+@pytest.mark.parametrize("typed", ["49,95", "4,00", "1,5,0", "12,5", "1.234,56", "$1,2,3", "1,0000"])
+def test_a_comma_that_is_not_a_thousands_separator_is_refused_not_read_as_one(typed: str) -> None:
+    """`49,95` (a decimal comma) stripped of its comma was $4,995 of insurance; `--max-cost 4,00` a $400 limit."""
+    from shipctl.manifest.normalize import money
+
+    assert parse_limit(typed) is None
+    with pytest.raises(ValueError, match="only separates thousands"):
+        money(typed)
+
+
+@pytest.mark.parametrize(("typed", "amount"), [("1,250.50", "1250.50"), ("$12,345", "12345"), ("1,000,000", "1000000"),
+                                                ("49.95", "49.95"), ("USD 1,234.5", "1234.5")])
+def test_thousands_separators_are_still_read(typed: str, amount: str) -> None:
+    from decimal import Decimal
+
+    from shipctl.manifest.normalize import money
+
+    assert money(typed) == Decimal(amount)
+    if not typed.startswith("USD"):
+        assert parse_limit(typed) == Decimal(amount)
+
+
+def test_max_cost_with_a_decimal_comma_is_refused_before_anything(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(i) for i in range(3)])
+    refused = invoke("create", str(manifest), "--max-cost", "4,00")
+    assert refused.exit_code == 2 and "only separates thousands" in refused.stderr
+    assert env.ledger() == []

@@ -14,6 +14,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from shipctl.money import COMMA_HINT, without_thousands
+
 # ISO 3166-1: alpha-2 and alpha-3, in pairs (plus XK, Kosovo, which carriers accept).
 _ISO_TABLE = (
     "AD AND AE ARE AF AFG AG ATG AI AIA AL ALB AM ARM AO AGO AQ ATA AR ARG AS ASM AT AUT AU AUS AW ABW "
@@ -293,7 +295,9 @@ def money(value: Any) -> Decimal:
     elif isinstance(value, (int, float)):
         amount = Decimal(str(value))
     elif isinstance(value, str):
-        text = _MONEY_JUNK.sub("", value).replace(",", "")
+        text = without_thousands(_MONEY_JUNK.sub("", value))
+        if text is None:
+            raise ValueError(f"{value!r}: {COMMA_HINT}")
         try:
             amount = Decimal(text)
         except InvalidOperation:
