@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -297,3 +298,46 @@ def test_a_permanent_buy_failure_fails_only_its_row_and_an_edited_rerun_buys_it(
     assert again["ORD-00003"]["status"] == "bought"
     assert again["ORD-00003"]["shipment_id"] != by_ref["ORD-00003"]["shipment_id"]  # the stale one is never bought
     assert bought_per_reference(env) == Counter({f"ORD-{i:05d}": 1 for i in range(5)})
+
+
+def test_a_manifest_rewritten_during_the_run_ships_only_what_was_validated(
+        env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run reads the manifest a second time after validating it: overwritten in place at the first call to the
+    API (new orders, an invalid weight), the run still ships exactly the validated rows, from the copy it read
+    once."""
+    rows = [row(i) for i in range(20)]
+    manifest = write_manifest(tmp_path / "orders.csv", rows)
+    rewritten: list[bool] = []
+
+    def rewrite(method: str, path: str) -> None:
+        if not rewritten:
+            rewritten.append(True)
+            write_manifest(manifest, [row(100 + i) for i in range(5)] + [row(i, weight="heavy") for i in range(20)])
+        return None
+
+    with gateway_in_front(env, monkeypatch, lambda *_: None, hold=rewrite):
+        result = invoke("create", str(manifest), "-o", "ndjson", "--concurrency", "2")
+    assert rewritten and result.exit_code == 0, result.stderr
+    assert sorted(r["reference"] for r in ndjson(result.stdout)) == sorted(r["reference"] for r in rows)
+    assert sorted(bought_per_reference(env)) == sorted(r["reference"] for r in rows)
+    assert not list(Path(os.environ["SHIPCTL_STATE_DIR"]).glob("shipctl-*.manifest")), "its copy is removed at the end"
+
+
+def test_a_named_pipe_manifest_is_read_once(env: Sandbox, tmp_path: Path) -> None:
+    """A FIFO (or `<(…)`) gives its bytes once: read as stdin is (spooled), not opened a second time and waited on."""
+    import threading
+
+    fifo = tmp_path / "orders.fifo"
+    os.mkfifo(fifo)
+    text = make_manifest(tmp_path / "orders.csv", 3).read_text()
+
+    def feed() -> None:
+        with fifo.open("w") as fh:
+            fh.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    result = invoke("create", str(fifo), "-o", "ndjson")
+    writer.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(bought_per_reference(env)) == ["ORD-00000", "ORD-00001", "ORD-00002"]

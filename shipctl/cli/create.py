@@ -170,7 +170,7 @@ def create(
 
       export-orders | shipctl create - --yes --max-cost 500 > out.ndjson
     """
-    from shipctl.cli.inputs import manifest_input
+    from shipctl.cli.inputs import manifest_input, read_once
     from shipctl.paths import default_journal
 
     limit = _limit(max_cost)
@@ -178,9 +178,9 @@ def create(
         # A file's rejects default to a file beside it; stdin has no beside, and skipped rows kept nowhere are lost.
         raise UsageError("--skip-invalid with the manifest on stdin needs --rejects FILE, where the invalid rows it "
                          "skips are kept; nothing was read or bought")
-    with manifest_input(manifest) as (path, label, from_stdin):
+    with manifest_input(manifest) as (path, label, from_stdin), read_once(path, from_stdin) as readable:
         source, purchase = manifest_and_rules(
-            path, fmt=fmt, encoding=encoding, sheet=sheet, from_=from_, select=select, carriers=carriers,
+            readable, fmt=fmt, encoding=encoding, sheet=sheet, from_=from_, select=select, carriers=carriers,
             services=services, deliver_within=deliver_within, confidence=confidence, verify=verify,
             label_format=label_format, labels_dir=labels_dir, check_references=check_references,
             reference_quiet=reference_quiet,

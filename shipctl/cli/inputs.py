@@ -19,23 +19,41 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from shipctl.cli.terminal import terminal
 from shipctl.errors import UsageError
 
+SPOOL_LIMIT = 4 << 30
+"""The most a manifest read once (stdin, a pipe) is copied to disk: 4 GiB, several million rows."""
+
 
 def spool_stdin() -> Path:
     """Copy stdin to a private temp file: a manifest is read once per phase (validate, then ship)."""
+    source = terminal().stdin_bytes()
+    if source is None:
+        raise UsageError("stdin is closed: there is no manifest to read for -")
+    return _spool(source, "stdin")
+
+
+def _spool(source: IO[bytes], what: str, prefix: str = "shipctl-stdin-") -> Path:
+    """`source` copied, once, to a private file in the state directory; the file never outlives a failure here."""
     import tempfile
 
-    from shipctl.paths import state_dir  # platformdirs: only when stdin is spooled
+    from shipctl.paths import state_dir  # platformdirs: only when a manifest is spooled
 
-    fd, name = tempfile.mkstemp(prefix="shipctl-stdin-", suffix=".manifest", dir=state_dir())
-    source = terminal().stdin_bytes()
-    with os.fdopen(fd, "wb") as fh:
-        while block := source.read(1 << 16):
-            fh.write(block)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".manifest", dir=state_dir())
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            copied = 0
+            while block := source.read(1 << 16):
+                copied += len(block)
+                if copied > SPOOL_LIMIT:
+                    raise UsageError(f"the manifest on {what} is larger than {SPOOL_LIMIT >> 30} GiB: split it")
+                fh.write(block)
+    except BaseException:  # a Ctrl-C mid-copy too: a partial spool of gigabytes must not stay behind
+        Path(name).unlink(missing_ok=True)
+        raise
     return Path(name)
 
 
@@ -51,18 +69,45 @@ def require_file(path: str) -> Path:
 @contextlib.contextmanager
 def manifest_input(arg: str) -> Iterator[tuple[Path, str, bool]]:
     """The manifest argument as `(path, label, from_stdin)`: `-` is stdin spooled to a temp file (removed on exit)
-    and labelled `<stdin>` in messages; anything else must be an existing file, labelled as given."""
+    and labelled `<stdin>` in messages; anything else must be an existing file, labelled as given. A file that is
+    not a regular file (a named pipe, `<(…)`) is read once, as stdin is: a second open would find it empty or wait
+    forever for a writer, so it is spooled and `from_stdin` (its journal goes by its content, as stdin's does)."""
     spooled: Path | None = None
     if arg == "-":
         spooled = spool_stdin()
         path = spooled
     else:
         path = require_file(arg)
+        if not path.is_file():
+            try:
+                with path.open("rb") as stream:
+                    spooled = path = _spool(stream, arg)
+            except OSError as exc:
+                raise UsageError(f"cannot read the manifest {arg}: {exc.strerror or exc}") from None
     try:
-        yield path, "<stdin>" if spooled else arg, spooled is not None
+        yield path, "<stdin>" if arg == "-" else arg, spooled is not None
     finally:
         if spooled is not None:
             spooled.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def read_once(path: Path, spooled: bool) -> Iterator[Path]:
+    """The manifest as a job that reads it twice (validate, then ship) must read it: a private copy made now, so a
+    file rewritten during the run cannot ship rows the validation never saw (removed on exit); a spool already
+    is one."""
+    if spooled:
+        yield path
+        return
+    try:
+        with path.open("rb") as stream:
+            copy = _spool(stream, str(path), "shipctl-manifest-")
+    except OSError as exc:
+        raise UsageError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
+    try:
+        yield copy
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 #: The field of a shipctl result record that each list read from stdin takes (`what` names the list).
