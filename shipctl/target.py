@@ -70,7 +70,19 @@ def api_target(*, force_sandbox: bool = False, announce: Callable[[str], None] =
     url = base or EASYPOST_API_BASE
     # The key's mode is part of the identity: a journal of test purchases must never be "resumed" as if its
     # labels had been bought in production (the key itself is never stored, not even hashed).
-    yield Target(key or SANDBOX_KEY, url, f"{url} ({mode or 'unknown'} key)", embedded=False, mode=mode)
+    yield Target(key or SANDBOX_KEY, url, f"{_public(url)} ({mode or 'unknown'} key)", embedded=False, mode=mode)
+
+
+def _public(url: str) -> str:
+    """The API's URL as the journal names it: without a user, password, query or fragment, any of which may carry
+    a secret (`…/v2?key=EZTK…`); a plain URL as it is, so journals written before still match."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _checked_base(base: str) -> str:

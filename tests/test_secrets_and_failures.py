@@ -67,3 +67,18 @@ def test_a_refused_key_stops_the_run(sandbox: Sandbox, tmp_path: Path, monkeypat
     assert "answered no call" in result.stderr and "APIKEY.INACTIVE" in result.stderr
     assert len(ndjson(result.stdout)) < 100
     assert sandbox.ledger() == []
+
+
+def test_a_key_written_into_the_api_url_is_not_kept_in_the_journal(secret_env: Sandbox, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal names the API it bought from; a URL carrying the key as its password is named without it."""
+    monkeypatch.setenv("EASYPOST_API_BASE", secret_env.api_base.replace("://", f"://user:{SECRET}@"))
+    manifest = make_manifest(tmp_path / "orders.csv", 2)
+    result = invoke("create", str(manifest), "-o", "ndjson")
+    assert SECRET not in result.stdout and SECRET not in result.stderr
+    journal = tmp_path / "orders.csv.journal.db"
+    with sqlite3.connect(journal) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        [(target,)] = db.execute("SELECT value FROM meta WHERE key = 'target'").fetchall()
+    assert target == f"{secret_env.api_base} (test key)"
+    assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("orders.csv.journal.db*"))

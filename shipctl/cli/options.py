@@ -142,11 +142,17 @@ class RunOptions:
     force_sandbox: bool
 
 
+MOST_IN_FLIGHT = 1024
+"""The most API calls in flight (`--concurrency`, `--max-concurrency`) and threads (`--workers`) one run takes: the
+HTTP connection pool and the threads are sized to them, and a million held the process for good, calling nothing;
+no API serves one client more (EasyPost answers 429 long before)."""
+
+
 def parse_sizing(concurrency: str, max_concurrency: int, workers: int | None, chunk_size: int | None) -> Sizing:
     auto = concurrency.strip().lower() == "auto"
-    start = None if auto else _at_least_one("--concurrency", _number(concurrency))
-    _at_least_one("--max-concurrency", max_concurrency)
-    _at_least_one("--workers", workers)
+    start = None if auto else _at_most("--concurrency", _at_least_one("--concurrency", _number(concurrency)))
+    _at_most("--max-concurrency", _at_least_one("--max-concurrency", max_concurrency))
+    _at_most("--workers", _at_least_one("--workers", workers))
     _at_least_one("--chunk-size", chunk_size)
     return size_pools(
         concurrency=start, auto=auto, max_concurrency=max_concurrency, workers=workers, chunk_size=chunk_size
@@ -163,6 +169,12 @@ def _number(concurrency: str) -> int:
 def _at_least_one(flag: str, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise UsageError(f"{flag} must be at least 1")
+    return value
+
+
+def _at_most(flag: str, value: int | None) -> int | None:
+    if value is not None and value > MOST_IN_FLIGHT:
+        raise UsageError(f"{flag} must be at most {MOST_IN_FLIGHT}, not {value}")
     return value
 
 

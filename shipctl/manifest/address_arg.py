@@ -16,6 +16,10 @@ from shipctl.manifest.models import ADDRESS_FIELDS, Address
 _BARE_ZIP = re.compile(r"\d{5}(?:-\d{4})?")
 
 
+ADDRESS_FILE_MOST = 64 << 10
+"""The largest address file read (64 KiB: an address is a few hundred bytes)."""
+
+
 def parse_address_arg(value: str, *, allow_zip: bool = False) -> Address:
     """An Address from inline JSON (`{"street1": …}`), a path to a JSON file, or with `allow_zip` a US ZIP.
 
@@ -32,7 +36,11 @@ def parse_address_arg(value: str, *, allow_zip: bool = False) -> Address:
     else:
         source = text
         try:
-            text = Path(text).read_text(encoding="utf-8-sig")
+            with Path(text).open("rb") as fh:
+                raw = fh.read(ADDRESS_FILE_MOST + 1)
+            if len(raw) > ADDRESS_FILE_MOST:  # /dev/zero, a manifest passed by mistake: never read whole
+                raise UsageError(f"address file {source}: larger than {ADDRESS_FILE_MOST >> 10} KiB, not an address")
+            text = raw.decode("utf-8-sig")
         except OSError as exc:
             hint = ", a ZIP code" if allow_zip else ""
             raise UsageError(
