@@ -34,3 +34,14 @@ def test_a_concurrency_no_api_serves_is_refused_before_anything(env: Sandbox, tm
     assert "must be at most 1024" in done.stderr
     assert env.ledger() == []
     assert invoke("create", str(manifest), "--concurrency", "1024", "-q").exit_code == 0
+
+
+def test_a_header_of_many_unknown_columns_is_one_short_warning(tmp_path: Path) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 1)
+    lines = manifest.read_text().splitlines()
+    extra = [f"c{i}" for i in range(5000)]
+    manifest.write_text(",".join([lines[0], *extra]) + "\n" + ",".join([lines[1], *([""] * 5000)]) + "\n")
+    done = invoke("validate", str(manifest))
+    assert done.exit_code == 0, done.stderr
+    [warning] = [line for line in done.stderr.splitlines() if "unknown columns ignored" in line]
+    assert warning.endswith("c19 and 4,980 more") and len(warning) < 300

@@ -568,9 +568,15 @@ def _fit_width(cells: list[str], width: int, line: int, problems: list[Problem])
     return (cells + [""] * width)[:width]
 
 
+UNKNOWN_NAMED = 20
+"""The most unknown columns one warning names (a generated header of 100,000 made a line of 789 KB)."""
+
+
 def _warn_unknown(names: Collection[str], warn: Callable[[str], None]) -> None:
     if names:
-        warn(f"unknown column{'s' if len(names) > 1 else ''} ignored: {', '.join(names)}")
+        shown = list(names)[:UNKNOWN_NAMED]
+        more = f" and {len(names) - len(shown):,} more" if len(names) > len(shown) else ""
+        warn(f"unknown column{'s' if len(names) > 1 else ''} ignored: {', '.join(shown)}{more}")
 
 
 # ---------------------------------------------------------------------------------------------------- JSON
