@@ -45,3 +45,34 @@ def test_a_header_of_many_unknown_columns_is_one_short_warning(tmp_path: Path) -
     assert done.exit_code == 0, done.stderr
     [warning] = [line for line in done.stderr.splitlines() if "unknown columns ignored" in line]
     assert warning.endswith("c19 and 4,980 more") and len(warning) < 300
+
+
+def test_sigterm_while_stdin_is_read_is_an_interruption_that_leaves_no_spool(tmp_path: Path) -> None:
+    """`timeout` or systemd stopping a run before its engine starts: exit 130 and the partial copy of stdin removed,
+    as Ctrl-C does (it was a death by signal, leaving gigabytes in the state directory)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**os.environ, "SHIPCTL_STATE_DIR": str(state)}
+    env.pop("EASYPOST_API_KEY", None)
+    run = subprocess.Popen([sys.executable, "-m", "shipctl", "create", "-"], stdin=subprocess.PIPE,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert run.stdin is not None and run.stderr is not None
+    run.stdin.write(b"reference,to_name\n" * 20000)  # more than one 64 KiB block of the copy
+    run.stdin.flush()  # and kept open: the copy waits for more
+    deadline, tick = time.monotonic() + 60, threading.Event()
+    while not [p for p in state.glob("shipctl-stdin-*.manifest") if p.stat().st_size]:
+        assert time.monotonic() < deadline and run.poll() is None, "the copy of stdin never began"
+        tick.wait(0.01)  # a bounded poll of the state directory, not a synchronising sleep
+    run.send_signal(signal.SIGTERM)
+    code = run.wait(timeout=60)
+    run.stdin.close()
+    assert code == 130, run.stderr.read()
+    assert "interrupted" in run.stderr.read().decode()
+    assert list(state.glob("shipctl-*.manifest")) == []

@@ -226,7 +226,17 @@ def _root(
     configure(ctx, profile)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     startup.begin()  # here too for callers of this function; `shipctl.cli.main` calls it before these imports
+    import signal
+
+    # SIGTERM (`timeout`, systemd, `kill`) stops a command as Ctrl-C does, exit 130 with its temp files removed,
+    # outside the engine too (reading stdin, validating). The engine and `sandbox serve` install their own.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
     app()
 
