@@ -72,9 +72,9 @@ def test_rows_added_while_the_purchase_waits_for_confirmation_are_not_bought(
     assert asked == [3]
     assert bought(env) == refs(3)  # exactly what was confirmed
     records = ndjson(result.stdout)
-    assert sum(r["status"] == "bought" for r in records) == 3
-    assert {r["error_code"] for r in records if r["status"] == "skipped"} == {"NOT_CONFIRMED"}
-    assert result.exit_code == 3
+    # The run reads the copy of the manifest it took at its start: the rows the export added are not this run's.
+    assert [r["status"] for r in records] == ["bought"] * 3
+    assert result.exit_code == 0, result.stderr
 
 
 def _first_buy_as_html_502() -> Rule:
