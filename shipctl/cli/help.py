@@ -27,7 +27,7 @@ from typing import Any
 from typer.core import TyperCommand, TyperGroup
 from typer.models import ArgumentInfo, OptionInfo, ParameterInfo
 
-from shipctl.cli import help_renderer
+from shipctl.cli import coercion, help_renderer
 
 #: What an option whose parameter has this name takes, in every command that has one.
 _NAMED_METAVARS = {
@@ -105,6 +105,10 @@ class ShipctlCommand(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy(list(super().get_params(ctx)))
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        coercion.defer(self.params)
+        return list(super().parse_args(ctx, args))
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
         help_renderer.load()
         super().format_help(ctx, formatter)
@@ -125,6 +129,10 @@ class ShipctlGroup(TyperGroup):
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _tidy(list(super().get_params(ctx)))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        coercion.defer(self.params)
+        return list(super().parse_args(ctx, args))
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         help_renderer.load()
