@@ -99,19 +99,27 @@ def _no_type(ctx: Any = None) -> None:
     return None
 
 
-class ShipctlCommand(TyperCommand):
-    """A command whose help follows the rules above."""
+class _Shared:
+    """What every command and group of shipctl's does alike: the placeholders above for its own parameters, typer's
+    coercion built only for values that need it (`coercion`), and the help drawn by the lighter renderer
+    (`help_renderer`). Mixed in before typer's class, so `super()` is typer's."""
+
+    params: list[Any]
 
     def get_params(self, ctx: Any) -> list[Any]:
-        return _tidy(list(super().get_params(ctx)))
+        return _tidy(list(super().get_params(ctx)))  # type: ignore[misc]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         coercion.defer(self.params)
-        return list(super().parse_args(ctx, args))
+        return list(super().parse_args(ctx, args))  # type: ignore[misc]
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         help_renderer.load()
-        super().format_help(ctx, formatter)
+        super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+class ShipctlCommand(_Shared, TyperCommand):
+    """A command whose help follows the rules above."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -124,19 +132,8 @@ class ShipctlCommand(TyperCommand):
         return pieces
 
 
-class ShipctlGroup(TyperGroup):
+class ShipctlGroup(_Shared, TyperGroup):
     """The root and `sandbox`: the same placeholders for their own options."""
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        return _tidy(list(super().get_params(ctx)))
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        coercion.defer(self.params)
-        return list(super().parse_args(ctx, args))
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        help_renderer.load()
-        super().format_help(ctx, formatter)
 
 
 def api_command(func: Callable[..., Any]) -> bool:
