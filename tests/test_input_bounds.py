@@ -76,3 +76,28 @@ def test_sigterm_while_stdin_is_read_is_an_interruption_that_leaves_no_spool(tmp
     assert code == 130, run.stderr.read()
     assert "interrupted" in run.stderr.read().decode()
     assert list(state.glob("shipctl-*.manifest")) == []
+
+
+def test_the_engine_leaves_the_processs_signal_handling_as_it_found_it() -> None:
+    """Its Ctrl-C/SIGTERM receiver left SIG_DFL behind: a SIGTERM while the summary was written then killed the
+    process outright, leaving the manifest's private copy (customers' addresses) in the state directory."""
+    import signal
+
+    import anyio
+
+    from shipctl.engine.runner import run_async
+
+    def ours(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    async def job() -> int:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM):
+            return 7
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        assert run_async(job, uvloop=False) == 7
+        assert signal.getsignal(signal.SIGTERM) is ours
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -487,3 +487,29 @@ def test_a_quoted_cell_over_lines_closed_at_the_end_of_the_file_is_a_valid_row(t
     path.write_text(header + "A2,Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701," + tail)
     [item] = list(iter_rows(path, on_warning=lambda _m: None))
     assert isinstance(item, ValidRow), item
+
+
+def test_a_quote_closed_only_by_a_later_rows_quote_hides_no_row(tmp_path: Path) -> None:
+    """A quote opened by mistake in an ignored note, closed by the next quoted note three rows on: the rows between
+    were read into the first note, and both rows read as valid. The row with the stray quote is invalid now."""
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip,notes\n"
+    good = "{},Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701,{}\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + good.format("A2", "") + good.format("A3", '"fragile') + good.format("A4", "")
+                    + good.format("A5", '"gift"') + good.format("A6", ""))
+    items = list(iter_rows(path, on_warning=lambda _m: None))
+    assert [i.row.reference for i in items if isinstance(i, ValidRow)] == ["A2", "A6"]
+    [bad] = [i for i in items if isinstance(i, InvalidRow)]
+    assert [(p.line, p.column) for p in bad.problems] == [(3, "notes")]
+    assert "closes only on line 5" in bad.problems[0].message
+
+
+def test_a_note_over_lines_with_a_few_commas_is_still_a_note(tmp_path: Path) -> None:
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip,notes\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + 'A2,Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701,"Leave at door,\n'
+                    'side gate, by the shed, not the porch"\n')
+    [item] = list(iter_rows(path, on_warning=lambda _m: None))
+    assert isinstance(item, ValidRow)

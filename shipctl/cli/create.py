@@ -174,11 +174,12 @@ def create(
     from shipctl.paths import default_journal
 
     limit = _limit(max_cost)
-    if skip_invalid and manifest == "-" and rejects is None:
-        # A file's rejects default to a file beside it; stdin has no beside, and skipped rows kept nowhere are lost.
-        raise UsageError("--skip-invalid with the manifest on stdin needs --rejects FILE, where the invalid rows it "
-                         "skips are kept; nothing was read or bought")
     with manifest_input(manifest) as (path, label, from_stdin), read_once(path, from_stdin) as readable:
+        if skip_invalid and from_stdin and rejects is None:
+            # A file's rejects default to a file beside it; stdin or a pipe has no beside, and skipped rows kept
+            # nowhere are lost.
+            raise UsageError(f"--skip-invalid with the manifest {label} needs --rejects FILE, where the invalid rows "
+                             "it skips are kept; nothing was bought")
         source, purchase = manifest_and_rules(
             readable, fmt=fmt, encoding=encoding, sheet=sheet, from_=from_, select=select, carriers=carriers,
             services=services, deliver_within=deliver_within, confidence=confidence, verify=verify,

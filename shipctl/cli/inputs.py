@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from shipctl.cli.terminal import terminal
-from shipctl.errors import UsageError
+from shipctl.errors import UsageError, WriteFailure
 
 SPOOL_LIMIT = 4 << 30
 """The most a manifest read once (stdin, a pipe) is copied to disk: 4 GiB, several million rows."""
@@ -33,24 +33,31 @@ def spool_stdin() -> Path:
     source = terminal().stdin_bytes()
     if source is None:
         raise UsageError("stdin is closed: there is no manifest to read for -")
-    return _spool(source, "stdin")
+    return _spool(source, "on stdin")
 
 
-def _spool(source: IO[bytes], what: str, prefix: str = "shipctl-stdin-") -> Path:
+def _spool(source: IO[bytes], what: str, prefix: str = "shipctl-stdin-", limit: int | None = SPOOL_LIMIT) -> Path:
     """`source` copied, once, to a private file in the state directory; the file never outlives a failure here."""
     import tempfile
 
     from shipctl.paths import state_dir  # platformdirs: only when a manifest is spooled
 
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".manifest", dir=state_dir())
+    where = state_dir()
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".manifest", dir=where)
+    except OSError as exc:
+        raise WriteFailure.from_os(f"a copy of the manifest in {where}", exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             copied = 0
             while block := source.read(1 << 16):
                 copied += len(block)
-                if copied > SPOOL_LIMIT:
-                    raise UsageError(f"the manifest on {what} is larger than {SPOOL_LIMIT >> 30} GiB: split it")
-                fh.write(block)
+                if limit is not None and copied > limit:  # a stream may never end (/dev/zero); a file does
+                    raise UsageError(f"the manifest {what} is larger than {limit >> 30} GiB: split it")
+                try:
+                    fh.write(block)
+                except OSError as exc:
+                    raise WriteFailure.from_os(f"a copy of the manifest in {where}", exc) from None
     except BaseException:  # a Ctrl-C mid-copy too: a partial spool of gigabytes must not stay behind
         Path(name).unlink(missing_ok=True)
         raise
@@ -101,7 +108,7 @@ def read_once(path: Path, spooled: bool) -> Iterator[Path]:
         return
     try:
         with path.open("rb") as stream:
-            copy = _spool(stream, str(path), "shipctl-manifest-")
+            copy = _spool(stream, str(path), "shipctl-manifest-", limit=None)
     except OSError as exc:
         raise UsageError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
     try:

@@ -302,6 +302,12 @@ def run_async(main: Callable[[], Awaitable[R]], *, uvloop: bool = True) -> R:
     Task groups wrap what they raise in exception groups; a group holding a single error is unwrapped so the
     CLI's edge sees the `ShipctlError` (or bug) itself and reports it as one line with the right exit code.
     """
+    import signal
+
+    # A signal receiver set up inside the run (Ctrl-C, SIGTERM) leaves SIG_DFL behind when it closes, not what was
+    # there before: the process's own handling is put back, so a signal after the run is handled as before it.
+    handlers = ({sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+                if threading.current_thread() is threading.main_thread() else {})
     try:
         return anyio.run(main, backend="asyncio", backend_options={"use_uvloop": uvloop and uvloop_available()})
     except BaseExceptionGroup as group:
@@ -309,6 +315,10 @@ def run_async(main: Callable[[], Awaitable[R]], *, uvloop: bool = True) -> R:
         if len(leaves) == 1:
             raise leaves[0] from None
         raise
+    finally:
+        for sig, handler in handlers.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -14,7 +14,7 @@ import functools
 import itertools
 import json
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -407,8 +407,8 @@ def _csv_rows(
 ) -> Iterator[ValidRow | InvalidRow]:
     first_line = head.lstrip("\ufeff").lstrip("\r\n").split("\n", 1)[0]
     sep = _separator(head)
-    end = _End()
-    reader = csv.reader(_lines(head, chunks, sep, end), delimiter=_delimiter(first_line))
+    end, delimiter = _End(), _delimiter(first_line)
+    reader = csv.reader(_lines(head, chunks, sep, end), delimiter=delimiter)
 
     def next_cells() -> list[str] | None:
         try:
@@ -435,11 +435,10 @@ def _csv_rows(
             if json_items and "customs_items" in parts[CUSTOMS]:
                 _json_items(parts, line, problems)
             built = build(line, (headers, cells), parts, problems)
-            if ended > line and end.last_line is not None:
-                opened = _open_at_end(read, end, sep)
-                if opened is not None:
-                    yield _unclosed(built, line, ended, headers[opened] if opened < len(headers) else "*")
-                    continue
+            if ended > line and (odd := _quote_out_of_place(built, read, (line, ended), end, sep, delimiter,
+                                                            headers)) is not None:
+                yield odd
+                continue
             if given < width and isinstance(built, InvalidRow):
                 # Short rows are padded (some tools leave trailing empty cells out), but when the row is then
                 # missing what it needs, the likelier cause is a line cut short, not a blank column.
@@ -452,6 +451,44 @@ def _csv_rows(
             yield built
     except csv.Error as exc:
         raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
+
+
+def _quote_out_of_place(built: ValidRow | InvalidRow, cells: list[str], lines: tuple[int, int], end: _End,
+                        sep: str, delimiter: str, headers: Sequence[str]) -> InvalidRow | None:
+    """A row read over several lines (`lines`: its first and last) whose quote was out of place, as an invalid row:
+    left open to the end of the file, or closed only after whole rows were read into the cell; else None."""
+    def column(index: int) -> str:
+        return headers[index] if index < len(headers) else "*"
+
+    opened = _open_at_end(cells, end, sep) if end.last_line is not None else None
+    if opened is not None:
+        return _unclosed(built, *lines, column(opened))
+    swallowed = _rows_inside(cells, sep, delimiter, len(headers))
+    if swallowed is not None:
+        return _swallowed(built, *lines, column(swallowed))
+    return None
+
+
+def _rows_inside(cells: list[str], sep: str, delimiter: str, width: int) -> int | None:
+    """The index of a quoted cell over several lines whose lines after the first each hold a row's worth of
+    delimiters: rows read into one cell by a quote out of place that a later quote closed, else None. (A note over
+    two lines with a comma or two in it is not a row.)"""
+    if width < 3:
+        return None
+    for index, cell in enumerate(cells):
+        if sep in cell:
+            inner = cell.split(sep)[1:]
+            if any(part.count(delimiter) >= width - 1 for part in inner if part):
+                return index
+    return None
+
+
+def _swallowed(built: ValidRow | InvalidRow, line: int, ended: int, column: str) -> InvalidRow:
+    """A row whose quoted cell took whole rows of the lines after it: most likely a quote opened by mistake and
+    closed by the next quote in the file. Invalid, so nothing of it is bought and the rows it hid are seen."""
+    problem = Problem(line, column, f"a quote opens here and closes only on line {ended}: the lines between hold "
+                                    "rows of their own, read into this one cell (a quote out of place?)")
+    return InvalidRow(line, [problem], built.raw)
 
 
 def _unclosed(built: ValidRow | InvalidRow, line: int, ended: int, column: str) -> InvalidRow:
