@@ -3,7 +3,7 @@
 Recent typer (0.2x) coerces every parameter's value through a pydantic `TypeAdapter` it builds for that parameter
 the first time it coerces one, about 1 ms each, and it coerces every parameter of the command run, given or not. An
 option not given is None, which its coercion hands back untouched, so `create`'s 32 adapters were built to return
-None ~24 times (25–40 ms of a one-row `create`, 5–10% of its CPU). `defer` puts a stand-in where typer keeps a
+None 21 times (25–40 ms of a one-row `create`, about 5% of its CPU). `defer` puts a stand-in where typer keeps a
 parameter's built coercion: it answers None for None itself, exactly as typer's `RuntimeParam.coerce` does, and
 has typer build the real one for anything else.
 

@@ -470,7 +470,7 @@ def _quote_out_of_place(built: ValidRow | InvalidRow, cells: list[str], lines: t
 
 
 def _rows_inside(cells: list[str], sep: str, delimiter: str, width: int) -> int | None:
-    """The index of a quoted cell over several lines whose lines after the first each hold a row's worth of
+    """The index of a quoted cell over several lines with a line after its first that holds a row's worth of
     delimiters: rows read into one cell by a quote out of place that a later quote closed, else None. (A note over
     two lines with a comma or two in it is not a row.)"""
     if width < 3:
