@@ -80,13 +80,13 @@ PATH_SETTINGS = ("from", "labels_dir")
 """Settings that may name a file or folder: in the config file, a relative one is relative to the file's folder."""
 
 
-def path_in_file(key: str, value: str, base: Path) -> str:
-    """A path setting's value as the config file at `base` means it: `~` expanded, a relative path taken from the
-    file's folder (a cron job runs from anywhere; the file and its origin JSON travel together)."""
+def path_in_file(key: str, value: str, folder: Path) -> str:
+    """A path setting's value as a config file in `folder` means it: `~` expanded, a relative path taken from that
+    folder (a cron job runs from anywhere; the file and its origin JSON travel together)."""
     if key not in PATH_SETTINGS or (key == "from" and _NOT_A_PATH.fullmatch(value)):
         return value
     path = Path(os.path.expanduser(value))
-    return str(path if path.is_absolute() else base.parent / path)
+    return str(path if path.is_absolute() else folder / path)
 
 
 def _concurrency(value: Any) -> str:
@@ -275,7 +275,7 @@ def _checked(table: dict[str, Any], where: tuple[str, ...], text: str, path: Pat
                                                   "use EASYPOST_API_KEY, `shipctl config set-key` or key_command"))
             raise ConfigError(_at(path, line, f"unknown key {key!r}{place} (known: {', '.join(SETTINGS)})"))
         try:
-            out[key] = path_in_file(key, setting.check(raw), path)
+            out[key] = path_in_file(key, setting.check(raw), path.parent)
         except ValueError as exc:
             raise ConfigError(_at(path, line, f"{key}{place} {exc}")) from None
     return out

@@ -195,7 +195,7 @@ def set_command(
     # relative path, made absolute from here: the file reads relative paths from its own folder.
     item: Any = value.strip() if key in ("from", "labels_dir", "key_command") else canonical
     if key in PATH_SETTINGS and not item.startswith("~"):
-        item = path_in_file(key, item, Path.cwd() / "config.toml")
+        item = path_in_file(key, item, Path.cwd())
     if key in ("carriers", "services"):
         item = canonical.split(",")
     elif key == "concurrency" and canonical.isdigit():

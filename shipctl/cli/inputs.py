@@ -64,6 +64,15 @@ def _spool(source: IO[bytes], what: str, prefix: str = "shipctl-stdin-", limit: 
     return Path(name)
 
 
+def _spool_file(path: Path, what: str, prefix: str = "shipctl-stdin-", limit: int | None = SPOOL_LIMIT) -> Path:
+    """`_spool` of the file at `path`; one that cannot be read is a usage error naming it."""
+    try:
+        with path.open("rb") as stream:
+            return _spool(stream, what, prefix, limit)
+    except OSError as exc:
+        raise UsageError(f"cannot read the manifest {what}: {exc.strerror or exc}") from None
+
+
 def require_file(path: str) -> Path:
     p = Path(path)
     if not p.exists():
@@ -86,11 +95,7 @@ def manifest_input(arg: str) -> Iterator[tuple[Path, str, bool]]:
     else:
         path = require_file(arg)
         if not path.is_file():
-            try:
-                with path.open("rb") as stream:
-                    spooled = path = _spool(stream, arg)
-            except OSError as exc:
-                raise UsageError(f"cannot read the manifest {arg}: {exc.strerror or exc}") from None
+            spooled = path = _spool_file(path, arg)
     try:
         yield path, "<stdin>" if arg == "-" else arg, spooled is not None
     finally:
@@ -106,11 +111,7 @@ def read_once(path: Path, spooled: bool) -> Iterator[Path]:
     if spooled:
         yield path
         return
-    try:
-        with path.open("rb") as stream:
-            copy = _spool(stream, str(path), "shipctl-manifest-", limit=None)
-    except OSError as exc:
-        raise UsageError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
+    copy = _spool_file(path, str(path), "shipctl-manifest-", limit=None)
     try:
         yield copy
     finally:

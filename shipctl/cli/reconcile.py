@@ -94,7 +94,7 @@ def _is_day(text: str) -> bool:
     """A date without a time, in any form ISO 8601 allows (`date.fromisoformat` takes exactly those)."""
     import datetime as dt
 
-    from shipctl.jobs.reconcile import DAY_WORDS
+    from shipctl.jobs.close_inputs import DAY_WORDS
 
     if text.strip().lower() in DAY_WORDS:
         return True

@@ -22,6 +22,10 @@ _WINDOW = re.compile(r"(?:(?P<day>\S+)\s+)?(?P<start>\d{1,2}:\d\d)\s*-\s*(?P<end
 DEFAULT_WINDOW = "next-business-day 09:00-17:00"
 
 
+DAY_WORDS = ("today", "yesterday")
+"""The days `parse_date` takes by name (`reconcile --since/--until` too)."""
+
+
 def parse_date(text: str, flag: str, today: dt.date | None = None) -> dt.date:
     """`today`, `yesterday` or `YYYY-MM-DD`, a local day (`close --date`, `report --since/--until`)."""
     today = today or dt.date.today()

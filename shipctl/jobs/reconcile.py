@@ -36,6 +36,7 @@ from shipctl.carrier.shipments import api_time
 from shipctl.engine.failures import CallFailure
 from shipctl.errors import ShipctlError, UsageError
 from shipctl.exit_codes import ExitCode
+from shipctl.jobs.close_inputs import DAY_WORDS, day_bounds, parse_date
 from shipctl.jobs.host import Host
 from shipctl.jobs.session import Session
 from shipctl.journal import bought_time_sql
@@ -126,16 +127,11 @@ def journal_labels(paths: Sequence[Path], directory: Path, identity: str, accoun
 
 # -- dates ---------------------------------------------------------------------------------------------------
 
-DAY_WORDS = {"today": 0, "yesterday": 1}
-"""Days back from today, as `report --since` and `close --date` take them."""
-
-
 def parse_day(text: str, option: str) -> dt.datetime:
     """`2025-03-08` (midnight UTC) or an ISO 8601 time (without an offset: UTC); `today` or `yesterday`, from
-    local midnight."""
-    back = DAY_WORDS.get(text.strip().lower())
-    if back is not None:
-        return dt.datetime.combine(dt.date.today() - dt.timedelta(days=back), dt.time()).astimezone()
+    local midnight, as `report` and `close` take them."""
+    if text.strip().lower() in DAY_WORDS:
+        return day_bounds(parse_date(text, option))[0]
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

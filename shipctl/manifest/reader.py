@@ -455,18 +455,23 @@ def _csv_rows(
 
 def _quote_out_of_place(built: ValidRow | InvalidRow, cells: list[str], lines: tuple[int, int], end: _End,
                         sep: str, delimiter: str, headers: Sequence[str]) -> InvalidRow | None:
-    """A row read over several lines (`lines`: its first and last) whose quote was out of place, as an invalid row:
-    left open to the end of the file, or closed only after whole rows were read into the cell; else None."""
-    def column(index: int) -> str:
-        return headers[index] if index < len(headers) else "*"
-
-    opened = _open_at_end(cells, end, sep) if end.last_line is not None else None
+    """A row read over several lines (`lines`: its first and last) whose quote was out of place, as an invalid row
+    (nothing of it is bought, and the rows it hid are seen), whatever else it holds; else None. Either the quote
+    never closed, and the rest of the file was read into its cell, or it closed only after whole rows were: most
+    likely opened by mistake and closed by the next quote in the file."""
+    line, ended = lines
+    opened = _open_at_end(cells, end, sep)
     if opened is not None:
-        return _unclosed(built, *lines, column(opened))
-    swallowed = _rows_inside(cells, sep, delimiter, len(headers))
-    if swallowed is not None:
-        return _swallowed(built, *lines, column(swallowed))
-    return None
+        index, why = opened, (f"is never closed: lines {line}–{ended}, to the end of the file, were read into this "
+                              "one cell (the rows on them were not read)")
+    else:
+        swallowed = _rows_inside(cells, sep, delimiter, len(headers))
+        if swallowed is None:
+            return None
+        index, why = swallowed, (f"closes only on line {ended}: the lines between hold rows of their own, read "
+                                 "into this one cell (a quote out of place?)")
+    column = headers[index] if index < len(headers) else "*"
+    return InvalidRow(line, [Problem(line, column, f"a quote opens here and {why}")], built.raw)
 
 
 def _rows_inside(cells: list[str], sep: str, delimiter: str, width: int) -> int | None:
@@ -481,22 +486,6 @@ def _rows_inside(cells: list[str], sep: str, delimiter: str, width: int) -> int 
             if any(part.count(delimiter) >= width - 1 for part in inner if part):
                 return index
     return None
-
-
-def _swallowed(built: ValidRow | InvalidRow, line: int, ended: int, column: str) -> InvalidRow:
-    """A row whose quoted cell took whole rows of the lines after it: most likely a quote opened by mistake and
-    closed by the next quote in the file. Invalid, so nothing of it is bought and the rows it hid are seen."""
-    problem = Problem(line, column, f"a quote opens here and closes only on line {ended}: the lines between hold "
-                                    "rows of their own, read into this one cell (a quote out of place?)")
-    return InvalidRow(line, [problem], built.raw)
-
-
-def _unclosed(built: ValidRow | InvalidRow, line: int, ended: int, column: str) -> InvalidRow:
-    """A row whose quote opened in `column` and never closed: the rest of the file was read into that cell, so the
-    rows after it were never read. Invalid whatever else it holds (nothing of it, nor after it, may be bought)."""
-    problem = Problem(line, column, f"a quote opens here and is never closed: lines {line}–{ended}, to the end of "
-                                    "the file, were read into this one cell (the rows on them were not read)")
-    return InvalidRow(line, [problem], built.raw)
 
 
 def _csv_problem(exc: csv.Error) -> str:
