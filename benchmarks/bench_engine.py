@@ -30,7 +30,8 @@ Sections (`--skip` any of them):
 * auto      `--concurrency auto` against fixed 16/24/32/40, the sandbox's capacity 40 (`--max-inflight 40`), each
             run `--auto-rounds` times in rotated order and judged by its median
 * cpu       CPU per shipment at 16 in flight against the bare loop (latency none)
-* startup   a 1-row `create` against a bare script doing the same calls; `shipctl --help`
+* startup   a 1-row `create` against a bare script doing the same calls, and against the floor of shipctl's
+            stack (benchmarks/stack_floor.py: the same row on typer, pydantic, anyio and SQLite); `shipctl --help`
 * display   the live display's cost (live vs off, alternated; in this process, drawn into nothing)
 
 It ends with the table: each figure, its target, and whether it holds. The validation row is
@@ -451,27 +452,44 @@ def warm_bytecode(api_base: str, one_row: Path, work: Path) -> None:
     """One untimed run of each timed program, so the timed ones load cached bytecode as an installed one does."""
     shipctl_create(api_base, one_row, work)
     timed_child([sys.executable, "-c", BARE_SCRIPT, KEY, api_base], dict(os.environ))
+    stack_floor(api_base, one_row, work)
     timed_child([sys.executable, "-m", "shipctl", "--help"], dict(os.environ))
+
+
+def stack_floor(api_base: str, one_row: Path, work: Path) -> CliRun:
+    """benchmarks/stack_floor.py: the row's calls on typer, pydantic, anyio and SQLite, and nothing of shipctl's."""
+    run_dir = Path(tempfile.mkdtemp(dir=work))
+    cmd = [sys.executable, str(Path(__file__).with_name("stack_floor.py")), str(one_row),
+           "--journal", str(run_dir / "floor.db")]
+    run = timed_child(cmd, child_env(api_base, run_dir / "state"))
+    assert run.code == 0, run.stderr
+    return run
 
 
 def startup(work: Path, repeats: int) -> None:
     one_row = make_manifest(work / "startup.csv", 1)
     create_cpu: list[float] = []
     bare_cpu: list[float] = []
+    floor_cpu: list[float] = []
     help_wall: list[float] = []
     with sandbox("--latency", "none") as base:
-        for _ in range(repeats):  # alternated, so drift hits both alike
+        for _ in range(repeats):  # alternated, so drift hits all alike
             create_cpu.append(shipctl_create(base, one_row, work).cpu)
             bare = timed_child([sys.executable, "-c", BARE_SCRIPT, KEY, base], dict(os.environ))
             assert bare.code == 0, bare.stderr
             bare_cpu.append(bare.cpu)
+            floor_cpu.append(stack_floor(base, one_row, work).cpu)
             shown = timed_child([sys.executable, "-m", "shipctl", "--help"], dict(os.environ))
             help_wall.append(shown.wall)
-    ours, theirs = statistics.median(create_cpu), statistics.median(bare_cpu)
+    ours, theirs, floor = (statistics.median(cpu) for cpu in (create_cpu, bare_cpu, floor_cpu))
     shown_help = statistics.median(help_wall)
     print(f"\n1-row create, CPU (median of {repeats}): shipctl {ours:.2f} s, bare script {theirs:.2f} s, "
           f"ratio {ours / theirs:.2f}  (target ≤ 2); `shipctl --help` {shown_help:.3f} s wall "
           f"(median; range {min(help_wall):.3f}–{max(help_wall):.3f}; target ≤ 0.2 s)")
+    # Pairs, not medians of each, so one noisy moment does not skew one side only.
+    print(f"  floor (benchmarks/stack_floor.py: the same row on typer, pydantic, anyio and SQLite, nothing of "
+          f"shipctl's): {floor:.2f} s = {floor / theirs:.2f}× the bare script; shipctl = "
+          f"{statistics.median(c / f for c, f in zip(create_cpu, floor_cpu, strict=True)):.2f}× the floor")
     verdict("CPU of a 1-row create vs bare script", f"{ours:.2f} s vs {theirs:.2f} s ({ours / theirs:.2f}×)",
             "≤ 2×", ours / theirs <= 2)
     verdict("shipctl --help", f"{shown_help:.3f} s", "≤ 0.2 s", shown_help <= 0.2)
