@@ -396,6 +396,7 @@ def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Ru
             if outcome is None:
                 raise
             outcome.write_failure = outcome.write_failure or failure
+            sink.summary.cut_off.add(failure.what)
         return outcome, sink.summary, session.stats, session.target, sink.failed_rows
 
 
@@ -458,20 +459,45 @@ def _label_notes(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummar
         (fmt, n), *more = outcome.overridden_formats.most_common()
         asked = " and ".join([f"{counted(n, 'rows')} asked for {fmt}", *(f"{k} for {f}" for f, k in more)])
         term.info(f"labels: {asked}; --label-format {forced} makes every label {forced}")
-    bought = summary.totals()["counts"].get("bought", 0)
-    if args.purchase.labels_dir is not None or not bought or args.run.quiet:
+    unsaved = summary.no_file["now"] + summary.no_file["earlier"]
+    if args.purchase.labels_dir is not None or not unsaved or args.run.quiet:
         return
-    where = [w for w, shown in (("stdout", (args.run.output or term.default_output()) != "table"),
-                                (str(args.results), args.results is not None)) if shown]
-    urls = f"Their URLs are in the label_url field of {' and '.join(where)}" if where else (
-        "For their URLs, add -o ndjson or --results FILE")
-    if embedded and where:
+    files, them = ("files", "them") if unsaved > 1 else ("a file", "it")
+    # Only what this run bought is "bought": a rerun re-emits every label of the journal and buys none of them.
+    now, earlier = summary.no_file["now"], summary.no_file["earlier"]
+    bought = (f"{now} bought" if not earlier else f"{earlier} bought before this run" if not now
+              else f"{now} bought by this run and {earlier} before it")
+    # Lines a narrow terminal does not break mid-word: a clerk reads this one, it is what to do next. A head
+    # longer than "labels: 9999 bought, not saved as files." puts what to do on lines of its own (under 80).
+    head = f"labels: {bought}, not saved as {files}."
+    todo = (f"{head} To save {them}, rerun the same command\n  with --labels-dir DIR; labels already bought are "
+            "not bought again.") if len(head) <= 40 else (
+            f"{head}\n  To save {them}, rerun the same command with --labels-dir DIR;\n  labels already bought are "
+            "not bought again.")
+    term.info(f"{todo}\n  {_label_urls(args, outcome, summary, embedded=embedded)}.")
+
+
+def _label_urls(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummary, *, embedded: bool) -> str:
+    """Where the label URLs are: the outputs that took every row (a table has no URL column). An output that
+    stopped taking rows (a full disk, a closed stdout) holds only some: then the journal, which has them all."""
+    term = terminal()
+    cut = set(summary.cut_off)
+    if outcome.write_failure is not None:
+        cut.add(outcome.write_failure.what)
+    outputs = (("stdout", "stdout", (args.run.output or term.default_output()) != "table"),
+               (str(args.results), f"--results {args.results}", args.results is not None))
+    whole = [name for name, what, shown in outputs if shown and what not in cut]
+    lost = [name for name, what, shown in outputs if shown and what in cut]
+    if whole:
+        urls = f"Their URLs are in the label_url field of {' and '.join(whole)}"
+    elif lost:
+        urls = (f"Their URLs: {' and '.join(lost)} did not take every row, but the journal keeps them all;\n"
+                "  rerunning the same command writes them again")
+    else:
+        return "For their URLs, add -o ndjson or --results FILE"
+    if embedded:
         urls += ".\n  A sandbox label URL works only while the run that bought the label runs"
-    files, them = ("files", "them") if bought > 1 else ("a file", "it")
-    # Lines a narrow terminal does not break mid-word: a clerk reads this one, it is what to do next.
-    term.info(f"labels: {bought} bought, not saved as {files}. To save {them}, rerun the same command\n"
-              "  with --labels-dir DIR; labels already bought are not bought again.\n"
-              f"  {urls}.")
+    return urls
 
 
 def _warn_after_summary(summary: CreateSummary) -> None:

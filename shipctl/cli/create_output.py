@@ -44,11 +44,18 @@ class CreateSummary(Summary):
         self.held = 0
         self.label_files = 0
         """Bought rows whose label file is in --labels-dir (saved by this run or an earlier one)."""
+        self.no_file: Counter[str] = Counter()
+        """Bought rows with no label file, by who bought them: `now` (this run) or `earlier` (resumed, found)."""
+        self.cut_off: set[str] = set()
+        """Outputs that stopped taking rows before the end (`stdout`, `--results FILE`, as a `WriteFailure` names
+        them): a closed or failing stdout, a full disk. They do not hold every row's label URL."""
 
     def add(self, record: ResultRecord) -> None:
         if record.status in ("bought", "refunded") and record.error_code:
             self.attention_codes[record.error_code] += 1
         self.label_files += record.status == "bought" and bool(record.label_path)
+        if record.status == "bought" and not record.label_path:
+            self.no_file["earlier" if record.purchase in ("resumed", "found") else "now"] += 1
         self.held += record.error_code == "HELD_BY_OTHER_RUN"
         self.retryable += bool(record.retryable)
         self.unconfirmed += record.error_code == BUY_UNCONFIRMED
@@ -87,6 +94,7 @@ class ResultSink:
                 self.results.write(data)
             except OSError as exc:
                 self.results = None
+                self.summary.cut_off.add(f"--results {self.results_path}")
                 problem = problem or WriteFailure.from_os(f"--results {self.results_path}", exc)
         self.summary.add(record)
         # A row whose buy may have gone through is not offered for re-shipping: only a rerun on this journal can
@@ -102,22 +110,26 @@ class ResultSink:
     def _to_stdout(self, data: dict[str, Any]) -> Exception | None:
         if self.stdout is None:
             return None
+        problem = self._write_stdout(self.stdout, data)
+        if problem is not None:  # no later row reaches it: stdout no longer holds every label URL
+            self.stdout = None
+            self.summary.cut_off.add("stdout")
+        return problem
+
+    def _write_stdout(self, stdout: Writer, data: dict[str, Any]) -> Exception | None:
         try:
-            self.stdout.write(data)
+            stdout.write(data)
             return None
         except BrokenPipeError:
-            self.stdout = None
             self.term.silence_stdout()
             self.term.warn("stdout was closed: no new rows will start; rerun the command to resume")
             return SinkClosed()
         except OSError as exc:  # stdout on a full disk
-            self.stdout = None
             self.term.silence_stdout()
             return WriteFailure.from_os("stdout", exc)
         except Exception as exc:
             # A closed stdout (`>&-`), an encoding it cannot hold: the labels are bought and journaled; stop as for a
             # failed write, never let it take the run down mid-purchase.
-            self.stdout = None
             return WriteFailure("stdout", f"{type(exc).__name__}: {exc}")
 
 
