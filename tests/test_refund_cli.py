@@ -10,8 +10,9 @@ import pytest
 from shipctl.journal import Journal
 from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import PROD_KEY, invoke, ndjson
+from tests.gateway import gateway_in_front
 from tests.manifests import make_manifest
-from tests.sdk import refund_status, shipments
+from tests.sdk import refund_status, sdk, shipments
 
 
 def test_refund_by_id_then_again_reports_already_submitted(env: Sandbox) -> None:
@@ -88,6 +89,49 @@ def test_a_refund_by_id_reaches_the_journal_that_bought_the_label(env: Sandbox, 
     report = invoke("report", "-o", "ndjson")
     [total] = [r for r in ndjson(report.stdout) if r["section"] == "total"]
     assert (total["labels"], total["refunds"]) == (3, 2)
+
+
+GONE = json.dumps({"error": {"code": "NOT_FOUND", "message": "The requested resource could not be found.",
+                              "errors": []}}).encode()
+
+
+def test_a_refund_by_id_names_each_shipments_reference_where_it_is_known(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By id, the reference comes from the journal that bought the label (even when the API can no longer read
+    the shipment), else from the API's shipment; it is null only when neither knows one."""
+    client = sdk(env)
+    try:
+        shop = client.shipment.create(
+            to_address={"name": "C", "street1": "350 5th Ave", "city": "New York", "state": "NY", "zip": "10118",
+                        "country": "US"},
+            from_address={"name": "B", "street1": "417 Montgomery St", "city": "San Francisco", "state": "CA",
+                          "zip": "94104", "country": "US"},
+            parcel={"weight": 10}, reference="SHOP-77",
+        )
+        client.shipment.buy(shop.id, rate=shop.lowest_rate())
+    finally:
+        client._requests_session.close()
+    [anonymous] = shipments(env, 1)  # made with no reference, by no journal
+    gone: list[str] = []
+
+    def hold(method: str, path: str) -> tuple[int, str, bytes] | None:
+        # A shipment the API no longer finds (a wiped sandbox): only the journal still knows its reference.
+        return (404, "application/json", GONE) if gone and path == f"/v2/shipments/{gone[0]}" else None
+
+    with gateway_in_front(env, monkeypatch, lambda *_: None, hold=hold):
+        manifest = make_manifest(tmp_path / "orders.csv", 2)
+        bought = invoke("create", str(manifest), "--output", "ndjson", "--quiet")
+        assert bought.exit_code == 0, bought.stderr
+        ids = {r["reference"]: r["shipment_id"] for r in ndjson(bought.stdout)}
+        gone.append(ids["ORD-00000"])
+
+        result = invoke("refund", ids["ORD-00000"], ids["ORD-00001"], shop.id, anonymous, "--output", "ndjson",
+                        "--quiet")
+
+    assert result.exit_code == 3, result.stderr  # the one the API cannot find fails
+    assert [(r["reference"], r["status"]) for r in ndjson(result.stdout)] == [
+        ("ORD-00000", "failed"), ("ORD-00001", "submitted"), ("SHOP-77", "submitted"), (None, "submitted")]
 
 
 def test_unknown_and_unbought_shipments_fail_per_id_with_exit_3(env: Sandbox) -> None:

@@ -150,6 +150,9 @@ class RefundJob:
         self._journal: Journal | None = None
         self._targets: list[_Target] = []
         self._order: InOrder[_Target] = InOrder(self._emit)
+        self._known: dict[Path, list[tuple[str, str]]] = {}
+        """Refunds asked for by id: the journals of this API on this machine naming any of the ids, each with its
+        (reference, shipment id) rows."""
 
     def run(self) -> RefundOutcome:
         with contextlib.ExitStack() as stack:
@@ -170,15 +173,19 @@ class RefundJob:
         """Refunds asked for by id: every journal on this machine that records one of these shipments (those the
         claims file names, bound to this API and key mode) gets its refund status, as a refund from the journal
         does; its rerun, `report` and `labels` then see the label void, not bought."""
+        statuses = {t.result.shipment_id: t.result.refund_status for t in self._targets
+                    if t.result is not None and t.result.shipment_id and t.result.refund_status}
+        by_journal = {path: [(reference, statuses[sid]) for reference, sid in rows if sid in statuses]
+                      for path, rows in self._known.items()}
+        _record_refunds({path: rows for path, rows in by_journal.items() if rows}, self.host.warn)
+
+    def _journal_rows(self, ids: Sequence[str]) -> dict[Path, list[tuple[str, str]]]:
+        """The journals on this machine bound to this API (and key mode) that name any of `ids`: their
+        (reference, shipment id) rows. Read before any call, without the journals' locks."""
         from shipctl.jobs.reconcile import discover_journals
         from shipctl.paths import state_dir
         from shipctl.sqlite_writes import open_read_only
 
-        statuses = {t.result.shipment_id: t.result.refund_status for t in self._targets
-                    if t.result is not None and t.result.shipment_id and t.result.refund_status}
-        if not statuses:
-            return
-        ids = list(statuses)
         marks = ", ".join("?" * len(ids))
         by_journal: dict[Path, list[tuple[str, str]]] = {}
         for path in discover_journals(state_dir(), lambda _: None):
@@ -187,18 +194,26 @@ class RefundJob:
                 try:
                     target = db.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
                     found = db.execute(f"SELECT reference, shipment_id FROM rows WHERE shipment_id IN ({marks})",
-                                       ids).fetchall()
+                                       list(ids)).fetchall()
                 finally:
                     db.close()
             except sqlite3.DatabaseError:
                 continue  # not a journal (any more): nothing of ours in it
             if found and target is not None and target[0] == self.session.target.identity:
-                by_journal[path] = [(reference, statuses[sid]) for reference, sid in found]
-        _record_refunds(by_journal, self.host.warn)
+                by_journal[path] = [(reference, sid) for reference, sid in found]
+        return by_journal
 
     def _collect(self) -> list[_Target]:
         if self._journal is None:
-            return [_Target(i, sid) for i, sid in enumerate(dict.fromkeys(self.inputs.shipment_ids))]
+            ids = list(dict.fromkeys(self.inputs.shipment_ids))
+            # A shipment a journal here bought is reported under its reference, as a refund from that journal
+            # is; one no journal names gets the API's own when the shipment is read (`_read`).
+            self._known = self._journal_rows(ids) if ids else {}
+            references: dict[str, str] = {}
+            for rows in self._known.values():
+                for reference, sid in rows:
+                    references.setdefault(sid, reference)
+            return [_Target(i, sid, references.get(sid)) for i, sid in enumerate(ids)]
         return targets_from_journal(self._journal, list(dict.fromkeys(self.inputs.references)),
                                     self.session.target.identity, self.host.info)
 
@@ -257,6 +272,7 @@ class RefundJob:
             except CallFailure as failure:
                 target.result = failed(sid, failure)
                 return
+            target.reference = target.reference or target.shipment.reference or None
             target.result = before_refund(target.shipment)
 
     # -- second pass: void, reconciling unclear answers through a re-read ------------------------------------
