@@ -132,6 +132,23 @@ def bought_time_sql(db: sqlite3.Connection, schema: str = "main") -> str:
     return BOUGHT_TIME if "bought_at" in columns else "updated_at"
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _sqlite_or_empty(path: Path) -> bool:
+    """Whether `path` could be a journal: an SQLite file, an empty or missing one (a journal not yet written), or
+    one that cannot be read to tell (then the caller's own reason stands). Only a regular file is read: opening a
+    pipe would wait for a writer."""
+    try:
+        if not path.is_file():
+            return True
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except OSError:
+        return True
+    return not head or head == _SQLITE_HEADER
+
+
 class JournalLocked(ShipctlError):
     exit_code = ExitCode.ERROR
 
@@ -150,7 +167,22 @@ class Journal:
         try:
             return self._open()
         except OSError as exc:  # a folder that is a file, a read-only file system: said plainly, nothing bought
-            raise ShipctlError(f"cannot use the journal {self.path}: {exc.strerror or exc}", ExitCode.USAGE) from None
+            raise ShipctlError(self._refusal(exc), ExitCode.USAGE) from None
+
+    def _refusal(self, exc: OSError) -> str:
+        """Why the journal cannot be used, in words. The lock file beside it is created first, so an error on it
+        is about the journal's folder, or a file that is no journal at all (`/proc/version`, in a folder that
+        takes no new files): the bare OS error would seem to say the journal itself is missing."""
+        reason = exc.strerror or str(exc)
+        lock = self._lock_path()
+        if exc.filename is None or Path(os.fsdecode(exc.filename)) != lock:
+            return f"cannot use the journal {self.path}: {reason}"
+        if not _sqlite_or_empty(self.path):
+            return f"journal {self.path} is not a shipctl journal: it is not an SQLite database"
+        if exc.errno == errno.ENOENT and lock.parent.is_dir():
+            reason = f"{lock.parent} takes no new files"
+        return (f"cannot use the journal {self.path}: cannot create its lock file {lock} ({reason}); a journal "
+                "must be in a folder shipctl can create files in")
 
     def _open(self) -> Journal:
         for folder in (self.path.parent, *self.path.parent.parents):

@@ -12,7 +12,10 @@ import pytest
 
 from shipctl.errors import ShipctlError
 from shipctl.journal import Journal, JournalLocked
+from shipctl.sandbox import Sandbox
+from tests.cli import invoke
 from tests.journals import old_schema
+from tests.manifests import make_manifest
 
 
 def test_states_survive_reopening_and_file_is_private(tmp_path: Path) -> None:
@@ -199,3 +202,24 @@ def test_an_old_journal_gains_bought_at_when_opened(tmp_path: Path) -> None:
         assert _bought_at(journal, "P") is not None
     with Journal(path) as journal:  # opened again: nothing to migrate
         assert _bought_at(journal, "B") == "2024-03-01T10:00:00.000Z"
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="no /proc")
+def test_a_journal_that_is_no_journal_or_in_a_folder_that_takes_no_files_is_said_so(
+    env: Sandbox, tmp_path: Path
+) -> None:
+    """`/proc/version` exists, yet its lock file cannot be created beside it: the error said "No such file or
+    directory". It is no SQLite file, and a new journal under /proc can have no lock file: each said as it is."""
+    manifest = make_manifest(tmp_path / "orders.csv", 2)
+
+    not_one = invoke("create", str(manifest), "-o", "ndjson", "--journal", "/proc/version")
+    no_files = invoke("create", str(manifest), "-o", "ndjson", "--journal", "/proc/shipctl-test.journal.db")
+
+    assert not_one.exit_code == 2, not_one.stderr
+    assert "error: journal /proc/version is not a shipctl journal: it is not an SQLite database\n" in not_one.stderr
+    assert no_files.exit_code == 2, no_files.stderr
+    assert ("error: cannot use the journal /proc/shipctl-test.journal.db: cannot create its lock file "
+            "/proc/shipctl-test.journal.db.lock (/proc takes no new files)") in no_files.stderr
+    for result in (not_one, no_files):
+        assert "No such file or directory" not in result.stderr and "Traceback" not in result.stderr
+    assert env.ledger() == []
