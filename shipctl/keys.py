@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,21 @@ def find_key(config: Config, env_key: str) -> FoundKey | None:
     if stored:
         return FoundKey(stored, f"keychain ({KEYRING_SERVICE}/{config.keychain_user})")
     return None
+
+
+def check_characters(found: FoundKey) -> None:
+    """Refuse, before any call, a key holding a character no key has: a line break or other control character
+    (`EASYPOST_API_KEY=$'EZTK…\\nX'`, a paste that took the next line), or an invisible or non-Latin-1 one (a
+    zero-width space from a web page). Sent, the first makes requests refuse the header, which reads as a broken
+    connection and is retried five times; the second ends as an encoding error. The key is never shown."""
+    where = "EASYPOST_API_KEY" if found.source == "env EASYPOST_API_KEY" else f"the key from {found.source}"
+    if any(unicodedata.category(ch) == "Cc" for ch in found.key):
+        what = "a line break (or other control character)"
+    elif any(unicodedata.category(ch) == "Cf" or ord(ch) > 0xFF for ch in found.key):
+        what = "an invisible or non-Latin-1 character (copied along with the key?)"
+    else:
+        return
+    raise UsageError(f"{where} contains {what}; set it to the key alone. Nothing was sent")
 
 
 def check_mode(config: Config, found: FoundKey | None) -> None:

@@ -49,10 +49,12 @@ def api_target(*, force_sandbox: bool = False, announce: Callable[[str], None] =
     base = _checked_base(os.environ.get("EASYPOST_API_BASE", "").strip())
     if not force_sandbox:  # `--sandbox` runs no key_command and reads no keychain
         from shipctl.config import active
-        from shipctl.keys import check_mode, find_key
+        from shipctl.keys import check_characters, check_mode, find_key
 
         settings = active()
         found = find_key(settings, key)
+        if found is not None:
+            check_characters(found)
         check_mode(settings, found)
         key = found.key if found is not None else ""
     if force_sandbox or (not key and not base):

@@ -210,3 +210,38 @@ def test_a_production_profile_never_falls_back_to_the_sandbox(no_key: Path, conf
     assert 'declares mode = "production" but no API key was found' in result.stderr
     assert "built-in sandbox" not in result.stderr
     assert not (no_key / "sandbox.sqlite3").exists()
+
+
+@pytest.mark.parametrize(("key", "what"), [
+    ("EZTKlinebreak0000000000\nX", "a line break (or other control character)"),
+    ("EZTKescape00000000000000\x1b[0m", "a line break (or other control character)"),
+    ("EZTKzerowidth00000000000\u200b", "an invisible or non-Latin-1 character"),
+])
+def test_a_key_with_a_character_no_key_has_is_refused_before_any_call(
+    env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, what: str,
+) -> None:
+    """Sent, a line break made requests refuse the header: five retries, then a "connection broke" error whose
+    text the scrubber half-ate. Now one line naming the variable, exit 2, nothing sent, the key never shown."""
+    monkeypatch.setenv("EASYPOST_API_KEY", key)
+
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson")
+
+    assert result.exit_code == 2, result.stderr
+    assert f"error: EASYPOST_API_KEY contains {what}" in result.stderr
+    assert "set it to the key alone. Nothing was sent" in result.stderr
+    assert key[:10] not in result.stdout + result.stderr
+    assert "connection" not in result.stderr and "Traceback" not in result.stderr
+    assert env.ledger() == []
+
+
+def test_a_key_command_printing_a_control_character_is_refused_naming_it(
+    keyless: Sandbox, config_file: Path, tmp_path: Path
+) -> None:
+    command = key_script(tmp_path, "EZTKcommand0000000000\x07")  # a bell inside the key it prints
+    config_file.write_text(f"key_command = {command}\n", encoding="utf-8")
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson")
+    assert result.exit_code == 2, result.stderr
+    assert ("error: the key from key_command (file) contains a line break (or other control character); "
+            "set it to the key alone. Nothing was sent") in result.stderr
+    assert "EZTKcommand" not in result.stderr
+    assert keyless.ledger() == []
