@@ -44,6 +44,13 @@ def without_thousands(text: str) -> str | None:
     return text.replace(",", "") if _GROUPED.fullmatch(text) else None
 
 
+def misplaced_comma(text: str) -> bool:
+    """Whether a comma is what is wrong with `text`: it is not a thousands separator, and without it the rest is a
+    number (`49,95`, `1.234,56`), so `COMMA_HINT` is the advice. `€1,000` is wrong for its `€`, not its comma:
+    the hint would send a person fixing what is right."""
+    return "," in text and without_thousands(text) is None and parse_amount(text.replace(",", "")) is not None
+
+
 def parse_limit(value: str) -> Decimal | None:
     """A limit a person typed (`250`, `250.00`, `$1,000`); None when it is not an amount (`4,00` neither)."""
     text = without_thousands(value.replace("$", ""))

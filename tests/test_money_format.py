@@ -101,3 +101,42 @@ def test_max_cost_with_a_decimal_comma_is_refused_before_anything(env: Sandbox, 
     refused = invoke("create", str(manifest), "--max-cost", "4,00")
     assert refused.exit_code == 2 and "only separates thousands" in refused.stderr
     assert env.ledger() == []
+
+
+@pytest.mark.parametrize(("typed", "amount"), [("1,000$", "1000"), ("1,250.50 $", "1250.50"), ("100$", "100"),
+                                                ("5 US$", "5")])
+def test_a_dollar_sign_after_the_amount_is_read_as_one_before_it(typed: str, amount: str) -> None:
+    """`$1,000` was an amount and `1,000$` told to write cents after a point: the comma was never the problem."""
+    from decimal import Decimal
+
+    from shipctl.manifest.normalize import money
+
+    assert money(typed) == Decimal(amount)
+    if "US$" not in typed:
+        assert parse_limit(typed) == Decimal(amount)
+
+
+@pytest.mark.parametrize("typed", ["€1,000", "1,000 EUR", "1,000€", "USD 1,0x0"])
+def test_an_amount_wrong_for_something_else_than_its_comma_gets_no_comma_advice(
+    env: Sandbox, tmp_path: Path, typed: str
+) -> None:
+    from shipctl.manifest.normalize import money
+
+    with pytest.raises(ValueError, match="is not an amount") as refused:
+        money(typed)
+    assert "separates thousands" not in str(refused.value)
+
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0)])
+    result = invoke("create", str(manifest), "--max-cost", typed)
+    assert result.exit_code == 2, result.stderr
+    assert f"--max-cost must be an amount like 250 or 250.00, not {typed!r}" in result.stderr
+    assert "separates thousands" not in result.stderr
+    assert env.ledger() == []
+
+
+def test_a_manifest_amount_with_a_trailing_dollar_sign_is_valid(env: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "orders.csv", [row(0, insurance="1,000$"), row(1, insurance="49,95$")])
+    result = invoke("validate", str(manifest))
+    assert result.exit_code == 2, result.stderr  # the second row only: its comma is a decimal comma
+    assert "row 2" not in result.stderr
+    assert "row 3, column insurance: '49,95$': a comma in an amount only separates thousands" in result.stderr

@@ -263,12 +263,12 @@ def _quiet_seconds(given: str | None) -> float:
 def _limit(value: str | None) -> Decimal | None:
     if value is None:
         return None
-    from shipctl.money import COMMA_HINT, parse_limit
+    from shipctl.money import COMMA_HINT, misplaced_comma, parse_limit
 
     amount = parse_limit(value)
     if amount is None:
         raise UsageError(f"--max-cost must be an amount like 250 or 250.00, not {value!r}"
-                         + (f" ({COMMA_HINT})" if "," in value else ""))
+                         + (f" ({COMMA_HINT})" if misplaced_comma(value.replace("$", "")) else ""))
     if amount < 0:
         raise UsageError("--max-cost must not be negative")
     return amount

@@ -14,7 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shipctl.money import COMMA_HINT, without_thousands
+from shipctl.money import COMMA_HINT, misplaced_comma, without_thousands
 
 # ISO 3166-1: alpha-2 and alpha-3, in pairs (plus XK, Kosovo, which carriers accept).
 _ISO_TABLE = (
@@ -283,11 +283,12 @@ def _length_text(value: str) -> float:
     return _quantity(value, _LENGTH_UNITS, "length", "10, 10in or 25cm")
 
 
-_MONEY_JUNK = re.compile(r"^\s*(?:usd|us\$|\$)?\s*|\s*(?:usd)?\s*$", re.IGNORECASE)
+# A dollar sign or USD on either side: a spreadsheet formatted for another locale writes `1,000$`.
+_MONEY_JUNK = re.compile(r"^\s*(?:usd|us\$|\$)?\s*|\s*(?:usd|us\$|\$)?\s*$", re.IGNORECASE)
 
 
 def money(value: Any) -> Decimal:
-    """A non-negative amount in USD: `100`, `100.00`, `$1,250.50`, `100 USD`."""
+    """A non-negative amount in USD: `100`, `100.00`, `$1,250.50`, `100 USD`, `1,000$`."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not an amount (e.g. 100 or 49.95)")
     if isinstance(value, Decimal):
@@ -295,9 +296,12 @@ def money(value: Any) -> Decimal:
     elif isinstance(value, (int, float)):
         amount = Decimal(str(value))
     elif isinstance(value, str):
-        text = without_thousands(_MONEY_JUNK.sub("", value))
+        bare = _MONEY_JUNK.sub("", value)
+        text = without_thousands(bare)
         if text is None:
-            raise ValueError(f"{value!r}: {COMMA_HINT}")
+            if misplaced_comma(bare):
+                raise ValueError(f"{value!r}: {COMMA_HINT}")
+            raise ValueError(f"{value!r} is not an amount (e.g. 100 or 49.95)")
         try:
             amount = Decimal(text)
         except InvalidOperation:
