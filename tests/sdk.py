@@ -19,9 +19,10 @@ def sdk(api: Api, key: str = TEST_KEY) -> Any:
     return easypost.EasyPostClient(key, api_base=api.api_base)
 
 
-def shipments(api: Api, count: int, *, buy: bool = True, key: str = TEST_KEY) -> list[str]:
-    """`count` shipments New York <- San Francisco (weights 10, 11, …), bought at their lowest rate unless `buy`
-    is False; their ids."""
+def shipments(api: Api, count: int, *, buy: bool = True, key: str = TEST_KEY,
+              reference: str | None = None) -> list[str]:
+    """`count` shipments New York <- San Francisco (weights 10, 11, …), with `reference` when given, bought at their
+    lowest rate unless `buy` is False; their ids."""
     client = sdk(api, key)
     ids = []
     try:
@@ -31,7 +32,7 @@ def shipments(api: Api, count: int, *, buy: bool = True, key: str = TEST_KEY) ->
                             "zip": "10118", "country": "US"},
                 from_address={"name": "B", "street1": "417 Montgomery St", "city": "San Francisco", "state": "CA",
                               "zip": "94104", "country": "US"},
-                parcel={"weight": 10 + i},
+                parcel={"weight": 10 + i}, **({"reference": reference} if reference is not None else {}),
             )
             if buy:
                 client.shipment.buy(shipment.id, rate=shipment.lowest_rate())

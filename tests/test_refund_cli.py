@@ -12,7 +12,7 @@ from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import PROD_KEY, invoke, ndjson
 from tests.gateway import gateway_in_front
 from tests.manifests import make_manifest
-from tests.sdk import refund_status, sdk, shipments
+from tests.sdk import refund_status, shipments
 
 
 def test_refund_by_id_then_again_reports_already_submitted(env: Sandbox) -> None:
@@ -100,18 +100,7 @@ def test_a_refund_by_id_names_each_shipments_reference_where_it_is_known(
 ) -> None:
     """By id, the reference comes from the journal that bought the label (even when the API can no longer read
     the shipment), else from the API's shipment; it is null only when neither knows one."""
-    client = sdk(env)
-    try:
-        shop = client.shipment.create(
-            to_address={"name": "C", "street1": "350 5th Ave", "city": "New York", "state": "NY", "zip": "10118",
-                        "country": "US"},
-            from_address={"name": "B", "street1": "417 Montgomery St", "city": "San Francisco", "state": "CA",
-                          "zip": "94104", "country": "US"},
-            parcel={"weight": 10}, reference="SHOP-77",
-        )
-        client.shipment.buy(shop.id, rate=shop.lowest_rate())
-    finally:
-        client._requests_session.close()
+    [shop] = shipments(env, 1, reference="SHOP-77")  # made outside shipctl: only the API knows its reference
     [anonymous] = shipments(env, 1)  # made with no reference, by no journal
     gone: list[str] = []
 
@@ -126,7 +115,7 @@ def test_a_refund_by_id_names_each_shipments_reference_where_it_is_known(
         ids = {r["reference"]: r["shipment_id"] for r in ndjson(bought.stdout)}
         gone.append(ids["ORD-00000"])
 
-        result = invoke("refund", ids["ORD-00000"], ids["ORD-00001"], shop.id, anonymous, "--output", "ndjson",
+        result = invoke("refund", ids["ORD-00000"], ids["ORD-00001"], shop, anonymous, "--output", "ndjson",
                         "--quiet")
 
     assert result.exit_code == 3, result.stderr  # the one the API cannot find fails
