@@ -118,6 +118,67 @@ def test_utf16_without_a_byte_order_mark_says_which_encoding_to_pass(tmp_path: P
     assert invoke("validate", str(path), "--encoding", "utf-16-le").stderr == "50 rows: 50 valid, 0 invalid\n"
 
 
+def test_utf16_advice_names_the_encoding_that_was_passed(tmp_path: Path) -> None:
+    path = tmp_path / "u16.csv"
+    path.write_bytes((EXAMPLES / "manifest.csv").read_text().encode("utf-16-be"))
+    result = invoke("validate", str(path), "--encoding", "latin-1")
+    assert (result.exit_code, result.stderr) == (
+        2, "error: this looks like UTF-16 text without a byte-order mark, not latin-1: pass --encoding utf-16-be\n")
+
+
+NUL_AT = "a NUL byte: a manifest never holds one, so the file is damaged or is not text\n"
+NULS_AT = "NUL bytes: a manifest never holds them, so the file is damaged or is not text\n"
+
+
+@pytest.mark.parametrize("line", [3, 46])  # in the first 8 KiB, which are sniffed, and past them
+@pytest.mark.parametrize("command", ["validate", "create"])
+def test_a_nul_byte_in_a_cell_names_its_line(command: str, line: int, env: Sandbox, tmp_path: Path) -> None:
+    """One NUL in a name was "a binary file" with no line (within the first 8 KiB) or went into the name (past
+    them): it is the line it is on, and nothing is bought."""
+    lines = (EXAMPLES / "manifest.csv").read_bytes().split(b"\n")
+    lines[line - 1] = lines[line - 1].replace(b",", b",Ann\x00", 1)
+    path = tmp_path / "orders.csv"
+    path.write_bytes(b"\n".join(lines))
+    result = invoke(command, str(path), "--from", str(EXAMPLES / "from.json"))
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: line {line}: {NUL_AT}")
+    assert env.ledger() == []
+
+
+@pytest.mark.parametrize("encoding", [None, "latin-1", "utf-8"])
+def test_a_block_of_nul_bytes_is_not_called_utf16(tmp_path: Path, encoding: str | None) -> None:
+    """A header and then NULs (what a crash leaves of a file) was "UTF-16 without a byte-order mark", even with
+    --encoding latin-1: every other byte is NUL there, but so are the bytes between."""
+    path = tmp_path / "orders.csv"
+    path.write_bytes((EXAMPLES / "manifest.csv").read_bytes().split(b"\n")[0] + b"\n" + bytes(5000))
+    result = invoke("validate", str(path), *(["--encoding", encoding] if encoding else []))
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", f"error: line 2: {NULS_AT}")
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [(None, "error: this looks like a binary file, not a CSV/JSON manifest (it starts with nothing but NUL bytes)\n"),
+     ("latin-1", "error: this looks like a binary file, not a CSV/JSON manifest (it starts with nothing but NUL "
+                 "bytes)\n"),
+     # Taken at its word, UTF-16 has NUL characters on line 1, not a line longer than 16 MiB.
+     ("utf-16-le", f"error: line 1: {NULS_AT}")],
+)
+def test_dev_zero_is_not_text(encoding: str | None, message: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "shipctl", "validate", "/dev/zero",
+                           *(["--encoding", encoding] if encoding else [])],
+                          capture_output=True, timeout=60, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr.decode()) == (2, b"", message)
+
+
+@pytest.mark.parametrize("fmt", ["json", "ndjson"])
+def test_a_nul_byte_in_json_names_its_line(tmp_path: Path, fmt: str) -> None:
+    obj = json.dumps({"reference": "A\x00"}).replace("\\u0000", "\x00")  # a raw NUL, not JSON's escape
+    text = f"[\n{obj}\n]" if fmt == "json" else f"{{}}\n{obj}\n"
+    path = tmp_path / f"orders.{fmt}"
+    path.write_text(text)
+    result = invoke("validate", str(path))
+    assert (result.exit_code, result.stderr) == (2, f"error: line 2: {NUL_AT}")
+
+
 def test_pythons_csv_wording_never_reaches_the_user(tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
     path.write_bytes(b"reference,weight\r\nA,12\rB,13\n")

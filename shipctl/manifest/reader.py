@@ -102,8 +102,8 @@ def _open(source: str | Path | IO[bytes], stack: ExitStack) -> IO[bytes]:
 
 
 def _text_chunks(binary: IO[bytes], encoding: str | None, chunk: bytes) -> Iterator[str]:
-    """Decoded text, chunk by chunk (`chunk` is the first, already read); bytes that do not decode raise
-    ManifestError naming their line."""
+    """Decoded text, chunk by chunk (`chunk` is the first, already read); bytes that do not decode, and NUL
+    characters, raise ManifestError naming their line."""
     given = encoding
     if encoding is None:
         encoding = "utf-16" if chunk[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
@@ -118,6 +118,8 @@ def _text_chunks(binary: IO[bytes], encoding: str | None, chunk: bytes) -> Itera
             text = decoder.decode(chunk, final)
         except UnicodeDecodeError as exc:
             raise _undecodable(exc, line, given) from None
+        if "\x00" in text:  # a search per chunk, not per row
+            raise _nul(text, line)
         line += text.count("\n")
         if text:
             yield text
@@ -141,6 +143,16 @@ def _undecodable(exc: UnicodeDecodeError, line: int, given: str | None) -> Manif
     except UnicodeDecodeError:  # cp1252 would fail too: do not send the user round in a circle
         hint = "pass --encoding with the encoding the file was saved in, e.g. --encoding latin-1"
     return ManifestError(f"line {at}: bytes {bad} are not valid {name} ({hint})")
+
+
+def _nul(text: str, line: int) -> ManifestError:
+    """A NUL in decoded text: no manifest holds one (a CSV cell with it would send it to the API), so it is the
+    file that is wrong, damaged (a crash leaves blocks of NULs) or not text, and its line says where."""
+    at = text.index("\x00")
+    end = text.find("\n", at)
+    many = text.count("\x00", at, len(text) if end < 0 else end) > 1
+    what = "NUL bytes: a manifest never holds them" if many else "a NUL byte: a manifest never holds one"
+    return ManifestError(f"line {line + text.count(chr(10), 0, at)}: {what}, so the file is damaged or is not text")
 
 
 def _read(binary: IO[bytes]) -> bytes:

@@ -51,7 +51,7 @@ def classify(head: bytes, encoding: str | None) -> Kind:
             advice = ": decompress it first" if what.startswith("a gzip") else ""
             raise ManifestError(f"this looks like {what}, {NOT_A_MANIFEST}{advice}")
     if not _wide(head, encoding):
-        _refuse_binary(head[:_SAMPLE])
+        _refuse_binary(head[:_SAMPLE], encoding)
     return "text"
 
 
@@ -67,19 +67,36 @@ def _wide(head: bytes, encoding: str | None) -> bool:
         return False  # the reader says the encoding is unknown
 
 
-def _refuse_binary(sample: bytes) -> None:
-    """Text (CSV, JSON, in any 8-bit encoding) has no NUL and hardly any other control bytes."""
+def _refuse_binary(sample: bytes, encoding: str | None) -> None:
+    """Text (CSV, JSON, in any 8-bit encoding) has hardly any control bytes. NUL bytes alone do not make a binary
+    file: UTF-16 without its byte-order mark is full of them, and a text file with a few (a stray one in a cell, or
+    a block of them where a crash left the file unwritten) is refused by the reader, naming their line."""
     nuls = sample.count(0)
     if nuls:
-        # UTF-16 saved without its byte-order mark: every other byte of ASCII text is NUL.
-        if nuls * 3 >= len(sample) and sample[1::2].count(0) * 10 >= len(sample[1::2]) * 9:
-            raise ManifestError("this looks like UTF-16 text without a byte-order mark: pass --encoding utf-16-le")
-        if nuls * 3 >= len(sample) and sample[0::2].count(0) * 10 >= len(sample[0::2]) * 9:
-            raise ManifestError("this looks like UTF-16 text without a byte-order mark: pass --encoding utf-16-be")
+        _refuse_wide(sample, nuls, encoding)
+    rest = sample.replace(b"\x00", b"") if nuls else sample
+    if nuls and not rest:  # nothing but NUL bytes (/dev/zero, a file never written)
+        raise ManifestError(f"this looks like a binary file, {NOT_A_MANIFEST} (it starts with nothing but NUL bytes)")
+    controls = sum(1 for byte in rest if byte < 0x20 and byte not in _TEXT_CONTROLS) + rest.count(0x7F)
+    if controls > max(4, len(rest) // 100):
         raise ManifestError(f"this looks like a binary file, {NOT_A_MANIFEST}")
-    controls = sum(1 for byte in sample if byte < 0x20 and byte not in _TEXT_CONTROLS) + sample.count(0x7F)
-    if controls > max(4, len(sample) // 100):
-        raise ManifestError(f"this looks like a binary file, {NOT_A_MANIFEST}")
+
+
+def _refuse_wide(sample: bytes, nuls: int, encoding: str | None) -> None:
+    """UTF-16 saved without its byte-order mark: every other byte of ASCII text is NUL, and the bytes between are
+    not (a block of NULs has them on both sides, and is no text at all)."""
+    if nuls * 3 < len(sample):
+        return
+    even, odd = _nul_share(sample[0::2]), _nul_share(sample[1::2])
+    order = "le" if odd >= 0.9 and even <= 0.1 else "be" if even >= 0.9 and odd <= 0.1 else None
+    if order is not None:
+        instead = f", not {encoding}" if encoding is not None else ""
+        raise ManifestError(f"this looks like UTF-16 text without a byte-order mark{instead}: "
+                            f"pass --encoding utf-16-{order}")
+
+
+def _nul_share(half: bytes) -> float:
+    return half.count(0) / len(half) if half else 0.0
 
 
 def json_scalar(text: str) -> None:
