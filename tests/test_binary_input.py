@@ -198,6 +198,27 @@ def test_an_unclosed_quote_is_named_as_such(tmp_path: Path) -> None:
     assert "field limit" not in result.stderr
 
 
+@pytest.mark.parametrize("text", ["A," + "x" * 10_000_000, 'A,"' + "x" * 140_000 + '"'])
+def test_a_long_field_on_one_line_blames_no_quote(tmp_path: Path, text: str) -> None:
+    """10 MB in one unquoted cell (no quote anywhere in the file) was "probably a double quote that is never closed":
+    it is too long, in its column. Quoted and closed on its line, it is too long too (its column is not worked out)."""
+    path = tmp_path / "long.csv"
+    path.write_text(f"reference,notes\nB,short\n{text}\n")
+    result = invoke("validate", str(path))
+    column = "" if '"' in text else ", column notes"
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == f"error: line 3{column}: a field longer than 131,072 characters"
+    assert "quote" not in result.stderr
+
+
+def test_a_line_past_16_mib_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"reference,notes\nB,short\n" + b"x" * (17 << 20))
+    result = invoke("validate", str(path))
+    assert (result.exit_code, result.stderr.splitlines()[-1]) == (
+        2, "error: line 3: a line of the manifest is longer than 16 MiB")
+
+
 @pytest.mark.parametrize(
     ("text", "kind"),
     [("null", "JSON null"), ("42", "a JSON number"), ('"orders"', "a JSON string"), ("true", "a JSON boolean"),

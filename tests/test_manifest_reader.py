@@ -479,6 +479,35 @@ def test_a_quote_left_open_in_the_last_column_loses_no_row_silently(tmp_path: Pa
     assert "lines 3–5" in bad.problems[0].message
 
 
+def test_a_quote_left_open_is_named_in_its_own_column_not_an_earlier_cell_over_lines(tmp_path: Path) -> None:
+    """`to_street1` runs over two lines, quoted and closed; the quote that never closes is in `notes`, on the row's
+    second line. The runaway cell is always the last one read: `notes`, opened on line 3, not `to_street1`."""
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip,notes\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + 'A2,Ann,"1 Main St\nApt 2",Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701,"open (unclosed\n'
+                    + "A4,Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701,\n")
+    [bad] = list(iter_rows(path, on_warning=lambda _m: None))
+    assert isinstance(bad, InvalidRow)
+    assert bad.problems == [Problem(2, "notes", "a quote opens on line 3 and is never closed: lines 3–4, to the end "
+                                                "of the file, were read into this one cell (the rows on them were not "
+                                                "read)")]
+
+
+def test_a_quote_closed_by_a_later_rows_quote_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \
+             "from_state,from_zip,notes\n"
+    good = "{},Ann,1 Main St,Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701,{}\n"
+    path = tmp_path / "orders.csv"
+    path.write_text(header + 'A2,Ann,"1 Main St\nApt 2",Boston,MA,02108,12,S,1 Elm St,Austin,TX,78701,"fragile\n'
+                    + good.format("A4", "") + good.format("A5", '"gift"') + good.format("A6", ""))
+    items = list(iter_rows(path, on_warning=lambda _m: None))
+    assert [i.row.reference for i in items if isinstance(i, ValidRow)] == ["A6"]
+    [bad] = [i for i in items if isinstance(i, InvalidRow)]
+    assert [(p.line, p.column) for p in bad.problems] == [(2, "notes")]
+    assert bad.problems[0].message.startswith("a quote opens on line 3 and closes only on line 5")
+
+
 @pytest.mark.parametrize("tail", ['"two\nlines"\n', '"two\nlines"', '"two\nlines\n"', '"two\n""lines"""'])
 def test_a_quoted_cell_over_lines_closed_at_the_end_of_the_file_is_a_valid_row(tmp_path: Path, tail: str) -> None:
     header = "reference,to_name,to_street1,to_city,to_state,to_zip,weight,from_name,from_street1,from_city," \

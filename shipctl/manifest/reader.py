@@ -28,7 +28,7 @@ from shipctl.manifest.columns import target as column_target
 from shipctl.manifest.dedupe import ReferenceSet
 from shipctl.manifest.models import CUSTOMS_COLUMNS, Address, Parcel, ShipmentRow
 from shipctl.manifest.rows import InvalidRow, Problem, RawRow, ValidRow
-from shipctl.manifest.sniff import NOT_A_MANIFEST, classify, json_scalar
+from shipctl.manifest.sniff import classify, json_scalar
 from shipctl.output import unneutralise
 from shipctl.references import reference_key
 
@@ -334,9 +334,17 @@ def _separator(head: str) -> str:
 
 
 class _End:
-    """What `_line_batches` leaves when the text runs out: the file's last line, once every line was taken."""
+    """What `_line_batches` leaves: the file's last line, once every line was taken; and the batch of lines it gave
+    last, after `before` lines, which holds the line csv.reader is on (to look at a line it fails on again)."""
 
     last_line: str | None = None
+    batch: Sequence[str] = ()
+    before = 0
+
+    def line(self, number: int) -> str | None:
+        """Line `number` (from 1), if it is in the last batch."""
+        index = number - self.before - 1
+        return self.batch[index] if 0 <= index < len(self.batch) else None
 
 
 def _lines(head: str, chunks: Iterator[str], sep: str, end: _End) -> Iterator[str]:
@@ -347,6 +355,7 @@ def _lines(head: str, chunks: Iterator[str], sep: str, end: _End) -> Iterator[st
 
 def _line_batches(head: str, chunks: Iterator[str], sep: str, end: _End) -> Iterator[list[str]]:
     pending = last = ""
+    taken = 0
     for chunk in itertools.chain((head,), chunks):
         pending += chunk
         if sep in chunk:
@@ -354,26 +363,30 @@ def _line_batches(head: str, chunks: Iterator[str], sep: str, end: _End) -> Iter
             pending = lines.pop()
             batch = [line + sep for line in lines]
             last = batch[-1]
+            end.batch, end.before = batch, taken
+            taken += len(batch)
             yield batch
         elif len(pending) > _MAX_ROW_CHARS:
-            raise ManifestError("a line of the manifest is longer than 16 MiB")
+            raise ManifestError(f"line {taken + 1}: a line of the manifest is longer than 16 MiB")
     if pending:
         last = pending
+        end.batch, end.before = [pending], taken
         yield [pending]
     # Reached only when csv.reader asks past the last line: a row it then gives back was ended by the end of the
     # text, not by a line break.
     end.last_line = last
 
 
-def _open_at_end(cells: list[str], end: _End, sep: str) -> int | None:
+def _open_at_end(cells: list[str], end: _End) -> int | None:
     """For a row over several lines that the end of the text ended: the index of the cell whose quote never
-    closed (it took every line to the end, the last line break too), else None. A quoted cell closed at the very
-    end (`"…\n…"`) ends before its quote, so it does not end with the file's last line; an unclosed one does
-    (`""` in it read as one quote)."""
+    closed (it took every line to the end, the last line break too), else None. That is always the last cell: the
+    text ended inside it. (Cells before it may hold line breaks too, in quotes that closed.) A quoted cell closed at
+    the very end (`"…\n…"`) ends before its quote, so it does not end with the file's last line; an unclosed one
+    does (`""` in it read as one quote)."""
     last = end.last_line
     if last is None or not cells[-1].endswith(last.replace('""', '"')):
         return None
-    return next((i for i, c in enumerate(cells) if sep in c), len(cells) - 1)
+    return len(cells) - 1
 
 
 def _delimiter(header_line: str) -> str:
@@ -423,10 +436,11 @@ def _csv_rows(
     reader = csv.reader(_lines(head, chunks, sep, end), delimiter=delimiter)
 
     def next_cells() -> list[str] | None:
+        started = reader.line_num + 1
         try:
             return next(reader, None)
         except csv.Error as exc:
-            raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
+            raise _csv_failure(exc, (started, reader.line_num), end, delimiter, ()) from None
 
     table = _Table(_csv_header(next_cells), builder, warn)
     # `_Table.row`, unrolled into the loop (this is the loop every CSV row goes through).
@@ -462,7 +476,7 @@ def _csv_rows(
                 built.problems.append(Problem(line, "*", f"only {given} fields, but the header has {width}: {why}"))
             yield built
     except csv.Error as exc:
-        raise ManifestError(f"line {reader.line_num}: {_csv_problem(exc)}") from None
+        raise _csv_failure(exc, (ended + 1, reader.line_num), end, delimiter, headers) from None
 
 
 def _quote_out_of_place(built: ValidRow | InvalidRow, cells: list[str], lines: tuple[int, int], end: _End,
@@ -472,18 +486,21 @@ def _quote_out_of_place(built: ValidRow | InvalidRow, cells: list[str], lines: t
     never closed, and the rest of the file was read into its cell, or it closed only after whole rows were: most
     likely opened by mistake and closed by the next quote in the file."""
     line, ended = lines
-    opened = _open_at_end(cells, end, sep)
+    opened = _open_at_end(cells, end)
+    index = opened if opened is not None else _rows_inside(cells, sep, delimiter, len(headers))
+    if index is None:
+        return None
+    # The cell's quote opens on the row's first line unless cells before it ran over lines too.
+    opens = line + sum(cell.count(sep) for cell in cells[:index])
     if opened is not None:
-        index, why = opened, (f"is never closed: lines {line}–{ended}, to the end of the file, were read into this "
-                              "one cell (the rows on them were not read)")
+        why = (f"is never closed: lines {opens}–{ended}, to the end of the file, were read into this one cell (the "
+               "rows on them were not read)")
     else:
-        swallowed = _rows_inside(cells, sep, delimiter, len(headers))
-        if swallowed is None:
-            return None
-        index, why = swallowed, (f"closes only on line {ended}: the lines between hold rows of their own, read "
-                                 "into this one cell (a quote out of place?)")
+        why = (f"closes only on line {ended}: the lines between hold rows of their own, read into this one cell (a "
+               "quote out of place?)")
+    where = "here" if opens == line else f"on line {opens}"
     column = headers[index] if index < len(headers) else "*"
-    return InvalidRow(line, [Problem(line, column, f"a quote opens here and {why}")], built.raw)
+    return InvalidRow(line, [Problem(line, column, f"a quote opens {where} and {why}")], built.raw)
 
 
 def _rows_inside(cells: list[str], sep: str, delimiter: str, width: int) -> int | None:
@@ -500,19 +517,36 @@ def _rows_inside(cells: list[str], sep: str, delimiter: str, width: int) -> int 
     return None
 
 
-def _csv_problem(exc: csv.Error) -> str:
+def _csv_failure(exc: csv.Error, lines: tuple[int, int], end: _End, delimiter: str,
+                 headers: Sequence[str]) -> ManifestError:
     """Python's csv messages in the user's terms ("do you need to open the file in universal-newline mode?" is
-    advice for a programmer, not for someone holding a spreadsheet export)."""
+    advice for a programmer, not for someone holding a spreadsheet export), naming the line csv.reader failed on
+    (`lines`: the first line of the record it was reading, and that line)."""
     text = str(exc)
-    if "new-line character seen in unquoted field" in text:
-        return ("a carriage return inside an unquoted field: the file mixes line endings; save it again as CSV, "
-                "or put that field in double quotes")
-    if "NUL" in text:
-        return f"a NUL byte: this looks like a binary file, {NOT_A_MANIFEST}"
+    at = lines[1]
     if "field larger than field limit" in text:
-        return (f"a field longer than {csv.field_size_limit():,} characters: probably a double quote (\") that "
-                "is never closed")
-    return f"not valid CSV ({text})"
+        return _too_long(lines, end, delimiter, headers)
+    if "new-line character seen in unquoted field" in text:
+        return ManifestError(f"line {at}: a carriage return inside an unquoted field: the file mixes line endings; "
+                             "save it again as CSV, or put that field in double quotes")
+    return ManifestError(f"line {at}: not valid CSV ({text})")
+
+
+def _too_long(lines: tuple[int, int], end: _End, delimiter: str, headers: Sequence[str]) -> ManifestError:
+    """A field past csv's limit. Only a quoted field runs over line breaks, so a record over several lines is a
+    quote that most likely never closes; on one line the field is just too long, quoted or not, and without a
+    quote on the line its column is known."""
+    started, at = lines
+    too_long = f"a field longer than {csv.field_size_limit():,} characters"
+    if at > started:
+        return ManifestError(f"line {at}: {too_long}: probably a double quote (\") that is never closed")
+    text = end.line(at)
+    if text is None or '"' in text:
+        return ManifestError(f"line {at}: {too_long}")
+    cells = text.split(delimiter)
+    index = next((i for i, cell in enumerate(cells) if len(cell) > csv.field_size_limit()), len(headers))
+    column = f", column {headers[index]}" if index < len(headers) and headers[index] else ""
+    return ManifestError(f"line {at}{column}: {too_long}")
 
 
 class _Table:
