@@ -147,7 +147,7 @@ def test_json_manifest_options_object_and_the_options_column(env: Sandbox, tmp_p
         ({"deliver_within": "0"}, "deliver_within", "0 is not between 1 and 30 business days"),
         ({"print_custom_1": "x" * 61}, "print_custom_1", "61 characters, at most 60 fit on the label"),
         ({"insurance": "250.555"}, "insurance", "'250.555' has more than 2 decimals"),
-        ({"insurance": "5000.01"}, "insurance", "5,000.01 is more than EasyPost insures (5,000.00 USD a parcel)"),
+        ({"insurance": "5000.01"}, "insurance", "'5000.01' is more than EasyPost insures (5,000.00 USD a parcel)"),
         ({"label_date": "next week"}, "label_date", "'next week' is not a ship date"),
     ],
 )

@@ -166,3 +166,41 @@ def test_invalid_rows_in_a_real_process_exit_2_without_traceback(tmp_path: Path)
     assert proc.returncode == 2
     assert proc.stdout == b""
     assert proc.stderr.decode().splitlines() == [*BAD_PROBLEMS, "5 rows: 2 valid, 3 invalid"]
+
+
+def test_an_insurance_over_the_cap_is_quoted_as_given() -> None:
+    """`5000.001` read "5,000.00 is more than EasyPost insures (5,000.00 …)", and `1e309` printed 309 digits with
+    thousands separators: the value is quoted as it was written."""
+    manifest = "\n".join(["reference,to_name,to_street1,to_city,to_state,to_zip,weight,insurance",
+                          "A1,Jane,1 Beacon St,Boston,MA,02108,12,5000.001",
+                          "A2,Jane,1 Beacon St,Boston,MA,02108,12,1e309",
+                          "A3,Jane,1 Beacon St,Boston,MA,02108,12,5000.00"]) + "\n"
+    assert invoke("-", "--from", FROM, stdin=manifest) == (2, "", "\n".join([
+        "row 2, column insurance: '5000.001' is more than EasyPost insures (5,000.00 USD a parcel)",
+        "row 3, column insurance: '1e309' is more than EasyPost insures (5,000.00 USD a parcel)",
+        "3 rows: 1 valid, 2 invalid",
+    ]) + "\n")
+
+
+def test_a_json_number_too_large_for_a_float_is_refused_never_read_as_inf() -> None:
+    """`1e309` and `1e400` are read by JSON as infinity: a weight was quoted back as 'inf', a reference became `inf`
+    (and an option was sent as "inf"). Each is refused in its column, and nothing else is said of it."""
+    address = '"to_name": "Jane", "to_street1": "1 Beacon St", "to_city": "Boston", "to_state": "MA", "to_zip": "02108"'
+    manifest = "\n".join([
+        f'{{"reference": "A1", {address}, "weight": 1e309}}',
+        f'{{"reference": 1e400, {address}, "weight": 12}}',
+        f'{{"reference": "A3", {address}, "weight": 12, "options": {{"cod_amount": -1e400}}}}',
+        f'{{"reference": "A4", {address}, "weight": 12, "insurance": 1e999}}',
+        f'{{"reference": 12345678901234567890, {address}, "weight": 1.5e1}}',
+    ]) + "\n"
+    too_large = "a number too large to read (beyond 1.8e308)"
+    code, out, err = invoke("-", "--from", FROM, "--output", "ndjson", stdin=manifest)
+    assert (code, err.splitlines()) == (2, [
+        f"row 1, column weight: {too_large}",
+        f"row 2, column reference: {too_large}",
+        f"row 3, column option_cod_amount: {too_large}",
+        f"row 4, column insurance: {too_large}",
+        "5 rows: 1 valid, 4 invalid",
+    ])
+    [valid] = [json.loads(line) for line in out.splitlines()]
+    assert (valid["reference"], valid["parcel"]["weight"]) == ("12345678901234567890", 15.0)

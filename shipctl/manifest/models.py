@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from decimal import Decimal
@@ -333,7 +334,9 @@ class ShipmentRow(BaseModel):
         amount = normalize.money(value)
         # The bound first: quantizing an amount past decimal's 28 digits of precision (1e+26) raises.
         if amount > INSURANCE_MAX:
-            raise ValueError(f"{amount:,.2f} is more than EasyPost insures ({INSURANCE_MAX:,.2f} USD a parcel)")
+            # As given: rounded to cents, 5000.001 read "5,000.00 is more than … 5,000.00", and 1e309 had 309 digits.
+            shown = repr(value) if isinstance(value, str) else normalize.fmt_number(amount)
+            raise ValueError(f"{shown} is more than EasyPost insures ({INSURANCE_MAX:,.2f} USD a parcel)")
         if amount != amount.quantize(CENT):
             raise ValueError(f"{value!r} has more than 2 decimals: insurance is in cents")
         return amount or None  # 0: not insured
@@ -449,6 +452,9 @@ def _option_value(key: Any, value: Any) -> str | bool:
         return value
     if isinstance(value, (dict, list)) or value is None:
         raise _problem(f"option_{key}", "expected a single value")
+    if isinstance(value, float) and not math.isfinite(value):  # JSON's 1e400 read as infinity: not sent as `inf`
+        raise _problem(f"option_{key}", "NaN is not a number" if value != value else
+                       "a number too large to read (beyond 1.8e308)")
     text = str(value).strip()
     lowered = text.lower()
     if lowered in ("true", "false"):

@@ -220,7 +220,7 @@ class _RowBuilder:
         try:
             row: ShipmentRow = self.validate(data)
         except ValidationError as exc:
-            problems.extend(_problems(line, exc))
+            problems.extend(_problems(line, exc, {problem.column for problem in problems}))
         if problems:
             return InvalidRow(line, problems, _raw_dict(raw))
         if from_key is not None and from_key not in self.from_cache:
@@ -280,7 +280,9 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
-def _problems(line: int, exc: ValidationError) -> list[Problem]:
+def _problems(line: int, exc: ValidationError, named: Collection[str] = ()) -> list[Problem]:
+    """The row's problems in pydantic's `exc`; `named`: columns that have a problem already, read from a value the
+    reader could not take (a list for a weight), which is then not also "required"."""
     problems = []
     for error in exc.errors(include_url=False):
         loc = list(error["loc"])
@@ -290,6 +292,8 @@ def _problems(line: int, exc: ValidationError) -> list[Problem]:
         kind = error["type"]
         message = error["msg"]
         if kind == "missing":
+            if _column(loc) in named:
+                continue
             message = "required"
         elif kind == "value_error":
             message = message.removeprefix("Value error, ")
@@ -786,7 +790,8 @@ class _JsonColumns:
 
 
 def _scalar(value: Any) -> str | None:
-    """A JSON value as cell text; None when absent; TypeError for an object or a list."""
+    """A JSON value as cell text; None when absent; TypeError for an object or a list, ValueError for a number that
+    is no finite float."""
     if isinstance(value, str):
         return value.strip() or None
     if value is None:
@@ -794,7 +799,12 @@ def _scalar(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return str(value)
+        text = str(value)
+        if text[-1].isdigit():  # every finite number's text ends in a digit; `inf` and `nan` do not
+            return text
+        # A number past a float's range (`1e309`) was read as infinity: its digits are gone, and its text `inf`
+        # would be quoted back as a weight 'inf', or become the reference `inf`. So the cell is refused.
+        raise ValueError("NaN is not a number" if value != value else "a number too large to read (beyond 1.8e308)")
     raise TypeError("an object or a list" if isinstance(value, (dict, list)) else type(value).__name__)
 
 
@@ -822,6 +832,9 @@ def _json_parts(obj: dict[str, Any], line: int, columns: _JsonColumns) -> tuple[
             text = _scalar(value)
         except TypeError as exc:
             problems.append(Problem(line, column, f"expected a single value, got {exc}"))
+            continue
+        except ValueError as exc:
+            problems.append(Problem(line, column, str(exc)))
             continue
         if text is not None and field not in parts[group]:
             if unit is not None and text[-1].isdigit():
@@ -858,6 +871,9 @@ def _json_items(
                 text = _scalar(item_value)
             except TypeError as exc:
                 problems.append(Problem(line, f"{column}[{number}]", f"expected a single value, got {exc}"))
+                continue
+            except ValueError as exc:
+                problems.append(Problem(line, f"{column}[{number}]", str(exc)))
                 continue
             if text is not None:
                 fields[TARGETS[column].field] = text + (" " + unit if unit and text[-1].isdigit() else "")
