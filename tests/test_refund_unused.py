@@ -30,14 +30,15 @@ def _create(tmp_path: Path, name: str, refs: list[str], *extra: str) -> dict[str
 @pytest.fixture
 def labels(env: Sandbox, tmp_path: Path) -> dict[str, str]:
     """OLD-0..2 bought 8 days ago and never scanned, SCANNED-0 bought 8 days ago and scanned, GONE-0 bought 40 days
-    ago (past USPS's 30-day window), NEW-0..1 bought today."""
+    ago (past USPS's 30-day window), NEW-0..1 bought 2 days ago."""
     env.set_clock(-40)
     ids = _create(tmp_path, "gone.csv", ["GONE-0"])
     env.set_clock(-8)
     ids |= _create(tmp_path, "old.csv", ["OLD-0", "OLD-1", "OLD-2", "SCANNED-0"])
     env.scan(ids["SCANNED-0"])
-    env.set_clock(0)
+    env.set_clock(-2)
     ids |= _create(tmp_path, "new.csv", ["NEW-0", "NEW-1"])
+    env.set_clock(0)
     return ids
 
 
@@ -71,7 +72,7 @@ def test_only_unscanned_labels_older_than_7_days_are_refunded(env: Sandbox, labe
     assert "nothing to refund" in again.stderr
 
     # A shorter age takes the young ones too, from the journal given.
-    young = invoke("refund", "--unused", "--older-than", "0d", "--journal", str(tmp_path / "new.csv.journal.db"),
+    young = invoke("refund", "--unused", "--older-than", "1d", "--journal", str(tmp_path / "new.csv.journal.db"),
                    "--output", "ndjson")
     assert young.exit_code == 0, young.stderr
     assert sorted(r["reference"] for r in ndjson(young.stdout)) == ["NEW-0", "NEW-1"]
@@ -93,6 +94,16 @@ def test_production_labels_need_the_confirmation(env: Sandbox, tmp_path: Path,
     assert allowed.exit_code == 0, allowed.stderr
     assert sorted(r["reference"] for r in ndjson(allowed.stdout)) == ["P-0", "P-1"]
     assert all(refund_status(env, sid, key=PROD_KEY) == "submitted" for sid in ids.values())
+
+
+def test_an_age_under_a_day_is_refused_and_refunds_nothing(env: Sandbox, tmp_path: Path) -> None:
+    """Today's labels wait for the carrier's truck: unscanned, not unused. `--older-than 0` took them all."""
+    ids = _create(tmp_path, "today.csv", ["T-0", "T-1"])
+    for age in ("0", "0d", "23h", "90m"):
+        refused = invoke("refund", "--unused", "--older-than", age)
+        assert refused.exit_code == 2, refused.stderr
+        assert f"--older-than {age}: at least 1d" in refused.stderr
+    assert all(refund_status(env, sid) is None for sid in ids.values())
 
 
 def test_flags_that_do_not_go_together(env: Sandbox) -> None:
@@ -138,7 +149,7 @@ def test_a_label_in_two_journals_is_refunded_and_counted_once_and_recorded_in_bo
     records = ndjson(done.stdout)
     assert sorted(r["shipment_id"] for r in records) == sorted(ids.values())
     assert {r["status"] for r in records} == {"submitted"}
-    assert f"2 unused labels refunded (${total:.2f})" in done.stderr
+    assert f"2 unused labels submitted for refund (${total:.2f})" in done.stderr
     for path in journals:
         with Journal(path) as journal:
             assert {row.refund_status for row in journal.all()} == {"submitted"}, path
@@ -173,7 +184,7 @@ def test_only_what_the_api_took_back_is_counted_refunded(env: Sandbox, tmp_path:
     assert statuses == {"A-0": ("submitted", None), "A-1": ("rejected", "REFUND.REJECTED"),
                         "A-2": ("failed", "REFUND.OTHER_SHIPMENT"),
                         "A-3": ("not_applicable", "REFUND.NOT_APPLICABLE")}
-    assert f"1 unused labels refunded (${float(records['A-0']['cost']):.2f})" in done.stderr
+    assert f"1 unused label submitted for refund (${float(records['A-0']['cost']):.2f})" in done.stderr
     assert "not refunded: " in done.stderr and "1 rejected" in done.stderr and "1 failed" in done.stderr
     assert "1 not applicable" in done.stderr
     with Journal(tmp_path / "a.csv.journal.db") as journal:

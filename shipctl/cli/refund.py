@@ -164,14 +164,26 @@ UNUSED_TABLE_COLUMNS = ("reference", "shipment_id", "carrier", "cost", "age_days
 
 def _unused(shipment_ids: list[str] | None, journals: list[Path] | None, references: list[str] | None,
             older_than: str | None, dry_run: bool, host: CliHost, run: RunOptions) -> None:
-    from shipctl.jobs.refund import UNUSED_FIELDS, UnusedInputs, UnusedRefundJob, parse_age, require_journal
+    from shipctl.jobs.refund import (
+        MIN_UNUSED_AGE,
+        UNUSED_FIELDS,
+        UnusedInputs,
+        UnusedRefundJob,
+        parse_age,
+        require_journal,
+    )
     from shipctl.jobs.session import open_session
 
     if shipment_ids or references:
         raise UsageError("--unused chooses the labels itself: give no shipment ids or --reference")
+    age = parse_age(older_than or DEFAULT_OLDER_THAN)
+    if age < MIN_UNUSED_AGE:
+        raise UsageError(f"--older-than {older_than}: at least 1d. A label bought less than a day ago has not met "
+                         "its carrier yet, so no scan does not make it unused; to void one, refund it by "
+                         "--reference or shipment id")
     for path in journals or ():
         require_journal(path)
-    inputs = UnusedInputs(parse_age(older_than or DEFAULT_OLDER_THAN), tuple(journals or ()), dry_run=dry_run)
+    inputs = UnusedInputs(age, tuple(journals or ()), dry_run=dry_run)
     columns = UNUSED_TABLE_COLUMNS if host.result_format() == "table" else UNUSED_FIELDS
     with contextlib.ExitStack() as stack:
         session = stack.enter_context(open_session(run.sizing, force_sandbox=run.force_sandbox,
@@ -192,6 +204,7 @@ def _unused_line(outcome: UnusedOutcome, dry_run: bool) -> str:
     """What the run did: refunded counts and sums only what the API took back; the rest is said apart."""
     from shipctl.jobs.refund import UNREADABLE
     from shipctl.money import format_totals
+    from shipctl.output import counted
 
     def listed(counts: Counter[str]) -> str:
         return ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in counts.most_common())
@@ -201,10 +214,11 @@ def _unused_line(outcome: UnusedOutcome, dry_run: bool) -> str:
         parts.append("nothing to refund: no unscanned label old enough and inside its refund window"
                      + (" among those read" if outcome.skipped[UNREADABLE] else ""))
     elif dry_run:
-        parts.append(f"{outcome.chosen} unused labels would be refunded "
+        parts.append(f"{counted(outcome.chosen, 'unused labels')} would be refunded "
                      f"({format_totals(outcome.totals) or '$0.00'})")
     else:
-        parts.append(f"{outcome.refunded} unused labels refunded "
+        # Submitted, not refunded: the carrier pays back once it accepts the refund, days later for some.
+        parts.append(f"{counted(outcome.refunded, 'unused labels')} submitted for refund "
                      f"({format_totals(outcome.refunded_totals) or '$0.00'})")
         if failures := outcome.failures:
             parts.append(f"not refunded: {listed(failures)}")

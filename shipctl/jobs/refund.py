@@ -359,6 +359,10 @@ BULK_CODES = 100
 _AGE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)", re.ASCII)
 _AGE_UNITS = {"s": 1 / 86400, "m": 1 / 1440, "h": 1 / 24, "d": 1.0, "w": 7.0, "": 1.0}
 MAX_AGE_DAYS = 3650
+MIN_UNUSED_AGE = dt.timedelta(days=1)
+"""The youngest a label `--unused` may take: one bought this afternoon has no scan because it waits in the
+outgoing cart for the carrier, not because it went unused; `--older-than 0` would refund the whole day's labels,
+printed and on forms."""
 
 
 def parse_age(text: str, option: str = "--older-than") -> dt.timedelta:
