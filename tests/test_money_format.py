@@ -49,19 +49,20 @@ def test_one_label_is_one_label_and_a_piped_manifest_at_a_terminal_is_told_why_n
     monkeypatch.setenv("EASYPOST_API_KEY", PROD_KEY)
     refused = invoke("create", str(manifest), "-o", "ndjson")
     assert "production mode: 1 label to buy" in refused.stderr
-    assert "refusing to buy 1 label (" in refused.stderr and "there is no one to ask" not in refused.stderr
+    assert "refusing to buy 1 label (" in refused.stderr and "controlling terminal" not in refused.stderr
 
-    class AtATerminal(Terminal):  # stderr on a terminal, stdin a pipe (the manifest): no question can be asked
+    class AtATerminal(Terminal):  # stderr on a terminal, stdin a pipe (the manifest), no controlling terminal
         @property
         def stderr_is_terminal(self) -> bool:
             return True
 
     err = io.StringIO()
     term = AtATerminal(stdin=io.StringIO("orders"), stderr=err, interactive=False)
+    term.stdin_bytes("the manifest")
     host = CliHost(cast(RunOptions, None), noun="shipments", term=term)  # a question needs no run options
     assert host.approve(Spend("buy", 2, {}, mode="production")) is False
-    assert "refusing to buy 2 labels without confirmation (stdin is the manifest: there is no one to ask)" in \
-        err.getvalue()
+    assert ("refusing to buy 2 labels without confirmation (stdin holds the manifest and there is no controlling "
+            "terminal to ask on); rerun with --yes to buy") in err.getvalue()
 
 
 def test_money_module_spellings() -> None:

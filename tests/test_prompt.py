@@ -1,10 +1,13 @@
 """The production confirmation, answered by a person at a real terminal.
 
-shipctl asks only when stdin and stderr are terminals, so each test runs the real `shipctl` with a pseudo-terminal
-as its controlling terminal, stdin and stderr (stdout stays a pipe, as in `shipctl create … > results`), waits for
+shipctl asks only when stderr is a terminal and a person can answer: on stdin when it is a terminal, else on the
+controlling terminal (`/dev/tty`) when stdin is a pipe (`cat orders.csv | shipctl create -`). So each test runs the
+real `shipctl` in a session of its own with a pseudo-terminal as its controlling terminal and stderr, and as its
+stdin unless the test pipes the manifest in (stdout stays a pipe, as in `shipctl create … > results`), waits for
 the question on the terminal and types the answer. Ctrl-C is typed too: the terminal driver turns it into SIGINT
-for the foreground process, as it does for a person. Production mode is an `EZAK` key against a standalone
-sandbox; its ledger and its shipments' refund status are the truth.
+for the foreground process, as it does for a person. Without a controlling terminal (the session `setsid` or cron
+gives) nothing may be asked. Production mode is an `EZAK` key against a standalone sandbox; its ledger and its
+shipments' refund status are the truth.
 """
 
 from __future__ import annotations
@@ -31,32 +34,47 @@ from tests.manifests import row, write_manifest
 from tests.sdk import shipments
 from tests.standalone import Server, sandbox_process, shipctl_env
 
-# Run as `python -c` with the terminal on fd 0, in a new session: take the terminal as the controlling one (so the
-# driver's Ctrl-C reaches this process), then become `python -m shipctl ARGS`, keeping the pid.
+# Run as `python -c` in a new session: take the terminal open on fd argv[1] as the controlling one (so the driver's
+# Ctrl-C reaches this process, and /dev/tty is this terminal), then become `python -m shipctl ARGS`, keeping the pid.
+# The fd stays open, as a shell keeps its terminal open while a pipeline runs.
 _ON_TERMINAL = (
-    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'shipctl', *sys.argv[1:]])"
+    "import fcntl, os, sys, termios; fcntl.ioctl(int(sys.argv[1]), termios.TIOCSCTTY, 0); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'shipctl', *sys.argv[2:]])"
 )
 
 
 class OnTerminal:
-    """`shipctl ARGS` with a pseudo-terminal as controlling terminal, stdin and stderr; stdout a pipe."""
+    """`shipctl ARGS` in a session of its own, stdout a pipe. By default a pseudo-terminal is its controlling
+    terminal, stdin and stderr. `stdin` bytes are piped in instead (the pipe closed after them), `stderr_on_terminal`
+    False makes stderr a pipe too, and `controlling` False starts it with no controlling terminal at all (as
+    `setsid` does): the pseudo-terminal is then only what stdin and stderr are connected to."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *, stdin: bytes | None = None,
+                 stderr_on_terminal: bool = True, controlling: bool = True) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # wide: no wrapped question
+        command = ([sys.executable, "-c", _ON_TERMINAL, str(slave), *args] if controlling
+                   else [sys.executable, "-m", "shipctl", *args])
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _ON_TERMINAL, *args],
-            stdin=slave, stdout=subprocess.PIPE, stderr=slave, env=env, start_new_session=True,
+            command, stdin=slave if stdin is None else subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=slave if stderr_on_terminal else subprocess.PIPE, env=env, start_new_session=True,
+            pass_fds=(slave,) if controlling else (),
         )
         os.close(slave)
+        if stdin is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(stdin)  # a few rows: well within the pipe's buffer
+            self.proc.stdin.close()
         self.master = master
         self.screen = bytearray()
         self.stdout = b""
+        self.stderr = b""
         self._closed = False
         self._changed = threading.Condition()
         self._threads = [threading.Thread(target=self._read_terminal, daemon=True),
                          threading.Thread(target=self._read_stdout, daemon=True)]
+        if not stderr_on_terminal:
+            self._threads.append(threading.Thread(target=self._read_stderr, daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -77,6 +95,10 @@ class OnTerminal:
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
         self.stdout = self.proc.stdout.read()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
 
     def wait_for(self, pattern: bytes, timeout: float = 120) -> None:
         """Until `pattern` (a regex) is on the terminal; fails if the process left the terminal without it."""
@@ -101,8 +123,9 @@ class OnTerminal:
             self.proc.wait(timeout=60)
         for thread in self._threads:
             thread.join(60)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
         os.close(self.master)
 
     def text(self) -> str:
@@ -112,16 +135,17 @@ class OnTerminal:
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
 
 
-Terminal = Callable[[list[str], dict[str, str]], OnTerminal]
+Terminal = Callable[..., OnTerminal]
 
 
 @pytest.fixture
 def terminal() -> Iterator[Terminal]:
-    """Start `shipctl ARGS` on a terminal; whatever a test leaves running is killed and closed after it."""
+    """Start `shipctl ARGS` on a terminal (`OnTerminal`'s options as keywords); whatever a test leaves running is
+    killed and closed after it."""
     started: list[OnTerminal] = []
 
-    def start(args: list[str], env: dict[str, str]) -> OnTerminal:
-        started.append(OnTerminal(args, env))
+    def start(args: list[str], env: dict[str, str], **options: Any) -> OnTerminal:
+        started.append(OnTerminal(args, env, **options))
         return started[-1]
 
     try:
@@ -258,3 +282,95 @@ def test_ctrl_c_at_the_refund_prompt_leaves_at_once_exits_130_and_refunds_nothin
     assert refund_statuses(server, ids) == [None, None]
     assert run.records() == []
     assert "Traceback" not in run.text()
+
+
+# -- the manifest on stdin: the question on the controlling terminal ------------------------------------------------
+
+def piped_manifest(tmp_path: Path, count: int = 3) -> bytes:
+    return write_manifest(tmp_path / "orders.csv", [row(i) for i in range(count)]).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_piped_manifest_is_asked_about_on_the_controlling_terminal_and_yes_buys_every_row_once(
+    terminal: Terminal, server: Server, production: dict[str, str], tmp_path: Path
+) -> None:
+    """`cat orders.csv | shipctl create -` at a terminal: stdin is the manifest, so the question is written to and
+    answered on /dev/tty, as sudo asks for a password."""
+    run = terminal(["create", "-"], production, stdin=piped_manifest(tmp_path))
+    run.wait_for(BUY_QUESTION)
+    assert server.ledger() == []  # quoted, not bought, while the question waits
+    run.type(b"y\n")
+    assert run.finish() == 0, run.text()
+    assert server.bought() == refs(3)
+    assert sorted((r["reference"], r["status"], r["purchase"]) for r in run.records()) == [
+        (f"ORD-{i:05d}", "bought", "new") for i in range(3)
+    ]
+    assert "refusing" not in run.text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer", [b"n\n", b"\x04"], ids=["no", "ctrl-d"])
+def test_no_or_end_of_input_on_the_controlling_terminal_buys_nothing_and_exits_2(
+    terminal: Terminal, server: Server, production: dict[str, str], tmp_path: Path, answer: bytes
+) -> None:
+    run = terminal(["create", "-"], production, stdin=piped_manifest(tmp_path))
+    run.wait_for(BUY_QUESTION)
+    run.type(answer)
+    assert run.finish() == 2, run.text()
+    assert server.ledger() == []
+    assert not [r for r in run.records() if r["status"] == "bought"]
+    assert "nothing was bought" in run.text()
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_controlling_terminal_question_buys_nothing_and_exits_130(
+    terminal: Terminal, server: Server, production: dict[str, str], tmp_path: Path
+) -> None:
+    run = terminal(["create", "-"], production, stdin=piped_manifest(tmp_path))
+    run.wait_for(BUY_QUESTION)
+    run.type(b"\x03")
+    assert run.finish() == 130, run.text()
+    assert server.ledger() == []
+    assert "Traceback" not in run.text()
+
+
+@pytest.mark.slow
+def test_a_piped_manifest_without_a_controlling_terminal_is_refused_as_before_and_told_why(
+    terminal: Terminal, server: Server, production: dict[str, str], tmp_path: Path
+) -> None:
+    """A session with no controlling terminal (`setsid`, cron, CI): stderr is a terminal someone may read later, but
+    nobody can answer; the run is refused, exit 2, and the message says why."""
+    run = terminal(["create", "-"], production, stdin=piped_manifest(tmp_path), controlling=False)
+    assert run.finish() == 2, run.text()
+    assert server.ledger() == []
+    assert not re.search(BUY_QUESTION, run.screen)
+    assert ("refusing to buy 3 labels ($" in run.text() and "without confirmation (stdin holds the manifest and there"
+            " is no controlling terminal to ask on); rerun with --yes to buy" in run.text()), run.text()
+
+
+@pytest.mark.slow
+def test_a_piped_manifest_with_stderr_not_a_terminal_is_refused_without_asking_on_the_terminal(
+    terminal: Terminal, server: Server, production: dict[str, str], tmp_path: Path
+) -> None:
+    """`cat orders.csv | shipctl create - 2> log`: the controlling terminal is there, but the messages (the total the
+    question is about) go to a file nobody is watching, so nothing is asked on the terminal."""
+    run = terminal(["create", "-"], production, stdin=piped_manifest(tmp_path), stderr_on_terminal=False)
+    assert run.finish() == 2, run.stderr.decode()
+    assert server.ledger() == []
+    assert run.text() == ""  # not a word on the terminal
+    stderr = run.stderr.decode()
+    assert "without confirmation; rerun with --yes to buy" in stderr and "nothing was bought" in stderr
+
+
+@pytest.mark.slow
+def test_ids_piped_to_refund_are_asked_about_on_the_controlling_terminal(
+    terminal: Terminal, server: Server, production: dict[str, str]
+) -> None:
+    ids = bought_in_production(server, 2)
+    run = terminal(["refund", "-"], production, stdin="\n".join(ids).encode() + b"\n")
+    run.wait_for(REFUND_QUESTION)
+    assert refund_statuses(server, ids) == [None, None]
+    run.type(b"y\n")
+    assert run.finish() == 0, run.text()
+    assert refund_statuses(server, ids) == ["submitted", "submitted"]
+    assert [(r["shipment_id"], r["status"]) for r in run.records()] == [(i, "submitted") for i in ids]

@@ -1,8 +1,9 @@
 """The CLI's side of a job (`shipctl.jobs.Host`): notices and progress on the terminal, and the money question.
 
 One rule for every command that spends or voids money: a test key spends nothing real and is never asked;
-production, or a mode nobody can tell, needs `--yes` or a person's yes at a terminal; with neither (cron, a
-pipe) the job is refused, never left waiting.
+production, or a mode nobody can tell, needs `--yes` or a person's yes at a terminal (asked on the controlling
+terminal when stdin is the manifest: `Terminal.can_ask`); with neither (cron, CI, no terminal) the job is refused,
+never left waiting.
 """
 
 from __future__ import annotations
@@ -77,14 +78,14 @@ class CliHost:
                        + (f", estimated total {money}" if money else "") + smartrate_note(spend.smartrate_calls))
         if self.yes:
             return True
-        if not self.term.interactive:
-            # A person at a terminal whose stdin is the manifest (`export | shipctl create -`) is told why no
-            # question came. Not an error line: the job ends on its own one ("nothing was bought").
-            why = " (stdin is the manifest: there is no one to ask)" if self.term.stderr_is_terminal else ""
+        if not self.term.can_ask:
+            # A person at a terminal who gets no question (stdin is the manifest and the process has no controlling
+            # terminal: `setsid`) is told why. Not an error line: the job ends on its own one ("nothing was bought").
+            why = self.term.why_no_question()
             self.term.info(
                 f"{mode}: refusing to {spend.verb} {what}"
                 + (f" ({money})" if money else "")
-                + f" without confirmation{why}; rerun with --yes to {spend.verb}"
+                + " without confirmation" + (f" ({why})" if why else "") + f"; rerun with --yes to {spend.verb}"
             )
             return False
         return self.term.confirm(f"{spend.verb.capitalize()} {what}" + (f" for {money}" if money else "") + "?")

@@ -30,7 +30,7 @@ SPOOL_LIMIT = 4 << 30
 
 def spool_stdin() -> Path:
     """Copy stdin to a private temp file: a manifest is read once per phase (validate, then ship)."""
-    source = terminal().stdin_bytes()
+    source = terminal().stdin_bytes("the manifest")
     if source is None:
         raise UsageError("stdin is closed: there is no manifest to read for -")
     return _spool(source, "on stdin")
@@ -143,7 +143,7 @@ def read_stdin_lines(what: str, field: str | None = None) -> list[str]:
     """The values on stdin: non-blank lines, stripped, `#` comments dropped; a JSON object line (or a JSON array
     of objects) gives its `field` (default: `RECORD_FIELDS[what]`). Read only because the user passed `-`."""
     field = field or RECORD_FIELDS.get(what)
-    text = terminal().stdin.read()
+    text = terminal().stdin_text(f"the {what}").read()
     taken = _values(text, field)
     if taken.missing and field:
         some = "1 line had" if taken.missing == 1 else f"{taken.missing} lines had"

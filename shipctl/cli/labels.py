@@ -150,7 +150,7 @@ def _source(manifest: str | None, journal: Path | None, sort_by: str | None) -> 
             raise UsageError("give - (create's records on stdin) or --journal, not both")
         if sort_by is not None:
             raise UsageError("--sort-by orders by a manifest column: give the MANIFEST instead of -")
-        return _Source(rows_from_records(terminal().stdin.read()), "the records on stdin")
+        return _Source(rows_from_records(terminal().stdin_text("create's records").read()), "the records on stdin")
     if manifest is None and journal is None:
         raise UsageError("give the MANIFEST create shipped, --journal PATH, or - for create's records on stdin")
     if manifest is None and sort_by is not None:

@@ -6,6 +6,11 @@ through `sys.std*`, so a test can put its own streams and answers in place (`use
 person at a keyboard" are decided in one place. The core jobs never see this object: they are handed plain
 callbacks (`shipctl.jobs.Host`).
 
+A question is asked where a person can answer it: on stdin when it is a terminal nobody has read data from, else
+on the controlling terminal (`/dev/tty`, as sudo and ssh do), so `export | shipctl create -` can still be asked
+before money is spent. Either way stderr must be a terminal: someone is watching. Without both (cron, CI,
+`setsid`, Windows) no question is asked and the caller refuses.
+
 The streams are looked up at the moment they are used, not when the object is made: Click's test runner swaps
 `sys.stdout` for each invocation, and a redirection must be seen as it is.
 """
@@ -13,10 +18,11 @@ The streams are looked up at the moment they are used, not when the object is ma
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, TextIO, cast
 
 from shipctl.cli.plain import PlainConsole, shows_plain
 
@@ -37,6 +43,39 @@ def _isatty(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
         return False
+
+
+_CONTROLLING_TERMINAL = "/dev/tty"
+
+
+def _open_controlling_terminal() -> TextIO | None:
+    """The process's controlling terminal, open for reading and writing; None when it has none (cron, CI, `setsid`,
+    a daemon: the open fails with ENXIO) or the platform has no `/dev/tty` (Windows, where a file of that name on
+    the current drive must never be taken for a person)."""
+    if os.name == "nt":
+        return None
+    try:
+        fd = os.open(_CONTROLLING_TERMINAL, os.O_RDWR | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return None
+    try:
+        # As getpass does: unbuffered bytes under a text layer, so the question is written before the read.
+        return io.TextIOWrapper(io.FileIO(fd, "r+"), errors="replace", write_through=True)
+    except (OSError, ValueError):
+        os.close(fd)
+        return None
+
+
+def _has_controlling_terminal() -> bool:
+    tty = _open_controlling_terminal()
+    if tty is None:
+        return False
+    tty.close()
+    return True
+
+
+Channel = Literal["stdin", "tty"]
+"""Where a question's answer is read: stdin (the question on stderr), or the controlling terminal (both ways)."""
 
 
 class Terminal:
@@ -62,6 +101,7 @@ class Terminal:
         self._stderr = stderr
         self._interactive = interactive
         self._answer = answer
+        self._stdin_holds: str | None = None  # what this invocation read from stdin as data: it answers nothing
         self.debug = _env_debug() if debug is None else debug
         self._out: Console | None = None
         self._rich_err = err_console
@@ -120,10 +160,22 @@ class Terminal:
             return self._stderr
         return sys.stderr
 
-    def stdin_bytes(self) -> IO[bytes]:
-        """stdin as bytes (a manifest on stdin is read as bytes, its encoding sniffed like a file's)."""
+    def stdin_bytes(self, holds: str) -> IO[bytes]:
+        """stdin as bytes, to be read as data (a manifest on stdin is read as bytes, its encoding sniffed like a
+        file's). From now on it answers no question; `holds` names what it carries, for the refusal's reason."""
+        self._stdin_holds = holds
         stream = self.stdin
         return stream.buffer if hasattr(stream, "buffer") else cast(IO[bytes], stream)
+
+    def forget_stdin(self) -> None:
+        """A new invocation: an earlier one's data on stdin says nothing of this one's (tests run many in one
+        process)."""
+        self._stdin_holds = None
+
+    def stdin_text(self, holds: str) -> TextIO:
+        """stdin as text, to be read as data (ids, tracking codes, create's records): as `stdin_bytes`."""
+        self._stdin_holds = holds
+        return self.stdin
 
     # -- what they are connected to ---------------------------------------------------------------------
 
@@ -137,10 +189,38 @@ class Terminal:
 
     @property
     def interactive(self) -> bool:
-        """A person can answer a question: stdin and stderr are both a terminal (not cron, not a pipe)."""
+        """A person types on stdin: stdin and stderr are both a terminal (not cron, not a pipe). `config set-key`
+        prompts then, and reads a piped key otherwise; a yes/no question goes by `can_ask`."""
         if self._interactive is not None:
             return self._interactive
         return _isatty(self.stdin) and self.stderr_is_terminal
+
+    @property
+    def can_ask(self) -> bool:
+        """A person can answer a yes/no question, on stdin or on the controlling terminal (`_channel`)."""
+        return self._channel() is not None
+
+    def _channel(self) -> Channel | None:
+        if self._interactive is not None:
+            # A test's scripted streams and answers: never the developer's own terminal behind the test runner.
+            return "stdin" if self._interactive else None
+        if not self.stderr_is_terminal:  # cron, CI, `2> log`: nobody is watching for a question
+            return None
+        if self._stdin_holds is None and _isatty(self.stdin):
+            return "stdin"
+        # stdin is a pipe or a file, or carried the manifest (even typed at this terminal, ended by Ctrl-D):
+        # an answer read from it would be the data's next line, never a person's.
+        return "tty" if _has_controlling_terminal() else None
+
+    def why_no_question(self) -> str:
+        """Why `can_ask` is false, for a person at a terminal who sees no question come; "" when stderr is not a
+        terminal (a log read later, as before)."""
+        if not self.stderr_is_terminal:
+            return ""
+        stdin = f"stdin holds {self._stdin_holds}" if self._stdin_holds else "stdin is not a terminal"
+        if os.name == "nt":
+            return f"{stdin}: there is no one to ask"
+        return f"{stdin} and there is no controlling terminal to ask on"
 
     @property
     def width(self) -> int | None:
@@ -187,17 +267,23 @@ class Terminal:
     # -- asking --------------------------------------------------------------------------------------------
 
     def confirm(self, question: str) -> bool:
-        """Ask a yes/no question on stderr; no by default. Only call it when `interactive`.
+        """Ask a yes/no question; no by default. Only call it when `can_ask`: on stderr with the answer read from
+        stdin, or both on the controlling terminal when stdin cannot answer.
 
-        Ctrl-C or end of input at the question is a no. (Ctrl-C while a bulk run waits here is heard first by
-        the run's own signal watcher, which ends the process: see `shipctl.jobs.create`.)
+        Ctrl-C or end of input at the question is a no, and so is a controlling terminal gone since `can_ask`.
+        (Ctrl-C while a bulk run waits here is heard first by the run's own signal watcher, which ends the
+        process: see `shipctl.jobs.create`.)
         """
-        try:
-            reply = self._read_answer(f"{question} [y/N]: ")
-        except (KeyboardInterrupt, EOFError):
-            self.err.print()
-            return False
-        return reply.strip().lower() in ("y", "yes")
+        prompt = f"{question} [y/N]: "
+        if self._channel() == "tty":
+            reply = _ask_on_controlling_terminal(prompt)
+        else:
+            try:
+                reply = self._read_answer(prompt)
+            except (KeyboardInterrupt, EOFError):
+                self.err.print()
+                return False
+        return reply is not None and reply.strip().lower() in ("y", "yes")
 
     def _read_answer(self, prompt: str) -> str:
         self.stderr.write(prompt)
@@ -232,6 +318,26 @@ class Terminal:
         os._exit(code)
 
 
+def _ask_on_controlling_terminal(prompt: str) -> str | None:
+    """`prompt` written to the controlling terminal and a line read back from it; None for no answer (end of input,
+    Ctrl-C, or no terminal any more)."""
+    tty = _open_controlling_terminal()
+    if tty is None:
+        return None
+    with tty:
+        try:
+            tty.write(prompt)
+            tty.flush()
+            reply = tty.readline()
+        except (KeyboardInterrupt, OSError):
+            reply = ""
+        if not reply:
+            with contextlib.suppress(OSError):
+                tty.write("\n")  # the prompt's line ended, so what follows starts on its own
+            return None
+        return reply
+
+
 _current: Terminal | None = None
 
 
@@ -258,4 +364,5 @@ def begin_invocation(*, debug: bool) -> Terminal:
     """Called once per command invocation: debug comes from `--debug` or SHIPCTL_DEBUG, never from the last run."""
     term = terminal()
     term.debug = debug or _env_debug()
+    term.forget_stdin()
     return term

@@ -78,7 +78,7 @@ def validate(
     term = terminal()
     default_from = parse_address_arg(from_address) if from_address is not None else None
     # stdin is handed over as a byte stream: the reader sniffs its encoding as it does a file's.
-    source: str | IO[bytes] = term.stdin_bytes() if manifest == "-" else manifest
+    source: str | IO[bytes] = term.stdin_bytes("the manifest") if manifest == "-" else manifest
     rows = iter_rows(source, fmt=cast("Format | None", fmt), encoding=encoding, default_from=default_from,
                      on_warning=(lambda _message: None) if quiet else term.warn, sheet=sheet)
     with contextlib.ExitStack() as stack:
