@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from shipctl.sandbox import Sandbox, start_sandbox
 from tests.cli import PROD_KEY, invoke, ndjson
 from tests.gateway import gateway_in_front
 from tests.manifests import make_manifest
-from tests.sdk import refund_status, shipments
+from tests.sdk import refund_status, sdk, shipments
 
 
 def test_refund_by_id_then_again_reports_already_submitted(env: Sandbox) -> None:
@@ -23,7 +24,14 @@ def test_refund_by_id_then_again_reports_already_submitted(env: Sandbox) -> None
     assert [r["shipment_id"] for r in rows] == ids  # input order, whatever the completion order
     assert all(r["status"] == "submitted" and r["refund_status"] == "submitted" for r in rows)
     assert all(r["tracking_code"] and r["carrier"] == "USPS" for r in rows)
+    client = sdk(env)
+    try:  # what each label cost, as the API itself says: what the refund asks back
+        paid = [Decimal(client.shipment.retrieve(i).selected_rate.rate) for i in ids]
+    finally:
+        client._requests_session.close()
+    assert [(Decimal(r["cost"]), r["currency"]) for r in rows] == [(p, "USD") for p in paid]
     assert "3 shipments: 3 submitted" in first.stderr
+    assert f"${sum(paid):,.2f} submitted for refund" in first.stderr
     assert all(refund_status(env, i) == "submitted" for i in ids)
 
     second = invoke("refund", *ids, "--output", "ndjson", "--quiet")
@@ -31,6 +39,7 @@ def test_refund_by_id_then_again_reports_already_submitted(env: Sandbox) -> None
     again = ndjson(second.stdout)
     assert [r["status"] for r in again] == ["already_submitted"] * 3
     assert "3 already submitted" in second.stderr
+    assert "submitted for refund" not in second.stderr  # nothing asked back by this run
 
 
 def test_refund_ids_from_stdin(env: Sandbox) -> None:
@@ -38,9 +47,10 @@ def test_refund_ids_from_stdin(env: Sandbox) -> None:
     result = invoke("refund", "-", "--output", "csv", "--quiet", input="\n".join(ids) + "\n")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "reference,shipment_id,tracking_code,carrier,status,refund_status,error_code,error_message"
+    assert lines[0] == ("reference,shipment_id,tracking_code,carrier,cost,currency,status,refund_status,error_code,"
+                        "error_message")
     assert [line.split(",")[1] for line in lines[1:]] == ids
-    assert all(line.split(",")[4] == "submitted" for line in lines[1:])
+    assert all(line.split(",")[6] == "submitted" for line in lines[1:])
 
 
 def test_refund_by_journal_records_the_status_and_is_idempotent(env: Sandbox, tmp_path: Path) -> None:

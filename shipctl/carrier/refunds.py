@@ -29,6 +29,9 @@ class Refund:
     carrier: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    cost: str | None = None
+    """What the label cost, as the API writes it: what a refund gives back once the carrier accepts it."""
+    currency: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -57,23 +60,25 @@ def before_refund(shipment: Shipment) -> Refund | None:
 
 
 def _settled(shipment: Shipment, outcome: Outcome, code: str | None = None, message: str | None = None) -> Refund:
+    rate = shipment.selected_rate
     return Refund(shipment_id=shipment.id, outcome=outcome, refund_status=shipment.refund_status,
-                  tracking_code=shipment.tracking_code,
-                  carrier=shipment.selected_rate.carrier if shipment.selected_rate else None,
-                  error_code=code, error_message=message)
+                  tracking_code=shipment.tracking_code, carrier=rate.carrier if rate else None,
+                  error_code=code, error_message=message, cost=rate.rate if rate else None,
+                  currency=rate.currency if rate else None)
 
 
 def after_refund(shipment: Shipment) -> Refund:
     """The result of a refund call that succeeded."""
-    carrier = shipment.selected_rate.carrier if shipment.selected_rate else None
+    rate = shipment.selected_rate
     status = shipment.refund_status or "submitted"
     outcome: Outcome = "refunded" if status == "refunded" else "submitted"
     if status in ("rejected", "not_applicable"):
         outcome = status  # type: ignore[assignment]
     return Refund(shipment_id=shipment.id, outcome=outcome, refund_status=status,
-                  tracking_code=shipment.tracking_code, carrier=carrier,
+                  tracking_code=shipment.tracking_code, carrier=rate.carrier if rate else None,
                   error_code=None if outcome in ("refunded", "submitted") else f"REFUND.{status.upper()}",
-                  error_message=None if outcome in ("refunded", "submitted") else f"refund {status}")
+                  error_message=None if outcome in ("refunded", "submitted") else f"refund {status}",
+                  cost=rate.rate if rate else None, currency=rate.currency if rate else None)
 
 
 def failed(shipment_id: str, failure: CallFailure) -> Refund:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the job, the SDK and the journal load when the command runs
     from shipctl.jobs.refund import RefundInputs, RefundOutcome, UnusedOutcome
     from shipctl.output import Writer
 
-REFUND_TABLE_COLUMNS = ("reference", "shipment_id", "tracking_code", "status", "error_message")
+REFUND_TABLE_COLUMNS = ("reference", "shipment_id", "tracking_code", "cost", "status", "error_message")
 
 
 def _split_refs(values: list[str] | None) -> list[str]:
@@ -89,9 +89,12 @@ class _Results:
 
 def _end_line(outcome: RefundOutcome, stats: RunStats) -> str:
     from shipctl.cli.summary import counted
+    from shipctl.money import format_totals
 
     parts = [f"{n} {status.replace('_', ' ')}" for status, n in outcome.statuses.most_common()]
-    return f"{counted(outcome.shipments, 'shipments')}: {', '.join(parts)}, {stats.elapsed():.1f} s"
+    # What comes back, once the carrier accepts: the labels this run voided (not ones already under way).
+    back = f"; {format_totals(outcome.submitted)} submitted for refund" if outcome.submitted else ""
+    return f"{counted(outcome.shipments, 'shipments')}: {', '.join(parts)}, {stats.elapsed():.1f} s{back}"
 
 
 @command()

@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from shipctl.jobs.reconcile import JournalLabel
 
 REFUND_FIELDS = (
-    "reference", "shipment_id", "tracking_code", "carrier", "status", "refund_status", "error_code",
-    "error_message",
+    "reference", "shipment_id", "tracking_code", "carrier", "cost", "currency", "status", "refund_status",
+    "error_code", "error_message",
 )
 """The keys of every result the job hands its sink, in the order the data formats print them."""
 
@@ -83,6 +83,8 @@ class RefundOutcome:
     shipments: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     failed: int = 0
+    submitted: Totals = field(default_factory=dict)
+    """What this run's refunds ask back (`submitted` or `refunded` now, not ones already under way), by currency."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -330,6 +332,8 @@ class RefundJob:
             if not result.ok:
                 self.outcome.failed += 1
         self.outcome.statuses[target.status] += 1
+        if result.outcome in ("submitted", "refunded") and result.cost is not None:
+            add(self.outcome.submitted, result.currency or "USD", _amount(result.cost))
         if self._journal is not None and target.reference and result.refund_status:
             self._journal.update(target.reference, refund_status=result.refund_status)
         self._order.put(target.index, target)
@@ -339,7 +343,8 @@ class RefundJob:
         assert result is not None
         self.sink({
             "reference": target.reference, "shipment_id": result.shipment_id or None,
-            "tracking_code": result.tracking_code, "carrier": result.carrier, "status": target.status,
+            "tracking_code": result.tracking_code, "carrier": result.carrier, "cost": result.cost,
+            "currency": result.currency, "status": target.status,
             "refund_status": result.refund_status, "error_code": result.error_code,
             "error_message": result.error_message,
         })
