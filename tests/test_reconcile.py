@@ -164,3 +164,5 @@ def test_today_and_yesterday_are_days_as_report_and_close_take_them(env: Sandbox
     assert ndjson(before.stdout) == []
     wrong = invoke("reconcile", "--since", "tomorrow")
     assert wrong.exit_code == 2 and "today, yesterday" in wrong.stderr
+    future = invoke("reconcile", "--since", "2099-01-01")  # no --until given: the message does not blame it
+    assert future.exit_code == 2 and "--since 2099-01-01 is in the future" in future.stderr

@@ -67,12 +67,15 @@ def reconcile(
     import datetime as dt
 
     from shipctl.cli.host import CliHost
+    from shipctl.errors import UsageError
     from shipctl.jobs.reconcile import ReconcileInputs, ReconcileJob, parse_day
     from shipctl.jobs.refund import require_journal
     from shipctl.jobs.session import open_session
 
     now = dt.datetime.now(dt.timezone.utc)
     start = parse_day(since, "--since") if since else now - dt.timedelta(days=DEFAULT_DAYS)
+    if start > now:  # said as it is: "--until is before --since" blamed the --until a person never gave
+        raise UsageError(f"--since {since} is in the future: no label is bought that late")
     end = parse_day(until, "--until") if until else now
     if until and _is_day(until):  # a day given alone (2026-12-03 or 20261203): all of it
         end += dt.timedelta(days=1, microseconds=-1)
