@@ -6,8 +6,15 @@ import hashlib
 import os
 from pathlib import Path
 
+from shipctl.errors import UsageError
+
+_WRITABLE: set[Path] = set()
+"""State directories this process has found writable: the check is a file made and removed, once per directory."""
+
 
 def state_dir() -> Path:
+    """The state directory, made if missing; one that cannot be written is a `UsageError` naming it, before anything
+    is bought (the claims, the spooled manifest and the sandbox all live there)."""
     override = os.environ.get("SHIPCTL_STATE_DIR")
     if override:
         path = Path(override)
@@ -15,8 +22,29 @@ def state_dir() -> Path:
         import platformdirs  # only without SHIPCTL_STATE_DIR (servers, CI and tests set it): ~3 ms of start-up
 
         path = Path(platformdirs.user_state_dir("shipctl", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path not in _WRITABLE or not path.is_dir():  # made again if removed since (a test, a cleanup)
+        _check_writable(path)
+        _WRITABLE.add(path)
     return path
+
+
+def _check_writable(path: Path) -> None:
+    """Make `path` and write a file in it for real: mode bits say nothing to root or of a read-only mount, and
+    without this SQLite's "unable to open database file" is all a user would see."""
+    import tempfile
+
+    try:
+        for part in (path, *path.parents):  # `mkdir` would only say "Not a directory"
+            if part.exists() and not part.is_dir():
+                raise NotADirectoryError(0, f"{part} is a file, not a folder")
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"the state directory {path} cannot be written ({exc.strerror or exc}): set SHIPCTL_STATE_DIR to a "
+            "folder you can write to, or make this one writable"
+        ) from None
 
 
 def default_journal(manifest: Path) -> Path:
