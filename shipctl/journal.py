@@ -135,7 +135,7 @@ def bought_time_sql(db: sqlite3.Connection, schema: str = "main") -> str:
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _sqlite_or_empty(path: Path) -> bool:
+def sqlite_or_empty(path: Path) -> bool:
     """Whether `path` could be a journal: an SQLite file, an empty or missing one (a journal not yet written), or
     one that cannot be read to tell (then the caller's own reason stands). Only a regular file is read: opening a
     pipe would wait for a writer."""
@@ -177,7 +177,7 @@ class Journal:
         lock = self._lock_path()
         if exc.filename is None or Path(os.fsdecode(exc.filename)) != lock:
             return f"cannot use the journal {self.path}: {reason}"
-        if not _sqlite_or_empty(self.path):
+        if not sqlite_or_empty(self.path):
             return f"journal {self.path} is not a shipctl journal: it is not an SQLite database"
         if exc.errno == errno.ENOENT and lock.parent.is_dir():
             reason = f"{lock.parent} takes no new files"

@@ -166,6 +166,23 @@ def test_a_gone_journal_is_skipped_with_a_note(bought: dict[str, Any]) -> None:
     assert sum(r["labels"] for r in ndjson(done.stdout) if r["section"] == "group") == 8
 
 
+@pytest.mark.parametrize("given", ["a manifest", "not sqlite", "gone", "a folder"])
+def test_a_given_journal_that_cannot_be_read_is_an_error(bought: dict[str, Any], tmp_path: Path, given: str) -> None:
+    """Found journals are skipped with a note (above); one the user named is what they asked about: an error."""
+    path = {"a manifest": tmp_path / "A.csv", "not sqlite": Path("/proc/version"), "gone": tmp_path / "gone.db",
+            "a folder": tmp_path}[given]
+    if given == "not sqlite" and not path.is_file():
+        pytest.skip("no /proc/version")
+    done = invoke("report", "--journal", str(bought["journals"][0]), "--journal", str(path), "-o", "ndjson")
+    assert done.exit_code == 2, done.stderr
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    why = {"a manifest": "is not a shipctl journal: it is not an SQLite database",
+           "not sqlite": "is not a shipctl journal (no such table", "gone": "does not exist",
+           "a folder": "is not a file"}[given]
+    assert line.startswith(f"error: journal {path.absolute()} {why}"), line
+
+
 def test_the_charts_render_on_a_terminal(bought: dict[str, Any]) -> None:
     seen = on_screen(["report"], 100)
     assert seen.code == 0, seen.stderr

@@ -1,6 +1,7 @@
 """Fixes from a review, each through the real CLI against the sandbox (its ledger is the truth about purchases).
 
-1. An output that is the manifest, the journal or another output is refused before anything is bought.
+1. An output that is the manifest, the journal or another output is refused before anything is bought; so is a
+   journal that is the manifest.
 2. An output name too long for the file system is a usage error naming its flag, not an unexpected OSError.
 3. `create … | refund -` refunds only what that run bought: not failed rows, not labels it found.
 4. A row's `label_format` is not part of what was shipped: changing it is not editing the row (old journals too).
@@ -74,6 +75,25 @@ def test_an_output_on_the_journal_is_refused(env: Sandbox, tmp_path: Path) -> No
     assert_usage_error(result, f"--results {journal}", f"the same file as the journal {journal}")
     assert env.ledger() == []
     assert not journal.exists()
+
+
+@pytest.mark.parametrize("spelling", ["as given", "a hard link", "a symbolic link"])
+def test_a_journal_on_the_manifest_is_refused_and_the_manifest_kept(env: Sandbox, tmp_path: Path,
+                                                                    spelling: str) -> None:
+    manifest = make_manifest(tmp_path / "orders.csv", 2)
+    before = manifest.read_bytes()
+    journal = manifest if spelling == "as given" else tmp_path / "other.db"
+    if spelling == "a hard link":
+        journal.hardlink_to(manifest)
+    elif spelling == "a symbolic link":
+        journal.symlink_to(manifest)
+    for command in (["create", str(manifest)], ["plan", str(manifest), "--out", str(tmp_path / "plan.json")]):
+        result = invoke(*command, "--journal", str(journal), "-o", "ndjson")
+        assert_usage_error(result, f"the journal {journal}", f"the same file as the manifest {manifest}",
+                           "give --journal a file of its own")
+    assert manifest.read_bytes() == before
+    assert {p.name for p in tmp_path.iterdir()} - {"state"} == {"orders.csv", journal.name}  # no plan, no journal
+    assert env.ledger() == []
 
 
 def test_rejects_collide_only_when_written(env: Sandbox, tmp_path: Path) -> None:

@@ -276,12 +276,13 @@ def _limit(value: str | None) -> Decimal | None:
 
 def execute(args: CreateArgs) -> ExitCode:
     """Validate, check the outputs, run the job, then the summary, the warnings and the exit code."""
-    from shipctl.cli.create_output import check_outputs, write_table_file
+    from shipctl.cli.create_output import check_journal, check_outputs, write_table_file
     from shipctl.cli.host import smartrate_note
     from shipctl.cli.summary import counted
     from shipctl.money import format_totals
 
     term = terminal()
+    check_journal(args.journal, None if args.from_stdin else args.manifest, args.manifest_label)
     valid, rejects = _validate(args)
     if valid is None:
         return ExitCode.USAGE

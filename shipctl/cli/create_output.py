@@ -221,6 +221,17 @@ def _check_labels_dir(labels_dir: Path) -> None:
         pass
 
 
+def check_journal(journal: Path | None, manifest: Path | None, label: str) -> None:
+    """The journal is never the manifest it records, by any spelling or link (the same inode): said as the outputs'
+    clash is, before the manifest is read, rather than SQLite's "file is not a database" (exit 1) once the run is
+    under way. Nothing is written to either."""
+    if journal is None or manifest is None:  # stdin: its journal is named later, never the manifest
+        return
+    if _same_path(f"the journal {journal}", journal, manifest):
+        raise UsageError(f"cannot write the journal {journal}: it is the same file as the manifest {label}; "
+                         "give --journal a file of its own")
+
+
 def _check_distinct(files: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
     """Refuse an output that is the manifest, the journal, or another output: writing it would destroy the other."""
     seen: list[tuple[str, Path]] = [(name, path) for name, path in inputs.items() if path is not None]

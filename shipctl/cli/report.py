@@ -80,7 +80,7 @@ def report(
         also=("day", "carrier") if fmt == "table" else (),
     )
     paths = journals_to_read(journals or (), state_dir)
-    result = build_report(query, paths)
+    result = build_report(query, paths, given=bool(journals))
     if result.skipped:
         names = ", ".join(str(p) for p in result.skipped)
         term.info(f"note: skipped {_journals(len(result.skipped))} that are gone or not readable: {names}")

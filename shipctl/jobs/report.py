@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipctl import startup
-from shipctl.journal import RATE_PRICES, bought_time_sql
+from shipctl.errors import UsageError
+from shipctl.journal import RATE_PRICES, bought_time_sql, sqlite_or_empty
 from shipctl.sqlite_writes import read_only_uri
 
 GroupBy = Literal["day", "week", "month", "carrier", "service"]
@@ -202,12 +203,15 @@ def journals_to_read(given: Sequence[Path], state: Callable[[], Path]) -> list[P
     return known_journals(state())
 
 
-def build_report(query: ReportQuery, journals: Sequence[Path]) -> Report:
+def build_report(query: ReportQuery, journals: Sequence[Path], *, given: bool = False) -> Report:
     """Each journal's bought and failed rows are copied once into one in-memory table, every per-row value (the
     group's key, the local day, cents, void or not) worked out as they go in. A shipment in more than one journal
     is merged only where one actually repeats. Then one index, (group, currency, kind, cents), is the only sort
     the grouping needs: the group sums are read along it, and each group's median is found in it by position. The
-    totals are the groups' sums; the total median merges the groups' runs read along that index."""
+    totals are the groups' sums; the total median merges the groups' runs read along that index.
+
+    A journal that cannot be read is skipped (`Report.skipped`) when it was found, and a `UsageError` naming it
+    when `given`: a person who names a file expects it reported on, not a note and an empty report, exit 0."""
     startup.work_begins()
     report = Report(query.by)
     db = sqlite3.connect(":memory:")
@@ -221,9 +225,12 @@ def build_report(query: ReportQuery, journals: Sequence[Path]) -> Report:
         several = len(journals) > 1
         timed = lo is not None or hi is not None
         for path in journals:
-            if _copy(db, path, query.by, parts=parts, timed=timed, several=several,
-                     window=(None, None) if several else (lo, hi)):
+            why = _copy(db, path, query.by, parts=parts, timed=timed, several=several,
+                        window=(None, None) if several else (lo, hi))
+            if why is None:
                 report.journals.append(path)
+            elif given:
+                raise UsageError(f"journal {path} {why}")
             else:
                 report.skipped.append(path)
         if len(report.journals) > 1:
@@ -247,14 +254,19 @@ def build_report(query: ReportQuery, journals: Sequence[Path]) -> Report:
 
 
 def _copy(db: sqlite3.Connection, path: Path, by: GroupBy, *, parts: set[str], timed: bool, several: bool,
-          window: tuple[float | None, float | None]) -> bool:
-    """Copy one journal's bought and failed rows in; False when it is gone or is not a journal."""
+          window: tuple[float | None, float | None]) -> str | None:
+    """Copy one journal's bought and failed rows in; None when done, else why not, in words that follow "journal
+    PATH" (it is gone, or is not a journal)."""
+    if not path.exists():
+        return "does not exist"
     if not path.is_file():
-        return False
+        return "is not a file"
     try:
         db.execute("ATTACH DATABASE ? AS j", (read_only_uri(path),))
-    except sqlite3.DatabaseError:
-        return False
+    except sqlite3.DatabaseError as exc:
+        if not sqlite_or_empty(path):  # a CSV given by mistake: say what it is not, not SQLite's "not a database"
+            return "is not a shipctl journal: it is not an SQLite database"
+        return f"cannot be opened ({exc})"
     try:
         t = bought_time_sql(db, "j")
         columns = {str(row[1]) for row in db.execute("PRAGMA j.table_info(rows)")}
@@ -271,9 +283,9 @@ def _copy(db: sqlite3.Connection, path: Path, by: GroupBy, *, parts: set[str], t
         )
         with db:
             db.execute(sql)
-        return True
-    except sqlite3.DatabaseError:  # not a journal (no `rows` table), or damaged
-        return False
+        return None
+    except sqlite3.DatabaseError as exc:  # not a journal (no `rows` table), or damaged
+        return f"is not a shipctl journal ({exc})"
     finally:
         db.execute("DETACH DATABASE j")
 
