@@ -384,6 +384,8 @@ def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Ru
     with open_session(args.run.sizing, total=total, force_sandbox=args.run.force_sandbox,
                       announce=host.detail) as session:
         journal = args.journal = args.journal or stdin_journal(args.manifest, session.target.identity)
+        if term.stdout_closed:
+            term.warn(_closed_stdout(args.results, journal))
         inputs = CreateInputs(source=args.source, options=args.purchase, journal=journal, fresh=args.fresh,
                               dry_run=args.dry_run, max_cost=args.max_cost, plan=args.plan,
                               all_or_nothing=args.all_or_nothing, approved_by=args.approved_by)
@@ -399,6 +401,15 @@ def _run(args: CreateArgs, total: int) -> tuple[CreateOutcome, CreateSummary, Ru
             outcome.write_failure = outcome.write_failure or failure
             sink.summary.cut_off.add(failure.what)
         return outcome, sink.summary, session.stats, session.target, sink.failed_rows
+
+
+def _closed_stdout(results: Path | None, journal: Path) -> str:
+    """The one line a run started with stdout closed gets: exit 0 would otherwise be all a script sees, and the
+    results it meant to read would be lost without a word (a rerun prints them again from the journal)."""
+    kept = f"--results {results} and the journal {journal} keep them" if results is not None else (
+        f"the journal {journal} keeps them")
+    return (f"stdout is closed: the results are not printed ({kept}; rerun the same command with stdout open to "
+            "print them, nothing is bought twice)")
 
 
 def _write_failed(args: CreateArgs, outcome: CreateOutcome, failed_rows: list[dict[str, Any]]) -> None:
@@ -485,6 +496,8 @@ def _label_urls(args: CreateArgs, outcome: CreateOutcome, summary: CreateSummary
     cut = set(summary.cut_off)
     if outcome.write_failure is not None:
         cut.add(outcome.write_failure.what)
+    if term.stdout_closed:  # it took no row at all
+        cut.add("stdout")
     outputs = (("stdout", "stdout", (args.run.output or term.default_output()) != "table"),
                (str(args.results), f"--results {args.results}", args.results is not None))
     whole = [name for name, what, shown in outputs if shown and what not in cut]

@@ -98,6 +98,7 @@ class Terminal:
     ) -> None:
         self._stdin = stdin
         self._stdout = stdout
+        self._stdout_closed = False
         self._stderr = stderr
         self._interactive = interactive
         self._answer = answer
@@ -148,8 +149,15 @@ class Terminal:
             return self._stdout
         if sys.stdout is None:  # started with stdout closed (`>&-`): nobody reads the data, as with > /dev/null
             self._stdout = open(os.devnull, "w")  # noqa: SIM115 -- lives as long as the process
+            self._stdout_closed = True
             return self._stdout
         return sys.stdout
+
+    @property
+    def stdout_closed(self) -> bool:
+        """The process started with stdout closed (`>&-`): its data goes to /dev/null. Often a script's mistake, so
+        a command whose results matter says so (`create`); a reader gone mid-run (`| head`) is a BrokenPipeError."""
+        return self._stdout_closed or (self._stdout is None and sys.stdout is None)
 
     @property
     def stderr(self) -> TextIO:
