@@ -11,11 +11,15 @@ test, EZAK production). No typer, no terminal.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
+import threading
+import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from shipctl.config import KEYRING_SERVICE, Config
 from shipctl.errors import ShipctlError, UsageError
@@ -23,7 +27,11 @@ from shipctl.exit_codes import ExitCode
 from shipctl.secrets import remember
 
 KEY_COMMAND_TIMEOUT = 120.0
-"""Seconds a key_command may take: long enough to unlock a password manager at its own prompt."""
+"""Seconds a key_command may take to print the key: long enough to unlock a password manager at its own prompt."""
+KEY_COMMAND_NOTICE = 5.0
+"""Seconds without a key before a line says what the run is waiting for."""
+KEY_COMMAND_GRACE = 2.0
+"""Seconds a key_command that printed the key has to exit (its exit status is honoured) before it is stopped."""
 KEYRING_MISSING = "the keychain needs the keyring package: pip install 'shipctl[keyring]'"
 
 
@@ -37,13 +45,15 @@ class FoundKey:
         return f"FoundKey(source={self.source!r})"
 
 
-def find_key(config: Config, env_key: str) -> FoundKey | None:
-    """The key this run uses, from the first source that has one; None when none does."""
+def find_key(config: Config, env_key: str, announce: Callable[[str], None] = lambda _m: None) -> FoundKey | None:
+    """The key this run uses, from the first source that has one; None when none does. `announce` hears what a
+    slow key_command is waiting for."""
     if env_key:
         return FoundKey(env_key, "env EASYPOST_API_KEY")
     command = config.values["key_command"]
     if command.value is not None:
-        return FoundKey(_run_key_command(command.value, command.source), f"key_command ({command.source})")
+        key = _run_key_command(command.value, command.source, announce)
+        return FoundKey(key, f"key_command ({command.source})")
     stored = keychain_key(config.keychain_user)
     if stored:
         return FoundKey(stored, f"keychain ({KEYRING_SERVICE}/{config.keychain_user})")
@@ -85,25 +95,39 @@ def check_mode(config: Config, found: FoundKey | None) -> None:
                          "key; refused before any call")
 
 
-def _run_key_command(command: str, source: str) -> str:
+def _run_key_command(command: str, source: str, announce: Callable[[str], None]) -> str:
     """The key a key_command prints: its first line, stripped. Run without a shell (shlex-split: no quoting
-    surprises, no injection; `sh -c '...'` is there for a pipeline). Its output never reaches an error message."""
+    surprises, no injection; `sh -c '...'` is there for a pipeline). Its output never reaches an error message.
+
+    The key is taken as soon as its line is whole (or the output ends, or stops with no line break), not when
+    the command exits: one that stays running after printing it (a helper that lingers, `sh -c 'echo KEY; sleep
+    100'`) would otherwise hold a 2 a.m. cron run for minutes and then fail it with the key in hand. The command
+    then has `KEY_COMMAND_GRACE` seconds to exit, so a failure it reports by its exit status still counts; one
+    still running after that has done its part and is stopped. While no key has come, a line says so after
+    `KEY_COMMAND_NOTICE` seconds (a password manager may be waiting at its own prompt), and after
+    `KEY_COMMAND_TIMEOUT` the run gives up."""
     argv = shlex.split(command)
     what = f"key_command of {source}"
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=KEY_COMMAND_TIMEOUT,
-                              check=False)
+        # stderr is dropped, never shown (it may echo the key), and never left to fill a pipe nobody reads.
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     except FileNotFoundError:
         raise ShipctlError(f"{what}: program {argv[0]!r} not found", ExitCode.USAGE) from None
     except PermissionError:
         raise ShipctlError(f"{what}: program {argv[0]!r} cannot be run (permission denied)", ExitCode.USAGE) from None
-    except subprocess.TimeoutExpired:
-        raise ShipctlError(f"{what} did not finish in {KEY_COMMAND_TIMEOUT:.0f} s") from None
-    if done.returncode != 0:
-        # Neither its stdout (it may hold the key) nor its stderr (it may echo it) is shown: the person can run it.
-        raise ShipctlError(f"{what} failed (exit {done.returncode}); run it yourself to see why")
     try:
-        lines = done.stdout.decode("utf-8").strip().splitlines()
+        line = _key_line(proc, _Output(proc), what, announce)
+        try:
+            code: int | None = proc.wait(KEY_COMMAND_GRACE)
+        except subprocess.TimeoutExpired:
+            code = None  # it printed the key and lingers: stopped below, its key used
+    finally:
+        _stop(proc)
+    if code:
+        # Neither its stdout (it may hold the key) nor its stderr (it may echo it) is shown: the person can run it.
+        raise ShipctlError(f"{what} failed (exit {code}); run it yourself to see why")
+    try:
+        lines = line.decode("utf-8").strip().splitlines()
     except UnicodeDecodeError:
         raise ShipctlError(f"{what} printed something that is not UTF-8 text") from None
     key = lines[0].strip() if lines else ""
@@ -111,6 +135,101 @@ def _run_key_command(command: str, source: str) -> str:
         raise ShipctlError(f"{what} printed no key")
     remember(key)
     return key
+
+
+class _Output:
+    """A key_command's stdout, read by a thread as it comes, so the key is taken the moment its line is whole."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.data = bytearray()
+        self.ended = False
+        self.last = time.monotonic()
+        """When output last came."""
+        self.changed = threading.Condition()
+        assert proc.stdout is not None  # stdout=PIPE
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        # read1: whatever has come, at once. A daemon thread, and the pipe's only user (closing a buffered reader
+        # waits for a read in another thread): a process the command started that holds the pipe open never holds
+        # the run up, nor its exit.
+        with stream, contextlib.suppress(OSError):
+            while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
+                with self.changed:
+                    # 64 KiB kept: the key is in the first line, and `yes KEY` must not fill memory before it is
+                    # stopped. The rest is read and dropped: a pipe closed early would kill it with SIGPIPE, a
+                    # failure it never had.
+                    self.data += chunk[:max(0, (1 << 16) - len(self.data))]
+                    self.last = time.monotonic()
+                    self.changed.notify_all()
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
+
+    def key_line(self, final: bool) -> bytes | None:
+        """The first line with something on it once it is whole, or once nothing more has come for
+        `KEY_COMMAND_GRACE` seconds (`printf KEY` with no line break, the command still running); at the end
+        (`final`) whatever came (b"" for nothing); None while the key may still be coming."""
+        with self.changed:
+            *whole, rest = bytes(self.data).split(b"\n")
+            final = final or self.ended
+            quiet = time.monotonic() - self.last >= KEY_COMMAND_GRACE
+        found = next((line for line in whole if line.strip()), None)
+        if found is not None:
+            return found
+        return rest if final or (quiet and rest.strip()) else None
+
+    def wait(self, seconds: float) -> None:
+        with self.changed:
+            self.changed.wait(seconds)
+
+
+def _key_line(proc: subprocess.Popen[bytes], output: _Output, what: str, announce: Callable[[str], None]) -> bytes:
+    """The line holding the key, waited for up to `KEY_COMMAND_TIMEOUT` seconds."""
+    started = time.monotonic()
+    exited: float | None = None
+    told = False
+    while True:
+        now = time.monotonic()
+        if exited is None and proc.poll() is not None:
+            exited = now
+        # Exited, but a process it started may hold its stdout open: what it printed is all there will be.
+        line = output.key_line(final=exited is not None and now - exited >= KEY_COMMAND_GRACE)
+        if line is not None:
+            return line
+        if now - started >= KEY_COMMAND_TIMEOUT:
+            raise ShipctlError(f"{what} printed no key in {KEY_COMMAND_TIMEOUT:.0f} s")
+        if not told and now - started >= KEY_COMMAND_NOTICE:
+            announce(f"shipctl: waiting for the {what} to print the API key (up to {KEY_COMMAND_TIMEOUT:.0f} s): "
+                     "is it asking for a password somewhere?")
+            told = True
+        output.wait(0.1)  # woken at once by output; the tenth of a second is for its exit and the clock
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End the command if it still runs, with the processes it started that still run under it (`sh -c 'echo KEY;
+    sleep 100'`: the shell's `sleep`, which would hold the pipe and live on): SIGTERM, then SIGKILL, and reap it.
+    A daemon it started (an agent) has left its tree already and is not touched. Its pipe is the reading thread's."""
+    if proc.poll() is not None:
+        return
+    import psutil  # only for a command that lingers
+
+    try:
+        under = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:  # it ended meanwhile
+        under = []
+    for child in under:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    proc.terminate()
+    try:
+        proc.wait(1)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for child in psutil.wait_procs(under, timeout=1)[1]:  # those still alive after a second
+        with contextlib.suppress(psutil.Error):
+            child.kill()
 
 
 def keyring_module() -> Any:

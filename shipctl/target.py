@@ -52,7 +52,7 @@ def api_target(*, force_sandbox: bool = False, announce: Callable[[str], None] =
         from shipctl.keys import check_characters, check_mode, find_key
 
         settings = active()
-        found = find_key(settings, key)
+        found = find_key(settings, key, announce)
         if found is not None:
             check_characters(found)
         check_mode(settings, found)

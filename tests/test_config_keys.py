@@ -5,8 +5,10 @@ Which key a run used is seen in the sandbox's ledger: each key is its own accoun
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,6 +183,53 @@ def test_a_failing_key_command_is_one_line_without_its_output(keyless: Sandbox, 
     result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson")
     assert result.exit_code == 2
     assert "program 'no-such-password-manager' not found" in result.stderr
+
+
+def lingering_script(tmp_path: Path, key: str, *, newline: bool = True, wait_first: float = 0.0) -> str:
+    """A key_command that prints the key (after `wait_first` seconds, as at an unlock prompt), writes its pid
+    beside it, and stays running for 100 s with the pipe open, as a lingering helper does."""
+    script = tmp_path / "linger.py"
+    script.write_text(textwrap.dedent(f"""\
+        import os, sys, time
+        time.sleep({wait_first})
+        sys.stdout.write({key!r} + ({newline!r} and "\\n" or ""))
+        sys.stdout.flush()
+        open({str(tmp_path / "linger.pid")!r}, "w").write(str(os.getpid()))
+        time.sleep(100)
+    """), encoding="utf-8")
+    return json.dumps(f"{sys.executable} {script}")
+
+
+@pytest.mark.parametrize("newline", [True, False])
+def test_a_key_command_that_lingers_after_printing_the_key_does_not_hold_the_run(
+    keyless: Sandbox, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newline: bool,
+) -> None:
+    """The key is taken when its line is whole (or, with no line break, once the output stops), and the command,
+    still running, is stopped: the run neither waits for it to exit nor fails at the timeout with the key in hand."""
+    monkeypatch.setattr("shipctl.keys.KEY_COMMAND_TIMEOUT", 20.0)  # before, the run would fail here, at 20 s
+    config_file.write_text(f"key_command = {lingering_script(tmp_path, COMMAND_KEY, newline=newline)}\n",
+                           encoding="utf-8")
+    started = time.monotonic()
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 15
+    assert accounts(keyless) == {account_for_key(COMMAND_KEY)}
+    assert COMMAND_KEY not in result.stdout + result.stderr
+    with pytest.raises(ProcessLookupError):  # stopped and reaped, not left behind
+        os.kill(int((tmp_path / "linger.pid").read_text()), 0)
+
+
+def test_a_slow_key_command_is_said_to_be_waited_for(keyless: Sandbox, config_file: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shipctl.keys.KEY_COMMAND_NOTICE", 0.0)  # the notice's 5 s, without waiting them
+    config_file.write_text(f"key_command = {lingering_script(tmp_path, COMMAND_KEY, wait_first=0.5)}\n",
+                           encoding="utf-8")
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "waiting for" in line]
+    assert notes == ["shipctl: waiting for the key_command of file to print the API key (up to 120 s): is it "
+                     "asking for a password somewhere?"], result.stderr
+    assert accounts(keyless) == {account_for_key(COMMAND_KEY)}
 
 
 @pytest.mark.parametrize(("declared", "key"), [("production", TEST_KEY), ("test", PROD_KEY)])
