@@ -76,7 +76,8 @@ def test_close_prints_one_record_per_form_and_a_rerun_makes_none(env: Sandbox, t
     again = invoke("close", "-o", "ndjson", "--forms-dir", str(tmp_path / "forms"))
     assert again.exit_code == 0, again.stderr
     assert [r["status"] for r in ndjson(again.stdout)] == ["already_closed"] * 4
-    assert "8 labels read: 4 forms already closed; 8 on a form already" in again.stderr
+    assert "8 labels read: 4 forms already closed, " in again.stderr  # each label counted once, with its form
+    assert "on a form already" not in again.stderr
     assert len(scan_forms(env)) == 4
     assert None not in form_of(env, [str(r["shipment_id"]) for r in bought]).values()
 
@@ -169,6 +170,8 @@ def test_a_close_killed_between_the_call_and_the_commit_is_adopted_by_the_rerun(
         statuses = sorted(r["status"] for r in _records(out))
         assert statuses == ["adopted", "created", "created", "created"]
         assert b"was made by a run that stopped before recording it: adopted" in err
+        assert b"8 labels read: 3 forms created, 1 form adopted, " in err  # each label once: none "on a form already"
+        assert b"on a form already" not in err
         assert len(scan_forms(server)) == 4
         on = form_of(server, ids)
         assert None not in on.values() and len(set(on.values())) == 4
@@ -241,7 +244,7 @@ def test_a_refused_shipment_ends_the_process_with_exit_3(tmp_path: Path) -> None
         bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(tmp_path / "orders.csv"), "-q",
                                  "-o", "ndjson"], env=env, capture_output=True, check=False, timeout=120)
         assert bought.returncode == 0, bought.stderr
-        offender = next(r["shipment_id"] for r in _records(bought.stdout) if r["reference"] == "ORD-00002")
+        offender = next(r for r in _records(bought.stdout) if r["reference"] == "ORD-00002")
 
         run = start(["close", "-o", "ndjson", "--progress", "off"], env)
         out, err = run.communicate(timeout=120)
@@ -250,8 +253,12 @@ def test_a_refused_shipment_ends_the_process_with_exit_3(tmp_path: Path) -> None
         records = _records(out)
         assert sorted(r["status"] for r in records) == ["created"] * 4 + ["left_out"]
         [left] = [r for r in records if r["status"] == "left_out"]
-        assert left["shipment_ids"] == [offender]
-        assert f"refused by the carrier for a scan form: {offender}" in left["error_message"]
+        assert left["shipment_ids"] == [offender["shipment_id"]]
+        # Named as the clerk knows the parcel, with the carrier's reason once (not the id three times over).
+        assert (left["reference"], left["tracking_code"]) == ("ORD-00002", offender["tracking_code"])
+        assert left["error_message"] == "refused by the carrier for a scan form"
+        assert (f"warning: 1 label left out: ORD-00002 ({offender['tracking_code']}): refused by the carrier for "
+                "a scan form").encode() in err
         assert b"8 labels read: 4 forms created, 1 label left out" in err
         assert len(scan_forms(server)) == 4
 

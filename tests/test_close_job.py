@@ -69,7 +69,7 @@ def test_two_origins_and_two_carriers_make_four_forms_and_the_rerun_none(env: Sa
     again, rerun = run_close(today(forms_dir=tmp_path / "forms"))
     assert len(scan_forms(env)) == 4  # the rerun made none
     assert again.exit_code == 0 and again.forms == Counter(already_closed=4)
-    assert again.excluded == Counter({"on a form already": 12})
+    assert again.excluded == Counter()  # each label is counted once, with its form
     assert {r["form_id"] for r in rerun} == {r["form_id"] for r in records}
     assert form_of(env, _ids(bought)) == forms
 
@@ -90,6 +90,29 @@ def test_refunded_labels_never_go_on_a_form(env: Sandbox, tmp_path: Path) -> Non
     assert [forms[sid] for sid in refunded] == [None, None]
     assert sum(1 for form in forms.values() if form) == 6
     assert not set(refunded) & {sid for r in records for sid in r["shipment_ids"]}
+
+
+def test_a_label_refunded_after_its_form_is_named_with_the_form_and_exit_3(env: Sandbox, tmp_path: Path) -> None:
+    """The form cannot change, so the driver would take a void label's parcel: the clerk is told which parcel
+    (reference, tracking code) on which form, and it is not called "never put on a form"."""
+    bought = buy(tmp_path / "orders.csv", day_rows(per_group=2))
+    first, _ = run_close(today(forms_dir=tmp_path / "forms"))
+    assert first.exit_code == 0
+    void = bought[5]
+    client = sdk(env)
+    client.shipment.refund(str(void["shipment_id"]))
+    client._requests_session.close()
+    form_id = form_of(env, [str(void["shipment_id"])])[str(void["shipment_id"])]
+
+    host = Headless()
+    outcome, _records = run_close(today(forms_dir=tmp_path / "forms"), host)
+
+    assert outcome.exit_code == 3 and outcome.void_on_form == 1
+    assert outcome.forms == Counter(already_closed=4) and outcome.excluded == Counter()
+    assert [n for n in host.notices if "refunded" in n] == [
+        f"warning: form {form_id} holds 1 refunded label: ORD-00005 ({void['tracking_code']}); a form cannot be "
+        "changed, so pull its parcel before the pickup or tell the driver"]
+    assert len(scan_forms(env)) == 4
 
 
 def test_dry_run_shows_the_groups_and_creates_nothing(env: Sandbox, tmp_path: Path) -> None:
@@ -163,6 +186,7 @@ def test_a_form_made_before_a_crash_is_adopted_not_made_again(env: Sandbox, tmp_
     outcome, records = run_close(today(forms_dir=tmp_path / "forms"))
 
     assert outcome.forms == Counter(adopted=1, created=3)
+    assert outcome.excluded == Counter()  # the adopted form's labels are counted with it, not again
     forms = scan_forms(env)
     assert len(forms) == 4
     adopted = [r for r in records if r["status"] == "adopted"]
@@ -335,7 +359,9 @@ def test_a_refused_shipment_is_left_out_and_the_rest_of_its_group_closed_on_one_
     assert len(scan_forms(env)) == 4 and len({f for f in forms.values() if f}) == 4
     [left] = [r for r in records if r["status"] == "left_out"]
     assert left["shipment_ids"] == [offender] and left["error_code"] == "SCAN_FORM.CREATE.FAILURE"
-    assert offender in left["error_message"] and "refused by the carrier for a scan form" in left["error_message"]
+    # Named by what finds the parcel, with the carrier's reason for it once.
+    assert (left["reference"], left["tracking_code"]) == ("ORD-00004", bought[4]["tracking_code"])
+    assert left["error_message"] == "refused by the carrier for a scan form"
     group = [r for r in records if r["group"] == left["group"]]
     assert [r["status"] for r in group] == ["created", "left_out"]  # its group's form, then what was left out
     assert group[0]["shipments"] == 2

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the job, the SDK and SQLite load when the command runs, not
 
 CLOSE_TABLE_COLUMNS = (
     "group", "status", "origin", "carrier", "shipments", "form_id", "form_file", "pickup_confirmation",
-    "error_message",
+    "reference", "tracking_code", "error_message",
 )
 
 
@@ -88,6 +88,8 @@ def end_line(outcome: CloseOutcome, stats: RunStats, dry_run: bool) -> str:
         parts[0] += f", {counted(outcome.left_out, 'labels')} left out"
     if outcome.excluded:
         parts.append(", ".join(f"{n} {why}" for why, n in outcome.excluded.most_common()))
+    if outcome.void_on_form:
+        parts.append(f"{counted(outcome.void_on_form, 'refunded labels')} on a form (named above)")
     if outcome.pickups:
         parts.append(", ".join(f"{counted(n, 'pickups')} {status.replace('_', ' ')}"
                                for status, n in outcome.pickups.most_common()))

@@ -17,6 +17,7 @@ a half that is accepted is a form of its own (a form cannot be taken back, so a 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,10 @@ from shipctl.paths import state_dir
 CLOSE_FIELDS = (
     "group", "status", "origin", "carrier", "carrier_account_id", "shipments", "form_id", "form_file",
     "pickup_status", "pickup_id", "pickup_confirmation", "pickup_rate", "pickup_currency", "shipment_ids",
-    "error_code", "error_message",
+    "reference", "tracking_code", "error_code", "error_message",
 )
-"""The keys of every record the job hands its sink: one per form, and one per shipment or group left out."""
+"""The keys of every record the job hands its sink: one per form, and one per shipment or group left out
+(`reference` and `tracking_code` are a left-out shipment's: what finds its parcel in the pile)."""
 
 _SEND_ATTEMPTS = 3
 """`scan_form.create` sends per attempt while the answers stay unclear and no form shows up for the shipments."""
@@ -58,6 +60,10 @@ _READY_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 """Seconds between reads of a form the API is still `creating` (about a minute in all)."""
 _SPLITTABLE = frozenset({400, 409, 422})
 _UNREACHABLE = frozenset({"CONNECTION", "TIMEOUT"})
+_ON_FORM = "on a form already"
+_REFUSAL = re.compile(r"of the specified shipments (?:was|were|has|have|is|are) (?P<why>[^:]+):")
+"""EasyPost's refusal of a form, `Unable to create manifest. 1 of the specified shipments was refused by the
+carrier for a scan form: shp_…`: `why` is what it says of each shipment it names."""
 """Refusals that can be about the shipments; others (auth, payment, not found) would refuse any half too."""
 
 
@@ -129,7 +135,19 @@ class LeftOut:
     shipment_ids: tuple[str, ...]
     failure: CallFailure
     status: str = "left_out"
-    """`left_out` (the API refused exactly these) or `failed` (the group could not be sent: no clear answer)."""
+    """`left_out` (the API refused exactly this one) or `failed` (the group could not be sent: no clear answer)."""
+    reference: str | None = None
+    tracking_code: str | None = None
+
+
+@dataclass(frozen=True)
+class VoidOnForm:
+    """A label refunded after it went on a form: the form cannot change, so its parcel must leave the pile."""
+
+    shipment_id: str
+    reference: str | None
+    tracking_code: str | None
+    form_id: str
 
 
 @dataclass
@@ -138,6 +156,9 @@ class CloseOutcome:
     forms: Counter[str] = field(default_factory=Counter)
     left_out: int = 0
     excluded: Counter[str] = field(default_factory=Counter)
+    """Why the labels on no form of this run's records were not put on one, counted once each."""
+    void_on_form: int = 0
+    """Refunded labels on a form (a person must pull the parcel or tell the driver)."""
     problems: int = 0
     """Unread shipments, forms without their PDF, pickups that failed: the run did not finish everything."""
     pickups: Counter[str] = field(default_factory=Counter)
@@ -152,7 +173,7 @@ class CloseOutcome:
             return ExitCode.WRITE_FAILED
         if self.refused:
             return ExitCode.USAGE
-        return ExitCode.PARTIAL if self.left_out or self.problems else ExitCode.OK
+        return ExitCode.PARTIAL if self.left_out or self.problems or self.void_on_form else ExitCode.OK
 
 
 def scope_for(mode: str | None, account: str) -> str:
@@ -173,6 +194,9 @@ class CloseJob:
         self.left_out: list[LeftOut] = []
         self._journal: Closings | None = None
         self._read: dict[str, ClosingShipment] = {}
+        self._references: dict[str, str] = {}
+        """Each candidate's reference, as this machine bought it (the API's when it has none)."""
+        self.void_on_form: list[VoidOnForm] = []
         self._groups_by_key: dict[str, Group] = {}
         self._placed: set[str] = set()
         """Shipments found on this run's form after a refusal: never sent again, nor reported left out."""
@@ -202,6 +226,8 @@ class CloseJob:
                 await self._close(groups)
             await self._finish()
         self._emit()
+        self._warn_left_out()
+        self._warn_void_on_form()
 
     async def _account(self) -> str:
         try:
@@ -222,6 +248,7 @@ class CloseJob:
             since = day_bounds(self.inputs.day or dt.date.today())[0]
             found = from_claims(state_dir(), scope, since)
         unique = {c.shipment_id: c for c in found}
+        self._references = {sid: c.reference for sid, c in unique.items() if c.reference}
         return list(unique.values())
 
     # -- reading -------------------------------------------------------------------------------------------
@@ -275,17 +302,37 @@ class CloseJob:
         """The candidates to close, counting why each other one is not."""
         bounds = day_bounds(self.inputs.day) if self.inputs.day else None
         keep: list[ClosingShipment] = []
+        on_form: list[ClosingShipment] = []
         for candidate in candidates:
             shipment = self._read.get(candidate.shipment_id)
             if shipment is None:
                 continue
             why = self._excluded(shipment, candidate, bounds)
-            if why:
+            if why == _ON_FORM:
+                on_form.append(shipment)
+            elif why:
                 self.outcome.excluded[why] += 1
             else:
                 keep.append(shipment)
         self._known_forms(candidates, bounds)
+        self._count_on_forms(on_form)
         return keep
+
+    def _count_on_forms(self, on_form: Sequence[ClosingShipment]) -> None:
+        """A label on a form this run reports (adopted, already closed) is counted with that form, not again; a
+        refunded one, wherever its form, is named: the driver would otherwise take a void label's parcel."""
+        listed = {sid for form in self.forms for sid in form.shipment_ids}
+        for shipment in on_form:
+            assert shipment.scan_form_id is not None
+            if shipment.id not in listed:
+                self.outcome.excluded[_ON_FORM] += 1
+            if shipment.refund_status in REFUND_DONE:
+                self.void_on_form.append(VoidOnForm(shipment.id, self._reference(shipment), shipment.tracking_code,
+                                                    shipment.scan_form_id))
+        self.outcome.void_on_form = len(self.void_on_form)
+
+    def _reference(self, shipment: ClosingShipment) -> str | None:
+        return self._references.get(shipment.id) or shipment.reference
 
     @staticmethod
     def _excluded(shipment: ClosingShipment, candidate: Candidate,
@@ -295,10 +342,10 @@ class CloseJob:
             return "bought another day"
         if not shipment.bought:
             return "not bought"
+        if shipment.scan_form_id:  # refunded or not: it is on the driver's manifest
+            return _ON_FORM
         if shipment.refund_status in REFUND_DONE:
             return "refunded (never put on a form)"
-        if shipment.scan_form_id:
-            return "on a form already"
         if shipment.is_return:
             return "a return label (it ships from the customer, not from this dock)"
         if not shipment.origin or not shipment.carrier:
@@ -390,8 +437,20 @@ class CloseJob:
         return tuple(sid for sid in ids if sid in message or (codes.get(sid) and str(codes[sid]) in message))
 
     def _leave_out(self, group: Group, ids: tuple[str, ...], failure: CallFailure, status: str = "left_out") -> None:
-        self.left_out.append(LeftOut(group, ids, failure, status))
+        """A refused shipment is a record of its own, named as the clerk knows it and with the carrier's reason
+        once; a group with no clear answer stays one record."""
         self.outcome.left_out += len(ids)
+        if status != "left_out":
+            self.left_out.append(LeftOut(group, ids, failure, status))
+            return
+        found = _REFUSAL.search(failure.message)
+        reason = failure if found is None else CallFailure(failure.code, found["why"].strip(),
+                                                           http_status=failure.http_status)
+        codes = {s.id: s.tracking_code for s in group.shipments}
+        for sid in ids:
+            shipment = self._read.get(sid)
+            reference = self._references.get(sid) or (shipment.reference if shipment else None)
+            self.left_out.append(LeftOut(group, (sid,), reason, status, reference, codes.get(sid)))
 
     async def _attempt(self, group: Group, ids: tuple[str, ...]) -> CallFailure | None:
         """Journal the attempt, send it, and record what came of it; the refusal, if it was refused."""
@@ -531,6 +590,34 @@ class CloseJob:
             return
         self.journal.saved(form.form_id, form.form_url, form.path)
 
+    # -- what a person must act on ----------------------------------------------------------------------------
+
+    def _warn_left_out(self) -> None:
+        """`1 label left out: ORD-1004 (9400…): refused by the carrier for a scan form`, a line per reason."""
+        by_reason: dict[str, list[str]] = {}
+        for left in self.left_out:
+            if left.status == "left_out":
+                name = left.reference or left.shipment_ids[0]
+                named = f"{name} ({left.tracking_code})" if left.tracking_code else name
+                by_reason.setdefault(left.failure.message, []).append(named)
+        for reason, names in by_reason.items():
+            count = f"{len(names)} label{'' if len(names) == 1 else 's'}"
+            self.host.warn(f"{count} left out: {', '.join(names)}: {reason}")
+
+    def _warn_void_on_form(self) -> None:
+        """One line per form holding refunded labels, each named by reference and tracking code."""
+        by_form: dict[str, list[str]] = {}
+        for void in self.void_on_form:
+            name = void.reference or void.shipment_id
+            by_form.setdefault(void.form_id, []).append(f"{name} ({void.tracking_code})" if void.tracking_code
+                                                        else name)
+        for form_id, names in by_form.items():
+            one = len(names) == 1
+            parcel = "its parcel" if one else "their parcels"
+            self.host.warn(f"form {form_id} holds {len(names)} refunded label{'' if one else 's'}: "
+                           f"{', '.join(names)}; a form cannot be changed, so pull {parcel} before the pickup or "
+                           "tell the driver")
+
     # -- records ----------------------------------------------------------------------------------------------
 
     def _emit(self) -> None:
@@ -560,5 +647,6 @@ def form_record(form: FormResult) -> Record:
 
 def left_out_record(left: LeftOut) -> Record:
     record = _base(left.group, left.status, left.shipment_ids)
-    record.update(error_code=left.failure.code, error_message=left.failure.message)
+    record.update(reference=left.reference, tracking_code=left.tracking_code, error_code=left.failure.code,
+                  error_message=left.failure.message)
     return {key: record.get(key) for key in CLOSE_FIELDS}
