@@ -177,6 +177,63 @@ def test_a_close_killed_between_the_call_and_the_commit_is_adopted_by_the_rerun(
         assert None not in on.values() and len(set(on.values())) == 4
 
 
+def test_ctrl_c_during_close_prints_the_forms_made_and_what_the_rerun_will_do(tmp_path: Path) -> None:
+    """SIGINT while the first form's answer is held at a gateway (the sandbox has made it): the run asks for no
+    other form, records the one in flight, prints its record and a line saying what is left, and exits 130; the
+    rerun makes the other forms and fetches the PDF."""
+    with sandbox_process() as server:
+        env = shipctl_env(server.api_base, tmp_path / "state")
+        manifest = tmp_path / "orders.csv"
+        write_manifest(manifest, day_rows(per_group=2))
+        bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
+                                env=env, capture_output=True, check=False, timeout=120)
+        assert bought.returncode == 0, bought.stderr
+
+        committed, release = threading.Event(), threading.Event()
+
+        def hold_answer(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+            if method == "POST" and path.startswith("/v2/scan_forms") and answer.status_code == 200:
+                committed.set()
+                release.wait(60)
+            return None
+
+        gateway = Gateway(server.api_base.removesuffix("/v2"), hold_answer)
+        try:
+            run = start(["close", "-o", "ndjson", "--concurrency", "1", "--progress", "off"],
+                        shipctl_env(gateway.api_base, tmp_path / "state"))
+            assert run.stderr is not None and run.stdout is not None
+            assert committed.wait(60)
+            run.send_signal(signal.SIGINT)
+            heard = []
+            while not heard or not heard[-1].startswith(b"interrupted:"):  # the run has stopped asking for forms
+                line = run.stderr.readline()
+                assert line, b"".join(heard)
+                heard.append(line)
+            release.set()
+            out, rest = run.stdout.read(), run.stderr.read()
+            assert run.wait(timeout=60) == 130
+        finally:
+            release.set()
+            gateway.close()
+        err = b"".join(heard) + rest
+        assert b"Traceback" not in err and b"error: interrupted" not in err
+        [made] = _records(out)
+        assert made["status"] == "created" and made["shipments"] == 2 and made["form_file"] is None
+        assert [f.id for f in scan_forms(server)] == [made["form_id"]]  # no form asked for after the Ctrl-C
+        assert err.decode().strip().splitlines()[-1] == (
+            "interrupted: 1 form created before the interrupt, 6 labels not on a form yet; rerun close to fetch "
+            "the PDF of 1 form and close the rest (it makes no form twice)")
+
+        rerun = start(["close", "-o", "ndjson", "--progress", "off"], env)
+        out, err = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, err
+        statuses = {r["form_id"]: r["status"] for r in _records(out)}
+        assert statuses[made["form_id"]] == "already_closed"
+        assert sorted(statuses.values()) == ["already_closed", "created", "created", "created"]
+        assert all(Path(r["form_file"]).is_file() for r in _records(out))
+        assert len(scan_forms(server)) == 4
+
+
 def test_a_second_close_of_the_account_is_refused_while_one_runs(env: Sandbox, tmp_path: Path) -> None:
     bought = buy(tmp_path / "orders.csv", day_rows(per_group=1))
     account = sdk(env).user.retrieve_me().id

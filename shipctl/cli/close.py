@@ -96,6 +96,24 @@ def end_line(outcome: CloseOutcome, stats: RunStats, dry_run: bool) -> str:
     return f"{counted(outcome.shipments, 'labels')} read: {'; '.join(parts)}, {stats.elapsed():.1f} s"
 
 
+def interrupted_line(outcome: CloseOutcome) -> str:
+    """`interrupted: 1 form created before the interrupt, 6 labels not on a form yet; rerun close to fetch the PDF
+    of 1 form and close the rest (it makes no form twice)`."""
+    from shipctl.cli.summary import counted
+
+    made = outcome.forms["created"]
+    said = [f"{counted(made, 'forms')} created before the interrupt" if made else "no form created"]
+    todo = []
+    if outcome.without_pdf:
+        n = outcome.without_pdf
+        todo.append(f"fetch the PDF{'' if n == 1 else 's'} of {counted(n, 'forms')}")
+    if outcome.not_closed:
+        said.append(f"{counted(outcome.not_closed, 'labels')} not on a form yet")
+        todo.append("close the rest")
+    rerun = f"rerun close to {' and '.join(todo)}" if todo else "rerun close to check"
+    return f"interrupted: {', '.join(said)}; {rerun} (it makes no form twice)"
+
+
 @command()
 @engine_options("Shipments dispatched")
 def close(
@@ -133,6 +151,11 @@ def close(
     inputs = _inputs(journals, day, forms_dir, pickup, window, dry_run)
     host = CliHost(run, noun="labels", yes=yes)
     outcome, stats = _execute(inputs, host)
+    if outcome.interrupted:
+        if outcome.shipments or outcome.forms:
+            terminal().info(end_line(outcome, stats, inputs.dry_run))
+        terminal().info(interrupted_line(outcome))
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
     if outcome.shipments or outcome.forms:
         terminal().info(end_line(outcome, stats, inputs.dry_run))
     else:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from shipctl.carrier.closing import (
 from shipctl.carrier.refunds import REFUND_DONE
 from shipctl.carrier.shipments import download
 from shipctl.closings import Attempt, Closings
-from shipctl.engine.failures import CallFailure
+from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.errors import ShipctlError, WriteFailure
 from shipctl.exit_codes import ExitCode
 from shipctl.jobs.close_inputs import Candidate, PickupWindow, day_bounds, from_claims, from_journal
@@ -65,6 +67,10 @@ _REFUSAL = re.compile(r"of the specified shipments (?:was|were|has|have|is|are) 
 """EasyPost's refusal of a form, `Unable to create manifest. 1 of the specified shipments was refused by the
 carrier for a scan form: shp_…`: `why` is what it says of each shipment it names."""
 """Refusals that can be about the shipments; others (auth, payment, not found) would refuse any half too."""
+
+
+_STOPPED = CallFailure("INTERRUPTED", "not sent: the run was interrupted")
+"""What `_attempt` answers for a group it did not send after Ctrl-C: neither a form nor a refusal."""
 
 
 def _unsettled() -> CallFailure:
@@ -166,11 +172,19 @@ class CloseOutcome:
     """Set when the pickups were not approved: nothing was spent."""
     write_failure: WriteFailure | None = None
     """A form's PDF could not be written (the form stands; a rerun fetches it)."""
+    interrupted: bool = False
+    """Ctrl-C or SIGTERM: no form was asked for after it; what was made is still reported."""
+    without_pdf: int = 0
+    """Forms whose PDF is not saved (an interrupted run does not fetch them)."""
+    not_closed: int = 0
+    """After an interrupt: labels not read, or read and put on no form and not left out."""
 
     @property
     def exit_code(self) -> ExitCode:
         if self.write_failure:
             return ExitCode.WRITE_FAILED
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
         if self.refused:
             return ExitCode.USAGE
         return ExitCode.PARTIAL if self.left_out or self.problems or self.void_on_form else ExitCode.OK
@@ -182,9 +196,14 @@ def scope_for(mode: str | None, account: str) -> str:
 
 
 class CloseJob:
-    """One `close` run on `session`. Records reach `sink` at the end, groups in order (origin, carrier)."""
+    """One `close` run on `session`. Records reach `sink` at the end, groups in order (origin, carrier).
 
-    def __init__(self, inputs: CloseInputs, session: Session, host: Host, sink: Sink) -> None:
+    Ctrl-C (or SIGTERM) stops it asking for forms: calls in flight are waited for (up to `stop_grace` seconds) so
+    a form made is recorded, no PDF or pickup is fetched, and the records of what was made are still handed out.
+    A second one leaves at once (the forms journal settles whatever was in flight on the next run)."""
+
+    def __init__(self, inputs: CloseInputs, session: Session, host: Host, sink: Sink,
+                 stop_grace: float = 30.0) -> None:
         self.inputs = inputs
         self.session = session
         self.host = host
@@ -200,6 +219,12 @@ class CloseJob:
         self._groups_by_key: dict[str, Group] = {}
         self._placed: set[str] = set()
         """Shipments found on this run's form after a refusal: never sent again, nor reported left out."""
+        self.stop_grace = stop_grace
+        self._interrupts = 0
+        self._booking: Any = None
+        """The pickups being booked (`jobs.pickups.Pickups`), whose question a Ctrl-C must not wait for."""
+        self._groups_made: list[Group] = []
+        self._reads = 0
 
     def run(self) -> CloseOutcome:
         self.session.run(self._main)
@@ -212,6 +237,23 @@ class CloseJob:
 
     async def _main(self) -> None:
         self.host.engine_started(self.session.engine.sizing)
+        async with anyio.create_task_group() as watching:
+            # The grace after a Ctrl-C bounds the work, not the watcher: a second Ctrl-C is still heard.
+            work = anyio.CancelScope()
+            if threading.current_thread() is threading.main_thread():  # only there can signals be received
+                watching.start_soon(self._watch_signals, work)
+            try:
+                with work:
+                    await self._work()
+            finally:
+                watching.cancel_scope.cancel()
+        if self.outcome.interrupted:
+            self._count_unfinished()
+        self._emit()
+        self._warn_left_out()
+        self._warn_void_on_form()
+
+    async def _work(self) -> None:
         account = await self._account()
         scope = scope_for(self.session.target.mode, account)
         with Closings(state_dir(), scope).open(lock=not self.inputs.dry_run) as journal:
@@ -223,11 +265,42 @@ class CloseJob:
                 if not self.inputs.dry_run:
                     self._settle_pending(pending)
                 groups = self._groups(self._of_the_day(candidates))
+                self._groups_made = list(groups)
                 await self._close(groups)
             await self._finish()
-        self._emit()
-        self._warn_left_out()
-        self._warn_void_on_form()
+
+    async def _watch_signals(self, work: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _signum in signals:
+                self._interrupts += 1
+                self.outcome.interrupted = True
+                if self._booking is not None and self._booking.asking:
+                    # The thread reading the answer cannot be unblocked; nothing is in flight while it waits.
+                    self.host.info("interrupted at the question: no pickup was booked; the forms are made and "
+                                   "journaled: rerun close --pickup to list them and book their pickups")
+                    self.host.exit_now()
+                    self.session.engine.stop()
+                    work.cancel()
+                    return
+                if self._interrupts > 1:
+                    self.host.info("second interrupt: stopping now (the forms journal is consistent; rerun close "
+                                   "to finish: it makes no form twice)")
+                    self.host.exit_now()
+                    work.cancel()
+                    return
+                self.host.info(
+                    f"interrupted: no new form will be asked for; waiting for {self.session.stats.inflight} calls "
+                    f"in flight (up to {self.stop_grace:.0f} s; Ctrl-C again to stop now)")
+                self.session.engine.stop()
+                work.deadline = anyio.current_time() + self.stop_grace
+
+    def _count_unfinished(self) -> None:
+        """What an interrupted run leaves for the rerun: forms without their PDF, labels on no form yet."""
+        self.outcome.without_pdf = sum(1 for f in self.forms if self._needs_pdf(f))
+        done = {sid for f in self.forms for sid in f.shipment_ids} | \
+               {sid for x in self.left_out for sid in x.shipment_ids}
+        waiting = {s.id for g in self._groups_made for s in g.shipments} - done
+        self.outcome.not_closed = len(waiting) + max(0, self.outcome.shipments - self._reads)
 
     async def _account(self) -> str:
         try:
@@ -259,6 +332,7 @@ class CloseJob:
         await self.session.engine.run(ids, self._read_one)
 
     async def _read_one(self, shipment_id: str) -> None:
+        self._reads += 1
         try:
             shipment = await self.session.engine.call(retrieve_for_close, self.session.client, shipment_id)
         except CallFailure as failure:
@@ -407,7 +481,7 @@ class CloseJob:
     async def _submit(self, group: Group, ids: tuple[str, ...]) -> None:
         """One form for `ids`, or, refused, the offenders found and the rest on as few forms as can be."""
         failure = await self._attempt(group, ids)
-        if failure is None:
+        if failure is None or failure is _STOPPED:
             return
         ids = tuple(sid for sid in ids if sid not in self._placed)
         if not ids:
@@ -454,11 +528,18 @@ class CloseJob:
 
     async def _attempt(self, group: Group, ids: tuple[str, ...]) -> CallFailure | None:
         """Journal the attempt, send it, and record what came of it; the refusal, if it was refused."""
+        if self.session.engine.stopping:
+            return _STOPPED
         attempt = self.journal.intend(group.key, ids)
         uncertain = False  # an earlier send had no clear answer: it may have made the form after all
         for _ in range(_SEND_ATTEMPTS):
             try:
-                form = await self.session.engine.call(create_scan_form, self.session.client, ids, retry_unknown=False)
+                form = await self.session.engine.call(create_scan_form, self.session.client, ids,
+                                                      retry_unknown=False, unless_stopping=True)
+            except Stopped:
+                if not uncertain:  # never sent: nothing for a rerun to settle
+                    self.journal.abandoned(attempt)
+                return _STOPPED  # an unclear earlier send stays pending: the rerun reads where it went
             except CallFailure as failure:
                 if not failure.outcome_unknown:
                     if uncertain:
@@ -534,7 +615,9 @@ class CloseJob:
         for wait in _READY_WAITS:
             if form.status != "creating":
                 return form
-            await anyio.sleep(wait)  # polling the API's background work, not synchronisation
+            # Polling the API's background work, not synchronisation; a Ctrl-C ends the wait (a rerun fetches it).
+            if not await self.session.engine.pause(wait):
+                return form
             try:
                 form = await self.session.engine.call(retrieve_scan_form, self.session.client, form.id)
             except CallFailure:
@@ -544,6 +627,8 @@ class CloseJob:
     # -- after the forms -----------------------------------------------------------------------------------
 
     async def _finish(self) -> None:
+        if self.outcome.interrupted:
+            return  # the PDFs and pickups are the rerun's: the person asked the run to stop
         if self.inputs.dry_run:
             if self.inputs.pickup is not None:
                 for form in self.forms:
@@ -553,7 +638,7 @@ class CloseJob:
         if self.inputs.pickup is not None:
             from shipctl.jobs.pickups import Pickups
 
-            booking = Pickups(self.session, self.host, self.journal, self.inputs.pickup)
+            booking = self._booking = Pickups(self.session, self.host, self.journal, self.inputs.pickup)
             self.outcome.refused = await booking.book(self.forms)
             self.outcome.pickups.update(f.pickup.status for f in self.forms if f.pickup is not None)
             self.outcome.problems += sum(1 for f in self.forms if f.pickup is not None and f.pickup.status == "failed")

@@ -35,13 +35,15 @@ class Pickups:
         self.journal = journal
         self.window = window
         self._quoted: dict[str, Pickup] = {}
+        self.asking = False
+        """The question is on screen: a Ctrl-C cannot wait for its answer."""
 
     async def book(self, forms: Sequence[FormResult]) -> str | None:
         """Give every form a `pickup` result; the refusal message when the spending was not approved."""
         ready = [f for f in forms if f.form_id is not None]
         await self.session.engine.run(ready, self._quote)
         to_buy = [f for f in ready if f.pickup is None]
-        if not to_buy:
+        if not to_buy or self.session.engine.stopping:  # interrupted: a form not quoted is not bought
             return None
         if not await self._approved(to_buy):
             for form in to_buy:
@@ -131,8 +133,13 @@ class Pickups:
         modes = {f.sample.mode for f in to_buy if needs_approval(f.sample.mode)}
         mode = "production" if modes == {"production"} else None
         # A question blocks on a terminal: ask from a thread, so the loop still hears a Ctrl-C.
-        return await anyio.to_thread.run_sync(
-            self.host.approve, Spend("book", len(to_buy), totals, noun="pickups", mode=mode), abandon_on_cancel=True)
+        self.asking = True
+        try:
+            return await anyio.to_thread.run_sync(
+                self.host.approve, Spend("book", len(to_buy), totals, noun="pickups", mode=mode),
+                abandon_on_cancel=True)
+        finally:
+            self.asking = False
 
     # -- second pass: buy ------------------------------------------------------------------------------------
 
