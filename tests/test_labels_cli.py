@@ -271,7 +271,7 @@ def test_create_records_on_stdin_print_the_bought_ones(env: Sandbox, tmp_path: P
     (("--out", "today.pdf", "-r", "ORD-99999"), "not in journal"),
     (("--out", "blocker/today.pdf"), "blocker is a file, not a folder"),
     (("--out", "orders.csv.journal.db", "--format", "pdf"), "it is the same file as the journal"),
-    (("--out", "today.pdf", "--sheet", "Orders"), "--sheet goes with --sort-by"),
+    (("--out", "today.pdf", "--sheet", "Orders"), "--sheet goes with an .xlsx workbook"),
 ])
 def test_mistakes_are_one_line_and_exit_2_with_nothing_fetched(
     env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], message: str

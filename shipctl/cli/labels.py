@@ -79,7 +79,7 @@ def labels(
     ),
     encoding: Encoding = None,
     sheet: str | None = typer.Option(
-        None, "--sheet", rich_help_panel=MANIFEST_PANEL, help="The sheet of an .xlsx manifest (for --sort-by)."
+        None, "--sheet", rich_help_panel=MANIFEST_PANEL, help="The sheet of an .xlsx manifest (default: the first)."
     ),
     *,
     run: RunOptions,
@@ -106,9 +106,9 @@ def labels(
     if file_format == "zpl" and page != "4x6":
         raise UsageError("--page letter goes with a PDF: a ZPL label is the size the printer's media is")
     for flag, value in (("--encoding", encoding), ("--sheet", sheet)):
-        if value is not None and sort_by is None:
-            raise UsageError(f"{flag} goes with --sort-by: it says how to read the manifest's columns")
-    source = _source(manifest, journal_path, sort_by)
+        if value is not None and manifest in (None, "-"):
+            raise UsageError(f"{flag} goes with a MANIFEST: it says how to read it")
+    source = _source(manifest, journal_path, sort_by, encoding, sheet)
     rows = _pick(source, _split_refs(references), sort_by, encoding, sheet)
     request = LabelsRequest(
         rows=tuple(rows), out=out, file_format=file_format, page=page, only_new=only_new, named=bool(references),
@@ -140,9 +140,12 @@ def _split_refs(values: list[str] | None) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def _source(manifest: str | None, journal: Path | None, sort_by: str | None) -> _Source:
+def _source(manifest: str | None, journal: Path | None, sort_by: str | None, encoding: str | None,
+            sheet: str | None) -> _Source:
+    """The rows to consider; given a manifest, every one of its rows is among them (one the journal never
+    recorded as `not_attempted`), so none drops out of the count unseen."""
     from shipctl.cli.inputs import require_file
-    from shipctl.jobs.label_rows import read_journal, rows_from_records
+    from shipctl.jobs.label_rows import ManifestFile, read_journal, rows_from_records, with_unattempted
     from shipctl.paths import default_journal
 
     if manifest == "-":
@@ -163,7 +166,8 @@ def _source(manifest: str | None, journal: Path | None, sort_by: str | None) -> 
                              f"`shipctl create {manifest}` bought; run it first, or pass --journal PATH")
     assert journal is not None
     read = read_journal(journal)
-    return _Source(read.rows, f"journal {journal}", path, journal, read.target)
+    rows = read.rows if path is None else with_unattempted(read.rows, ManifestFile(path, encoding, sheet))
+    return _Source(rows, f"journal {journal}", path, journal, read.target)
 
 
 def _pick(source: _Source, references: list[str], sort_by: str | None, encoding: str | None,
@@ -244,8 +248,8 @@ def _size(n: int) -> str:
 
 def _report(request: LabelsRequest, outcome: LabelsOutcome, run: RunOptions) -> None:
     term = terminal()
-    left = [f"{len(refs)} {status.replace('_', ' ')} ({_refs(refs)})"
-            for status, refs in outcome.left_out.items() if refs]
+    left = [f"{len(refs)} {_LEFT_OUT_WORDS.get(status, status.replace('_', ' '))} ({_refs(refs)}"
+            f"{_LEFT_OUT_ADVICE.get(status, '')})" for status, refs in outcome.left_out.items() if refs]
     if outcome.file is None:
         why = "; ".join(left) or ("every label failed" if outcome.failed else "no labels")
         term.info(f"nothing printed ({why}): {request.out} was not written")
@@ -293,6 +297,9 @@ def _report_failed(failed: list[tuple[str, str, str]]) -> None:
     terminal().warn(f"{counted(len(failed), 'labels')} not printed whole ({_refs([ref for ref, _, _ in failed])}): "
                     f"{kinds}; {common}: {example}")
 
+
+_LEFT_OUT_WORDS = {"not_attempted": "not yet attempted"}
+_LEFT_OUT_ADVICE = {"not_attempted": "; rerun create for them"}
 
 _SOURCE_WORDS = {"labels_dir": "from create's --labels-dir", "cache": "from the cache",
                  "fetched": "fetched", "converted": "converted by the API and fetched"}

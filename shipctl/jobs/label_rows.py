@@ -21,7 +21,7 @@ from shipctl.errors import ManifestError, UsageError
 from shipctl.jobs.purchase import is_void
 from shipctl.journal import JournalRow
 
-State = Literal["bought", "voided", "not_bought"]
+State = Literal["bought", "voided", "not_bought", "not_attempted"]
 
 _JOURNAL_COLUMNS = ", ".join(f.name for f in fields(JournalRow))
 
@@ -73,6 +73,35 @@ def _from_journal(row: JournalRow) -> LabelRow:
     if row.state == "bought":
         state = "voided" if is_void(row.refund_status) else "bought"
     return LabelRow(row.reference, row.shipment_id, state, row.tracking_code, row.carrier, row.label_path, row.line)
+
+
+def with_unattempted(rows: list[LabelRow], manifest: ManifestFile) -> list[LabelRow]:
+    """`rows` (a journal's) and a `not_attempted` row for every manifest row the journal never recorded, in
+    manifest order.
+
+    A `create` stopped early journals only the rows it reached (a row is journaled as its chunk is planned), and a
+    row `--skip-invalid` left out is never journaled: without these, a clerk told "left out: 34 not bought" would
+    think the pile complete. A row is the journal's when its reference is there (a row without one: its content
+    key, as `create` made it) or, for a row read here as invalid without a reference, when its line is.
+    """
+    from shipctl.manifest import ValidRow, iter_rows
+    from shipctl.manifest.columns import canonical
+
+    references = {row.reference for row in rows}
+    lines = {row.line for row in rows if row.line is not None}
+    missing: list[LabelRow] = []
+    try:
+        for item in iter_rows(manifest.path, encoding=manifest.encoding, sheet=manifest.sheet):
+            reference = item.row.reference if isinstance(item, ValidRow) else _raw_reference(item.raw, canonical)
+            known = reference in references if reference else item.line in lines
+            if not known:
+                missing.append(LabelRow(reference or f"line {item.line}", None, "not_attempted", line=item.line))
+    except ManifestError as exc:
+        raise UsageError(f"cannot read the manifest {manifest.path} to account for each of its rows: {exc.message} "
+                         "(give it --encoding/--sheet as create read it, or --journal PATH alone)") from None
+    if not missing:
+        return rows
+    return sorted([*rows, *missing], key=lambda row: row.line if row.line is not None else 0)
 
 
 def rows_from_records(text: str) -> list[LabelRow]:
@@ -157,6 +186,15 @@ def pick_references(rows: list[LabelRow], references: Sequence[str], where: str)
 
 
 # --- --sort-by ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """A manifest, read as `create` read it."""
+
+    path: Path
+    encoding: str | None = None
+    sheet: str | None = None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ LABEL_FIELDS = (
 )
 """The keys of every record the job hands its sink, in the order the data formats print them."""
 
-LEFT_OUT = ("voided", "not_bought", "printed_before")
+LEFT_OUT = ("voided", "not_bought", "not_attempted", "printed_before")
 """Statuses of rows deliberately not in the file (failures aside)."""
 
 _USABLE = {"pdf": ("PDF", "PNG", "IMAGE"), "zpl": ("ZPL",)}
@@ -96,7 +96,9 @@ class LabelsOutcome:
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.PARTIAL if self.failed or self.named_left_out else ExitCode.OK
+        # A manifest row create never reached has no label anywhere: the pile is short, as with a failed label.
+        unattempted = self.left_out["not_attempted"]
+        return ExitCode.PARTIAL if self.failed or self.named_left_out or unattempted else ExitCode.OK
 
 
 @dataclass
@@ -383,6 +385,9 @@ def _record(item: _Item) -> dict[str, Any]:
         code, message = "REFUNDED", "the label was refunded: a void label is never printed"
     elif item.status == "not_bought":
         code, message = "NOT_BOUGHT", "no label was bought for this row"
+    elif item.status == "not_attempted":
+        code, message = "NOT_ATTEMPTED", ("the journal has no record of this manifest row: create stopped before "
+                                          "it, or skipped it as invalid; rerun create")
     return {
         "reference": row.reference, "shipment_id": row.shipment_id, "tracking_code": row.tracking_code,
         "carrier": row.carrier, "status": item.status, "page": item.page, "pages": item.pages or None,
