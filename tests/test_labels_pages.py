@@ -319,11 +319,11 @@ def test_the_cache_is_per_api_and_prunes_only_old_files_once_a_day(tmp_path: Pat
 
 
 def test_the_printed_log_remembers_shipments_and_counts_reprints(tmp_path: Path) -> None:
-    log = PrintedLog(tmp_path)
-    assert log.printed(["shp_1", "shp_2"]) == set()
-    log.record([("shp_1", "ORD-1", "9400")], tmp_path / "a.pdf")
-    log.record([("shp_1", "ORD-1", "9400"), ("shp_2", "ORD-2", None)], tmp_path / "b.pdf")
-    assert log.printed(["shp_1", "shp_2", "shp_3"]) == {"shp_1", "shp_2"}
+    with PrintedLog(tmp_path) as log:
+        assert log.claim(["shp_1", "shp_2"]).printed == set()
+        log.record([("shp_1", "ORD-1", "9400")], tmp_path / "a.pdf")
+        log.record([("shp_1", "ORD-1", "9400"), ("shp_2", "ORD-2", None)], tmp_path / "b.pdf")
+        assert log.claim(["shp_1", "shp_2", "shp_3"]).printed == {"shp_1", "shp_2"}
     import sqlite3
 
     db = sqlite3.connect(log.path)

@@ -257,6 +257,9 @@ def _report(request: LabelsRequest, outcome: LabelsOutcome, run: RunOptions) -> 
         term.info(_written_line(request, outcome, run.quiet))
         if left and not run.quiet:
             term.info("left out: " + "; ".join(left))
+        if not outcome.recorded:
+            term.info(f"{request.out} keeps nothing written to it: these labels are not recorded as printed "
+                      "(--only-new will print them)")
         if outcome.forms_file is not None and not run.quiet:
             term.info(f"{outcome.forms_file}: the customs forms of international labels (ZPL cannot carry a PDF "
                       "invoice): print it on a sheet printer")
@@ -298,7 +301,7 @@ def _report_failed(failed: list[tuple[str, str, str]]) -> None:
                     f"{kinds}; {common}: {example}")
 
 
-_LEFT_OUT_WORDS = {"not_attempted": "not yet attempted"}
+_LEFT_OUT_WORDS = {"not_attempted": "not yet attempted", "printing_elsewhere": "being printed by another run"}
 _LEFT_OUT_ADVICE = {"not_attempted": "; rerun create for them"}
 
 _SOURCE_WORDS = {"labels_dir": "from create's --labels-dir", "cache": "from the cache",

@@ -8,9 +8,10 @@ conversion (`GET /shipments/:id/label?file_format=...`) when it exists in no usa
 kept in the cache (`printing.cache`). International shipments' forms are fetched the same way.
 
 Then the file is built in the order given (manifest order, or `--sort-by`'s), written whole or not at all
-(`printing.replace`), and its labels are recorded as printed (`printing.printed`, for `--only-new`). A run
-stopped before its labels were all fetched writes no file: a pile missing labels nobody notices is worse than
-none.
+(`printing.replace`), and its labels are recorded as printed (`printing.printed`, for `--only-new`; not when the
+file is the null device, which keeps nothing). A run stopped before its labels were all fetched writes no file: a
+pile missing labels nobody notices is worse than none. `--only-new` claims the labels it prints before it reads
+any from the API, so two such runs at once never both print one.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from shipctl.jobs.label_rows import LabelRow
 from shipctl.jobs.session import Session
 from shipctl.printing.cache import LabelCache
 from shipctl.printing.pages import Sheet, UnreadableFile
-from shipctl.printing.printed import PrintedLog
-from shipctl.printing.replace import replacing
+from shipctl.printing.printed import Label, PrintedLog
+from shipctl.printing.replace import Written, discards, replacing
 from shipctl.printing.sniff import file_kind
 
 OutputFormat = Literal["pdf", "zpl"]
@@ -44,8 +45,10 @@ LABEL_FIELDS = (
 )
 """The keys of every record the job hands its sink, in the order the data formats print them."""
 
-LEFT_OUT = ("voided", "not_bought", "not_attempted", "printed_before")
+LEFT_OUT = ("voided", "not_bought", "not_attempted", "printed_before", "printing_elsewhere")
 """Statuses of rows deliberately not in the file (failures aside)."""
+_NOT_NEW = ("printed_before", "printing_elsewhere")
+"""What `--only-new` leaves out: not this run's to print, and no failure even when named."""
 
 _USABLE = {"pdf": ("PDF", "PNG", "IMAGE"), "zpl": ("ZPL",)}
 """File kinds each output can take a label from."""
@@ -91,6 +94,8 @@ class LabelsOutcome:
     """(reference, error code, message) of every label that could not be put in the file, or whose forms could not."""
     sources: Counter[str] = field(default_factory=Counter)
     named_left_out: int = 0
+    recorded: bool = True
+    """False when the file is the null device: its labels are not recorded as printed."""
     stopped: bool = False
     elapsed: float = 0.0
 
@@ -112,6 +117,7 @@ class _Item:
     page: int | None = None
     pages: int = 0
     form_count: int = 0
+    elsewhere_pid: int | None = None
     error_code: str | None = None
     error_message: str | None = None
 
@@ -156,7 +162,17 @@ class LabelsJob:
         self._check_target()
         self.cache = LabelCache.for_identity(self.session.target.identity)
         self.cache.prune()
-        log = PrintedLog(self.cache.root)
+        # Closed however the run ends: its claims are let go, so an interrupted run's labels stay new.
+        with PrintedLog(self.cache.root) as log:
+            self._print(log)
+        self._tally()
+        self.outcome.elapsed = time.monotonic() - started
+        if not self.outcome.stopped:
+            for item in self._items:
+                self.sink(_record(item))
+        return self.outcome
+
+    def _print(self, log: PrintedLog) -> None:
         self._settle_without_api(log)
         todo = [item for item in self._items if not item.status]
         self.session.stats.total = len(todo)
@@ -166,17 +182,16 @@ class LabelsJob:
             raise self.write_failure
         self.outcome.stopped = self.session.engine.stopping
         ready = [item for item in self._items if item.status == "fetched"]
-        if ready and not self.outcome.stopped:
-            self._build(ready)
-            if self.outcome.file is not None:
-                log.record([(i.row.shipment_id or "", i.row.reference, i.row.tracking_code)
-                            for i in ready if i.status == "printed"], self.outcome.file.resolve())
-        self._tally()
-        self.outcome.elapsed = time.monotonic() - started
-        if not self.outcome.stopped:
-            for item in self._items:
-                self.sink(_record(item))
-        return self.outcome
+        if not ready or self.outcome.stopped:
+            return
+        self._build(ready, lambda path, written: log.writing(_printed(ready), path, written))
+        if self.outcome.file is None:
+            return
+        if discards(self.outcome.file):
+            # /dev/null keeps nothing: recorded as printed, its labels would never come out of `--only-new`.
+            self.outcome.recorded = False
+            return
+        log.record(_printed(ready), self.outcome.file.resolve())
 
     def _check_target(self) -> None:
         bound, identity = self.request.journal_target, self.session.target.identity
@@ -185,16 +200,20 @@ class LabelsJob:
                              f"targets {identity}; nothing was printed")
 
     def _settle_without_api(self, log: PrintedLog) -> None:
-        """What the input already says: void, never bought, or (`--only-new`) printed by an earlier run."""
+        """What the input already says: void, never bought, or (`--only-new`) printed by an earlier run or being
+        printed by another; the rest `--only-new` claims for this run."""
         for item in self._items:
             if item.row.state != "bought":
                 item.status = item.row.state
         if self.request.only_new:
             candidates = [i for i in self._items if not i.status and i.row.shipment_id]
-            done = log.printed(i.row.shipment_id or "" for i in candidates)
+            claimed = log.claim(i.row.shipment_id or "" for i in candidates)
             for item in candidates:
-                if item.row.shipment_id in done:
+                sid = item.row.shipment_id or ""
+                if sid in claimed.printed:
                     item.status = "printed_before"
+                elif sid in claimed.elsewhere:
+                    item.status, item.elsewhere_pid = "printing_elsewhere", claimed.elsewhere[sid]
 
     # -- fetching ------------------------------------------------------------------------------------------
 
@@ -272,7 +291,7 @@ class LabelsJob:
 
     # -- the file ------------------------------------------------------------------------------------------
 
-    def _build(self, ready: list[_Item]) -> None:
+    def _build(self, ready: list[_Item], on_written: Written) -> None:
         from shipctl.printing.pdf import PdfDocument
         from shipctl.printing.zpl import ZplDocument
 
@@ -294,7 +313,7 @@ class LabelsJob:
             self.outcome.pages = zpl.formats
         if not any(item.status == "printed" for item in ready):
             return
-        self.outcome.size = _write(document, request.out, f"--out {request.out}")
+        self.outcome.size = _write(document, request.out, f"--out {request.out}", on_written)
         self.outcome.file = request.out
         if forms is not None and forms.pages:
             _write(forms, request.forms_out, f"the forms file {request.forms_out}")
@@ -360,7 +379,7 @@ class LabelsJob:
         for item in self._items:
             if item.status in LEFT_OUT:
                 outcome.left_out[item.status].append(item.row.reference)
-                outcome.named_left_out += self.request.named and item.status != "printed_before"
+                outcome.named_left_out += self.request.named and item.status not in _NOT_NEW
             elif item.status == "failed" or item.error_code:
                 outcome.failed.append((item.row.reference, item.error_code or "FAILED", item.error_message or ""))
             if item.status == "printed":
@@ -369,8 +388,12 @@ class LabelsJob:
                 outcome.sources[item.source or ""] += 1
 
 
-def _write(document: Any, out: Path, what: str) -> int:
-    with replacing(out, what) as fh:
+def _printed(ready: list[_Item]) -> list[Label]:
+    return [(i.row.shipment_id or "", i.row.reference, i.row.tracking_code) for i in ready if i.status == "printed"]
+
+
+def _write(document: Any, out: Path, what: str, on_written: Written | None = None) -> int:
+    with replacing(out, what, on_written) as fh:
         document.write(fh)
     try:
         return out.stat().st_size
@@ -385,6 +408,9 @@ def _record(item: _Item) -> dict[str, Any]:
         code, message = "REFUNDED", "the label was refunded: a void label is never printed"
     elif item.status == "not_bought":
         code, message = "NOT_BOUGHT", "no label was bought for this row"
+    elif item.status == "printing_elsewhere":
+        pid = f" (pid {item.elsewhere_pid})" if item.elsewhere_pid else ""
+        code, message = "PRINTING_ELSEWHERE", f"another `labels --only-new` run{pid} is printing this label"
     elif item.status == "not_attempted":
         code, message = "NOT_ATTEMPTED", ("the journal has no record of this manifest row: create stopped before "
                                           "it, or skipped it as invalid; rerun create")

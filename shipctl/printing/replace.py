@@ -10,18 +10,21 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from shipctl import safefiles
 from shipctl.errors import WriteFailure
 
+Written = Callable[[Path, os.stat_result], None]
+"""Told the final path and the identity of the file written whole, just before it is renamed there."""
+
 
 @contextlib.contextmanager
-def replacing(dest: Path, what: str) -> Iterator[BinaryIO]:
+def replacing(dest: Path, what: str, on_written: Written | None = None) -> Iterator[BinaryIO]:
     """A binary file whose content becomes `dest` when the block ends without an error; failures to write are
-    `WriteFailure`s naming `what`."""
+    `WriteFailure`s naming `what`. `on_written` is called before the rename (not for a device, written straight)."""
     try:
         if safefiles.check_links(dest):
             dest = dest.resolve()
@@ -40,6 +43,8 @@ def replacing(dest: Path, what: str) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+            if on_written is not None:
+                on_written(dest, os.fstat(fh.fileno()))
         os.replace(tmp, dest)
     except OSError as exc:
         raise WriteFailure.from_os(what, exc) from None
@@ -53,3 +58,12 @@ def _straight(dest: Path, what: str) -> Iterator[BinaryIO]:
             yield fh
     except OSError as exc:
         raise WriteFailure.from_os(what, exc) from None
+
+
+def discards(dest: Path) -> bool:
+    """Whether `dest` is the null device, which keeps nothing written to it (`--out /dev/null`)."""
+    try:
+        found, null = os.stat(dest), os.stat(os.devnull)
+    except OSError:
+        return False
+    return stat.S_ISCHR(found.st_mode) and found.st_rdev == null.st_rdev
