@@ -24,14 +24,14 @@ forgotten while a buy sent for it might still land. What a second run sees:
 Whether a run is alive is told by an exclusive `flock` each run holds on `runs/<run id>.lock` while it runs:
 the kernel drops it when the process dies, however it dies, and a reused pid cannot fake it. Only a lock file
 that is gone, or that nobody holds, means dead; any other doubt means alive (a held row is safe, a doubled
-label is not). Where `flock` does not exist (Windows), the run's pid is asked of the OS instead.
+label is not). Where `flock` does not exist (Windows), the run's pid is asked of the OS instead. The rule is
+`shipctl.run_locks`, which `labels`' print claims share.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import os
 import sqlite3
 import time
@@ -40,8 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from shipctl import run_locks
 from shipctl.errors import ShipctlError
 from shipctl.references import reference_key
+from shipctl.run_locks import RunLock
 from shipctl.sqlite_writes import open_read_only, open_wal, transaction, writing
 from shipctl.stamps import utc_millis as _now
 
@@ -135,19 +137,14 @@ class Claims:
         self.run_id = uuid.uuid4().hex
         self.scope: str | None = None
         self._db: sqlite3.Connection | None = None
-        self._run_lock: int | None = None
-        self._run_lock_path = directory / "runs" / f"{self.run_id}.lock"
+        self._run_lock: RunLock | None = None
         self._dead: set[str] = set()
         # Named in every write's failure message: made once, not per transaction (several a row).
         self._what = f"the claims file {directory / 'claims.sqlite3'}"
 
     def open(self, scope: str) -> Claims:
         self.scope = scope
-        runs = self._run_lock_path.parent
-        runs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self._run_lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _NOFOLLOW, 0o600)
-        _lock(fd)
-        self._run_lock = fd
+        self._run_lock = RunLock(self.directory / "runs", self.run_id)
         path = self.directory / "claims.sqlite3"
         try:
             if not path.exists():
@@ -180,14 +177,8 @@ class Claims:
             self._db.close()
             self._db = None
         if self._run_lock is not None:
-            # Unlinked before the lock is let go: a run that finds the file gone knows this one has ended. (Windows
-            # cannot unlink an open file: there it goes after the close, and the pid tells liveness meanwhile.)
-            with contextlib.suppress(OSError):
-                self._run_lock_path.unlink()
-            os.close(self._run_lock)
+            self._run_lock.release()
             self._run_lock = None
-            with contextlib.suppress(OSError):
-                self._run_lock_path.unlink()
 
     def __enter__(self) -> Claims:
         return self
@@ -389,24 +380,10 @@ class Claims:
     def _alive(self, run_id: str, pid: int | None) -> bool:
         if run_id in self._dead:
             return False
-        path = self.directory / "runs" / f"{run_id}.lock"
-        try:
-            fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                return True  # out of descriptors, no permission, an I/O error: no proof of death
-            self._dead.add(run_id)  # removed when its run ended
-            return False
-        try:
-            free = _try_lock(fd, pid)
-        finally:
-            os.close(fd)
-        if free:
-            # Nobody holds it: its run died without cleaning up. Remove the leftover.
-            with contextlib.suppress(OSError):
-                path.unlink()
-            self._dead.add(run_id)
-        return not free
+        if run_locks.alive(self.directory / "runs", run_id, pid):
+            return True
+        self._dead.add(run_id)  # a run found dead stays dead: its lock file is gone
+        return False
 
     def _writing(self) -> contextlib.AbstractContextManager[None]:
         return writing(self._what)
@@ -475,27 +452,3 @@ def known_journals(directory: Path) -> list[Path]:
 
 def _connect(path: Path) -> sqlite3.Connection:
     return open_wal(path, _SCHEMA)
-
-
-def _lock(fd: int) -> None:
-    try:
-        import fcntl
-    except ImportError:  # Windows: liveness is told by the pid (see _try_lock)
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX)
-
-
-def _try_lock(fd: int, pid: int | None) -> bool:
-    """True when no live run holds the file."""
-    try:
-        import fcntl
-    except ImportError:
-        import psutil
-
-        return pid is None or not psutil.pid_exists(pid)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return True

@@ -1,4 +1,5 @@
-"""Whether another process's run is still alive: the claims' rule (`claims.py`), for `labels`' print claims.
+"""Whether another process's run is still alive: for the reference claims (`claims.py`) and `labels`' print
+claims.
 
 A run holds an exclusive `flock` on `<folder>/<run id>.lock` while it runs: the kernel drops it when the process
 dies, however it dies (kill -9 included), and a reused pid cannot fake it. Only a lock file that is gone, or that
