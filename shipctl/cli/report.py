@@ -18,9 +18,11 @@ from shipctl.cli.terminal import terminal
 from shipctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from decimal import Decimal
 
     from rich.console import Console
+    from rich.segment import Segment
     from rich.table import Table
 
     from shipctl.jobs.report import Group, GroupBy, Report
@@ -92,7 +94,7 @@ def report(
 
         deliveries = report_delivery.track_deliveries(result.journals, first, last, fmt)
     if fmt == "table":
-        _render(term.out, result, term.width)
+        _render(term.out, result, term.width, term.info)
         if deliveries is not None:
             report_delivery.render(term.out, deliveries)
     else:
@@ -111,21 +113,35 @@ def _journals(n: int) -> str:
     return f"{n:,} journal" + ("" if n == 1 else "s")
 
 
-def _render(out: Console, result: Report, screen: int | None) -> None:
-    """The tables and charts, fitted to the terminal's `screen` columns; into a file (None) the table is as wide
-    as it needs (no screen to fit: never a date cut to `2026-12…`), the charts as wide as the console."""
+_FIGURES = ("labels", "spend", "average", "median", "refunds", "refunded", "pending", "saved")
+_DROP_FIRST = ("saved", "pending", "median", "refunded", "average", "refunds")
+"""The figure columns a screen too narrow for the table leaves out, least useful first (`saved`: the line under
+the table says it too). `labels`, `spend` and the group's name are never left out."""
+_NAME_LEAST = 20
+"""The narrowest the group's name folds to, unless its longest word is shorter: a longer word folds within."""
+
+
+def _render(out: Console, result: Report, screen: int | None, notice: Callable[[str], None] | None = None) -> None:
+    """The tables and charts, fitted to the terminal's `screen` columns; into a file (None) every row on one line
+    at the table's natural width, no column left out (a file you can grep and diff), the charts as wide as the
+    console. On a screen, the group's name folds first; when the figures still do not fit, whole figure columns
+    are left out (said once to `notice`), never a figure cut or the name lost; if even `labels` and `spend` do
+    not fit, the line is wider than the screen (the terminal wraps it)."""
     from rich.table import Table
 
-    # A `saved` column (against retail) only where some label's rate carried a retail price, and only where it
-    # leaves the group names room to fold into: else the line under the table says it alone.
-    table = _groups_table(result, any(g.savings_vs_retail is not None for g in result.groups))
-    if screen is not None and len(table.columns) > 8 and _needs(out, table) > screen:
-        table = _groups_table(result, False)
-    width = screen or out.width
+    figures = [f for f in _FIGURES if f != "saved" or any(g.savings_vs_retail is not None for g in result.groups)]
     if not result.groups:
         out.print("No labels bought in this period.")
+    elif screen is None:
+        table = _groups_table(result, figures, fold=False)
+        _print_at(out, table, _natural(out, table))
     else:
-        out.print(table, width=None if screen is not None else max(width, _natural(out, table)))
+        figures, dropped = _fit(out, result, figures, screen)
+        if dropped and notice is not None:
+            notice(f"the table leaves out {', '.join(dropped)} to fit {screen} columns; -o csv has every column")
+        table = _groups_table(result, figures, fold=True)
+        _print_at(out, table, max(screen, _needs(out, table)))
+    if result.groups:
         for line in filter(None, (_savings(t) for t in result.totals)):
             out.print(line)
         for t in result.totals:
@@ -134,15 +150,59 @@ def _render(out: Console, result: Report, screen: int | None) -> None:
                           f"({t.sums[13]:,} of {t.sums[2]:,} paid labels insured)")
     if result.failed:
         failed = Table(title="Failed rows", title_justify="left")
-        failed.add_column("error_code")
-        failed.add_column("rows", justify="right")
+        failed.add_column("error_code", no_wrap=True)
+        failed.add_column("rows", justify="right", no_wrap=True)
         for code, count in result.failed:
             failed.add_row(code or "(none)", f"{count:,}")
-        out.print(failed)
+        _print_at(out, failed, _natural(out, failed))
+    width = screen or out.width
     for by in ("day", "carrier"):
         groups = result.also.get(by, [])
         if groups:
-            out.print(_chart(f"Spend per {by}", groups, width))
+            _print_at(out, _chart(f"Spend per {by}", groups, width), width)
+
+
+def _fit(out: Console, result: Report, figures: list[str], screen: int) -> tuple[list[str], list[str]]:
+    """The figure columns that fit `screen` with the names folded, leaving out the least useful first; and those
+    left out."""
+    def fits(names: set[str]) -> bool:
+        return _needs(out, _groups_table(result, [f for f in figures if f in names], fold=True)) <= screen
+
+    kept = set(figures)
+    dropped: list[str] = []
+    for name in _DROP_FIRST:
+        if fits(kept):
+            break
+        if name in kept:
+            kept.discard(name)
+            dropped.append(name)
+    # A wide column left out may have made room for a narrower one left out before it: the more useful back first.
+    for name in reversed(dropped[:-1]):
+        if fits(kept | {name}):
+            kept.add(name)
+    return [f for f in figures if f in kept], [f for f in dropped if f not in kept]
+
+
+def _print_at(out: Console, renderable: Table, width: int) -> None:
+    """Print `renderable` laid out `width` columns wide, even wider than the console: `Console.print(width=)`
+    clamps to the console's own width (80 into a file), which squeezed the names to nothing and cut the amounts.
+    Printed without cropping (a line wider than the screen is the terminal's to wrap) and without the blanks
+    rich pads a line with: a file you can grep and diff."""
+    from rich.segment import Segment, Segments
+
+    lines = Segment.split_lines(out.render(renderable, out.options.update(width=width)))
+    out.print(Segments(s for line in lines for s in [*_rstrip(line), Segment.line()]), soft_wrap=True, crop=False)
+
+
+def _rstrip(line: list[Segment]) -> list[Segment]:
+    from rich.segment import Segment
+
+    while line and not line[-1].text.rstrip():
+        line = line[:-1]
+    if line:
+        last = line[-1]
+        line = [*line[:-1], Segment(last.text.rstrip(), last.style, last.control)]
+    return line
 
 
 def _money(amount: Decimal | None, currency: str) -> str:
@@ -151,32 +211,49 @@ def _money(amount: Decimal | None, currency: str) -> str:
     return "" if amount is None else format_money(amount, currency)
 
 
-def _groups_table(result: Report, saved: bool) -> Table:
+def _cells(g: Group) -> dict[str, str]:
+    money = _money
+    return {
+        "labels": f"{g.labels:,}", "spend": money(g.spend, g.currency), "average": money(g.average, g.currency),
+        "median": money(g.median, g.currency), "refunds": f"{g.refunds:,}",
+        "refunded": money(g.refunded, g.currency), "pending": money(g.refund_pending, g.currency),
+        "saved": money(g.savings_vs_retail, g.currency),
+    }
+
+
+def _groups_table(result: Report, figures: Sequence[str], *, fold: bool) -> Table:
+    """The groups and totals with these figure columns; with `fold` the name folds at its spaces (a word longer
+    than `_NAME_LEAST` within itself), else it stays on one line."""
+    from rich.cells import cell_len
     from rich.table import Table
 
-    money = _money
+    rows: list[tuple[str, dict[str, str], str | None]] = [(_name(g), _cells(g), None) for g in result.groups]
+    rows += [(f"total {t.currency}", _cells(t), "bold") for t in result.totals]
     table = Table(title=f"Labels by {result.by}", title_justify="left")
-    table.add_column(result.by)
-    for name in ("labels", "spend", "average", "median", "refunds", "refunded", "pending", *["saved"] * saved):
-        table.add_column(name, justify="right", no_wrap=True)  # a figure is never cut: the name column folds
-    for g in result.groups:
-        table.add_row(_name(g), f"{g.labels:,}", money(g.spend, g.currency), money(g.average, g.currency),
-                      money(g.median, g.currency), f"{g.refunds:,}", money(g.refunded, g.currency),
-                      money(g.refund_pending, g.currency), *[money(g.savings_vs_retail, g.currency)] * saved)
-    for t in result.totals:
-        table.add_section()
-        table.add_row(f"total {t.currency}", f"{t.labels:,}", money(t.spend, t.currency),
-                      money(t.average, t.currency), money(t.median, t.currency), f"{t.refunds:,}",
-                      money(t.refunded, t.currency), money(t.refund_pending, t.currency),
-                      *[money(t.savings_vs_retail, t.currency)] * saved, style="bold")
+    table.add_column(result.by, no_wrap=not fold, overflow="fold")
+    for name in figures:
+        # A figure is never folded or cut: its column is as wide as its widest figure.
+        width = max(cell_len(name), *(cell_len(cells[name]) for _, cells, _ in rows))
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
+    for name, cells, style in rows:
+        if style is not None:
+            table.add_section()
+        table.add_row(name, *(cells[f] for f in figures), style=style)
     return table
 
 
 def _needs(out: Console, table: Table) -> int:
-    """The width `table` needs with its names folded as far as their longest word, and no further."""
+    """The width `table` needs with its names folded as far as they may (`_NAME_LEAST`, or their longest word or
+    the header when narrower), and no further."""
+    from rich.cells import cell_len
     from rich.measure import Measurement
 
-    return Measurement.get(out, out.options.update_width(1 << 16), table).minimum  # measured unclamped
+    names = [str(c) for c in table.columns[0].cells]
+    longest_word = max(cell_len(w) for n in names for w in (n.split() or [""]))
+    least = max(cell_len(str(table.columns[0].header)), min(longest_word, _NAME_LEAST))
+    # rich's own minimum holds the longest word whole; a name column is folded within a longer word.
+    least_rich = Measurement.get(out, out.options.update_width(1 << 16), table).minimum  # measured unclamped
+    return least_rich - max(0, longest_word - least)
 
 
 def _natural(out: Console, table: Table) -> int:
