@@ -1,8 +1,9 @@
 """`shipctl report`: labels, spend, refunds and failures from the journals, as tables and bar charts or as records.
 
 Local only: no key, no API. The job is `shipctl.jobs.report`; this module reads the options, writes a note for
-journals that are gone, and renders: on a terminal, tables and a bar chart per day and per carrier; otherwise (or
-with `-o`) one record per group, per failure reason and per currency's total.
+journals that are gone, and renders: on a terminal, tables and a bar chart per day and per carrier, for production
+and test money apart; otherwise (or with `-o`) one record per group, per failure reason and per mode's and
+currency's total.
 """
 
 from __future__ import annotations
@@ -121,8 +122,30 @@ _NAME_LEAST = 20
 """The narrowest the group's name folds to, unless its longest word is shorter: a longer word folds within."""
 
 
+_MODES = {"production": "production", "test": "test: no real money"}
+"""How a table's title names its mode: test keys' and the built-in sandbox's labels are never added to spend."""
+
+
 def _render(out: Console, result: Report, screen: int | None, notice: Callable[[str], None] | None = None) -> None:
-    """The tables and charts, fitted to the terminal's `screen` columns; into a file (None) every row on one line
+    """The tables, lines and charts of each mode in turn, production first: test spend is never added to
+    production spend, nor shown in its tables."""
+    modes = result.modes()
+    if not modes:
+        out.print("No labels bought in this period.")
+    said: set[str] = set()
+
+    def once(line: str) -> None:
+        if notice is not None and line not in said:
+            said.add(line)
+            notice(line)
+
+    for mode in modes:
+        _render_mode(out, result.of_mode(mode), screen, once, f" ({_MODES[mode]})")
+
+
+def _render_mode(out: Console, result: Report, screen: int | None, notice: Callable[[str], None],
+                 mode: str) -> None:
+    """One mode's tables and charts, fitted to the terminal's `screen` columns; into a file (None) every row on one line
     at the table's natural width, no column left out (a file you can grep and diff), the charts as wide as the
     console. On a screen, the group's name folds first; when the figures still do not fit, whole figure columns
     are left out (said once to `notice`), never a figure cut or the name lost; if even `labels` and `spend` do
@@ -131,15 +154,15 @@ def _render(out: Console, result: Report, screen: int | None, notice: Callable[[
 
     figures = [f for f in _FIGURES if f != "saved" or any(g.savings_vs_retail is not None for g in result.groups)]
     if not result.groups:
-        out.print("No labels bought in this period.")
+        pass  # failed rows alone
     elif screen is None:
-        table = _groups_table(result, figures, fold=False)
+        table = _groups_table(result, figures, fold=False, mode=mode)
         _print_at(out, table, _natural(out, table))
     else:
         figures, dropped = _fit(out, result, figures, screen)
-        if dropped and notice is not None:
+        if dropped:
             notice(f"the table leaves out {', '.join(dropped)} to fit {screen} columns; -o csv has every column")
-        table = _groups_table(result, figures, fold=True)
+        table = _groups_table(result, figures, fold=True, mode=mode)
         _print_at(out, table, max(screen, _needs(out, table)))
     if result.groups:
         for line in filter(None, (_savings(t) for t in result.totals)):
@@ -149,17 +172,17 @@ def _render(out: Console, result: Report, screen: int | None, notice: Callable[[
                 out.print(f"Insurance fees besides the spend: {_money(t.insurance, 'USD')} "
                           f"({t.sums[13]:,} of {t.sums[2]:,} paid labels insured)")
     if result.failed:
-        failed = Table(title="Failed rows", title_justify="left")
+        failed = Table(title=f"Failed rows{mode}", title_justify="left")
         failed.add_column("error_code", no_wrap=True)
         failed.add_column("rows", justify="right", no_wrap=True)
-        for code, count in result.failed:
+        for _, code, count in result.failed:
             failed.add_row(code or "(none)", f"{count:,}")
         _print_at(out, failed, _natural(out, failed))
     width = screen or out.width
     for by in ("day", "carrier"):
         groups = result.also.get(by, [])
         if groups:
-            _print_at(out, _chart(f"Spend per {by}", groups, width), width)
+            _print_at(out, _chart(f"Spend per {by}{mode}", groups, width), width)
 
 
 def _fit(out: Console, result: Report, figures: list[str], screen: int) -> tuple[list[str], list[str]]:
@@ -221,7 +244,7 @@ def _cells(g: Group) -> dict[str, str]:
     }
 
 
-def _groups_table(result: Report, figures: Sequence[str], *, fold: bool) -> Table:
+def _groups_table(result: Report, figures: Sequence[str], *, fold: bool, mode: str = "") -> Table:
     """The groups and totals with these figure columns; with `fold` the name folds at its spaces (a word longer
     than `_NAME_LEAST` within itself), else it stays on one line."""
     from rich.cells import cell_len
@@ -229,7 +252,7 @@ def _groups_table(result: Report, figures: Sequence[str], *, fold: bool) -> Tabl
 
     rows: list[tuple[str, dict[str, str], str | None]] = [(_name(g), _cells(g), None) for g in result.groups]
     rows += [(f"total {t.currency}", _cells(t), "bold") for t in result.totals]
-    table = Table(title=f"Labels by {result.by}", title_justify="left")
+    table = Table(title=f"Labels by {result.by}{mode}", title_justify="left")
     table.add_column(result.by, no_wrap=not fold, overflow="fold")
     for name in figures:
         # A figure is never folded or cut: its column is as wide as its widest figure.

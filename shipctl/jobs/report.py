@@ -9,6 +9,10 @@ in. The same shipment found in several journals (a second run adopts a label the
 is the report's one sort: the group sums are read along it and each median is found in it by position; the totals
 are the groups' sums. Python only folds the few group rows and turns them into `Decimal` amounts.
 
+Each journal's labels are test or production money (`journal_mode`: its meta `mode`, else its target; the built-in
+sandbox is test), and everything is grouped and totalled per mode as it is per currency: test spend is never added
+to production spend.
+
 A label's time is the journal's `bought_at` (set once, when the row was first recorded bought; a later refund or
 label save does not move it), or in a journal older than that column its last change, `updated_at`.
 
@@ -40,10 +44,16 @@ GROUP_BYS: tuple[GroupBy, ...] = ("day", "week", "month", "carrier", "service")
 REPORT_FIELDS = (
     "section", "by", "group", "currency", "labels", "spend", "average", "median",
     "refunds", "refunded", "refunds_pending", "refund_pending", "failed",
-    "retail_labels", "retail", "savings_vs_retail", "list_labels", "list", "savings_vs_list", "insurance",
+    "retail_labels", "retail", "savings_vs_retail", "list_labels", "list", "savings_vs_list", "insurance", "mode",
 )
 """One record's fields, in every machine format: `section` is `group`, `failed` (one per error code) or `total`.
-The savings fields come last, so readers of the columns before them by position are unaffected."""
+Fields added later come last (the savings, `insurance`, `mode`), so readers of the columns before them by
+position are unaffected."""
+
+Mode = Literal["production", "test"]
+MODES: tuple[Mode, ...] = ("production", "test")
+"""Spend is never added across modes, as it is never added across currencies: a test key's labels (the built-in
+sandbox's included) cost nothing real."""
 
 _CENT = Decimal("0.01")
 # A group's key from the row's local day (worked out once per row, as it is copied in: 'localtime' is the
@@ -77,7 +87,8 @@ CREATE TABLE r (
     t             TEXT,
     retail        INTEGER,
     list          INTEGER,
-    fee           INTEGER
+    fee           INTEGER,
+    mode          TEXT NOT NULL
 )
 """
 # Rates are text ("7.80"): x*100 is within a rounding error of a whole number of cents, so ROUND makes it exact.
@@ -87,7 +98,8 @@ CREATE TABLE r (
 # recognised before it is normalised, for the same reason.
 _COPY = """
 INSERT INTO r
-SELECT kind, {g}, currency, cents, {carrier}, {service}, {day_column}, at, error_code, sid, t, retail, list, fee
+SELECT kind, {g}, currency, cents, {carrier}, {service}, {day_column}, at, error_code, sid, t, retail, list, fee,
+       :mode
 FROM (
     SELECT CASE WHEN state = 'failed' THEN -1 WHEN refund_status = 'refunded' THEN 1
                 WHEN refund_status = 'submitted' THEN 2 WHEN rate IS NULL THEN 3 ELSE 0 END AS kind,
@@ -150,6 +162,8 @@ class Group:
     insurance: Decimal | None = None
     """The insurance fees the paid labels were charged besides their rates (USD, as EasyPost bills them; journaled
     from its answers since shipctl kept them), not in `spend`. None when no paid label carried one."""
+    mode: Mode = "production"
+    """Whose money: `production`, or `test` (a test key, the built-in sandbox: nothing real was spent)."""
     sums: tuple[int, ...] = field(default=(), repr=False, compare=False)
     """The same in whole cents, as summed (labels, spend, priced, refunds, refunded, pending, pending cents, then
     per price: labels carrying it, its sum, what those labels cost; then the paid labels charged an insurance fee,
@@ -166,7 +180,7 @@ class Group:
             "retail_labels": self.retail_labels, "retail": self.retail_total,
             "savings_vs_retail": self.savings_vs_retail,
             "list_labels": self.list_labels, "list": self.list_total, "savings_vs_list": self.savings_vs_list,
-            "insurance": self.insurance,
+            "insurance": self.insurance, "mode": self.mode,
         }
 
 
@@ -175,9 +189,9 @@ class Report:
     by: GroupBy
     groups: list[Group] = field(default_factory=list)
     totals: list[Group] = field(default_factory=list)
-    """One per currency."""
-    failed: list[tuple[str, int]] = field(default_factory=list)
-    """Failed rows per error code, most first."""
+    """One per mode and currency, production first."""
+    failed: list[tuple[Mode, str, int]] = field(default_factory=list)
+    """Failed rows per mode and error code, most first in each mode."""
     also: dict[str, list[Group]] = field(default_factory=dict)
     journals: list[Path] = field(default_factory=list)
     """The journals read."""
@@ -185,13 +199,29 @@ class Report:
     """The journals that are gone (or not readable as a journal)."""
 
     def records(self) -> list[dict[str, Any]]:
-        """One record per group, then one per failure reason, then the totals (one per currency)."""
+        """One record per group, then one per failure reason, then the totals (one per mode and currency)."""
         out = [g.record() for g in self.groups]
-        for code, count in self.failed:
+        for mode, code, count in self.failed:
             out.append({**dict.fromkeys(REPORT_FIELDS), "section": "failed", "by": "error_code", "group": code,
-                        "failed": count})
-        out.extend({**g.record("total"), "failed": sum(n for _, n in self.failed)} for g in self.totals)
+                        "failed": count, "mode": mode})
+        out.extend({**g.record("total"), "failed": sum(n for m, _, n in self.failed if m == g.mode)}
+                   for g in self.totals)
         return out
+
+    def modes(self) -> list[Mode]:
+        """The modes with labels or failed rows, production first."""
+        found = {g.mode for g in self.groups} | {mode for mode, _, _ in self.failed}
+        return [m for m in MODES if m in found]
+
+    def of_mode(self, mode: Mode) -> Report:
+        """This report's part for one mode: what a table per mode shows."""
+        return Report(
+            self.by, groups=[g for g in self.groups if g.mode == mode],
+            totals=[t for t in self.totals if t.mode == mode],
+            failed=[f for f in self.failed if f[0] == mode],
+            also={by: [g for g in groups if g.mode == mode] for by, groups in self.also.items()},
+            journals=self.journals, skipped=self.skipped,
+        )
 
 
 def journals_to_read(given: Sequence[Path], state: Callable[[], Path]) -> list[Path]:
@@ -244,9 +274,9 @@ def build_report(query: ReportQuery, journals: Sequence[Path], *, given: bool = 
         report.also = _spend(db, [by for by in dict.fromkeys(query.also) if by != query.by])
         if query.by in query.also:
             report.also[query.by] = report.groups
-        report.failed = [(str(code), int(n)) for code, n in db.execute(
-            f"SELECT COALESCE(error_code, ''), COUNT(*) AS n FROM r WHERE kind = {_FAILED} "
-            "GROUP BY 1 ORDER BY n DESC, 1",
+        report.failed = [(_mode(mode), str(code), int(n)) for mode, code, n in db.execute(
+            f"SELECT mode, COALESCE(error_code, ''), COUNT(*) AS n FROM r WHERE kind = {_FAILED} "
+            "GROUP BY 1, 2 ORDER BY mode = 'test', n DESC, 2",
         )]
     finally:
         db.close()
@@ -282,7 +312,9 @@ def _copy(db: sqlite3.Connection, path: Path, by: GroupBy, *, parts: set[str], t
             window=_window_sql(*window, "at"),
         )
         with db:
-            db.execute(sql)
+            db.execute(sql, {"mode": journal_mode(dict(db.execute(
+                "SELECT key, value FROM j.meta WHERE key IN ('mode', 'target')"
+            ).fetchall()))})
         return None
     except sqlite3.DatabaseError as exc:  # not a journal (no `rows` table), or damaged
         return f"is not a shipctl journal ({exc})"
@@ -360,16 +392,16 @@ def _groups(db: sqlite3.Connection, by: GroupBy) -> list[Group]:
     # The one sort: afterwards the sums are read along the index in order (per kind, folded here: fewer sums for
     # SQLite to work out per row) and each median is a seek into it.
     # The prices ride along at the index's end, so the sums still need nothing but the index.
-    db.execute(f"CREATE INDEX rg ON r (g, currency, kind, cents, retail, list, fee) WHERE kind >= {_PAID}")
-    found: dict[tuple[str, str], list[int]] = {}
-    for g, currency, kind, n, cents, *prices in db.execute(
-        f"SELECT g, currency, kind, COUNT(*), COALESCE(SUM(cents), 0), {_PRICE_SUMS} FROM r INDEXED BY rg "
-        f"WHERE kind >= {_PAID} GROUP BY g, currency, kind"
+    db.execute(f"CREATE INDEX rg ON r (mode, g, currency, kind, cents, retail, list, fee) WHERE kind >= {_PAID}")
+    found: dict[tuple[str, str, str], list[int]] = {}
+    for mode, g, currency, kind, n, cents, *prices in db.execute(
+        f"SELECT mode, g, currency, kind, COUNT(*), COALESCE(SUM(cents), 0), {_PRICE_SUMS} FROM r INDEXED BY rg "
+        f"WHERE kind >= {_PAID} GROUP BY mode, g, currency, kind"
     ):
-        _fold(found.setdefault((str(g), currency), [0] * _SUMS), kind, n, cents, *prices)
-    where = f"g = ? AND currency = ? AND kind >= {_PAID}"
-    return [_group(by, g, currency, sums, _median(db, where, (g, currency), sums[2], "rg"))
-            for (g, currency), sums in sorted(found.items())]
+        _fold(found.setdefault((mode, str(g), currency), [0] * _SUMS), kind, n, cents, *prices)
+    where = f"mode = ? AND g = ? AND currency = ? AND kind >= {_PAID}"
+    return [_group(by, g, currency, sums, _median(db, where, (mode, g, currency), sums[2], "rg"), _mode(mode))
+            for (mode, g, currency), sums in sorted(found.items(), key=_production_first)]
 
 
 # Per price (retail, list): the labels carrying it, its sum, and what those same labels cost; in cents.
@@ -399,28 +431,49 @@ def _fold(sums: list[int], kind: int, n: int, cents: int, *prices: int) -> None:
 
 
 def _totals(db: sqlite3.Connection, groups: list[Group]) -> list[Group]:
-    """One per currency: the groups' sums added up, and the median of all the currency's paid labels."""
-    per: dict[str, list[int]] = {}
+    """One per mode and currency: the groups' sums added up, and the median of all their paid labels."""
+    per: dict[tuple[str, str, str], list[int]] = {}
     for g in groups:
-        sums = per.setdefault(g.currency, [0] * _SUMS)
+        sums = per.setdefault((g.mode, "total", g.currency), [0] * _SUMS)
         for i, value in enumerate(g.sums):
             sums[i] += value
     out = []
-    for currency, sums in sorted(per.items()):
-        alone = [g for g in groups if g.currency == currency]
-        middle = alone[0].middle if len(alone) == 1 else _merged_median(db, currency, sums[2])
-        out.append(_group("total", "total", currency, sums, middle))
+    for (mode, _, currency), sums in sorted(per.items(), key=_production_first):
+        alone = [g for g in groups if g.currency == currency and g.mode == mode]
+        middle = alone[0].middle if len(alone) == 1 else _merged_median(db, mode, currency, sums[2])
+        out.append(_group("total", "total", currency, sums, middle, _mode(mode)))
     return out
 
 
-def _merged_median(db: sqlite3.Connection, currency: str, n: int) -> tuple[int, int]:
+def _production_first(item: tuple[tuple[str, str, str], list[int]]) -> tuple[bool, str, str]:
+    (mode, g, currency), _ = item
+    return mode == "test", g, currency
+
+
+def _mode(value: object) -> Mode:
+    return "test" if value == "test" else "production"
+
+
+def journal_mode(meta: dict[str, str]) -> Mode:
+    """Whose money a journal's labels cost, from its meta: the mode its first run settled (a production key, else
+    the API's answers), else its target's (the built-in sandbox, or the key's mode in the target's name: a
+    journal that bought nothing yet). Unknown is production: money that may be real is never hidden as a test's."""
+    mode = meta.get("mode")
+    if mode in MODES:
+        return _mode(mode)
+    target = meta.get("target") or ""
+    return "test" if target == "sandbox" or target.endswith("(test key)") else "production"
+
+
+def _merged_median(db: sqlite3.Connection, mode: str, currency: str, n: int) -> tuple[int, int]:
     """The median of a currency's paid labels across its groups, from the groups' index: read along it, they come
     as one run in cents order per group, and merging sorted runs (Python's sort finds and merges them) is no
     second full sort."""
     if not n:
         return 0, 0
     cents = [c for (c,) in db.execute(  # `kind >= 0` as the partial index says it, so SQLite may use it
-        f"SELECT cents FROM r INDEXED BY rg WHERE currency = ? AND kind >= {_PAID} AND kind = {_PAID}", (currency,),
+        f"SELECT cents FROM r INDEXED BY rg WHERE mode = ? AND currency = ? AND kind >= {_PAID} AND kind = {_PAID}",
+        (mode, currency),
     )]
     cents.sort()
     middle = cents[(n - 1) // 2: n // 2 + 1]
@@ -433,15 +486,16 @@ def _spend(db: sqlite3.Connection, bys: Sequence[GroupBy]) -> dict[str, list[Gro
     if not bys:
         return {}
     columns = [c for c in ("day", "carrier", "service") if any(c in _PARTS[by] for by in bys)]
-    folded: dict[str, dict[tuple[str, str], list[int]]] = {by: {} for by in bys}
-    for *parts, currency, kind, n, cents in db.execute(
-        f"SELECT {', '.join(columns)}, currency, kind, COUNT(*), COALESCE(SUM(cents), 0) FROM r "
-        f"WHERE kind >= {_PAID} GROUP BY {', '.join(columns)}, currency, kind"
+    folded: dict[str, dict[tuple[str, str, str], list[int]]] = {by: {} for by in bys}
+    for mode, *parts, currency, kind, n, cents in db.execute(
+        f"SELECT mode, {', '.join(columns)}, currency, kind, COUNT(*), COALESCE(SUM(cents), 0) FROM r "
+        f"WHERE kind >= {_PAID} GROUP BY mode, {', '.join(columns)}, currency, kind"
     ):
         row = dict(zip(columns, parts, strict=True))
         for by in bys:
-            _fold(folded[by].setdefault((_key(by, row), currency), [0] * _SUMS), kind, n, cents)
-    return {by: [_group(by, g, currency, sums, (0, 0)) for (g, currency), sums in sorted(groups.items())]
+            _fold(folded[by].setdefault((mode, _key(by, row), currency), [0] * _SUMS), kind, n, cents)
+    return {by: [_group(by, g, currency, sums, (0, 0), _mode(mode))
+                 for (mode, g, currency), sums in sorted(groups.items(), key=_production_first)]
             for by, groups in folded.items()}
 
 
@@ -478,7 +532,8 @@ def _median(db: sqlite3.Connection, where: str, params: tuple[str, ...], n: int,
     return int(found[0]), int(found[1])
 
 
-def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle: tuple[int, int]) -> Group:
+def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle: tuple[int, int],
+           mode: Mode = "production") -> Group:
     labels, spend, priced, refunds, refunded, pending, pending_cents, *prices = (int(v or 0) for v in sums)
     prices += [0] * (_SUMS - 7 - len(prices))
     retail_n, retail, retail_paid, list_n, listed, list_paid, insured, fees = prices
@@ -491,7 +546,7 @@ def _group(by: str, g: object, currency: str, sums: Sequence[int | None], middle
         savings_vs_retail=_money(retail - retail_paid) if retail_n else None,
         list_labels=list_n, list_total=_money(listed) if list_n else None,
         savings_vs_list=_money(listed - list_paid) if list_n else None,
-        insurance=_money(fees) if insured else None,
+        insurance=_money(fees) if insured else None, mode=mode,
         sums=(labels, spend, priced, refunds, refunded, pending, pending_cents, *prices), middle=middle,
     )
 
