@@ -353,3 +353,21 @@ def test_the_readme_dry_run_sample(tmp_path: Path) -> None:
         return [line.rstrip() for line in text.strip("\n").splitlines()]
 
     assert mask("\n".join([first, done.stdout.rstrip("\n"), last])) == mask(shown)
+
+
+def test_the_last_line_says_what_the_pickups_cost(env: Sandbox, tmp_path: Path) -> None:
+    """A test key is never asked before pickups are bought: the last line is where their cost shows, summed
+    from the records' rates."""
+    from decimal import Decimal
+
+    write_manifest(tmp_path / "orders.csv", day_rows(per_group=2))  # 8 labels on 4 forms: 4 pickups
+    assert invoke("create", str(tmp_path / "orders.csv"), "-q", "-o", "ndjson").exit_code == 0
+
+    booked = invoke("close", "--pickup", "-o", "ndjson")
+
+    assert booked.exit_code == 0, booked.stderr
+    records = ndjson(booked.stdout)
+    assert [r["pickup_status"] for r in records] == ["booked"] * 4
+    total = sum((Decimal(str(r["pickup_rate"])) for r in records), Decimal(0))
+    assert total > 0
+    assert f"4 pickups booked (${total:,.2f})" in booked.stderr.splitlines()[-1], booked.stderr

@@ -76,8 +76,10 @@ class _Results:
 
 
 def end_line(outcome: CloseOutcome, stats: RunStats, dry_run: bool) -> str:
-    """`40 labels read: 4 forms created, 1 left out; 3 refunded (never put on a form); 4 pickups booked, 0.9 s`."""
+    """`40 labels read: 4 forms created, 1 left out; 3 refunded (never put on a form); 4 pickups booked ($11.45),
+    0.9 s`."""
     from shipctl.cli.summary import counted
+    from shipctl.money import format_totals
 
     forms = [f"{counted(n, 'forms')} {status.replace('_', ' ')}" for status, n in outcome.forms.most_common()
              if status != "would_create"]
@@ -91,8 +93,11 @@ def end_line(outcome: CloseOutcome, stats: RunStats, dry_run: bool) -> str:
     if outcome.void_on_form:
         parts.append(f"{counted(outcome.void_on_form, 'refunded labels')} on a form (named above)")
     if outcome.pickups:
-        parts.append(", ".join(f"{counted(n, 'pickups')} {status.replace('_', ' ')}"
-                               for status, n in outcome.pickups.most_common()))
+        parts.append(", ".join(
+            f"{counted(n, 'pickups')} {status.replace('_', ' ')}"
+            + (f" ({format_totals(outcome.pickup_spend[status])})" if status in outcome.pickup_spend else "")
+            for status, n in outcome.pickups.most_common()
+        ))
     return f"{counted(outcome.shipments, 'labels')} read: {'; '.join(parts)}, {stats.elapsed():.1f} s"
 
 

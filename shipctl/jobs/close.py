@@ -46,6 +46,7 @@ from shipctl.exit_codes import ExitCode
 from shipctl.jobs.close_inputs import Candidate, PickupWindow, day_bounds, from_claims, from_journal
 from shipctl.jobs.host import Host
 from shipctl.jobs.session import Session
+from shipctl.money import Totals
 from shipctl.paths import state_dir
 
 CLOSE_FIELDS = (
@@ -168,6 +169,8 @@ class CloseOutcome:
     problems: int = 0
     """Unread shipments, forms without their PDF, pickups that failed: the run did not finish everything."""
     pickups: Counter[str] = field(default_factory=Counter)
+    pickup_spend: dict[str, Totals] = field(default_factory=dict)
+    """What the `booked` and `booked_earlier` pickups cost, by currency (`pickups.pickup_spend`)."""
     refused: str | None = None
     """Set when the pickups were not approved: nothing was spent."""
     write_failure: WriteFailure | None = None
@@ -636,11 +639,12 @@ class CloseJob:
             return
         await self.session.engine.run([f for f in self.forms if self._needs_pdf(f)], self._fetch_pdf)
         if self.inputs.pickup is not None:
-            from shipctl.jobs.pickups import Pickups
+            from shipctl.jobs.pickups import Pickups, pickup_spend
 
             booking = self._booking = Pickups(self.session, self.host, self.journal, self.inputs.pickup)
             self.outcome.refused = await booking.book(self.forms)
             self.outcome.pickups.update(f.pickup.status for f in self.forms if f.pickup is not None)
+            self.outcome.pickup_spend = pickup_spend(self.forms)
             self.outcome.problems += sum(1 for f in self.forms if f.pickup is not None and f.pickup.status == "failed")
 
     def _pickup_preview(self, form: FormResult) -> PickupResult:

@@ -186,11 +186,14 @@ class Pickups:
         return None if failure.outcome_unknown else failure
 
 
-def pickup_total(forms: Sequence[FormResult]) -> Totals:
-    """What the pickups this run booked cost, by currency."""
-    totals: Totals = {}
+def pickup_spend(forms: Sequence[FormResult]) -> dict[str, Totals]:
+    """What the pickups booked by this run (`booked`) and by an earlier one (`booked_earlier`) cost, by currency:
+    summed from their rates as Decimals, for the run's last line (a test key is never asked, so it is the one
+    place a clerk sees it)."""
+    spend: dict[str, Totals] = {}
     for form in forms:
         pickup = form.pickup
-        if pickup is not None and pickup.status == "booked":
-            add(totals, currency_of(pickup.currency), parse_amount(pickup.rate) or Decimal(0))
-    return totals
+        if pickup is not None and pickup.status in ("booked", "booked_earlier"):
+            add(spend.setdefault(pickup.status, {}), currency_of(pickup.currency),
+                parse_amount(pickup.rate) or Decimal(0))
+    return spend
