@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shipctl.sandbox import Sandbox
-from tests.cli import invoke, ndjson
+from tests.cli import TEST_KEY, invoke, ndjson
 from tests.manifests import make_manifest, row, write_manifest
 from tests.sdk import sdk, shipments
 
@@ -166,3 +166,23 @@ def test_today_and_yesterday_are_days_as_report_and_close_take_them(env: Sandbox
     assert wrong.exit_code == 2 and "today, yesterday" in wrong.stderr
     future = invoke("reconcile", "--since", "2099-01-01")  # no --until given: the message does not blame it
     assert future.exit_code == 2 and "--since 2099-01-01 is in the future" in future.stderr
+
+
+def test_journals_of_other_accounts_are_one_line_and_none_under_quiet(
+        env: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine shared by accounts (a 3PL's clients) has journals of each: they are counted in one line, not a
+    line per journal on every run, and `-q` leaves only the result line."""
+    for i, key in enumerate(("EZTKotheraccount1", "EZTKotheraccount2", "EZTKotheraccount3")):
+        monkeypatch.setenv("EASYPOST_API_KEY", key)
+        _create(tmp_path, f"other{i}.csv", 1, prefix=f"O{i}")
+    monkeypatch.setenv("EASYPOST_API_KEY", TEST_KEY)
+    _create(tmp_path, "mine.csv", 2)
+
+    result = invoke("reconcile", "--output", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert "3 journals of other accounts or APIs skipped" in result.stderr
+    assert not [line for line in result.stderr.splitlines() if "records purchases" in line], result.stderr
+
+    quiet = invoke("reconcile", "--output", "ndjson", "-q")
+    assert quiet.exit_code == 0, quiet.stderr
+    assert quiet.stderr.strip().splitlines() == ["2 labels on the account, 2 journal rows: everything matches"]

@@ -86,10 +86,14 @@ def discover_journals(directory: Path, on_info: Callable[[str], None]) -> list[P
     return found
 
 
+class OtherAccount(Exception):
+    """A journal found (not given) records another API's or account's purchases: skipped, counted by the caller."""
+
+
 def read_journal(path: Path, identity: str, account: str, *, explicit: bool,
                  on_info: Callable[[str], None]) -> list[JournalLabel]:
     """The rows of `path` that name a shipment, read-only and without the journal's lock (a running `create` is
-    not held up). A journal of another API or account is an error when given, and skipped with a note when found."""
+    not held up). A journal of another API or account is an error when given, and `OtherAccount` when found."""
     try:
         db = open_read_only(path)
         try:
@@ -110,18 +114,26 @@ def read_journal(path: Path, identity: str, account: str, *, explicit: bool,
     if other is not None:
         if explicit:
             raise UsageError(f"journal {path} records {other}, not this key's")
-        on_info(f"journal {path} records {other}; skipped")
-        return []
+        raise OtherAccount(other)
     return [JournalLabel(path, *row) for row in rows]
 
 
 def journal_labels(paths: Sequence[Path], directory: Path, identity: str, account: str,
-                   on_info: Callable[[str], None]) -> list[JournalLabel]:
+                   on_info: Callable[[str], None], on_detail: Callable[[str], None]) -> list[JournalLabel]:
+    """The labels of the journals given, else of every journal found of this API and account. Found journals of
+    other accounts or APIs are normal on a machine shared by accounts (a 3PL's clients, test and production):
+    one line counts them (`on_detail`, which `-q` silences), not a line per journal on every run."""
     explicit = bool(paths)
     chosen = list(paths) or discover_journals(directory, on_info)
     labels: list[JournalLabel] = []
+    others = 0
     for path in dict.fromkeys(p.resolve() for p in chosen):
-        labels.extend(read_journal(path, identity, account, explicit=explicit, on_info=on_info))
+        try:
+            labels.extend(read_journal(path, identity, account, explicit=explicit, on_info=on_info))
+        except OtherAccount:
+            others += 1
+    if others:
+        on_detail(f"{others:,} journal{'' if others == 1 else 's'} of other accounts or APIs skipped")
     return labels
 
 
@@ -209,7 +221,7 @@ class ReconcileJob:
         account = (await self._call(retrieve_account, client)).id
         directory = self.inputs.state_directory or state_dir()
         rows = journal_labels(self.inputs.journals, directory, self.session.target.identity, account,
-                              self.host.info)
+                              self.host.info, self.host.detail)
         self.outcome.journal_rows = len(rows)
         listed = await self._list()
         self.outcome.listed = len(listed)

@@ -467,7 +467,7 @@ class UnusedRefundJob:
             raise ShipctlError(f"the API did not answer ({failure.code}: {failure.message}); nothing was refunded",
                                ExitCode.ERROR) from None
         rows = journal_labels(self.inputs.journals, self.inputs.state_directory or state_dir(),
-                              self.session.target.identity, account, self.host.info)
+                              self.session.target.identity, account, self.host.info, self.host.detail)
         items = _by_shipment(rows)
         self.outcome.considered = self.session.stats.total = len(items)
         with self.host.progress(self.session.stats):

@@ -86,6 +86,7 @@ def read_labels(journals: Sequence[Path], identity: str, account: str, *, since:
     whose journal time falls on the local days `since`..`until`; a shipment in several journals once."""
     found: dict[str, BoughtLabel] = {}
     voided: set[str] = set()
+    others = 0
     for path in journals:
         try:
             db = open_read_only(Path(path))
@@ -103,7 +104,7 @@ def read_labels(journals: Sequence[Path], identity: str, account: str, *, since:
         if meta.get("target") not in (None, identity) or meta.get("account") not in (None, account):
             # Another API's or account's codes: tracking them with this key would make (and, at EasyPost, bill)
             # trackers for labels this account never bought.
-            on_info(f"journal {path} records another API's or account's purchases; its labels are not tracked")
+            others += 1  # counted in one line: a machine shared by accounts has many, every run
             continue
         for reference, shipment_id, code, carrier, service, days, updated_at, refund in rows:
             if refund in ("submitted", "refunded"):
@@ -116,6 +117,9 @@ def read_labels(journals: Sequence[Path], identity: str, account: str, *, since:
             found.setdefault(shipment_id, BoughtLabel(
                 str(reference), str(shipment_id), str(code), str(carrier or ""), str(service or ""),
                 int(days) if days is not None else None, at))
+    if others:
+        on_info(f"{others:,} journal{'' if others == 1 else 's'} of other accounts or APIs: "
+                f"{'its' if others == 1 else 'their'} labels are not tracked")
     return [label for sid, label in found.items() if sid not in voided]
 
 
