@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,34 +190,9 @@ def test_ctrl_c_during_close_prints_the_forms_made_and_what_the_rerun_will_do(tm
                                 env=env, capture_output=True, check=False, timeout=120)
         assert bought.returncode == 0, bought.stderr
 
-        committed, release = threading.Event(), threading.Event()
-
-        def hold_answer(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
-            if method == "POST" and path.startswith("/v2/scan_forms") and answer.status_code == 200:
-                committed.set()
-                release.wait(60)
-            return None
-
-        gateway = Gateway(server.api_base.removesuffix("/v2"), hold_answer)
-        try:
-            run = start(["close", "-o", "ndjson", "--concurrency", "1", "--progress", "off"],
-                        shipctl_env(gateway.api_base, tmp_path / "state"))
-            assert run.stderr is not None and run.stdout is not None
-            assert committed.wait(60)
-            run.send_signal(signal.SIGINT)
-            heard = []
-            while not heard or not heard[-1].startswith(b"interrupted:"):  # the run has stopped asking for forms
-                line = run.stderr.readline()
-                assert line, b"".join(heard)
-                heard.append(line)
-            release.set()
-            out, rest = run.stdout.read(), run.stderr.read()
-            assert run.wait(timeout=60) == 130
-        finally:
-            release.set()
-            gateway.close()
-        err = b"".join(heard) + rest
-        assert b"Traceback" not in err and b"error: interrupted" not in err
+        code, out, err = _interrupted(server.api_base, tmp_path / "state", ["close"],
+                                      lambda method, path: method == "POST" and path.startswith("/v2/scan_forms"))
+        assert code == 130, err
         [made] = _records(out)
         assert made["status"] == "created" and made["shipments"] == 2 and made["form_file"] is None
         assert [f.id for f in scan_forms(server)] == [made["form_id"]]  # no form asked for after the Ctrl-C
@@ -232,6 +208,69 @@ def test_ctrl_c_during_close_prints_the_forms_made_and_what_the_rerun_will_do(tm
         assert sorted(statuses.values()) == ["already_closed", "created", "created", "created"]
         assert all(Path(r["form_file"]).is_file() for r in _records(out))
         assert len(scan_forms(server)) == 4
+
+
+def _interrupted(api_base: str, state: Path, args: list[str],
+                 held: Callable[[str, str], bool]) -> tuple[int, bytes, bytes]:
+    """Run shipctl `args` through a gateway that holds the API's first successful answer to a `held` call (the
+    sandbox has done it), SIGINT it there, and let the answer go once the run says it stopped asking: its exit
+    code, stdout and stderr."""
+    committed, release = threading.Event(), threading.Event()
+
+    def hold_answer(method: str, path: str, answer: requests.Response) -> tuple[int, str, bytes] | None:
+        if held(method, path) and answer.status_code == 200 and not committed.is_set():
+            committed.set()
+            release.wait(60)
+        return None
+
+    gateway = Gateway(api_base.removesuffix("/v2"), hold_answer)
+    try:
+        run = start([*args, "-o", "ndjson", "--concurrency", "1", "--progress", "off"],
+                    shipctl_env(gateway.api_base, state))
+        assert run.stderr is not None and run.stdout is not None
+        assert committed.wait(60)
+        run.send_signal(signal.SIGINT)
+        heard = []
+        while not heard or not heard[-1].startswith(b"interrupted:"):  # the run has stopped asking
+            line = run.stderr.readline()
+            assert line, b"".join(heard)
+            heard.append(line)
+        release.set()
+        out, rest = run.stdout.read(), run.stderr.read()
+        code = run.wait(timeout=60)
+    finally:
+        release.set()
+        gateway.close()
+    err = b"".join(heard) + rest
+    assert b"Traceback" not in err and b"error: interrupted" not in err
+    return code, out, err
+
+
+def test_ctrl_c_while_a_pickup_is_bought_buys_no_other_pickup(tmp_path: Path) -> None:
+    """SIGINT while the first pickup's buy is held at a gateway (the sandbox has booked it): the buys waiting for a
+    slot are not sent, the line says what is left, and the rerun books the rest, none twice."""
+    with sandbox_process() as server:
+        env = shipctl_env(server.api_base, tmp_path / "state")
+        manifest = tmp_path / "orders.csv"
+        write_manifest(manifest, day_rows(per_group=1))  # 4 labels on 4 forms: 4 pickups
+        bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
+                                env=env, capture_output=True, check=False, timeout=120)
+        assert bought.returncode == 0, bought.stderr
+
+        code, out, err = _interrupted(server.api_base, tmp_path / "state", ["close", "--pickup"],
+                                      lambda method, path: method == "POST" and path.endswith("/buy"))
+        assert code == 130, err
+        booked = [p.id for p in pickups(server) if p.status == "scheduled"]
+        assert len(booked) == 1 and len(pickups(server)) == 4  # the one in flight; none bought after the Ctrl-C
+        assert {r["pickup_status"] for r in _records(out)} == {"booked", "not_booked"}
+        assert "3 pickups not booked" in err.decode().strip().splitlines()[-1]
+
+        rerun = start(["close", "--pickup", "-o", "ndjson", "--progress", "off"], env)
+        out, rerun_err = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, rerun_err
+        assert sorted(r["pickup_status"] for r in _records(out)) == ["booked", "booked", "booked", "booked_earlier"]
+        assert sorted(p.id for p in pickups(server) if p.status == "scheduled") == sorted(
+            r["pickup_id"] for r in _records(out))
 
 
 def test_a_second_close_of_the_account_is_refused_while_one_runs(env: Sandbox, tmp_path: Path) -> None:

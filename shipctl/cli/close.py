@@ -115,6 +115,9 @@ def interrupted_line(outcome: CloseOutcome) -> str:
     if outcome.not_closed:
         said.append(f"{counted(outcome.not_closed, 'labels')} not on a form yet")
         todo.append("close the rest")
+    if unbooked := outcome.pickups["not_booked"] + outcome.pickups["failed"]:
+        said.append(f"{counted(unbooked, 'pickups')} not booked")
+        todo.append("book the pickups (with --pickup)")
     rerun = f"rerun close to {' and '.join(todo)}" if todo else "rerun close to check"
     return f"interrupted: {', '.join(said)}; {rerun} (it makes no form twice)"
 

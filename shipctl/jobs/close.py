@@ -291,9 +291,11 @@ class CloseJob:
                     self.host.exit_now()
                     work.cancel()
                     return
+                n = self.session.stats.inflight
                 self.host.info(
-                    f"interrupted: no new form will be asked for; waiting for {self.session.stats.inflight} calls "
-                    f"in flight (up to {self.stop_grace:.0f} s; Ctrl-C again to stop now)")
+                    f"interrupted: no new form or pickup will be asked for; waiting for {n} "
+                    f"{'call' if n == 1 else 'calls'} in flight (up to {self.stop_grace:.0f} s; Ctrl-C again to stop "
+                    "now)")
                 self.session.engine.stop()
                 work.deadline = anyio.current_time() + self.stop_grace
 

@@ -18,7 +18,7 @@ import anyio
 
 from shipctl.carrier.closing import Pickup, buy_pickup, create_pickup, find_pickup, retrieve_pickup, retrieve_scan_form
 from shipctl.closings import Closings
-from shipctl.engine.failures import CallFailure
+from shipctl.engine.failures import CallFailure, Stopped
 from shipctl.jobs.close import FormResult, PickupResult
 from shipctl.jobs.close_inputs import PickupWindow
 from shipctl.jobs.host import Host, Spend
@@ -152,8 +152,17 @@ class Pickups:
         uncertain = False  # an earlier round had no clear answer: it may still have booked this pickup
         for _ in range(_BUY_ATTEMPTS):
             try:
+                # A buy waiting for a slot when Ctrl-C comes is not sent: the person asked the run to stop spending.
                 bought = await self.session.engine.call(buy_pickup, self.session.client, pickup.id, rate.carrier,
-                                                        rate.service, retry_unknown=False)
+                                                        rate.service, retry_unknown=False, unless_stopping=True)
+            except Stopped:
+                # Left `buying` in the journal: the rerun reads the pickup first, so it books it once either way.
+                form.pickup = PickupResult("failed" if uncertain else "not_booked", pickup.id, rate=rate.rate,
+                                           currency=rate.currency, failure=CallFailure(
+                                               "INTERRUPTED", "the run was interrupted before this pickup was "
+                                               "booked" + (" (an earlier send had no clear answer)" if uncertain
+                                                           else "") + "; rerun close --pickup to book it"))
+                return
             except CallFailure as failure:
                 settled = await self._settle(failure, pickup.id)
                 if settled is None:
