@@ -126,16 +126,22 @@ from shipctl.printing.printed import PrintedLog
 log = PrintedLog(Path(sys.argv[1])).open()
 log.claim(["shp_1", "shp_2"])
 out = Path(sys.argv[2])
+if sys.argv[3:] == ["relative"]:  # `--out noted.pdf`, as typed, from the file's folder
+    os.chdir(out.parent)
+    out = Path(out.name)
 log.writing([("shp_1", "R1", None), ("shp_2", "R2", None)], out, os.stat(out))
 os._exit(9)  # killed between noting its file and recording it
 """
 
 
-@pytest.mark.parametrize("in_place", [True, False])
-def test_a_dead_runs_file_counts_as_printed_only_if_it_is_under_its_name(tmp_path: Path, in_place: bool) -> None:
+@pytest.mark.parametrize(("in_place", "relative"), [(True, False), (False, False), (True, True)])
+def test_a_dead_runs_file_counts_as_printed_only_if_it_is_under_its_name(tmp_path: Path, in_place: bool,
+                                                                         relative: bool) -> None:
+    """Settled by the next run, from another folder (this test's) even when the dead run named its file relative."""
     folder, out = tmp_path / "label-files", tmp_path / "noted.pdf"
     out.write_bytes(b"%PDF-1.7 the dead run's file")
-    dead = subprocess.run([sys.executable, "-c", _DIES_WRITING, str(folder), str(out)], check=False)
+    dead = subprocess.run([sys.executable, "-c", _DIES_WRITING, str(folder), str(out),
+                           *(["relative"] if relative else [])], check=False)
     assert dead.returncode == 9
     if not in_place:
         out.unlink()

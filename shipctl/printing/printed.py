@@ -147,12 +147,13 @@ class PrintedLog:
         return found
 
     def writing(self, labels: list[Label], file: Path, written: os.stat_result) -> None:
-        """`file` (not yet under its name: `written` is its identity) is about to become `labels`' print file."""
+        """`file` (not yet under its name: `written` is its identity) is about to become `labels`' print file.
+        Noted absolute: the run that settles a dead run's note may start in another folder (cron's is $HOME)."""
         with transaction(self.db, self.what):
             self.db.execute(
                 "INSERT OR REPLACE INTO writes (run_id, pid, file, device, inode, size, mtime_ns, labels) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.run_id, os.getpid(), str(file), written.st_dev, written.st_ino, written.st_size,
+                (self.run_id, os.getpid(), str(file.resolve()), written.st_dev, written.st_ino, written.st_size,
                  written.st_mtime_ns, json.dumps(labels)),
             )
 
