@@ -29,12 +29,15 @@ def test_records_say_what_to_print_and_the_same_shipment_twice_is_one_label() ->
         {"reference": "D", "status": "bought", "shipment_id": None},
         {"reference": "A", "status": "bought", "shipment_id": "shp_a"},
         {"reference": "E", "status": "printed", "shipment_id": "shp_e"},  # `labels -o ndjson` fed back
+        {"reference": "F", "status": "printed_before", "shipment_id": "shp_f"},
+        {"reference": "G", "status": "printing_elsewhere", "shipment_id": "shp_g"},  # another --only-new run's
     ]
     text = "# today's run\n" + "\n".join(json.dumps(line) for line in lines) + "\nshp_plain\n\n"
     rows = rows_from_records(text)
     assert [(r.reference, r.shipment_id, r.state) for r in rows] == [
         ("A", "shp_a", "bought"), ("B", "shp_b", "voided"), ("C", "shp_c", "not_bought"),
-        ("D", None, "not_bought"), ("E", "shp_e", "bought"), ("shp_plain", "shp_plain", "bought"),
+        ("D", None, "not_bought"), ("E", "shp_e", "bought"), ("F", "shp_f", "bought"), ("G", "shp_g", "bought"),
+        ("shp_plain", "shp_plain", "bought"),
     ]
     assert rows[0].label_path == "a.png" and rows[0].tracking_code == "1"
     as_array = rows_from_records(json.dumps(lines[:2], indent=2))

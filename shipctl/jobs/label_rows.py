@@ -127,8 +127,9 @@ def rows_from_records(text: str) -> list[LabelRow]:
     return _unique(rows)
 
 
-_BOUGHT_STATUSES = frozenset({"bought", "printed", "printed_before"})
-"""Record statuses of a label to print: `create`'s `bought`, and `labels`' own (its `-o` records fed back)."""
+_BOUGHT_STATUSES = frozenset({"bought", "printed", "printed_before", "printing_elsewhere"})
+"""Record statuses of a label to print: `create`'s `bought`, and `labels`' own (its `-o` records fed back: a label
+another `--only-new` run was printing is bought all the same)."""
 _VOID_STATUSES = frozenset({"refunded", "voided"})
 
 
