@@ -143,8 +143,6 @@ class _Output:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.data = bytearray()
         self.ended = False
-        self.last = time.monotonic()
-        """When output last came."""
         self.changed = threading.Condition()
         assert proc.stdout is not None  # stdout=PIPE
         threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
@@ -160,24 +158,23 @@ class _Output:
                     # stopped. The rest is read and dropped: a pipe closed early would kill it with SIGPIPE, a
                     # failure it never had.
                     self.data += chunk[:max(0, (1 << 16) - len(self.data))]
-                    self.last = time.monotonic()
                     self.changed.notify_all()
         with self.changed:
             self.ended = True
             self.changed.notify_all()
 
     def key_line(self, final: bool) -> bytes | None:
-        """The first line with something on it once it is whole, or once nothing more has come for
-        `KEY_COMMAND_GRACE` seconds (`printf KEY` with no line break, the command still running); at the end
-        (`final`) whatever came (b"" for nothing); None while the key may still be coming."""
+        """The first line with something on it once it is whole; at the end (`final`: the output ended, or the
+        command exited) whatever came (b"" for nothing); None while the key may still be coming. Text with no line
+        break is never taken while the command runs: a key written in two parts with a pause between would be
+        sent cut (`printf KEY` with no line break from a command that lingers waits for it to exit)."""
         with self.changed:
             *whole, rest = bytes(self.data).split(b"\n")
             final = final or self.ended
-            quiet = time.monotonic() - self.last >= KEY_COMMAND_GRACE
         found = next((line for line in whole if line.strip()), None)
         if found is not None:
             return found
-        return rest if final or (quiet and rest.strip()) else None
+        return rest if final else None
 
     def wait(self, seconds: float) -> None:
         with self.changed:
@@ -198,6 +195,9 @@ def _key_line(proc: subprocess.Popen[bytes], output: _Output, what: str, announc
         if line is not None:
             return line
         if now - started >= KEY_COMMAND_TIMEOUT:
+            if output.data.strip():  # the start of a line, and the command still running
+                raise ShipctlError(f"{what} printed no whole line in {KEY_COMMAND_TIMEOUT:.0f} s and is still "
+                                   "running: end the key with a line break, or let the command exit")
             raise ShipctlError(f"{what} printed no key in {KEY_COMMAND_TIMEOUT:.0f} s")
         if not told and now - started >= KEY_COMMAND_NOTICE:
             announce(f"shipctl: waiting for the {what} to print the API key (up to {KEY_COMMAND_TIMEOUT:.0f} s): "

@@ -185,14 +185,21 @@ def test_a_failing_key_command_is_one_line_without_its_output(keyless: Sandbox, 
     assert "program 'no-such-password-manager' not found" in result.stderr
 
 
-def lingering_script(tmp_path: Path, key: str, *, newline: bool = True, wait_first: float = 0.0) -> str:
-    """A key_command that prints the key (after `wait_first` seconds, as at an unlock prompt), writes its pid
-    beside it, and stays running for 100 s with the pipe open, as a lingering helper does."""
+def lingering_script(tmp_path: Path, key: str, *, newline: bool = True, wait_first: float = 0.0,
+                     split: float = 0.0) -> str:
+    """A key_command that prints the key (after `wait_first` seconds, as at an unlock prompt; in two halves
+    `split` seconds apart when given), writes its pid beside it, and stays running for 100 s with the pipe open,
+    as a lingering helper does."""
     script = tmp_path / "linger.py"
+    half = len(key) // 2
     script.write_text(textwrap.dedent(f"""\
         import os, sys, time
         time.sleep({wait_first})
-        sys.stdout.write({key!r} + ({newline!r} and "\\n" or ""))
+        if {split!r}:
+            sys.stdout.write({key[:half]!r})
+            sys.stdout.flush()
+            time.sleep({split!r})
+        sys.stdout.write({key[half:] if split else key!r} + ({newline!r} and "\\n" or ""))
         sys.stdout.flush()
         open({str(tmp_path / "linger.pid")!r}, "w").write(str(os.getpid()))
         time.sleep(100)
@@ -200,14 +207,16 @@ def lingering_script(tmp_path: Path, key: str, *, newline: bool = True, wait_fir
     return json.dumps(f"{sys.executable} {script}")
 
 
-@pytest.mark.parametrize("newline", [True, False])
+@pytest.mark.parametrize("split", [0.0, 0.6])
 def test_a_key_command_that_lingers_after_printing_the_key_does_not_hold_the_run(
-    keyless: Sandbox, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newline: bool,
+    keyless: Sandbox, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: float,
 ) -> None:
-    """The key is taken when its line is whole (or, with no line break, once the output stops), and the command,
-    still running, is stopped: the run neither waits for it to exit nor fails at the timeout with the key in hand."""
+    """The key is taken when its line is whole (even written in two parts with a pause longer than the grace
+    between), and the command, still running, is stopped: the run neither waits for it to exit nor fails at the
+    timeout with the key in hand."""
     monkeypatch.setattr("shipctl.keys.KEY_COMMAND_TIMEOUT", 20.0)  # before, the run would fail here, at 20 s
-    config_file.write_text(f"key_command = {lingering_script(tmp_path, COMMAND_KEY, newline=newline)}\n",
+    monkeypatch.setattr("shipctl.keys.KEY_COMMAND_GRACE", 0.2)
+    config_file.write_text(f"key_command = {lingering_script(tmp_path, COMMAND_KEY, split=split)}\n",
                            encoding="utf-8")
     started = time.monotonic()
     result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson", "-q")
@@ -216,6 +225,23 @@ def test_a_key_command_that_lingers_after_printing_the_key_does_not_hold_the_run
     assert accounts(keyless) == {account_for_key(COMMAND_KEY)}
     assert COMMAND_KEY not in result.stdout + result.stderr
     with pytest.raises(ProcessLookupError):  # stopped and reaped, not left behind
+        os.kill(int((tmp_path / "linger.pid").read_text()), 0)
+
+
+def test_a_key_with_no_line_break_from_a_command_that_lingers_is_not_taken_cut(
+    keyless: Sandbox, config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Text with no line break may be the first part of the key: it is taken only once the command exits. One
+    that never does ends the run at the timeout, saying what to do, with nothing sent."""
+    monkeypatch.setattr("shipctl.keys.KEY_COMMAND_TIMEOUT", 1.5)
+    config_file.write_text(f"key_command = {lingering_script(tmp_path, COMMAND_KEY, newline=False)}\n",
+                           encoding="utf-8")
+    result = invoke("create", str(make_manifest(tmp_path / "orders.csv", 1)), "-o", "ndjson", "-q")
+    assert result.exit_code == 1, result.stderr
+    assert "printed no whole line in 2 s and is still running: end the key with a line break" in result.stderr
+    assert COMMAND_KEY not in result.stdout + result.stderr
+    assert accounts(keyless) == set()  # no call was made with a part of the key
+    with pytest.raises(ProcessLookupError):
         os.kill(int((tmp_path / "linger.pid").read_text()), 0)
 
 
