@@ -13,6 +13,7 @@ shipments' refund status are the truth.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from typing import Any
 import easypost
 import pytest
 
+from shipctl.cli.terminal import Terminal as CliTerminal
 from tests.cli import PROD_KEY
 from tests.manifests import row, write_manifest
 from tests.sdk import shipments
@@ -374,3 +376,12 @@ def test_ids_piped_to_refund_are_asked_about_on_the_controlling_terminal(
     assert run.finish() == 0, run.text()
     assert refund_statuses(server, ids) == ["submitted", "submitted"]
     assert [(r["shipment_id"], r["status"]) for r in run.records()] == [(i, "submitted") for i in ids]
+
+
+def test_a_question_nobody_can_answer_is_a_no_and_reads_nothing_from_stdin() -> None:
+    """`confirm` called when no channel is left (the terminal gone since `can_ask`) says no at once: stdin, which
+    may hold the manifest, never answers."""
+    data = io.StringIO("y\nyes\n")
+    term = CliTerminal(stdin=data, stdout=io.StringIO(), stderr=io.StringIO(), interactive=False)
+    assert term.confirm("Buy 3 labels for $20.26?") is False
+    assert data.tell() == 0

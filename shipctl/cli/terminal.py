@@ -283,7 +283,12 @@ class Terminal:
         process: see `shipctl.jobs.create`.)
         """
         prompt = f"{question} [y/N]: "
-        if self._channel() == "tty":
+        channel = self._channel()
+        if channel is None:
+            # Nobody to ask any more (a terminal gone since `can_ask`): a no. Never a line of stdin, which may be
+            # the manifest's.
+            return False
+        if channel == "tty":
             reply = _ask_on_controlling_terminal(prompt)
         else:
             try:
