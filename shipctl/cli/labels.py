@@ -249,7 +249,7 @@ def _size(n: int) -> str:
 def _report(request: LabelsRequest, outcome: LabelsOutcome, run: RunOptions) -> None:
     term = terminal()
     left = [f"{len(refs)} {_LEFT_OUT_WORDS.get(status, status.replace('_', ' '))} ({_refs(refs)}"
-            f"{_LEFT_OUT_ADVICE.get(status, '')})" for status, refs in outcome.left_out.items() if refs]
+            f"{_advice(status, len(refs))})" for status, refs in outcome.left_out.items() if refs]
     if outcome.file is None:
         why = "; ".join(left) or ("every label failed" if outcome.failed else "no labels")
         term.info(f"nothing printed ({why}): {request.out} was not written")
@@ -301,8 +301,13 @@ def _report_failed(failed: list[tuple[str, str, str]]) -> None:
                     f"{kinds}; {common}: {example}")
 
 
-_LEFT_OUT_WORDS = {"not_attempted": "not yet attempted", "printing_elsewhere": "being printed by another run"}
-_LEFT_OUT_ADVICE = {"not_attempted": "; rerun create for them"}
+_LEFT_OUT_WORDS = {"not_attempted": "not yet attempted", "invalid": "invalid in the manifest",
+                   "printing_elsewhere": "being printed by another run"}
+
+
+def _advice(status: str, n: int) -> str:
+    them = "it" if n == 1 else "them"
+    return {"not_attempted": f"; rerun create for {them}", "invalid": f"; fix {them} and rerun create"}.get(status, "")
 
 _SOURCE_WORDS = {"labels_dir": "from create's --labels-dir", "cache": "from the cache",
                  "fetched": "fetched", "converted": "converted by the API and fetched"}

@@ -21,7 +21,7 @@ from shipctl.errors import ManifestError, UsageError
 from shipctl.jobs.purchase import is_void
 from shipctl.journal import JournalRow
 
-State = Literal["bought", "voided", "not_bought", "not_attempted"]
+State = Literal["bought", "voided", "not_bought", "not_attempted", "invalid"]
 
 _JOURNAL_COLUMNS = ", ".join(f.name for f in fields(JournalRow))
 
@@ -76,8 +76,8 @@ def _from_journal(row: JournalRow) -> LabelRow:
 
 
 def with_unattempted(rows: list[LabelRow], manifest: ManifestFile) -> list[LabelRow]:
-    """`rows` (a journal's) and a `not_attempted` row for every manifest row the journal never recorded, in
-    manifest order.
+    """`rows` (a journal's) and a `not_attempted` row for every valid manifest row the journal never recorded (an
+    `invalid` one for an invalid row), in manifest order.
 
     A `create` stopped early journals only the rows it reached (a row is journaled as its chunk is planned), and a
     row `--skip-invalid` left out is never journaled: without these, a clerk told "left out: 34 not bought" would
@@ -95,7 +95,9 @@ def with_unattempted(rows: list[LabelRow], manifest: ManifestFile) -> list[Label
             reference = item.row.reference if isinstance(item, ValidRow) else _raw_reference(item.raw, canonical)
             known = reference in references if reference else item.line in lines
             if not known:
-                missing.append(LabelRow(reference or f"line {item.line}", None, "not_attempted", line=item.line))
+                # An invalid row was never bought on purpose (`--skip-invalid`): it wants fixing, not a rerun.
+                state: State = "not_attempted" if isinstance(item, ValidRow) else "invalid"
+                missing.append(LabelRow(reference or f"line {item.line}", None, state, line=item.line))
     except ManifestError as exc:
         raise UsageError(f"cannot read the manifest {manifest.path} to account for each of its rows: {exc.message} "
                          "(give it --encoding/--sheet as create read it, or --journal PATH alone)") from None

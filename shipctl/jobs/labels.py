@@ -45,7 +45,7 @@ LABEL_FIELDS = (
 )
 """The keys of every record the job hands its sink, in the order the data formats print them."""
 
-LEFT_OUT = ("voided", "not_bought", "not_attempted", "printed_before", "printing_elsewhere")
+LEFT_OUT = ("voided", "not_bought", "not_attempted", "invalid", "printed_before", "printing_elsewhere")
 """Statuses of rows deliberately not in the file (failures aside)."""
 _NOT_NEW = ("printed_before", "printing_elsewhere")
 """What `--only-new` leaves out: not this run's to print, and no failure even when named."""
@@ -413,7 +413,10 @@ def _record(item: _Item) -> dict[str, Any]:
         code, message = "PRINTING_ELSEWHERE", f"another `labels --only-new` run{pid} is printing this label"
     elif item.status == "not_attempted":
         code, message = "NOT_ATTEMPTED", ("the journal has no record of this manifest row: create stopped before "
-                                          "it, or skipped it as invalid; rerun create")
+                                          "it; rerun create")
+    elif item.status == "invalid":
+        code, message = "INVALID_ROW", ("this manifest row is invalid, so create bought nothing for it: fix it "
+                                        "(validate names its problems) and rerun create")
     return {
         "reference": row.reference, "shipment_id": row.shipment_id, "tracking_code": row.tracking_code,
         "carrier": row.carrier, "status": item.status, "page": item.page, "pages": item.pages or None,
