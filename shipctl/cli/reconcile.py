@@ -74,7 +74,9 @@ def reconcile(
 
     now = dt.datetime.now(dt.timezone.utc)
     start = parse_day(since, "--since") if since else now - dt.timedelta(days=DEFAULT_DAYS)
-    if start > now:  # said as it is: "--until is before --since" blamed the --until a person never gave
+    # Said as it is ("--until is before --since" blamed an --until never given). A day past today's UTC date, not
+    # "after now": a bare date is read as UTC midnight, which east of UTC is still ahead on the person's own today.
+    if start > now + dt.timedelta(days=1):
         raise UsageError(f"--since {since} is in the future: no label is bought that late")
     end = parse_day(until, "--until") if until else now
     if until and _is_day(until):  # a day given alone (2026-12-03 or 20261203): all of it
