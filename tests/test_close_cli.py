@@ -108,13 +108,8 @@ def _records(out: bytes) -> list[dict[str, Any]]:
 
 def test_two_closes_at_once_make_each_form_once(tmp_path: Path) -> None:
     with sandbox_process("--latency", "fast") as server:
-        env = shipctl_env(server.api_base, tmp_path / "state")
-        manifest = tmp_path / "orders.csv"
-        write_manifest(manifest, day_rows(per_group=5))
-        bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
-                                env=env, capture_output=True, check=False, timeout=120)
-        assert bought.returncode == 0, bought.stderr
-        ids = [r["shipment_id"] for r in _records(bought.stdout)]
+        env, bought = _day_bought(server.api_base, tmp_path, per_group=5)
+        ids = [r["shipment_id"] for r in _records(bought)]
 
         runs = [start(["close", "-o", "ndjson", "--progress", "off"], env) for _ in range(2)]
         outs = [run.communicate(timeout=120) for run in runs]
@@ -131,17 +126,23 @@ def test_two_closes_at_once_make_each_form_once(tmp_path: Path) -> None:
         assert None not in on.values() and len(set(on.values())) == 4
 
 
+def _day_bought(api_base: str, tmp_path: Path, *, per_group: int) -> tuple[dict[str, str], bytes]:
+    """A day's labels (`day_rows`) bought by a real `create` process: its environment and its records."""
+    env = shipctl_env(api_base, tmp_path / "state")
+    manifest = tmp_path / "orders.csv"
+    write_manifest(manifest, day_rows(per_group=per_group))
+    bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
+                            env=env, capture_output=True, check=False, timeout=120)
+    assert bought.returncode == 0, bought.stderr
+    return env, bought.stdout
+
+
 def test_a_close_killed_between_the_call_and_the_commit_is_adopted_by_the_rerun(tmp_path: Path) -> None:
     """kill -9 while the API has made a form but before the run journaled it: the gateway forwards the create
     (the sandbox commits the form), then holds the answer until the process is dead."""
     with sandbox_process() as server:
-        env = shipctl_env(server.api_base, tmp_path / "state")
-        manifest = tmp_path / "orders.csv"
-        write_manifest(manifest, day_rows(per_group=2))
-        bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
-                                env=env, capture_output=True, check=False, timeout=120)
-        assert bought.returncode == 0, bought.stderr
-        ids = [r["shipment_id"] for r in _records(bought.stdout)]
+        env, bought = _day_bought(server.api_base, tmp_path, per_group=2)
+        ids = [r["shipment_id"] for r in _records(bought)]
 
         committed, release = threading.Event(), threading.Event()
 
@@ -183,12 +184,7 @@ def test_ctrl_c_during_close_prints_the_forms_made_and_what_the_rerun_will_do(tm
     other form, records the one in flight, prints its record and a line saying what is left, and exits 130; the
     rerun makes the other forms and fetches the PDF."""
     with sandbox_process() as server:
-        env = shipctl_env(server.api_base, tmp_path / "state")
-        manifest = tmp_path / "orders.csv"
-        write_manifest(manifest, day_rows(per_group=2))
-        bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
-                                env=env, capture_output=True, check=False, timeout=120)
-        assert bought.returncode == 0, bought.stderr
+        env, _ = _day_bought(server.api_base, tmp_path, per_group=2)
 
         code, out, err = _interrupted(server.api_base, tmp_path / "state", ["close"],
                                       lambda method, path: method == "POST" and path.startswith("/v2/scan_forms"))
@@ -250,12 +246,7 @@ def test_ctrl_c_while_a_pickup_is_bought_buys_no_other_pickup(tmp_path: Path) ->
     """SIGINT while the first pickup's buy is held at a gateway (the sandbox has booked it): the buys waiting for a
     slot are not sent, the line says what is left, and the rerun books the rest, none twice."""
     with sandbox_process() as server:
-        env = shipctl_env(server.api_base, tmp_path / "state")
-        manifest = tmp_path / "orders.csv"
-        write_manifest(manifest, day_rows(per_group=1))  # 4 labels on 4 forms: 4 pickups
-        bought = subprocess.run([sys.executable, "-m", "shipctl", "create", str(manifest), "-o", "ndjson", "-q"],
-                                env=env, capture_output=True, check=False, timeout=120)
-        assert bought.returncode == 0, bought.stderr
+        env, _ = _day_bought(server.api_base, tmp_path, per_group=1)
 
         code, out, err = _interrupted(server.api_base, tmp_path / "state", ["close", "--pickup"],
                                       lambda method, path: method == "POST" and path.endswith("/buy"))
