@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from shipctl.jobs.reconcile import parse_day
 from shipctl.sandbox import Sandbox
 from tests.cli import TEST_KEY, invoke, ndjson
 from tests.manifests import make_manifest, row, write_manifest
@@ -186,3 +189,30 @@ def test_journals_of_other_accounts_are_one_line_and_none_under_quiet(
     quiet = invoke("reconcile", "--output", "ndjson", "-q")
     assert quiet.exit_code == 0, quiet.stderr
     assert quiet.stderr.strip().splitlines() == ["2 labels on the account, 2 journal rows: everything matches"]
+
+
+@pytest.fixture
+def far_east(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process in UTC+14, where the local date is ahead of UTC's most of the day."""
+    monkeypatch.setenv("TZ", "Etc/GMT-14")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_day_alone_is_the_local_day_as_report_and_close_take_it(far_east: None) -> None:
+    """`2026-12-05` runs from local midnight to the last instant before the next: read as UTC midnight, the
+    person's own today was "in the future" for 14 hours of it."""
+    start = parse_day("2026-12-05", "--since")
+    assert start == dt.datetime(2026, 12, 4, 10, tzinfo=dt.timezone.utc)  # 00:00 at UTC+14
+    assert parse_day("20261205", "--until", end=True) == start + dt.timedelta(days=1, microseconds=-1)
+    assert parse_day("2026-12-05T00:00:00", "--since") == dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc)
+
+
+def test_the_local_today_is_not_in_the_future(env: Sandbox, tmp_path: Path, far_east: None) -> None:
+    _create(tmp_path, "orders.csv", 1)
+    today = dt.datetime.now().astimezone().date().isoformat()
+    result = invoke("reconcile", "--since", today, "--output", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    assert "1 labels on the account, 1 journal rows: everything matches" in result.stderr

@@ -74,13 +74,9 @@ def reconcile(
 
     now = dt.datetime.now(dt.timezone.utc)
     start = parse_day(since, "--since") if since else now - dt.timedelta(days=DEFAULT_DAYS)
-    # Said as it is ("--until is before --since" blamed an --until never given). A day past today's UTC date, not
-    # "after now": a bare date is read as UTC midnight, which east of UTC is still ahead on the person's own today.
-    if start > now + dt.timedelta(days=1):
+    if start > now:  # said as it is: "--until is before --since" blamed an --until never given
         raise UsageError(f"--since {since} is in the future: no label is bought that late")
-    end = parse_day(until, "--until") if until else now
-    if until and _is_day(until):  # a day given alone (2026-12-03 or 20261203): all of it
-        end += dt.timedelta(days=1, microseconds=-1)
+    end = parse_day(until, "--until", end=True) if until else now  # a day alone: all of it
     for path in journals or ():
         require_journal(path)
     inputs = ReconcileInputs(since=start, until=end, journals=tuple(journals or ()))
@@ -93,18 +89,3 @@ def reconcile(
     terminal().info(f"{outcome.listed} labels on the account, {outcome.journal_rows} journal rows: "
                     + (found or "everything matches"))
     raise typer.Exit(int(outcome.exit_code))
-
-
-def _is_day(text: str) -> bool:
-    """A date without a time, in any form ISO 8601 allows (`date.fromisoformat` takes exactly those)."""
-    import datetime as dt
-
-    from shipctl.jobs.close_inputs import DAY_WORDS
-
-    if text.strip().lower() in DAY_WORDS:
-        return True
-    try:
-        dt.date.fromisoformat(text.strip())
-    except ValueError:
-        return False
-    return True

@@ -19,6 +19,7 @@ purchase, so such a label was created before it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import time
@@ -139,11 +140,19 @@ def journal_labels(paths: Sequence[Path], directory: Path, identity: str, accoun
 
 # -- dates ---------------------------------------------------------------------------------------------------
 
-def parse_day(text: str, option: str) -> dt.datetime:
-    """`2025-03-08` (midnight UTC) or an ISO 8601 time (without an offset: UTC); `today` or `yesterday`, from
-    local midnight, as `report` and `close` take them."""
+def parse_day(text: str, option: str, *, end: bool = False) -> dt.datetime:
+    """A day alone (`2025-03-08`, `20250308`, `today`, `yesterday`): its local midnight, as `report` and `close`
+    take a day (UTC midnight would put a person east of UTC's own today in the future); with `end`, the last
+    instant of that day. Else an ISO 8601 time (without an offset: UTC)."""
+    day: dt.date | None = None
     if text.strip().lower() in DAY_WORDS:
-        return day_bounds(parse_date(text, option))[0]
+        day = parse_date(text, option)
+    else:
+        with contextlib.suppress(ValueError):
+            day = dt.date.fromisoformat(text.strip())
+    if day is not None:
+        start, after = day_bounds(day)
+        return after - dt.timedelta(microseconds=1) if end else start
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
